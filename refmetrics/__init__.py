@@ -1,0 +1,39 @@
+"""refmetrics: exact, fast anomaly-detection evaluation metrics.
+
+Classes carry anomalib's names and parameters; :mod:`refmetrics.functional`
+holds the stateless functions. Importing refmetrics imports neither torch nor
+matplotlib, and compiles nothing: kernels compile on first use and are cached.
+"""
+
+from . import functional
+from ._validation import BackendUnavailableError, UndefinedMetricWarning
+from .metrics import (
+    AUPR,
+    AUROC,
+    AnomalyScoreDistribution,
+    BinaryPrecisionRecallCurve,
+    F1AdaptiveThreshold,
+    F1Max,
+    F1Score,
+    ManualThreshold,
+    Metric,
+    MinMax,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AUPR",
+    "AUROC",
+    "AnomalyScoreDistribution",
+    "BackendUnavailableError",
+    "BinaryPrecisionRecallCurve",
+    "F1AdaptiveThreshold",
+    "F1Max",
+    "F1Score",
+    "ManualThreshold",
+    "Metric",
+    "MinMax",
+    "UndefinedMetricWarning",
+    "functional",
+]

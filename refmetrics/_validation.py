@@ -1,0 +1,140 @@
+"""Every check of user input and every error message of refmetrics.
+
+Messages name the argument, say what was expected and what was received.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric is mathematically undefined on the data and was returned as NaN
+    (or, for F1AdaptiveThreshold, replaced by its documented fall-back)."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested compute backend cannot run here."""
+
+
+# Exact F1 comparisons multiply two counts; both stay below 2**64 up to here.
+MAX_ELEMENTS = 3_000_000_000
+
+
+def warn_undefined(message, stacklevel=3):
+    warnings.warn(message, UndefinedMetricWarning, stacklevel=stacklevel)
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, received {value!r}")
+
+
+def check_numeric_dtype(name, arr):
+    if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and arr.dtype.itemsize > 8):
+        raise TypeError(f"{name}: expected an array of bool, integer or float16/32/64 numbers, "
+                        f"received dtype {arr.dtype}")
+
+
+def check_nonempty(name, arr):
+    if arr.size == 0:
+        raise ValueError(f"{name}: expected at least one element, received an empty array of shape {arr.shape}")
+
+
+def _squeezed(shape):
+    return tuple(d for d in shape if d != 1)
+
+
+def check_pair(preds, target, pred_name="preds", target_name="target"):
+    """Same number of elements, shapes equal once size-1 axes are dropped.
+
+    That admits a ``(B,1,H,W)`` map with a ``(B,H,W)`` mask.
+    """
+    check_nonempty(pred_name, preds)
+    if preds.shape != target.shape and _squeezed(preds.shape) != _squeezed(target.shape):
+        raise ValueError(f"{pred_name} and {target_name}: expected the same shape (size-1 axes aside), "
+                         f"received {pred_name} {preds.shape} and {target_name} {target.shape}")
+
+
+def check_size_limit(n):
+    if n > MAX_ELEMENTS:
+        raise ValueError(f"preds: at most {MAX_ELEMENTS:,} elements are supported by the exact "
+                         f"integer arithmetic, received {n:,}")
+
+
+def raise_if_nan(name, n_nan):
+    if n_nan:
+        raise ValueError(f"{name}: expected no NaN values, received {n_nan:,} NaN"
+                         f"{'s' if n_nan != 1 else ''}")
+
+
+def raise_bad_labels(name, target, ignore_index, n_bad):
+    """Raise for labels outside {0, 1} (and ``ignore_index``), listing a few found."""
+    if not n_bad:
+        return
+    flat = np.asarray(target).reshape(-1)
+    bad = (flat != 0) & (flat != 1)
+    if ignore_index is not None:
+        bad &= flat != ignore_index
+    found = np.unique(flat[bad])[:5]
+    shown = ", ".join(repr(v.item()) for v in found)
+    raise ValueError(f"{name}: expected binary labels in {{0, 1}}"
+                     f"{'' if ignore_index is None else f' (or ignore_index={ignore_index!r})'}, "
+                     f"received {n_bad:,} other value{'s' if n_bad != 1 else ''} (e.g. {shown}); "
+                     f"for 0/255 masks or soft labels pass `{name} > 0` (or your own cut-off)")
+
+
+def check_ignore_index(ignore_index):
+    if ignore_index is None:
+        return False, 0.0
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Real) \
+            or ignore_index != ignore_index:
+        raise TypeError(f"ignore_index: expected None or a number, received {ignore_index!r}")
+    if ignore_index in (0, 1):
+        raise ValueError(f"ignore_index: expected a value other than the labels 0 and 1, received {ignore_index!r}")
+    return True, float(ignore_index)
+
+
+def check_integer_scores_exact(name, arr):
+    if arr.size and (int(arr.min()) < -(2**53) or int(arr.max()) > 2**53):
+        raise ValueError(f"{name}: integer scores must lie within +-2**53 to be handled exactly, "
+                         f"received values from {int(arr.min())} to {int(arr.max())}")
+
+
+def check_thresholds(thresholds):
+    """``None`` (exact), an int ``T >= 2`` or a 1-D array of finite thresholds."""
+    if thresholds is None:
+        return None
+    if isinstance(thresholds, numbers.Integral) and not isinstance(thresholds, bool):
+        if thresholds < 2:
+            raise ValueError(f"thresholds: expected None, an int >= 2 or an array of thresholds, "
+                             f"received {thresholds}")
+        return np.linspace(0.0, 1.0, int(thresholds))
+    if isinstance(thresholds, (bool, float, str)):
+        raise TypeError(f"thresholds: expected None, an int >= 2 or an array of thresholds, "
+                        f"received {thresholds!r}")
+    try:
+        arr = np.asarray(thresholds, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"thresholds: expected None, an int >= 2 or an array of thresholds, "
+                        f"received {type(thresholds).__name__}") from exc
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"thresholds: expected a non-empty 1-D array, received shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("thresholds: expected finite values, received NaN or inf")
+    return np.sort(arr)
+
+
+def check_real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise TypeError(f"{name}: expected a real number, received {value!r}")
+    return float(value)
+
+
+def check_same_config(a, b):
+    if type(a) is not type(b):
+        raise TypeError(f"other: expected a {type(a).__name__} to merge, received {type(b).__name__}")
+    if a._config() != b._config():
+        raise ValueError(f"other: expected a {type(a).__name__} with the same parameters "
+                         f"{a._config()}, received {b._config()}")

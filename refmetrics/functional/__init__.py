@@ -1,0 +1,30 @@
+"""Stateless metric functions.
+
+Each takes ``backend="auto"|"cpu"|"cuda"`` and validates its input the same way;
+the stateful classes in :mod:`refmetrics` call the same drivers.
+"""
+
+from .ranking import (
+    aupr,
+    auroc,
+    average_precision,
+    f1_adaptive_threshold,
+    f1_max,
+    precision_recall_curve,
+    roc_curve,
+)
+from .stats import anomaly_score_distribution, min_max
+from .threshold import f1_score
+
+__all__ = [
+    "anomaly_score_distribution",
+    "aupr",
+    "auroc",
+    "average_precision",
+    "f1_adaptive_threshold",
+    "f1_max",
+    "f1_score",
+    "min_max",
+    "precision_recall_curve",
+    "roc_curve",
+]

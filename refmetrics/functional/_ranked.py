@@ -1,0 +1,271 @@
+"""Drivers of the ranking metrics: from validated arrays to sorted keys to groups.
+
+Two kinds of state feed the same accumulators:
+
+- :class:`ExactScores` keeps every score as an order-preserving integer key,
+  positives and negatives apart, and sorts them (radix sort) when a result is
+  asked for. The state is a multiset, so any batch split, batch order or merge
+  of states gives the same sorted arrays and therefore bit-identical results.
+- :class:`BinnedScores` keeps, for given thresholds, the integer count of
+  positives and negatives per threshold bin (torchmetrics' binned mode).
+
+Both hand the accumulators a stream of *groups* in decreasing threshold order:
+``(key, dtp, dfp)`` = a threshold, and the positives and negatives that become
+predicted-positive there (``score >= threshold``).
+"""
+
+import numpy as np
+
+from .. import _arrays as A
+from .. import _validation as V
+from ..kernels.cpu import binned as KB
+from ..kernels.cpu import ranking as K
+
+CHUNK = 1 << 16  # groups per accumulator call: small buffers, negligible call overhead
+
+_KEY_OF = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+_FLOAT_OF = {v: k for k, v in _KEY_OF.items()}
+_SHIFTS = {k: K.digit_shifts(k) for k in _FLOAT_OF}
+_CONSTS = {k: K.key_constants(k) for k in _FLOAT_OF}
+
+
+def intake_pair(preds, target, ignore_index, backend):
+    """Validate a (preds, target) pair; returns flat exact scores, labels and the ignore flag."""
+    A.resolve_backend(backend, preds, target)
+    has_ignore, ignore = V.check_ignore_index(ignore_index)
+    p = A.host_array(preds, "preds")
+    t = A.host_array(target, "target")
+    V.check_pair(p, t)
+    V.check_size_limit(p.size)
+    return A.exact_scores(p, "preds"), A.labels(t), has_ignore, ignore, t
+
+
+# ---------------------------------------------------------------------------
+# keys
+# ---------------------------------------------------------------------------
+
+def decode_keys(keys):
+    """Scores (float64) of order-preserving keys."""
+    kd = keys.dtype
+    top = kd.type(1 << (8 * kd.itemsize - 1))
+    bits = np.where(keys & top, keys ^ top, ~keys)
+    return bits.view(_FLOAT_OF[kd]).astype(np.float64)
+
+
+def widen_keys(keys32):
+    """float32 keys re-keyed as float64 keys (exact)."""
+    values = decode_keys(keys32) + 0.0
+    bits = values.view(np.uint64)
+    top = np.uint64(1 << 63)
+    return np.where(bits & top, ~bits, bits | top)
+
+
+def _histogram(keys):
+    shifts = _SHIFTS[keys.dtype]
+    hist = np.zeros((shifts.size - 1, K.RADIX_SIZE), np.int64)
+    K.digit_histogram(keys, hist, shifts)
+    return hist
+
+
+def _sort(keys, tmp, hist):
+    """Radix-sort ``keys``; returns the sorted view (in ``keys`` or in ``tmp``)."""
+    if K.radix_sort(keys, tmp, hist, _SHIFTS[keys.dtype]):
+        return tmp
+    return keys
+
+
+def _sort_pair(pos, neg, hist):
+    """Sort positives and negatives, sharing one scratch buffer."""
+    tmp = np.empty(max(pos.size, neg.size), pos.dtype)
+    spos = _sort(pos, tmp[:pos.size], hist[0])
+    if spos is not pos and neg.size:
+        pos[...] = spos  # the scratch buffer is needed again for the negatives
+        spos = pos
+    return spos, _sort(neg, tmp[:neg.size], hist[1])
+
+
+class _Part:
+    """One batch of keys: positives, negatives, their digit histograms."""
+
+    __slots__ = ("pos", "neg", "hist", "sorted")
+
+    def __init__(self, pos, neg, hist, is_sorted=False):
+        self.pos, self.neg, self.hist, self.sorted = pos, neg, hist, is_sorted
+
+    def widened(self):
+        pos, neg = widen_keys(self.pos), widen_keys(self.neg)
+        return _Part(pos, neg, np.stack([_histogram(pos), _histogram(neg)]))
+
+
+def partition(scores, labels_, has_ignore, ignore, target_for_errors, ignore_index):
+    """Keys of one validated batch, split by label (one pass; raises on NaN/bad labels)."""
+    kd = _KEY_OF[scores.dtype]
+    shifts = _SHIFTS[kd]
+    out = np.empty(scores.size, kd)
+    hist = np.zeros((2, shifts.size - 1, K.RADIX_SIZE), np.int64)
+    lo, hi, n_nan, n_bad = K.partition(scores.view(kd), labels_, has_ignore, ignore, out, hist, shifts,
+                                       _CONSTS[kd])
+    V.raise_if_nan("preds", n_nan)
+    V.raise_bad_labels("target", target_for_errors, ignore_index, n_bad)
+    return _Part(out[:lo], out[hi:], hist)
+
+
+class ExactScores:
+    """Exact state: the multiset of (score, label) pairs, as keys."""
+
+    def __init__(self):
+        self.parts = []
+
+    def add(self, part):
+        self.parts.append(part)
+
+    def merge(self, other):
+        self.parts.extend(other.parts)
+
+    @property
+    def n_pos(self):
+        return sum(p.pos.size for p in self.parts)
+
+    @property
+    def n_neg(self):
+        return sum(p.neg.size for p in self.parts)
+
+    def sorted(self):
+        """``(pos, neg)`` sorted ascending, as one part that replaces the others."""
+        if len(self.parts) == 1 and self.parts[0].sorted:
+            return self.parts[0].pos, self.parts[0].neg
+        if not self.parts:
+            empty = np.empty(0, np.uint32)
+            return empty, empty
+        parts = self.parts
+        if len({p.pos.dtype for p in parts}) > 1:
+            parts = [p if p.pos.dtype == np.uint64 else p.widened() for p in parts]
+        if len(parts) == 1:
+            pos, neg, hist = parts[0].pos, parts[0].neg, parts[0].hist
+        else:
+            pos = np.concatenate([p.pos for p in parts])
+            neg = np.concatenate([p.neg for p in parts])
+            hist = sum(p.hist for p in parts)
+        pos, neg = _sort_pair(pos, neg, hist)
+        self.parts = [_Part(pos, neg, hist, is_sorted=True)]
+        return pos, neg
+
+
+def sorted_keys(scores, labels_, has_ignore, ignore, target_for_errors, ignore_index):
+    """One batch straight to sorted ``(pos, neg)`` keys: partition, then sort in place.
+
+    Uses one key buffer for the batch and one scratch buffer for the sort.
+    """
+    part = partition(scores, labels_, has_ignore, ignore, target_for_errors, ignore_index)
+    return _sort_pair(part.pos, part.neg, part.hist)
+
+
+# ---------------------------------------------------------------------------
+# group streams
+# ---------------------------------------------------------------------------
+
+def exact_groups(pos, neg, chunk=CHUNK):
+    """Yield ``(keys, dtp, dfp)`` chunks, distinct scores in decreasing order."""
+    total = pos.size + neg.size
+    size = max(1, min(chunk, total))
+    keys = np.empty(size, pos.dtype)
+    dtp = np.empty(size, np.int64)
+    dfp = np.empty(size, np.int64)
+    cursor = np.array([pos.size - 1, neg.size - 1], np.int64)
+    while True:
+        g = K.next_groups(pos, neg, cursor, keys, dtp, dfp)
+        if g == 0:
+            return
+        yield keys[:g], dtp[:g], dfp[:g]
+
+
+def exact_curve_counts(pos, neg):
+    """All groups at once: ``(thresholds desc float64, cumulative tp, cumulative fp)``."""
+    g = K.count_groups(pos, neg)
+    keys = np.empty(g, pos.dtype)
+    dtp = np.empty(g, np.int64)
+    dfp = np.empty(g, np.int64)
+    cursor = np.array([pos.size - 1, neg.size - 1], np.int64)
+    K.next_groups(pos, neg, cursor, keys, dtp, dfp)
+    return decode_keys(keys), np.cumsum(dtp), np.cumsum(dfp)
+
+
+class BinnedScores:
+    """Binned state: counts of positives/negatives per threshold bin."""
+
+    def __init__(self, thresholds):
+        self.thresholds = thresholds
+        self.hist = np.zeros((2, thresholds.size + 1), np.int64)
+
+    def add(self, scores, labels_, has_ignore, ignore, target_for_errors, ignore_index):
+        hist = np.zeros_like(self.hist)
+        n_nan, n_bad = KB.binned_histogram(scores, labels_, has_ignore, ignore, self.thresholds, hist)
+        V.raise_if_nan("preds", n_nan)
+        V.raise_bad_labels("target", target_for_errors, ignore_index, n_bad)
+        self.hist += hist
+
+    def merge(self, other):
+        self.hist += other.hist
+
+    @property
+    def n_pos(self):
+        return int(self.hist[0].sum())
+
+    @property
+    def n_neg(self):
+        return int(self.hist[1].sum())
+
+    def groups(self):
+        """One chunk: threshold indices descending, and the counts entering there."""
+        t = self.thresholds.size
+        keys = np.arange(t - 1, -1, -1, dtype=np.int64)
+        return [(keys, np.ascontiguousarray(self.hist[0, t:0:-1]),
+                 np.ascontiguousarray(self.hist[1, t:0:-1]))]
+
+    def curve_counts(self):
+        (keys, dtp, dfp), = self.groups()
+        return self.thresholds[::-1].copy(), np.cumsum(dtp), np.cumsum(dfp)
+
+
+# ---------------------------------------------------------------------------
+# accumulators over a group stream
+# ---------------------------------------------------------------------------
+
+def auroc_u2(groups):
+    """``2U`` (twice Mann-Whitney's U) as a Python int."""
+    state = np.zeros(2, np.int64)
+    for _keys, dtp, dfp in groups:
+        K.acc_auroc(dtp, dfp, state)
+    return int(state[1])
+
+
+def average_precision(groups, n_pos):
+    """``sum_k dtp_k * precision_k / P``, rounded once from a double-double sum."""
+    counts = np.zeros(2, np.int64)
+    sums = np.zeros(2, np.float64)
+    for _keys, dtp, dfp in groups:
+        K.acc_average_precision(dtp, dfp, counts, sums)
+    return float(K.finish_average_precision(sums, float(n_pos)))
+
+
+def pr_trapezoid(groups, n_pos):
+    """anomalib 1.x's trapezoid area under the PR curve."""
+    counts = np.zeros(4, np.int64)
+    sums = np.zeros(8, np.float64)
+    sums[2] = 1.0  # the end point (recall 0, precision 1) closes the recall-0 run
+    for _keys, dtp, dfp in groups:
+        K.acc_pr_trapezoid(dtp, dfp, counts, sums)
+    return float(K.finish_pr_trapezoid(counts, sums, float(n_pos)))
+
+
+def f1_best(groups, n_pos):
+    """``(tp, fp, key)`` at the largest F1, ties to the lowest threshold; key None if no group."""
+    state = np.zeros(5, np.int64)
+    best = None
+    for keys, dtp, dfp in groups:
+        if best is None:
+            best = np.zeros(1, keys.dtype)
+        K.acc_f1_max(keys, dtp, dfp, n_pos, state, best)
+    if best is None or not state[4]:
+        return 0, 0, None
+    return int(state[2]), int(state[3]), best

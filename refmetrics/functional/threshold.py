@@ -1,0 +1,88 @@
+"""Fixed-threshold metrics: F1Score (torchmetrics' BinaryF1Score semantics)."""
+
+import numpy as np
+
+from .. import _arrays as A
+from .. import _validation as V
+from ..kernels.cpu import stats as KS
+from ..kernels.cpu import threshold as KT
+
+_AVERAGES = ("global", "samplewise")
+
+
+def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend):
+    """``(rows, 3)`` int64 TP, FP, FN: one row, or one per sample when samplewise."""
+    V.check_choice("multidim_average", multidim_average, _AVERAGES)
+    threshold = V.check_real("threshold", threshold)
+    A.resolve_backend(backend, preds, target)
+    has_ignore, ignore = V.check_ignore_index(ignore_index)
+    p = A.host_array(preds, "preds")
+    t = A.host_array(target, "target")
+    V.check_pair(p, t)
+    if multidim_average == "samplewise":
+        if p.ndim < 2:
+            raise ValueError(f"preds: multidim_average='samplewise' expects at least 2 dimensions "
+                             f"(N, ...), received shape {p.shape}")
+        rows = p.shape[0]
+        if t.shape[0] != rows and t.size // max(rows, 1) * rows != t.size:
+            raise ValueError(f"target: expected {rows} samples like preds, received shape {t.shape}")
+    else:
+        rows = 1
+    scores = np.ascontiguousarray(p).reshape(rows, -1)
+    if scores.dtype == np.float16 or scores.dtype == np.bool_:
+        scores = scores.astype(np.float32)
+    labels = A.labels(t).reshape(rows, -1)
+    lo, hi, n_nan = KS.min_max_nan(scores.reshape(-1))
+    V.raise_if_nan("preds", n_nan)
+    sigmoid = bool(lo < 0.0 or hi > 1.0)
+    out = np.zeros((rows, 3), np.int64)
+    n_bad = KT.confusion_counts(scores, labels, has_ignore, ignore, threshold, sigmoid, out)
+    V.raise_bad_labels("target", t, ignore_index, n_bad)
+    return out
+
+
+def f1_from_counts(counts):
+    """F1 per row from TP, FP, FN; 0 where TP + FP + FN = 0."""
+    tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
+    denom = 2 * tp + fp + fn
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+
+
+def f1_score(preds, target, threshold=0.5, multidim_average="global", ignore_index=None, backend="auto"):
+    """F1 score at a fixed threshold (torchmetrics' BinaryF1Score, wrapped by anomalib).
+
+    Parameters
+    ----------
+    preds : array_like
+        Scores or probabilities. If any value of this call lies outside [0, 1],
+        a sigmoid (in float64) is applied to all of them first.
+    target : array_like
+        Binary labels {0, 1}, as many elements as ``preds``.
+    threshold : float
+        An element is positive iff ``pred > threshold`` (strict).
+    multidim_average : {"global", "samplewise"}
+        ``"global"``: one F1 from the summed TP/FP/FN. ``"samplewise"``: one F1
+        per sample along the first axis.
+    ignore_index, backend
+        As in :func:`refmetrics.functional.roc_curve`.
+
+    Returns
+    -------
+    float or ndarray of float64
+        ``2TP / (2TP + FP + FN)``, 0 where ``TP + FP + FN = 0``.
+
+    Notes
+    -----
+    The sigmoid rule follows torchmetrics and therefore depends on the batch:
+    the stateful :class:`refmetrics.F1Score` applies it per ``update`` call.
+
+    Examples
+    --------
+    >>> from refmetrics.functional import f1_score
+    >>> f1_score([0.2, 0.6, 0.7, 0.4], [0, 1, 0, 1])
+    0.5
+    >>> f1_score([[0.2, 0.6], [0.7, 0.4]], [[0, 1], [0, 1]], multidim_average="samplewise").tolist()
+    [1.0, 0.0]
+    """
+    f1 = f1_from_counts(f1_counts(preds, target, threshold, multidim_average, ignore_index, backend))
+    return float(f1[0]) if multidim_average == "global" else f1

@@ -1,0 +1,19 @@
+"""Stateful metrics with anomalib's names: thin wrappers over :mod:`refmetrics.functional`."""
+
+from .base import Metric
+from .ranking import AUPR, AUROC, BinaryPrecisionRecallCurve, F1AdaptiveThreshold, F1Max
+from .stats import AnomalyScoreDistribution, MinMax
+from .threshold import F1Score, ManualThreshold
+
+__all__ = [
+    "AUPR",
+    "AUROC",
+    "AnomalyScoreDistribution",
+    "BinaryPrecisionRecallCurve",
+    "F1AdaptiveThreshold",
+    "F1Max",
+    "F1Score",
+    "ManualThreshold",
+    "Metric",
+    "MinMax",
+]

@@ -1,0 +1,45 @@
+"""The stateful-metric protocol shared by every class."""
+
+from .. import _arrays as A
+from .. import _validation as V
+
+
+class Metric:
+    """Base of the stateful metrics: ``update``, ``compute``, ``reset``, ``merge``, ``__call__``.
+
+    Subclasses define ``_config()`` (the constructor arguments), ``reset()``,
+    ``update()``, ``compute()`` and ``_merge_state(other)``.
+    """
+
+    def __init__(self, backend="auto"):
+        A.resolve_backend(backend)
+        self.backend = backend
+
+    def _config(self):
+        return {"backend": self.backend}
+
+    def _merge_state(self, other):
+        raise NotImplementedError
+
+    def merge(self, other):
+        """Add the state of ``other`` (same class and parameters) to this one.
+
+        The map-reduce step of a distributed evaluation: states built on parts
+        of the data and merged give the same result as one state that saw it all.
+        Returns ``self``.
+        """
+        V.check_same_config(self, other)
+        self._merge_state(other)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        """Update with the batch and return the metric of this batch alone."""
+        batch = type(self)(**self._config())
+        batch.update(*args, **kwargs)
+        value = batch.compute()
+        self.merge(batch)
+        return value
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,50 @@
+"""matplotlib figures of the curve metrics. Imported lazily: ``import refmetrics`` never loads matplotlib."""
+
+import numpy as np
+
+MAX_POINTS = 20_001  # an exact curve can have one point per pixel; this many are drawn
+
+
+def _figure():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError("generate_figure needs matplotlib: pip install 'refmetrics[plot]'") from exc
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def thin(*arrays):
+    """At most MAX_POINTS evenly spaced points of the curve, both ends kept."""
+    n = arrays[0].size
+    if n <= MAX_POINTS:
+        return arrays
+    idx = np.unique(np.linspace(0, n - 1, MAX_POINTS).round().astype(np.int64))
+    return tuple(a[idx] for a in arrays)
+
+
+def roc_figure(fpr, tpr, area):
+    """ROC curve, chance diagonal, titled with the AUROC."""
+    fig, ax = _figure()
+    fpr, tpr = thin(fpr, tpr)
+    ax.plot(fpr, tpr, lw=2, label=f"ROC (AUROC = {area:.4f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance (AUROC = 0.5)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate",
+           title=f"ROC curve, AUROC = {area:.4f}")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def pr_figure(precision, recall, area, prevalence):
+    """Precision-recall curve, prevalence baseline, titled with the AUPR."""
+    fig, ax = _figure()
+    recall, precision = thin(recall, precision)
+    ax.step(recall, precision, where="post", lw=2, label=f"PR (AUPR = {area:.4f})")
+    ax.axhline(prevalence, ls="--", color="grey", lw=1, label=f"baseline (prevalence = {prevalence:.4f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="Recall", ylabel="Precision",
+           title=f"PR curve, AUPR = {area:.4f}")
+    ax.legend(loc="lower left")
+    return fig

@@ -1,0 +1,215 @@
+"""Brute-force oracles in exact arithmetic: slow and obvious on purpose.
+
+Nothing here shares code with refmetrics. Scores are compared as Python floats
+(every float16/32/64 and every integer used in the tests converts exactly), so
+counts are exact; rates and areas are :class:`fractions.Fraction`.
+"""
+
+import math
+from fractions import Fraction
+
+
+def _pairs(preds, target):
+    scores = [float(s) for s in list(_flat(preds))]
+    labels = [int(t) for t in list(_flat(target))]
+    assert len(scores) == len(labels)
+    return scores, labels
+
+
+def _flat(x):
+    try:
+        import numpy as np
+
+        return np.asarray(x).reshape(-1).tolist()
+    except Exception:  # pragma: no cover
+        return list(x)
+
+
+def drop_ignored(preds, target, ignore_index):
+    scores, labels = _pairs(preds, target)
+    keep = [i for i, t in enumerate(labels) if ignore_index is None or t != ignore_index]
+    return [scores[i] for i in keep], [labels[i] for i in keep]
+
+
+def auroc(preds, target):
+    """Mann-Whitney by enumerating every (positive, negative) pair."""
+    scores, labels = _pairs(preds, target)
+    pos = [s for s, t in zip(scores, labels) if t == 1]
+    neg = [s for s, t in zip(scores, labels) if t == 0]
+    if not pos or not neg:
+        return None
+    wins = Fraction(0)
+    for p in pos:
+        for n in neg:
+            if p > n:
+                wins += 1
+            elif p == n:
+                wins += Fraction(1, 2)
+    return wins / (len(pos) * len(neg))
+
+
+def counts_at(scores, labels, t):
+    """TP, FP at threshold t (score >= t)."""
+    tp = sum(1 for s, y in zip(scores, labels) if s >= t and y == 1)
+    fp = sum(1 for s, y in zip(scores, labels) if s >= t and y == 0)
+    return tp, fp
+
+
+def thresholds(scores):
+    """Distinct scores, decreasing."""
+    return sorted(set(scores), reverse=True)
+
+
+def roc_curve(preds, target):
+    """Lists of Fractions (None for an undefined rate) and float thresholds."""
+    scores, labels = _pairs(preds, target)
+    p = labels.count(1)
+    n = labels.count(0)
+    fpr, tpr, thr = [Fraction(0)], [Fraction(0)], [math.inf]
+    for t in thresholds(scores):
+        tp, fp = counts_at(scores, labels, t)
+        tpr.append(Fraction(tp, p) if p else None)
+        fpr.append(Fraction(fp, n) if n else None)
+        thr.append(t)
+    if not p:
+        tpr[0] = None
+    if not n:
+        fpr[0] = None
+    return fpr, tpr, thr
+
+
+def pr_curve(preds, target):
+    """Thresholds increasing, then the end point (precision 1, recall 0)."""
+    scores, labels = _pairs(preds, target)
+    p = labels.count(1)
+    prec, rec, thr = [], [], []
+    for t in sorted(set(scores)):
+        tp, fp = counts_at(scores, labels, t)
+        prec.append(Fraction(tp, tp + fp))
+        rec.append(Fraction(tp, p) if p else None)
+        thr.append(t)
+    return prec + [Fraction(1)], rec + [Fraction(0)], thr
+
+
+def average_precision(preds, target):
+    """sum_k (R_k - R_{k-1}) P_k over thresholds decreasing, R_0 = 0."""
+    scores, labels = _pairs(preds, target)
+    p = labels.count(1)
+    if not p or not labels.count(0):
+        return None
+    total = Fraction(0)
+    prev_r = Fraction(0)
+    for t in thresholds(scores):
+        tp, fp = counts_at(scores, labels, t)
+        r = Fraction(tp, p)
+        total += (r - prev_r) * Fraction(tp, tp + fp)
+        prev_r = r
+    return total
+
+
+def aupr_trapezoid(preds, target):
+    """anomalib 1.x: the PR curve points in their order, stably sorted by recall, trapezoid."""
+    scores, labels = _pairs(preds, target)
+    if not labels.count(1) or not labels.count(0):
+        return None
+    prec, rec, _ = pr_curve(scores, labels)
+    points = sorted(zip(rec, prec), key=lambda rp: rp[0])  # sorted() is stable
+    return trapezoid(points)
+
+
+def trapezoid(points):
+    area = Fraction(0)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        area += (x1 - x0) * (y0 + y1) / 2
+    return area
+
+
+def f1_adaptive(preds, target):
+    """(threshold, F1): the largest exact F1 over PR thresholds, ties to the lowest threshold."""
+    scores, labels = _pairs(preds, target)
+    p = labels.count(1)
+    n = labels.count(0)
+    best = None
+    for t in sorted(set(scores)):  # increasing: strict '>' keeps the lowest among ties
+        tp, fp = counts_at(scores, labels, t)
+        f1 = Fraction(2 * tp, 2 * tp + fp + (p - tp)) if (2 * tp + fp + p - tp) else Fraction(0)
+        if best is None or f1 > best[1]:
+            best = (t, f1)
+    if not p:
+        return max(scores), best[1]
+    if not n:
+        return min(scores), best[1]
+    return best
+
+
+def binned_roc_auc(preds, target, thr):
+    """Trapezoid under (0,0) then the points at thresholds (decreasing), score >= t."""
+    scores, labels = _pairs(preds, target)
+    p = labels.count(1)
+    n = labels.count(0)
+    if not p or not n:
+        return None
+    pts = [(Fraction(0), Fraction(0))]
+    for t in sorted(thr, reverse=True):
+        tp, fp = counts_at(scores, labels, t)
+        pts.append((Fraction(fp, n), Fraction(tp, p)))
+    return trapezoid(pts)
+
+
+def binned_pr(preds, target, thr):
+    """Binned PR curve: thresholds increasing, precision 1 where nothing is predicted."""
+    scores, labels = _pairs(preds, target)
+    p = labels.count(1)
+    prec, rec = [], []
+    for t in sorted(thr):
+        tp, fp = counts_at(scores, labels, t)
+        prec.append(Fraction(tp, tp + fp) if tp + fp else Fraction(1))
+        rec.append(Fraction(tp, p) if p else None)
+    return prec + [Fraction(1)], rec + [Fraction(0)], sorted(thr)
+
+
+def binned_average_precision(preds, target, thr):
+    scores, labels = _pairs(preds, target)
+    if not labels.count(1) or not labels.count(0):
+        return None
+    prec, rec, _ = binned_pr(scores, labels, thr)
+    # curve order: thresholds increasing (recall decreasing), end point last
+    return sum((rec[k] - rec[k + 1]) * prec[k] for k in range(len(rec) - 1))
+
+
+def binned_aupr_trapezoid(preds, target, thr):
+    scores, labels = _pairs(preds, target)
+    if not labels.count(1) or not labels.count(0):
+        return None
+    prec, rec, _ = binned_pr(scores, labels, thr)
+    return trapezoid(sorted(zip(rec, prec), key=lambda rp: rp[0]))
+
+
+def sigmoid_gt(x, threshold):
+    """float64 sigmoid then '>' (what torchmetrics does), evaluated plainly."""
+    s = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+    return s > threshold
+
+
+def f1_score(preds, target, threshold=0.5, ignore_index=None):
+    """Global F1 of one batch, torchmetrics' sigmoid rule."""
+    scores, labels = drop_ignored(preds, target, ignore_index)
+    all_scores, _ = _pairs(preds, target)
+    use_sigmoid = any(s < 0 or s > 1 for s in all_scores)
+    tp = fp = fn = 0
+    for s, y in zip(scores, labels):
+        positive = sigmoid_gt(s, threshold) if use_sigmoid else s > threshold
+        tp += positive and y == 1
+        fp += positive and y == 0
+        fn += (not positive) and y == 1
+    return Fraction(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else Fraction(0)
+
+
+def mean_std(values):
+    """Exact mean, and the ddof=1 std as the float sqrt of the exact variance."""
+    xs = [Fraction(v) for v in values]
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, None
+    var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
+    return mean, math.sqrt(var)
