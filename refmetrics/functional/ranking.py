@@ -364,10 +364,14 @@ def f1_adaptive_threshold(preds, target, ignore_index=None, backend="auto"):
 
     >>> from refmetrics.functional import f1_adaptive_threshold
     >>> f1_adaptive_threshold([2.3, 1.6, 2.6, 7.9, 3.3], [0, 0, 0, 1, 1])
-    (3.299999952316284, 1.0)
+    (3.3, 1.0)
 
-    (3.3 as a float32 score, as in anomalib's float32 tensor; pass float64
-    scores to get 3.3 exactly.)
+    The threshold is a score, exactly as given: float32 scores (anomalib's
+    tensors) give the float32 number nearest 3.3.
+
+    >>> import numpy as np
+    >>> f1_adaptive_threshold(np.float32([2.3, 1.6, 2.6, 7.9, 3.3]), [0, 0, 0, 1, 1])
+    (3.299999952316284, 1.0)
     """
     state = ranking_state(preds, target, None, ignore_index, backend)
     return f1_adaptive_from_state(state)

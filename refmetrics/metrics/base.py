@@ -11,6 +11,9 @@ class Metric:
     ``update()``, ``compute()`` and ``_merge_state(other)``.
     """
 
+    #: attributes that ``compute`` sets besides its return value (e.g. F1Max.threshold)
+    _outputs = ()
+
     def __init__(self, backend="auto"):
         A.resolve_backend(backend)
         self.backend = backend
@@ -33,11 +36,17 @@ class Metric:
         return self
 
     def __call__(self, *args, **kwargs):
-        """Update with the batch and return the metric of this batch alone."""
+        """Update with the batch and return the metric of this batch alone.
+
+        As torchmetrics' ``forward``: attributes that ``compute`` sets (such as
+        ``F1Max.threshold``) describe that batch afterwards.
+        """
         batch = type(self)(**self._config())
         batch.update(*args, **kwargs)
         value = batch.compute()
         self.merge(batch)
+        for name in self._outputs:
+            setattr(self, name, getattr(batch, name))
         return value
 
     def __repr__(self):

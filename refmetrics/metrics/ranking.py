@@ -214,6 +214,8 @@ class F1AdaptiveThreshold(_Ranking):
     1.0
     """
 
+    _outputs = ("value", "f1")
+
     def __init__(self, default_value=0.5, ignore_index=None, backend="auto"):
         self.default_value = V.check_real("default_value", default_value)
         super().__init__(None, ignore_index, True, backend)
@@ -260,6 +262,8 @@ class F1Max(_Ranking):
     >>> metric.threshold
     0.6
     """
+
+    _outputs = ("threshold",)
 
     def __init__(self, ignore_index=None, backend="auto"):
         super().__init__(None, ignore_index, True, backend)

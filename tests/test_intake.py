@@ -1,0 +1,167 @@
+"""Input handling: array kinds, dtypes, shapes, and the errors users see."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import refmetrics as rm
+from refmetrics import functional as F
+
+from . import naive
+
+PREDS = np.array([0.1, 0.8, 0.3, 0.9, 0.5, 0.2])
+TARGET = np.array([0, 1, 0, 1, 1, 0])
+EXPECTED = float(naive.auroc(PREDS, TARGET))
+
+
+class OnlyDLPack:
+    """Exposes DLPack only, as a CPU tensor does (besides ``__array__``)."""
+
+    def __init__(self, arr):
+        self._arr = arr
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._arr.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._arr.__dlpack_device__()
+
+
+class OnlyArray:
+    def __init__(self, arr):
+        self._arr = arr
+
+    def __array__(self, dtype=None, copy=None):
+        return self._arr if dtype is None else self._arr.astype(dtype)
+
+
+class OnDevice:
+    __cuda_array_interface__ = {"shape": (3,), "typestr": "<f4", "data": (0, False), "version": 3}
+
+
+def test_dlpack_array_interface_and_lists():
+    assert F.auroc(OnlyDLPack(PREDS), OnlyDLPack(TARGET)) == EXPECTED
+    assert F.auroc(OnlyArray(PREDS), OnlyArray(TARGET)) == EXPECTED
+    assert F.auroc(PREDS.tolist(), TARGET.tolist()) == EXPECTED
+    assert rm.MinMax()(OnlyDLPack(PREDS)) == (0.1, 0.9)
+
+
+def test_torch_cpu_tensor_when_installed():
+    torch = pytest.importorskip("torch")
+    assert F.auroc(torch.tensor(PREDS), torch.tensor(TARGET)) == EXPECTED
+    with pytest.raises(TypeError, match="detach"):
+        F.auroc(torch.tensor(PREDS, requires_grad=True), torch.tensor(TARGET))
+
+
+def test_every_dtype_and_non_contiguous():
+    for dt in (np.float16, np.float32, np.float64, np.int8, np.uint8, np.int16, np.uint16, np.int32,
+               np.uint32, np.int64, np.uint64):
+        p = (PREDS * 10).astype(dt)
+        assert F.auroc(p, TARGET) == EXPECTED, dt
+    for dt in (bool, np.uint8, np.int8, np.int32, np.int64, np.float16, np.float32, np.float64):
+        assert F.auroc(PREDS, TARGET.astype(dt)) == EXPECTED, dt
+    wide = np.zeros((6, 3))
+    wide[:, 1] = PREDS
+    assert not wide[:, 1].flags.c_contiguous
+    assert F.auroc(wide[:, 1], TARGET[::-1][::-1]) == EXPECTED
+    assert F.aupr(PREDS[::-1], TARGET[::-1]) == F.aupr(PREDS, TARGET)
+
+
+def test_map_and_mask_shapes():
+    rng = np.random.default_rng(20261125)
+    maps = rng.random((3, 1, 8, 8))
+    masks = rng.random((3, 8, 8)) < 0.2
+    assert F.auroc(maps, masks) == float(naive.auroc(maps, masks))
+    with pytest.raises(ValueError, match=r"preds \(3, 1, 8, 8\) and target \(3, 8, 7\)"):
+        F.auroc(maps, masks[:, :, :7])
+
+
+def test_nan_is_rejected_with_count():
+    p = PREDS.copy()
+    p[[1, 3]] = np.nan
+    for fn in (F.auroc, F.average_precision, F.f1_max, F.f1_score, F.roc_curve):
+        with pytest.raises(ValueError, match="preds: expected no NaN values, received 2 NaNs"):
+            fn(p, TARGET)
+    with pytest.raises(ValueError, match="1 NaN"):
+        F.auroc(p.astype(np.float32)[:2], [0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        F.auroc(p, TARGET, thresholds=5)
+    with pytest.raises(ValueError, match="NaN"):
+        F.min_max(p)
+
+
+def test_non_binary_targets_are_rejected():
+    with pytest.raises(ValueError, match=r"received 2 other values \(e.g. 255\).*target > 0"):
+        F.auroc(PREDS, [0, 255, 0, 255, 1, 0])
+    with pytest.raises(ValueError, match=r"0.5"):
+        F.aupr(PREDS, [0, 0.5, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match="nan"):
+        F.auroc(PREDS, [0, np.nan, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match="-1"):
+        F.f1_score(PREDS, [0, -1, 0, 1, 1, 0])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="preds: expected at least one element"):
+        F.auroc([], [])
+    with pytest.raises(TypeError, match="preds: expected .* received dtype <U1"):
+        F.auroc(["a", "b"], [0, 1])
+    with pytest.raises(TypeError, match="complex"):
+        F.auroc(np.array([1j, 2]), [0, 1])
+    with pytest.raises(TypeError, match="received None"):
+        F.auroc(None, [0, 1])
+    with pytest.raises(ValueError, match="backend: expected one of 'auto', 'cpu', 'cuda', received 'gpu'"):
+        F.auroc(PREDS, TARGET, backend="gpu")
+    with pytest.raises(ValueError, match="curve: expected one of 'step', 'trapezoid', received 'area'"):
+        F.aupr(PREDS, TARGET, curve="area")
+    with pytest.raises(ValueError, match="thresholds: expected None, an int >= 2"):
+        F.auroc(PREDS, TARGET, thresholds=1)
+    with pytest.raises(ValueError, match="thresholds: expected finite"):
+        F.auroc(PREDS, TARGET, thresholds=[0.1, np.nan])
+    with pytest.raises(ValueError, match="ignore_index: expected a value other than the labels"):
+        F.auroc(PREDS, TARGET, ignore_index=1)
+    with pytest.raises(ValueError, match=r"integer scores must lie within \+-2\*\*53"):
+        F.auroc(np.array([0, 2**60]), [0, 1])
+    with pytest.raises(ValueError, match="multidim_average"):
+        F.f1_score(PREDS, TARGET, multidim_average="macro")
+    with pytest.raises(TypeError, match="threshold: expected a real number"):
+        rm.F1Score(threshold="0.5")
+    with pytest.raises(TypeError, match="other: expected a AUROC to merge, received AUPR"):
+        rm.AUROC().merge(rm.AUPR())
+
+
+def test_cuda_backend_is_a_clear_error_for_now():
+    with pytest.raises(rm.BackendUnavailableError, match="no CUDA backend yet"):
+        F.auroc(PREDS, TARGET, backend="cuda")
+    with pytest.raises(rm.BackendUnavailableError, match="__cuda_array_interface__"):
+        F.auroc(OnDevice(), TARGET[:3])
+    with pytest.raises(rm.BackendUnavailableError, match="copy it to the host"):
+        F.auroc(OnDevice(), TARGET[:3], backend="cpu")
+    with pytest.raises(rm.BackendUnavailableError):
+        rm.AUROC(backend="cuda")
+    for cls in (rm.AUROC, rm.AUPR, rm.BinaryPrecisionRecallCurve, rm.F1AdaptiveThreshold, rm.F1Max,
+                rm.F1Score, rm.ManualThreshold, rm.MinMax, rm.AnomalyScoreDistribution):
+        assert cls(backend="cpu").backend == "cpu"
+
+
+def test_inputs_are_not_modified():
+    p = np.array([0.5, -0.0, 0.2, 0.9], np.float32)
+    t = np.array([1, 0, 0, 1], np.uint8)
+    before = p.tobytes(), t.tobytes()
+    F.auroc(p, t)
+    m = rm.AUROC()
+    m.update(p, t)
+    m.compute()
+    assert (p.tobytes(), t.tobytes()) == before
+
+
+def test_import_is_cheap_and_framework_free():
+    code = ("import sys, time; t = time.perf_counter(); import refmetrics; "
+            "print(time.perf_counter() - t, 'torch' in sys.modules, 'matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1:] == ["False", "False"]
+    assert float(out[0]) < 1.0
+    assert not math.isnan(float(out[0]))
