@@ -1,0 +1,7 @@
+"""``python -m refmetrics`` is the ``refmetrics`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
