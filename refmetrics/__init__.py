@@ -6,7 +6,7 @@ matplotlib, and compiles nothing: kernels compile on first use and are cached.
 """
 
 from . import functional
-from ._validation import BackendUnavailableError, UndefinedMetricWarning
+from ._validation import BackendUnavailableError, BinningWarning, UndefinedMetricWarning
 from .metrics import (
     AUPR,
     AUROC,
@@ -27,6 +27,7 @@ __all__ = [
     "AUROC",
     "AnomalyScoreDistribution",
     "BackendUnavailableError",
+    "BinningWarning",
     "BinaryPrecisionRecallCurve",
     "F1AdaptiveThreshold",
     "F1Max",

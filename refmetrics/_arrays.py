@@ -59,10 +59,12 @@ def host_array(obj, name):
                     arr = np.asarray(obj)
                 except Exception as exc2:  # noqa: BLE001 - re-raised with the argument name
                     raise TypeError(f"{name}: could not read the {type(obj).__name__} as an array "
-                                    f"({exc2}); for a torch tensor pass tensor.detach().cpu()") from exc2
+                                    f"({exc2}); for a torch tensor pass tensor.detach().cpu(), and convert "
+                                    f"dtypes NumPy lacks (bfloat16) with .float()") from exc2
             else:
                 raise TypeError(f"{name}: could not read the {type(obj).__name__} through DLPack "
-                                f"({exc}); for a torch tensor pass tensor.detach().cpu()") from exc
+                                f"({exc}); for a torch tensor pass tensor.detach().cpu(), and convert "
+                                f"dtypes NumPy lacks (bfloat16) with .float()") from exc
     else:
         try:
             arr = np.asarray(obj)
@@ -70,6 +72,8 @@ def host_array(obj, name):
             raise TypeError(f"{name}: expected an array of numbers, received {type(obj).__name__} "
                             f"({exc})") from exc
     V.check_numeric_dtype(name, arr)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 
@@ -106,3 +110,28 @@ def labels(arr):
     elif arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     return np.ascontiguousarray(arr).reshape(-1)
+
+
+def ignore_value(labels_, ignore_index):
+    """``(has_ignore, value)``: ``ignore_index`` as a scalar of the labels' dtype.
+
+    Kernels and error messages then compare labels with it exactly, in the
+    labels' own type. An integer ``ignore_index`` that the integer labels cannot
+    hold (255 for int8 labels, 0.5 for any) matches nothing.
+    """
+    dt = labels_.dtype
+    if ignore_index is None:
+        return False, dt.type(0)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        value = ignore_index
+        if isinstance(value, float) or isinstance(value, np.floating):
+            if not float(value).is_integer():
+                return False, dt.type(0)
+            value = int(value)
+        value = int(value)
+        if value < info.min or value > info.max:
+            return False, dt.type(0)
+        return True, dt.type(value)
+    with np.errstate(over="ignore"):
+        return True, dt.type(ignore_index)

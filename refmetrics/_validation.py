@@ -14,12 +14,20 @@ class UndefinedMetricWarning(UserWarning):
     (or, for F1AdaptiveThreshold, replaced by its documented fall-back)."""
 
 
+class BinningWarning(UserWarning):
+    """Binned mode (``thresholds=``) left scores below its lowest threshold: they
+    are never predicted positive and the curve stops short of (1, 1)."""
+
+
 class BackendUnavailableError(RuntimeError):
     """The requested compute backend cannot run here."""
 
 
-# Exact F1 comparisons multiply two counts; both stay below 2**64 up to here.
+# Exact F1 comparisons multiply two counts; both stay below 2**64 up to here,
+# and twice Mann-Whitney's U stays below 2**63.
 MAX_ELEMENTS = 3_000_000_000
+# Binned mode keeps two int64 counts per threshold.
+MAX_THRESHOLDS = 1 << 24
 
 
 def warn_undefined(message, stacklevel=3):
@@ -58,8 +66,9 @@ def check_pair(preds, target, pred_name="preds", target_name="target"):
 
 
 def check_size_limit(n):
+    """Total elements (over every update and merge) within the exact-integer range."""
     if n > MAX_ELEMENTS:
-        raise ValueError(f"preds: at most {MAX_ELEMENTS:,} elements are supported by the exact "
+        raise ValueError(f"preds: at most {MAX_ELEMENTS:,} elements in total are supported by the exact "
                          f"integer arithmetic, received {n:,}")
 
 
@@ -69,14 +78,18 @@ def raise_if_nan(name, n_nan):
                          f"{'s' if n_nan != 1 else ''}")
 
 
-def raise_bad_labels(name, target, ignore_index, n_bad):
-    """Raise for labels outside {0, 1} (and ``ignore_index``), listing a few found."""
+def raise_bad_labels(name, labels, has_ignore, ignore, ignore_index, n_bad):
+    """Raise for labels outside {0, 1} (and ``ignore_index``), listing a few found.
+
+    ``labels`` and ``ignore`` are what the kernel compared (same dtype), so the
+    values listed are exactly the ones it counted.
+    """
     if not n_bad:
         return
-    flat = np.asarray(target).reshape(-1)
+    flat = labels.reshape(-1)
     bad = (flat != 0) & (flat != 1)
-    if ignore_index is not None:
-        bad &= flat != ignore_index
+    if has_ignore:
+        bad &= flat != ignore
     found = np.unique(flat[bad])[:5]
     shown = ", ".join(repr(v.item()) for v in found)
     raise ValueError(f"{name}: expected binary labels in {{0, 1}}"
@@ -86,14 +99,14 @@ def raise_bad_labels(name, target, ignore_index, n_bad):
 
 
 def check_ignore_index(ignore_index):
+    """None, or a real number other than the labels 0 and 1 (compared in the labels' dtype)."""
     if ignore_index is None:
-        return False, 0.0
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Real) \
+        return
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Real) \
             or ignore_index != ignore_index:
         raise TypeError(f"ignore_index: expected None or a number, received {ignore_index!r}")
     if ignore_index in (0, 1):
         raise ValueError(f"ignore_index: expected a value other than the labels 0 and 1, received {ignore_index!r}")
-    return True, float(ignore_index)
 
 
 def check_integer_scores_exact(name, arr):
@@ -106,19 +119,22 @@ def check_thresholds(thresholds):
     """``None`` (exact), an int ``T >= 2`` or a 1-D array of finite thresholds."""
     if thresholds is None:
         return None
-    if isinstance(thresholds, numbers.Integral) and not isinstance(thresholds, bool):
-        if thresholds < 2:
-            raise ValueError(f"thresholds: expected None, an int >= 2 or an array of thresholds, "
-                             f"received {thresholds}")
+    if isinstance(thresholds, numbers.Integral) and not isinstance(thresholds, (bool, np.bool_)):
+        if not 2 <= thresholds <= MAX_THRESHOLDS:
+            raise ValueError(f"thresholds: expected None, an int in [2, {MAX_THRESHOLDS:,}] or an array of "
+                             f"thresholds, received {thresholds}")
         return np.linspace(0.0, 1.0, int(thresholds))
-    if isinstance(thresholds, (bool, float, str)):
+    if isinstance(thresholds, (bool, np.bool_, float, str)):
         raise TypeError(f"thresholds: expected None, an int >= 2 or an array of thresholds, "
                         f"received {thresholds!r}")
     try:
-        arr = np.asarray(thresholds, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"thresholds: expected None, an int >= 2 or an array of thresholds, "
-                        f"received {type(thresholds).__name__}") from exc
+        raw = np.asarray(thresholds)
+        if raw.dtype.kind not in "iuf":
+            raise TypeError(f"dtype {raw.dtype}")
+        arr = raw.astype(np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"thresholds: expected None, an int >= 2 or an array of real thresholds, "
+                        f"received {type(thresholds).__name__} ({exc})") from exc
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"thresholds: expected a non-empty 1-D array, received shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -127,9 +143,12 @@ def check_thresholds(thresholds):
 
 
 def check_real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or value != value:
         raise TypeError(f"{name}: expected a real number, received {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as exc:
+        raise ValueError(f"{name}: expected a number within the float64 range, received {value!r}") from exc
 
 
 def check_same_config(a, b):

@@ -117,8 +117,17 @@ def test_bad_arguments():
         F.auroc(PREDS, TARGET, backend="gpu")
     with pytest.raises(ValueError, match="curve: expected one of 'step', 'trapezoid', received 'area'"):
         F.aupr(PREDS, TARGET, curve="area")
-    with pytest.raises(ValueError, match="thresholds: expected None, an int >= 2"):
+    with pytest.raises(ValueError, match=r"thresholds: expected None, an int in \[2, 16,777,216\]"):
         F.auroc(PREDS, TARGET, thresholds=1)
+    with pytest.raises(ValueError, match=r"received 4611686018427387904"):
+        F.auroc(PREDS, TARGET, thresholds=2**62)
+    for bad in (np.array([True, False]), ["0.5", "0.1"], [10**400, 0.0]):
+        with pytest.raises(TypeError, match="thresholds: expected None, an int >= 2 or an array of real"):
+            F.auroc(PREDS, TARGET, thresholds=bad)
+    with pytest.raises(ValueError, match="threshold: expected a number within the float64 range"):
+        F.f1_score(PREDS, TARGET, threshold=10**400)
+    with pytest.raises(ValueError, match="default_value: expected a number within the float64 range"):
+        rm.ManualThreshold(10**400)
     with pytest.raises(ValueError, match="thresholds: expected finite"):
         F.auroc(PREDS, TARGET, thresholds=[0.1, np.nan])
     with pytest.raises(ValueError, match="ignore_index: expected a value other than the labels"):
@@ -165,3 +174,41 @@ def test_import_is_cheap_and_framework_free():
     assert out[1:] == ["False", "False"]
     assert float(out[0]) < 1.0
     assert not math.isnan(float(out[0]))
+
+
+def test_big_endian_arrays():
+    for p, t in ((PREDS.astype(">f8"), TARGET), (PREDS, TARGET.astype(">i4")), (PREDS.astype(">f4"),
+                                                                                TARGET.astype(">i8"))):
+        assert F.auroc(p, t) == EXPECTED
+        assert F.f1_score(p, t) == F.f1_score(PREDS, TARGET)
+    assert F.min_max(PREDS.astype(">f8")) == (0.1, 0.9)
+
+
+def test_ignore_index_is_compared_in_the_labels_dtype():
+    t = np.array([0, 1, 0.1, 1], np.float32)
+    assert F.auroc(PREDS[:4], t, ignore_index=0.1) == float(naive.auroc(PREDS[[0, 1, 3]], [0, 1, 1]))
+    big = np.array([0, 1, 2**53 + 1, 1, 0], np.int64)
+    with pytest.raises(ValueError, match=r"e.g. 9007199254740993"):
+        F.auroc(np.arange(5.0), big, ignore_index=2**53)
+    # 255 cannot be an int8 label: it ignores nothing, and -1 is reported as a bad label
+    with pytest.raises(ValueError, match=r"\(or ignore_index=255\).*e.g. -1"):
+        F.auroc(PREDS[:3], np.array([0, 1, -1], np.int8), ignore_index=255)
+    assert F.auroc(PREDS[:3], np.array([0, 1, 1], np.int8), ignore_index=255) == 1.0
+    with pytest.warns(rm.UndefinedMetricWarning, match="no samples"):
+        assert math.isnan(F.auroc(PREDS, np.full(6, 255), ignore_index=255))
+    with pytest.warns(rm.UndefinedMetricWarning, match=r"\(nan, nan\)"):
+        thr, f1 = F.f1_adaptive_threshold(PREDS, np.full(6, 255), ignore_index=255)
+    assert math.isnan(thr) and math.isnan(f1)
+
+
+def test_total_size_limit_counts_every_update(monkeypatch):
+    from refmetrics import _validation
+
+    monkeypatch.setattr(_validation, "MAX_ELEMENTS", 10)
+    m = rm.AUROC()
+    m.update(PREDS, TARGET)
+    other = rm.AUROC()
+    other.update(PREDS, TARGET)
+    m.merge(other)
+    with pytest.raises(ValueError, match="at most 10 elements in total"):
+        m.compute()

@@ -34,6 +34,7 @@ def same(a, b):
 def quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rm.UndefinedMetricWarning)
+        warnings.simplefilter("ignore", rm.BinningWarning)
         return fn(*args, **kwargs)
 
 
@@ -234,6 +235,12 @@ def test_binned_mode_matches_oracle(data, thresholds):
     assert all(close(a, b) for a, b in zip(rec.tolist(), erec))
 
 
+def test_binned_mode_warns_for_scores_below_its_range():
+    with pytest.warns(rm.BinningWarning, match="4 scores lie below the lowest threshold"):
+        assert F.auroc([-2.0, -1.0, -0.5, -0.2], [0, 1, 0, 1], thresholds=5) == 0.0
+    assert F.auroc([9.0, 10.0, 11.0, 12.0], [0, 1, 0, 1], thresholds=5) == 0.5  # all above: one bin
+
+
 def test_binned_classes_merge_counts():
     rng = np.random.default_rng(20261128)
     preds, target = rng.random(1000), rng.random(1000) < 0.2
@@ -268,6 +275,7 @@ def batched(draw):
     return preds, target, batches, draw(st.permutations(range(preds.size)))
 
 
+@pytest.mark.filterwarnings("ignore::refmetrics.BinningWarning")
 @SETTINGS
 @given(batched(), st.sampled_from(range(len(CLASSES))))
 def test_batches_merges_and_permutations_are_bit_identical(data, which):

@@ -62,9 +62,13 @@ def test_samplewise_and_merge():
         F.f1_score(preds.reshape(-1), target.reshape(-1), multidim_average="samplewise")
 
 
-def test_f1_score_ignore_index():
+def test_f1_score_ignore_index_drops_first():
     assert F.f1_score([0.9, 0.9, 0.1], [1, 255, 0], ignore_index=255) == 1.0
     assert F.f1_score([0.9, 0.9, 0.1], [1, 0, 0]) == float(Fraction(2, 3))
+    # an ignored NaN is not looked at, and an ignored 5.0 does not switch on the sigmoid
+    assert F.f1_score([np.nan, 0.4, 0.6, 0.9], [255, 1, 0, 1], ignore_index=255) == 0.5
+    assert F.f1_score([5.0, 0.4, 0.6, 0.9], [255, 1, 0, 1], ignore_index=255) == 0.5
+    assert F.f1_score([5.0, 0.4, 0.6, 0.9], [0, 1, 0, 1]) == float(Fraction(2, 3))  # sigmoid: all positive
 
 
 def test_manual_threshold():

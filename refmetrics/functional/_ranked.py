@@ -29,15 +29,32 @@ _SHIFTS = {k: K.digit_shifts(k) for k in _FLOAT_OF}
 _CONSTS = {k: K.key_constants(k) for k in _FLOAT_OF}
 
 
+class Batch:
+    """One validated batch: flat exact scores, flat labels, the ignore value."""
+
+    __slots__ = ("scores", "labels", "has_ignore", "ignore", "ignore_index")
+
+    def __init__(self, scores, labels, has_ignore, ignore, ignore_index):
+        self.scores, self.labels = scores, labels
+        self.has_ignore, self.ignore, self.ignore_index = has_ignore, ignore, ignore_index
+
+    def check(self, n_nan, n_bad):
+        """Raise for the NaNs and bad labels a kernel counted."""
+        V.raise_if_nan("preds", n_nan)
+        V.raise_bad_labels("target", self.labels, self.has_ignore, self.ignore, self.ignore_index, n_bad)
+
+
 def intake_pair(preds, target, ignore_index, backend):
-    """Validate a (preds, target) pair; returns flat exact scores, labels and the ignore flag."""
+    """Validate a (preds, target) pair into a :class:`Batch`."""
     A.resolve_backend(backend, preds, target)
-    has_ignore, ignore = V.check_ignore_index(ignore_index)
+    V.check_ignore_index(ignore_index)
     p = A.host_array(preds, "preds")
     t = A.host_array(target, "target")
     V.check_pair(p, t)
     V.check_size_limit(p.size)
-    return A.exact_scores(p, "preds"), A.labels(t), has_ignore, ignore, t
+    labels = A.labels(t)
+    has_ignore, ignore = A.ignore_value(labels, ignore_index)
+    return Batch(A.exact_scores(p, "preds"), labels, has_ignore, ignore, ignore_index)
 
 
 # ---------------------------------------------------------------------------
@@ -97,16 +114,15 @@ class _Part:
         return _Part(pos, neg, np.stack([_histogram(pos), _histogram(neg)]))
 
 
-def partition(scores, labels_, has_ignore, ignore, target_for_errors, ignore_index):
+def partition(batch):
     """Keys of one validated batch, split by label (one pass; raises on NaN/bad labels)."""
-    kd = _KEY_OF[scores.dtype]
+    kd = _KEY_OF[batch.scores.dtype]
     shifts = _SHIFTS[kd]
-    out = np.empty(scores.size, kd)
+    out = np.empty(batch.scores.size, kd)
     hist = np.zeros((2, shifts.size - 1, K.RADIX_SIZE), np.int64)
-    lo, hi, n_nan, n_bad = K.partition(scores.view(kd), labels_, has_ignore, ignore, out, hist, shifts,
-                                       _CONSTS[kd])
-    V.raise_if_nan("preds", n_nan)
-    V.raise_bad_labels("target", target_for_errors, ignore_index, n_bad)
+    lo, hi, n_nan, n_bad = K.partition(batch.scores.view(kd), batch.labels, batch.has_ignore, batch.ignore,
+                                       out, hist, shifts, _CONSTS[kd])
+    batch.check(n_nan, n_bad)
     return _Part(out[:lo], out[hi:], hist)
 
 
@@ -151,15 +167,6 @@ class ExactScores:
         return pos, neg
 
 
-def sorted_keys(scores, labels_, has_ignore, ignore, target_for_errors, ignore_index):
-    """One batch straight to sorted ``(pos, neg)`` keys: partition, then sort in place.
-
-    Uses one key buffer for the batch and one scratch buffer for the sort.
-    """
-    part = partition(scores, labels_, has_ignore, ignore, target_for_errors, ignore_index)
-    return _sort_pair(part.pos, part.neg, part.hist)
-
-
 # ---------------------------------------------------------------------------
 # group streams
 # ---------------------------------------------------------------------------
@@ -197,12 +204,17 @@ class BinnedScores:
         self.thresholds = thresholds
         self.hist = np.zeros((2, thresholds.size + 1), np.int64)
 
-    def add(self, scores, labels_, has_ignore, ignore, target_for_errors, ignore_index):
+    def add(self, batch):
         hist = np.zeros_like(self.hist)
-        n_nan, n_bad = KB.binned_histogram(scores, labels_, has_ignore, ignore, self.thresholds, hist)
-        V.raise_if_nan("preds", n_nan)
-        V.raise_bad_labels("target", target_for_errors, ignore_index, n_bad)
+        n_nan, n_bad = KB.binned_histogram(batch.scores, batch.labels, batch.has_ignore, batch.ignore,
+                                           self.thresholds, hist)
+        batch.check(n_nan, n_bad)
         self.hist += hist
+
+    @property
+    def n_below(self):
+        """Elements below the lowest threshold: never predicted positive."""
+        return int(self.hist[:, 0].sum())
 
     def merge(self, other):
         self.hist += other.hist

@@ -7,6 +7,7 @@ predicted positive at threshold ``t`` when ``score >= t``, and elements with
 equal scores are crossed together. Counts are int64; rates and areas float64.
 """
 
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -28,11 +29,8 @@ def new_state(thresholds):
 
 def add_batch(state, preds, target, ignore_index, backend):
     """Validate one batch and add it to ``state``."""
-    scores, labels, has_ignore, ignore, t = R.intake_pair(preds, target, ignore_index, backend)
-    if isinstance(state, R.BinnedScores):
-        state.add(scores, labels, has_ignore, ignore, t, ignore_index)
-    else:
-        state.add(R.partition(scores, labels, has_ignore, ignore, t, ignore_index))
+    batch = R.intake_pair(preds, target, ignore_index, backend)
+    state.add(batch if isinstance(state, R.BinnedScores) else R.partition(batch))
 
 
 def ranking_state(preds, target, thresholds, ignore_index, backend):
@@ -43,13 +41,21 @@ def ranking_state(preds, target, thresholds, ignore_index, backend):
 
 
 def _groups(state):
+    V.check_size_limit(state.n_pos + state.n_neg)
     if isinstance(state, R.BinnedScores):
+        n_below = state.n_below
+        if n_below:
+            warnings.warn(f"{n_below:,} scores lie below the lowest threshold ({state.thresholds[0]:g}) and are "
+                          "never predicted positive, so the binned curve stops short of (1, 1); binned mode "
+                          "applies no sigmoid: rescale the scores or use the exact mode (thresholds=None)",
+                          V.BinningWarning, stacklevel=4)
         return state.groups()
     pos, neg = state.sorted()
     return R.exact_groups(pos, neg)
 
 
 def _curve_counts(state):
+    V.check_size_limit(state.n_pos + state.n_neg)
     if isinstance(state, R.BinnedScores):
         return state.curve_counts()
     return R.exact_curve_counts(*state.sorted())
@@ -61,7 +67,8 @@ def _one_class(state, what):
         return False
     why = "no samples" if not (p or n) else ("no positive (anomalous) sample" if not p
                                              else "no negative (normal) sample")
-    V.warn_undefined(f"{what} is undefined with {why}; returning nan", stacklevel=4)
+    # stack: warn_undefined, _one_class, *_from_state, the public function or compute(), the caller
+    V.warn_undefined(f"{what} is undefined with {why}; returning nan", stacklevel=5)
     return True
 
 
@@ -351,6 +358,7 @@ def f1_adaptive_threshold(preds, target, ignore_index=None, backend="auto"):
     threshold, f1 : float
         Over the :func:`precision_recall_curve` thresholds, the one with the
         largest exact ``F1 = 2TP/(2TP+FP+FN)``; ties go to the lowest threshold.
+        ``(nan, nan)`` with a warning when every element was ignored.
 
     Notes
     -----
@@ -374,4 +382,8 @@ def f1_adaptive_threshold(preds, target, ignore_index=None, backend="auto"):
     (3.299999952316284, 1.0)
     """
     state = ranking_state(preds, target, None, ignore_index, backend)
-    return f1_adaptive_from_state(state)
+    best = f1_adaptive_from_state(state)
+    if best is None:
+        V.warn_undefined("F1 adaptive threshold is undefined with no samples; returning (nan, nan)")
+        return float("nan"), float("nan")
+    return best

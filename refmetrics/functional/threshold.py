@@ -4,7 +4,6 @@ import numpy as np
 
 from .. import _arrays as A
 from .. import _validation as V
-from ..kernels.cpu import stats as KS
 from ..kernels.cpu import threshold as KT
 
 _AVERAGES = ("global", "samplewise")
@@ -15,7 +14,7 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
     V.check_choice("multidim_average", multidim_average, _AVERAGES)
     threshold = V.check_real("threshold", threshold)
     A.resolve_backend(backend, preds, target)
-    has_ignore, ignore = V.check_ignore_index(ignore_index)
+    V.check_ignore_index(ignore_index)
     p = A.host_array(preds, "preds")
     t = A.host_array(target, "target")
     V.check_pair(p, t)
@@ -24,20 +23,24 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
             raise ValueError(f"preds: multidim_average='samplewise' expects at least 2 dimensions "
                              f"(N, ...), received shape {p.shape}")
         rows = p.shape[0]
-        if t.shape[0] != rows and t.size // max(rows, 1) * rows != t.size:
-            raise ValueError(f"target: expected {rows} samples like preds, received shape {t.shape}")
+        if t.ndim < 1 or t.shape[0] != rows:
+            raise ValueError(f"target: expected {rows} samples along the first axis like preds, "
+                             f"received shape {t.shape}")
     else:
         rows = 1
     scores = np.ascontiguousarray(p).reshape(rows, -1)
     if scores.dtype == np.float16 or scores.dtype == np.bool_:
         scores = scores.astype(np.float32)
-    labels = A.labels(t).reshape(rows, -1)
-    lo, hi, n_nan = KS.min_max_nan(scores.reshape(-1))
+    labels = A.labels(t)
+    has_ignore, ignore = A.ignore_value(labels, ignore_index)
+    labels2d = labels.reshape(rows, -1)
+    # ignored elements are dropped before anything else: the NaN check and the sigmoid rule
+    lo, hi, n_nan = KT.kept_range(scores, labels2d, has_ignore, ignore)
     V.raise_if_nan("preds", n_nan)
     sigmoid = bool(lo < 0.0 or hi > 1.0)
     out = np.zeros((rows, 3), np.int64)
-    n_bad = KT.confusion_counts(scores, labels, has_ignore, ignore, threshold, sigmoid, out)
-    V.raise_bad_labels("target", t, ignore_index, n_bad)
+    n_bad = KT.confusion_counts(scores, labels2d, has_ignore, ignore, threshold, sigmoid, out)
+    V.raise_bad_labels("target", labels, has_ignore, ignore, ignore_index, n_bad)
     return out
 
 
@@ -54,8 +57,9 @@ def f1_score(preds, target, threshold=0.5, multidim_average="global", ignore_ind
     Parameters
     ----------
     preds : array_like
-        Scores or probabilities. If any value of this call lies outside [0, 1],
-        a sigmoid (in float64) is applied to all of them first.
+        Scores or probabilities. If any value of this call (ignored elements
+        aside) lies outside [0, 1], a sigmoid (in float64) is applied to all of
+        them first.
     target : array_like
         Binary labels {0, 1}, as many elements as ``preds``.
     threshold : float

@@ -38,3 +38,22 @@ def confusion_counts(preds, target, has_ignore, ignore, threshold, sigmoid, out)
         out[r, 1] += fp
         out[r, 2] += fn
     return bad
+
+
+@njit(cache=True, nogil=True)
+def kept_range(preds, target, has_ignore, ignore):
+    """``(min, max, n_nan)`` of the preds whose label is not ``ignore`` (float64)."""
+    lo = np.inf
+    hi = -np.inf
+    nan = 0
+    for r in range(preds.shape[0]):
+        for i in range(preds.shape[1]):
+            if has_ignore and target[r, i] == ignore:
+                continue
+            v = np.float64(preds[r, i])
+            if v != v:
+                nan += 1
+            else:
+                lo = min(lo, v)
+                hi = max(hi, v)
+    return lo, hi, nan
