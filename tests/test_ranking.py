@@ -360,3 +360,20 @@ def test_ignore_index_drops_elements():
     target = [0, 1, 255, 0, 255]
     assert F.auroc(preds, target, ignore_index=255) == float(naive.auroc([0.1, 0.9, 0.7], [0, 1, 0]))
     assert rm.AUPR(ignore_index=255)(preds, target) == F.aupr([0.1, 0.9, 0.7], [0, 1, 0])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7])
+def test_accumulators_carry_state_across_chunks(monkeypatch, chunk):
+    from refmetrics.functional import _ranked
+
+    rng = np.random.default_rng(20261131)
+    preds = np.round(rng.random(300) * 40) / 40  # ties
+    target = rng.random(300) < 0.3
+    expected = [F.auroc(preds, target), F.average_precision(preds, target),
+                F.aupr(preds, target, curve="trapezoid"), F.f1_adaptive_threshold(preds, target)]
+    monkeypatch.setattr(_ranked, "CHUNK", chunk)
+    got = [F.auroc(preds, target), F.average_precision(preds, target),
+           F.aupr(preds, target, curve="trapezoid"), F.f1_adaptive_threshold(preds, target)]
+    assert got == expected
+    assert close(got[1], naive.average_precision(preds, target))
+    assert close(got[2], naive.aupr_trapezoid(preds, target))

@@ -25,6 +25,25 @@ def test_f1_score_matches_oracle(data, threshold):
     assert abs(Fraction(value) - naive.f1_score(preds, target, threshold)) <= Fraction(1, 10**12)
 
 
+@SETTINGS
+@given(labelled(min_size=2), st.integers(1, 5), st.sampled_from([0.2, 0.5]))
+def test_f1_score_class_sums_per_batch_counts(data, parts, threshold):
+    preds, target = data
+    batches = [(p, t) for p, t in zip(np.array_split(preds, parts), np.array_split(target, parts)) if p.size]
+    m = rm.F1Score(threshold=threshold)
+    tp = fp = fn = 0
+    for p, t in batches:
+        m.update(p, t)
+        use_sigmoid = any(float(s) < 0 or float(s) > 1 for s in p)
+        for s, y in zip(p.tolist(), t.tolist()):
+            positive = naive.sigmoid_gt(float(s), threshold) if use_sigmoid else float(s) > threshold
+            tp += positive and y == 1
+            fp += positive and y == 0
+            fn += (not positive) and y == 1
+    exact = Fraction(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else Fraction(0)
+    assert abs(Fraction(m.compute()) - exact) <= Fraction(1, 10**12)
+
+
 def test_sigmoid_rule_is_per_batch():
     # one value outside [0, 1] switches the whole batch to sigmoid(pred) > 0.5, i.e. pred > 0
     preds = np.array([0.2, 0.4, 3.0, 0.6])

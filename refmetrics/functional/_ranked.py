@@ -171,10 +171,10 @@ class ExactScores:
 # group streams
 # ---------------------------------------------------------------------------
 
-def exact_groups(pos, neg, chunk=CHUNK):
-    """Yield ``(keys, dtp, dfp)`` chunks, distinct scores in decreasing order."""
+def exact_groups(pos, neg):
+    """Yield ``(keys, dtp, dfp)`` chunks of ``CHUNK`` groups, distinct scores in decreasing order."""
     total = pos.size + neg.size
-    size = max(1, min(chunk, total))
+    size = max(1, min(CHUNK, total))
     keys = np.empty(size, pos.dtype)
     dtp = np.empty(size, np.int64)
     dfp = np.empty(size, np.int64)
