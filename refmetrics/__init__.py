@@ -9,7 +9,9 @@ from . import functional
 from ._validation import BackendUnavailableError, BinningWarning, UndefinedMetricWarning
 from .metrics import (
     AUPR,
+    AUPRO,
     AUROC,
+    PRO,
     AnomalyScoreDistribution,
     BinaryPrecisionRecallCurve,
     F1AdaptiveThreshold,
@@ -24,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUPR",
+    "AUPRO",
     "AUROC",
     "AnomalyScoreDistribution",
     "BackendUnavailableError",
@@ -35,6 +38,7 @@ __all__ = [
     "ManualThreshold",
     "Metric",
     "MinMax",
+    "PRO",
     "UndefinedMetricWarning",
     "functional",
 ]

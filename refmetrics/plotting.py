@@ -48,3 +48,21 @@ def pr_figure(precision, recall, area, prevalence):
            title=f"PR curve, AUPR = {area:.4f}")
     ax.legend(loc="lower left")
     return fig
+
+
+def pro_figure(fpr, pro, area, fpr_limit):
+    """PRO curve up to ``fpr_limit`` (interpolated there), titled with the AUPRO."""
+    fig, ax = _figure()
+    keep = fpr <= fpr_limit
+    x, y = fpr[keep], pro[keep]
+    after = np.flatnonzero(~keep)
+    if after.size and x.size and x[-1] < fpr_limit:
+        i = after[0]
+        y_lim = pro[i - 1] + (pro[i] - pro[i - 1]) * (fpr_limit - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
+        x, y = np.append(x, fpr_limit), np.append(y, y_lim)
+    x, y = thin(x, y)
+    ax.plot(x, y, lw=2, label=f"PRO (AUPRO = {area:.4f})")
+    ax.set(xlim=(0, fpr_limit), ylim=(0, 1.01), xlabel="False positive rate", ylabel="Per-region overlap",
+           title=f"PRO curve to FPR {fpr_limit:g}, AUPRO = {area:.4f}")
+    ax.legend(loc="lower right")
+    return fig

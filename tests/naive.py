@@ -213,3 +213,87 @@ def mean_std(values):
         return mean, None
     var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
     return mean, math.sqrt(var)
+
+
+# ---------------------------------------------------------------------------
+# regions (labelled with scipy.ndimage, not scikit-image: an independent labeller)
+# ---------------------------------------------------------------------------
+
+def regions_of(masks, connectivity=2, spatial_dims=2):
+    """List over samples of (scores-index lists per region, background indices) using scipy."""
+    import numpy as np
+    from scipy import ndimage
+
+    m = np.asarray(masks)
+    if m.ndim == spatial_dims:
+        m = m[None]
+    elif m.ndim == spatial_dims + 2:
+        m = m[:, 0]
+    structure = ndimage.generate_binary_structure(spatial_dims, spatial_dims if connectivity == 2 else 1)
+    out = []
+    offset = 0
+    for b in range(m.shape[0]):
+        lab, n = ndimage.label(m[b] > 0, structure=structure)
+        flat = lab.reshape(-1)
+        base = b * flat.size
+        regions = [[base + i for i in np.flatnonzero(flat == k)] for k in range(1, n + 1)]
+        bg = [base + i for i in np.flatnonzero(flat == 0)]
+        out.append((regions, bg))
+        offset += n
+    return out
+
+
+def pro_points(preds, masks, connectivity=2, spatial_dims=2, thresholds_desc=None):
+    """PRO curve points [(fpr, pro)] as Fractions, starting at (0, 0)."""
+    scores = [float(s) for s in _flat(preds)]
+    regions, bg = [], []
+    for r, b in regions_of(masks, connectivity, spatial_dims):
+        regions += r
+        bg += b
+    if thresholds_desc is None:
+        thresholds_desc = sorted(set(scores), reverse=True)
+    points = [(Fraction(0), Fraction(0))]
+    for t in thresholds_desc:
+        fp = sum(1 for i in bg if scores[i] >= t)
+        pro = sum(Fraction(sum(1 for i in r if scores[i] >= t), len(r)) for r in regions)
+        points.append((Fraction(fp, len(bg)) if bg else None, pro / len(regions) if regions else None))
+    return points
+
+
+def area_to_limit(points, limit):
+    """Trapezoid from x=0 to ``limit`` (exact), interpolating at the limit, divided by the limit."""
+    limit = Fraction(limit)
+    area = Fraction(0)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x1 <= limit:
+            area += (x1 - x0) * (y0 + y1) / 2
+            continue
+        if x0 < limit:
+            y = y0 + (y1 - y0) * (limit - x0) / (x1 - x0)
+            area += (limit - x0) * (y0 + y)
+            area -= (limit - x0) * (y0 + y) / 2
+        break
+    return area / limit
+
+
+def aupro(preds, masks, fpr_limit=0.3, connectivity=2, spatial_dims=2, num_thresholds=None):
+    scores = [float(s) for s in _flat(preds)]
+    thr = None
+    if num_thresholds is not None:
+        import numpy as np
+
+        thr = np.linspace(min(scores), max(scores), num_thresholds)[::-1].tolist()
+    points = pro_points(preds, masks, connectivity, spatial_dims, thr)
+    if any(x is None or y is None for x, y in points[1:]):
+        return None
+    return area_to_limit(points, fpr_limit)
+
+
+def pro_score(preds, masks, threshold=0.5, connectivity=2, spatial_dims=2):
+    scores = [float(s) for s in _flat(preds)]
+    regions = []
+    for r, _ in regions_of(masks, connectivity, spatial_dims):
+        regions += r
+    if not regions:
+        return None
+    return sum(Fraction(sum(1 for i in r if scores[i] > threshold), len(r)) for r in regions) / len(regions)

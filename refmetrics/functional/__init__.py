@@ -13,18 +13,23 @@ from .ranking import (
     precision_recall_curve,
     roc_curve,
 )
+from .regions import aupro, label_regions, pro_curve, pro_score
 from .stats import anomaly_score_distribution, min_max
 from .threshold import f1_score
 
 __all__ = [
     "anomaly_score_distribution",
     "aupr",
+    "aupro",
     "auroc",
     "average_precision",
     "f1_adaptive_threshold",
     "f1_max",
     "f1_score",
+    "label_regions",
     "min_max",
+    "pro_curve",
+    "pro_score",
     "precision_recall_curve",
     "roc_curve",
 ]

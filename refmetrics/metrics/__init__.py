@@ -2,11 +2,13 @@
 
 from .base import Metric
 from .ranking import AUPR, AUROC, BinaryPrecisionRecallCurve, F1AdaptiveThreshold, F1Max
+from .regions import AUPRO, PRO
 from .stats import AnomalyScoreDistribution, MinMax
 from .threshold import F1Score, ManualThreshold
 
 __all__ = [
     "AUPR",
+    "AUPRO",
     "AUROC",
     "AnomalyScoreDistribution",
     "BinaryPrecisionRecallCurve",
@@ -16,4 +18,5 @@ __all__ = [
     "ManualThreshold",
     "Metric",
     "MinMax",
+    "PRO",
 ]

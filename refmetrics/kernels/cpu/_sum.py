@@ -60,6 +60,15 @@ def scale_dd(k, xh, xl):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def mul_dd(xh, xl, yh, yl):
+    """Double-double product ``(xh + xl) * (yh + yl)``."""
+    p, e = two_prod(xh, yh)
+    e += xh * yl + xl * yh
+    h = p + e
+    return h, e - (h - p)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def dd_over(xh, xl, d):
     """``(xh + xl) / d`` rounded to float64."""
     q = xh / d
