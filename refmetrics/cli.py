@@ -41,6 +41,8 @@ def example_table():
         "pixel AP": F.average_precision(maps, masks),
         "pixel AUPR (trapezoid, anomalib 1.x)": F.aupr(maps, masks, curve="trapezoid"),
         "pixel F1-max": F.f1_max(maps, masks),
+        "pixel AUPRO@0.3": F.aupro(maps, masks, fpr_limit=0.3),
+        "pixel regions": int(F.label_regions(masks, return_num=True)[1]),
     }
 
 

@@ -275,3 +275,25 @@ def test_pro_figure(tmp_path):
     x = ax.lines[0].get_xdata()
     assert x[0] == 0.0 and x[-1] == pytest.approx(0.3, abs=0)
     fig.savefig(tmp_path / "pro.png")
+
+
+def test_cut_and_collapsed_groups_give_the_full_curve_area():
+    """The functional AUPRO keeps only the pixels at or above a cut, and collapses
+    background-only runs; both must give what the full, uncut curve gives."""
+    from refmetrics.functional import _regions as G
+
+    rng = np.random.default_rng(20261130)
+    preds = np.round(rng.standard_normal((6, 40, 40)) * 20) / 20  # many ties
+    masks = rng.random((6, 40, 40)) < 0.05
+    masks[0] = False
+    for limit in (0.001, 0.05, 0.3, 0.8):
+        full = G.RegionScores()
+        full.add(G.partition_regions(G.intake_regions(preds, masks, 2, "cpu"), 2))
+        n_bg, k = full.n_bg, full.n_regions
+        uncut = G.aupro_from_groups(G.exact_region_groups(*full.sorted()), n_bg, k, limit)
+        assert F.aupro(preds, masks, fpr_limit=limit) == pytest.approx(uncut, abs=1e-15)
+        metric = rm.AUPRO(fpr_limit=limit)
+        metric.update(preds[:3], masks[:3])
+        metric.update(preds[3:], masks[3:])
+        assert metric.compute() == F.aupro(preds, masks, fpr_limit=limit)
+        assert close(uncut, naive.aupro(preds, masks, limit))

@@ -6,6 +6,8 @@ needs: background pixels as keys; region pixels as (key, region size) for the
 PRO curve, or per region (pixels above the threshold, size) for PRO.
 """
 
+from fractions import Fraction
+
 import numpy as np
 
 from .. import _arrays as A
@@ -16,20 +18,28 @@ from ..kernels.cpu import regions as K
 from . import _ranked as R
 
 CHUNK = 1 << 16
+TOP_BITS = 16  # resolution of the cut that drops pixels the AUPRO never reads
 _SIZE_SHIFTS = KR.digit_shifts(np.uint64)
 
 
 class RegionBatch:
     """One validated batch: per-sample scores and boolean masks."""
 
-    __slots__ = ("scores", "masks", "spatial", "n_pos")
+    __slots__ = ("scores", "masks", "spatial", "n_pos", "defective")
 
     def __init__(self, scores, masks, spatial, n_pos):
         self.scores, self.masks, self.spatial, self.n_pos = scores, masks, spatial, n_pos
+        self.defective = masks.any(axis=1)
 
     def samples(self, connectivity):
-        """Yield ``(scores, region ids, n_regions, sizes)`` per sample (ids from 1, sizes by id)."""
+        """Yield ``(scores, region ids, n_regions, sizes)`` per sample (ids from 1, sizes by id).
+
+        Defect-free samples are not labelled: their region ids are None.
+        """
         for b in range(self.masks.shape[0]):
+            if not self.defective[b]:
+                yield self.scores[b], None, 0, None
+                continue
             regions, n = L.label_sample(self.masks[b].reshape(self.spatial), connectivity)
             regions = regions.reshape(-1)
             sizes = np.bincount(regions, minlength=n + 1).astype(np.int64)
@@ -46,9 +56,13 @@ def intake_regions(preds, target, spatial_dims, backend):
     n_samples, spatial = L.sample_layout(t.shape, spatial_dims)
     scores = A.exact_scores(p, "preds").reshape(n_samples, -1)
     labels = A.labels(t)
-    masks = np.empty(labels.size, np.bool_)
-    n_pos, n_bad = K.binary_mask(labels, False, labels.dtype.type(0), masks)
-    V.raise_bad_labels("target", labels, False, None, None, n_bad)
+    if t.dtype == np.bool_:
+        masks = labels.view(np.bool_)
+        n_pos = int(np.count_nonzero(masks))
+    else:
+        masks = np.empty(labels.size, np.bool_)
+        n_pos, n_bad = K.binary_mask(labels, False, labels.dtype.type(0), masks)
+        V.raise_bad_labels("target", labels, False, None, None, n_bad)
     return RegionBatch(scores, masks.reshape(n_samples, -1), spatial, n_pos)
 
 
@@ -57,32 +71,68 @@ def intake_regions(preds, target, spatial_dims, backend):
 # ---------------------------------------------------------------------------
 
 class _Part:
-    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "sorted")
+    """Sorted or unsorted keys of some samples; ``dropped`` background pixels
+    below a cut (see :func:`partition_regions`) are counted but not kept."""
 
-    def __init__(self, bg, rkeys, rsizes, n_regions, is_sorted=False):
+    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "dropped", "sorted")
+
+    def __init__(self, bg, rkeys, rsizes, n_regions, dropped=0, is_sorted=False):
         self.bg, self.rkeys, self.rsizes = bg, rkeys, rsizes
-        self.n_regions, self.sorted = n_regions, is_sorted
+        self.n_regions, self.dropped, self.sorted = n_regions, dropped, is_sorted
 
     def widened(self):
-        return _Part(R.widen_keys(self.bg), R.widen_keys(self.rkeys), self.rsizes, self.n_regions)
+        return _Part(R.widen_keys(self.bg), R.widen_keys(self.rkeys), self.rsizes, self.n_regions, self.dropped)
 
 
-def partition_regions(batch, connectivity):
-    """One batch's keys: background apart, region pixels with their region's size."""
+def cut_for_limit(hist, n_bg, fpr_limit, key_dtype):
+    """The highest key cut keeping the ``floor(fpr_limit * n_bg) + 1`` highest
+    background pixels, from a histogram of the keys' top ``TOP_BITS`` bits; 0
+    (keep all) when they are all needed.
+
+    The AUPRO stops at the group where the false positives first exceed
+    ``fpr_limit * n_bg``; that group and every group above it lie at or above
+    the cut, so the area is exactly that of the full data.
+    """
+    need = int(Fraction(fpr_limit) * n_bg) + 1
+    if need >= n_bg:
+        return key_dtype.type(0)
+    from_top = np.cumsum(hist[::-1])
+    bucket = (1 << TOP_BITS) - 1 - int(np.searchsorted(from_top, need))
+    return key_dtype.type(bucket) << key_dtype.type(8 * key_dtype.itemsize - TOP_BITS)
+
+
+def partition_regions(batch, connectivity, fpr_limit=1.0):
+    """One batch's keys: background apart, region pixels with their region's size.
+
+    With ``fpr_limit < 1`` (the functional AUPRO, which reads the data once),
+    a first pass histograms the background keys and only the pixels at or above
+    :func:`cut_for_limit` are kept: less to write and to sort.
+    """
     kd = R._KEY_OF[batch.scores.dtype]
     consts = R._CONSTS[kd]
-    n = batch.scores.size
-    bg = np.empty(n - batch.n_pos, kd)
+    n_bg_all = batch.scores.size - batch.n_pos
+    cut = kd.type(0)
+    n_keep = n_bg_all
+    if fpr_limit < 1.0:
+        hist = np.zeros(1 << TOP_BITS, np.int64)
+        K.background_top_histogram(batch.scores.reshape(-1).view(kd), batch.masks.reshape(-1), consts,
+                                   kd.type(8 * kd.itemsize - TOP_BITS), hist)
+        cut = cut_for_limit(hist, int(hist.sum()), fpr_limit, kd)
+        n_keep = int(hist[int(cut >> kd.type(8 * kd.itemsize - TOP_BITS)):].sum())
+    bg = np.empty(n_keep, kd)
     rkeys = np.empty(batch.n_pos, kd)
     rsizes = np.empty(batch.n_pos, np.uint64)
     n_bg = n_reg = n_regions = n_nan = 0
     for scores, regions, n_r, sizes in batch.samples(connectivity):
-        n_bg, n_reg, nan = K.partition_regions(scores.view(kd), regions, sizes, consts, bg, n_bg,
-                                               rkeys, rsizes, n_reg)
+        if regions is None:
+            n_bg, nan = K.partition_background(scores.view(kd), consts, cut, bg, n_bg)
+        else:
+            n_bg, n_reg, nan = K.partition_regions(scores.view(kd), regions, sizes, consts, cut, bg, n_bg,
+                                                   rkeys, rsizes, n_reg)
         n_nan += nan
         n_regions += n_r
     V.raise_if_nan("preds", n_nan)
-    return _Part(bg, rkeys, rsizes, n_regions)
+    return _Part(bg[:n_bg], rkeys[:n_reg], rsizes[:n_reg], n_regions, dropped=n_bg_all - n_bg)
 
 
 class RegionScores:
@@ -99,7 +149,7 @@ class RegionScores:
 
     @property
     def n_bg(self):
-        return sum(p.bg.size for p in self.parts)
+        return sum(p.bg.size + p.dropped for p in self.parts)
 
     @property
     def n_region_pixels(self):
@@ -109,17 +159,58 @@ class RegionScores:
     def n_regions(self):
         return sum(p.n_regions for p in self.parts)
 
+    def _merged(self):
+        parts = self.parts
+        if len({p.bg.dtype for p in parts}) > 1:
+            parts = [p if p.bg.dtype == np.uint64 else p.widened() for p in parts]
+        return parts
+
+    def sorted_top(self, fpr_limit):
+        """Sorted ``(bg, rkeys, rsizes)`` restricted to what the AUPRO up to ``fpr_limit`` reads.
+
+        The area stops at the group where the false positives first exceed
+        ``fpr_limit * n_bg``: only the ``floor(fpr_limit * n_bg) + 1`` highest
+        background pixels and the pixels scoring at least as high matter. A
+        histogram of the keys' top 16 bits finds a cut at or below that score;
+        everything below the cut is dropped before sorting. The groups up to the
+        crossing, and so the result, are exactly those of the full data.
+        """
+        if not self.parts or (len(self.parts) == 1 and self.parts[0].sorted):
+            return self.sorted()
+        parts = self._merged()
+        if any(p.dropped for p in parts):
+            return self.sorted()  # already cut when partitioned
+        kd = parts[0].bg.dtype
+        n_bg = sum(p.bg.size for p in parts)
+        hist = np.zeros(1 << TOP_BITS, np.int64)
+        for p in parts:
+            K.top_histogram(p.bg, kd.type(8 * kd.itemsize - TOP_BITS), hist)
+
+        shift = kd.type(8 * kd.itemsize - TOP_BITS)
+        cut = cut_for_limit(hist, n_bg, fpr_limit, kd)
+        if not cut:
+            return self.sorted()
+        bg = np.empty(int(hist[int(cut >> shift):].sum()), kd)
+        n_rk = sum(p.rkeys.size for p in parts)
+        rkeys = np.empty(n_rk, kd)
+        rsizes = np.empty(n_rk, np.uint64)
+        nb = nr = 0
+        for p in parts:
+            nb += K.keep_keys_at_least(p.bg, cut, bg[nb:])
+            nr += K.keep_at_least(p.rkeys, p.rsizes, cut, rkeys[nr:], rsizes[nr:])
+        top = RegionScores()
+        top.add(_Part(bg, rkeys[:nr], rsizes[:nr], 0))
+        return top.sorted()
+
     def sorted(self):
         """``(bg, rkeys, rsizes)`` sorted ascending (region pixels by key, then size)."""
         if len(self.parts) == 1 and self.parts[0].sorted:
             p = self.parts[0]
             return p.bg, p.rkeys, p.rsizes
-        parts = self.parts
-        if not parts:
+        if not self.parts:
             e = np.empty(0, np.uint32)
             return e, e, np.empty(0, np.uint64)
-        if len({p.bg.dtype for p in parts}) > 1:
-            parts = [p if p.bg.dtype == np.uint64 else p.widened() for p in parts]
+        parts = self._merged()
         if len(parts) == 1:
             bg, rkeys, rsizes = parts[0].bg, parts[0].rkeys, parts[0].rsizes
         else:
@@ -133,19 +224,21 @@ class RegionScores:
         tp = np.empty_like(rsizes)
         if K.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[rkeys.dtype], _SIZE_SHIFTS):
             rkeys, rsizes = tk, tp
-        self.parts = [_Part(bg, rkeys, rsizes, sum(p.n_regions for p in parts), is_sorted=True)]
+        self.parts = [_Part(bg, rkeys, rsizes, sum(p.n_regions for p in parts), sum(p.dropped for p in parts),
+                            is_sorted=True)]
         return bg, rkeys, rsizes
 
 
-def exact_region_groups(bg, rkeys, rsizes):
-    """Yield ``(dfp, dS_h, dS_l)`` chunks, distinct scores in decreasing order."""
+def exact_region_groups(bg, rkeys, rsizes, collapse=False):
+    """Yield ``(dfp, dS_h, dS_l)`` chunks, distinct scores in decreasing order
+    (with ``collapse``, runs of background-only scores as one group)."""
     size = max(1, min(CHUNK, bg.size + rkeys.size))
     dfp = np.empty(size, np.int64)
     dsh = np.empty(size, np.float64)
     dsl = np.empty(size, np.float64)
     cursor = np.array([bg.size - 1, rkeys.size - 1], np.int64)
     while True:
-        g = K.next_region_groups(bg, rkeys, rsizes, cursor, dfp, dsh, dsl)
+        g = K.next_region_groups(bg, rkeys, rsizes, cursor, collapse, dfp, dsh, dsl)
         if g == 0:
             return
         yield dfp[:g], dsh[:g], dsl[:g]
@@ -225,6 +318,9 @@ class RegionOverlaps:
     def add(self, batch, threshold, connectivity):
         n_nan = 0
         for scores, regions, n, sizes in batch.samples(connectivity):
+            if regions is None:
+                n_nan += int(np.isnan(scores).sum()) if scores.dtype.kind == "f" else 0
+                continue
             above = np.zeros(n + 1, np.int64)
             n_nan += K.region_overlaps(scores, regions, threshold, above)
             self.above.append(above[1:])

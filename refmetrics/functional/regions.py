@@ -90,17 +90,18 @@ def label_regions(masks, connectivity=2, spatial_dims=2, return_num=False, backe
     return (out, total) if return_num else out
 
 
-def region_state(preds, target, num_thresholds, connectivity, spatial_dims, backend):
-    """Validated maps and masks as a :class:`RegionScores`."""
+def region_state(preds, target, connectivity, spatial_dims, backend, fpr_limit=1.0):
+    """Validated maps and masks as a :class:`RegionScores`; with ``fpr_limit < 1``
+    only what the AUPRO up to that limit reads is kept."""
     L.check_connectivity(connectivity)
     state = G.RegionScores()
-    add_region_batch(state, preds, target, connectivity, spatial_dims, backend)
+    add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit)
     return state
 
 
-def add_region_batch(state, preds, target, connectivity, spatial_dims, backend):
+def add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit=1.0):
     batch = G.intake_regions(preds, target, spatial_dims, backend)
-    state.add(G.partition_regions(batch, connectivity))
+    state.add(G.partition_regions(batch, connectivity, fpr_limit))
 
 
 def _undefined(state, what):
@@ -112,18 +113,23 @@ def _undefined(state, what):
     return True
 
 
-def _groups(state, num_thresholds):
+def _groups(state, num_thresholds, fpr_limit=None):
+    """Group stream of the curve; for an area (``fpr_limit`` given) only what it reads."""
     V.check_size_limit(state.n_bg + state.n_region_pixels)
+    area = fpr_limit is not None
+    if num_thresholds is None and area and fpr_limit < 1.0:
+        return G.exact_region_groups(*state.sorted_top(fpr_limit), collapse=True)
     bg, rkeys, rsizes = state.sorted()
     if num_thresholds is None:
-        return G.exact_region_groups(bg, rkeys, rsizes)
+        return G.exact_region_groups(bg, rkeys, rsizes, collapse=area)
     return G.sampled_region_groups(bg, rkeys, rsizes, num_thresholds)
 
 
 def aupro_from_state(state, fpr_limit, num_thresholds):
     if _undefined(state, "AUPRO"):
         return float("nan")
-    return G.aupro_from_groups(_groups(state, num_thresholds), state.n_bg, state.n_regions, fpr_limit)
+    return G.aupro_from_groups(_groups(state, num_thresholds, fpr_limit), state.n_bg, state.n_regions,
+                               fpr_limit)
 
 
 def pro_curve_from_state(state, num_thresholds):
@@ -172,7 +178,7 @@ def pro_curve(preds, target, num_thresholds=None, connectivity=2, spatial_dims=2
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
     num_thresholds = check_num_thresholds(num_thresholds)
-    state = region_state(preds, target, num_thresholds, connectivity, spatial_dims, backend)
+    state = region_state(preds, target, connectivity, spatial_dims, backend)
     return pro_curve_from_state(state, num_thresholds)
 
 
@@ -214,7 +220,8 @@ def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=2, spa
     """
     fpr_limit = check_fpr_limit(fpr_limit)
     num_thresholds = check_num_thresholds(num_thresholds)
-    state = region_state(preds, target, num_thresholds, connectivity, spatial_dims, backend)
+    cut_limit = fpr_limit if num_thresholds is None else 1.0  # sampled thresholds need every score
+    state = region_state(preds, target, connectivity, spatial_dims, backend, cut_limit)
     return aupro_from_state(state, fpr_limit, num_thresholds)
 
 

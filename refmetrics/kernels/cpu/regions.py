@@ -39,13 +39,14 @@ def binary_mask(labels, has_ignore, ignore, out):
 
 
 @njit(cache=True, nogil=True)
-def partition_regions(bits, regions, sizes, consts, bg, n_bg, rkeys, rsizes, n_reg):
+def partition_regions(bits, regions, sizes, consts, cut, bg, n_bg, rkeys, rsizes, n_reg):
     """Keys of one sample's pixels: background to ``bg[n_bg:]``, region pixels
     (key and region size) to ``rkeys[n_reg:]`` / ``rsizes[n_reg:]``.
 
     ``regions`` holds the sample's region ids (0 = background, ids 1..),
     ``sizes[id]`` their pixel counts. ``consts`` as ``ranking.key_constants``.
-    Returns ``(n_bg, n_reg, n_nan)`` after this sample.
+    Pixels whose key is below ``cut`` are counted out (0 keeps all). Returns
+    ``(n_bg, n_reg, n_nan)`` after this sample.
     """
     sign = consts[0]
     magnitude = consts[1]
@@ -64,6 +65,8 @@ def partition_regions(bits, regions, sizes, consts, bg, n_bg, rkeys, rsizes, n_r
             k = b ^ ones
         else:
             k = b | sign
+        if k < cut:
+            continue
         r = regions[i]
         if r == 0:
             bg[n_bg] = k
@@ -73,6 +76,88 @@ def partition_regions(bits, regions, sizes, consts, bg, n_bg, rkeys, rsizes, n_r
             rsizes[n_reg] = sizes[r]
             n_reg += 1
     return n_bg, n_reg, nan
+
+
+@njit(cache=True, nogil=True)
+def background_top_histogram(bits, masks, consts, shift, hist):
+    """``hist[d] +=`` the background pixels (``masks`` false) whose key's top bits are ``d``.
+
+    NaN scores are skipped (the partition counts and reports them).
+    """
+    sign = consts[0]
+    magnitude = consts[1]
+    inf = consts[2]
+    ones = consts[3]
+    zero = sign ^ sign
+    for i in range(bits.size):
+        if masks[i]:
+            continue
+        b = bits[i]
+        if (b & magnitude) > inf:
+            continue
+        if b == sign:
+            b = zero
+        if b & sign:
+            k = b ^ ones
+        else:
+            k = b | sign
+        hist[np.intp(k >> shift)] += 1
+
+
+@njit(cache=True, nogil=True)
+def top_histogram(keys, shift, hist):
+    """``hist[d] +=`` the keys whose top bits (``key >> shift``) equal ``d``."""
+    for i in range(keys.size):
+        hist[np.intp(keys[i] >> shift)] += 1
+
+
+@njit(cache=True, nogil=True)
+def keep_at_least(keys, payload, cut, out_k, out_p):
+    """Copy the ``(key, payload)`` pairs with ``key >= cut`` (order kept); returns how many."""
+    n = 0
+    for i in range(keys.size):
+        if keys[i] >= cut:
+            out_k[n] = keys[i]
+            out_p[n] = payload[i]
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def keep_keys_at_least(keys, cut, out):
+    """Copy the keys ``>= cut`` (order kept); returns how many."""
+    n = 0
+    for i in range(keys.size):
+        if keys[i] >= cut:
+            out[n] = keys[i]
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def partition_background(bits, consts, cut, bg, n_bg):
+    """Keys (``>= cut``) of a defect-free sample to ``bg[n_bg:]``; returns ``(n_bg, n_nan)``."""
+    sign = consts[0]
+    magnitude = consts[1]
+    inf = consts[2]
+    ones = consts[3]
+    zero = sign ^ sign
+    nan = 0
+    for i in range(bits.size):
+        b = bits[i]
+        if (b & magnitude) > inf:
+            nan += 1
+            continue
+        if b == sign:
+            b = zero
+        if b & sign:
+            k = b ^ ones
+        else:
+            k = b | sign
+        if k >= cut:
+            bg[n_bg] = k
+            n_bg += 1
+    return n_bg, nan
 
 
 @njit(cache=True, nogil=True)
@@ -126,13 +211,15 @@ def radix_sort_pairs(keys, payload, tmp_k, tmp_p, key_shifts, payload_shifts):
 
 
 @njit(cache=True, nogil=True)
-def next_region_groups(bg, rkeys, rsizes, cursor, dfp, dsh, dsl):
+def next_region_groups(bg, rkeys, rsizes, cursor, collapse, dfp, dsh, dsl):
     """Next groups (distinct keys, decreasing) of the sorted background keys and
     the region pixels sorted by (key, size).
 
     Per group: ``dfp`` background pixels, ``dsh + dsl`` = the double-double sum
     of ``1/size`` over its region pixels. ``cursor = [i, j]`` as in
-    ``ranking.next_groups``. Returns the number of groups written.
+    ``ranking.next_groups``. With ``collapse``, consecutive groups without
+    region pixels are emitted as one (the PRO is flat there, so the area is the
+    same; the points of the curve are not). Returns the number of groups written.
     """
     i = cursor[0]
     j = cursor[1]
@@ -153,6 +240,9 @@ def next_region_groups(bg, rkeys, rsizes, cursor, dfp, dsh, dsl):
             qh, ql = div_dd(1.0, np.float64(rsizes[j]))
             sh, sl = add_dd(sh, sl, qh, ql)
             j -= 1
+        if collapse and sh == 0.0 and g > 0 and dsh[g - 1] == 0.0:
+            dfp[g - 1] += a
+            continue
         dfp[g] = a
         dsh[g] = sh
         dsl[g] = sl
