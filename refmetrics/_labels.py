@@ -5,6 +5,10 @@ neighbours in 2D, 26 in 3D: the MVTec and anomalib convention), ``1`` is
 face connectivity (4 neighbours in 2D, 6 in 3D).
 """
 
+import numbers
+
+import numpy as np
+
 
 
 def sample_layout(shape, spatial_dims, name="target"):
@@ -24,7 +28,8 @@ def sample_layout(shape, spatial_dims, name="target"):
 
 
 def check_connectivity(connectivity):
-    if isinstance(connectivity, bool) or connectivity not in (1, 2):
+    if isinstance(connectivity, (bool, np.bool_)) or not isinstance(connectivity, numbers.Integral) \
+            or connectivity not in (1, 2):
         raise ValueError(f"connectivity: expected 1 (face neighbours) or 2 (full: 8 in 2D, 26 in 3D), "
                          f"received {connectivity!r}")
 

@@ -297,3 +297,43 @@ def test_cut_and_collapsed_groups_give_the_full_curve_area():
         metric.update(preds[3:], masks[3:])
         assert metric.compute() == F.aupro(preds, masks, fpr_limit=limit)
         assert close(uncut, naive.aupro(preds, masks, limit))
+
+
+def test_failed_update_leaves_state_unchanged():
+    m = np.zeros((1, 4, 4), np.uint8)
+    m[0, 1:3, 1:3] = 1
+    bad = np.full((1, 4, 4), 0.9)
+    bad[0, 0, 0] = np.nan
+    for metric in (rm.PRO(), rm.AUPRO()):
+        with pytest.raises(ValueError, match="NaN"):
+            metric.update(bad, m)
+        metric.update(np.zeros((1, 4, 4)), m)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert metric.compute() == (0.0 if isinstance(metric, rm.PRO) else F.aupro(np.zeros((1, 4, 4)), m))
+
+
+def test_sampled_thresholds_over_the_whole_float64_range():
+    p = np.array([[-1e308, 0.0, 1e308, 5e307, -5e307, 1.0]])
+    t = np.array([[1, 0, 0, 1, 0, 1]])
+    thr = (-1e308 * (1 - np.arange(5) / 4) + 1e308 * (np.arange(5) / 4))[::-1].tolist()
+    fpr, pro = F.pro_curve(p, t, num_thresholds=5)
+    points = naive.pro_points(p, t, thresholds_desc=thr)
+    assert len(fpr) == len(points)
+    assert all(close(x, ex) and close(y, ey) for x, y, (ex, ey) in zip(fpr.tolist(), pro.tolist(), points))
+    assert close(F.aupro(p, t, fpr_limit=1.0, num_thresholds=5), Fraction(7, 18))
+    with pytest.raises(ValueError, match="needs finite scores"):
+        rm.AUPRO(num_thresholds=5).update(np.array([[np.inf, 0.0]]), np.array([[1, 0]]))
+
+
+def test_empty_metrics_and_connectivity_types():
+    for metric in (rm.AUPRO(), rm.AUPRO(num_thresholds=4)):
+        with pytest.warns(rm.UndefinedMetricWarning, match="no samples"):
+            fpr, pro = metric.curve()
+        assert fpr.tolist() == [0.0] and pro.tolist() == [0.0]
+        with pytest.warns(rm.UndefinedMetricWarning):
+            assert math.isnan(metric.compute())
+    for bad in (np.True_, True, 1.0, 2.0, 0, 8):
+        with pytest.raises(ValueError, match="connectivity"):
+            rm.AUPRO(connectivity=bad)
+    assert rm.PRO(connectivity=np.int64(1)).connectivity == 1

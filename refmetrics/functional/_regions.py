@@ -252,7 +252,12 @@ def sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"num_thresholds: thresholds evenly spaced from the smallest to the largest score "
                          f"need finite scores, received scores from {lo} to {hi}")
-    thresholds = np.linspace(lo, hi, num_thresholds)[::-1].copy()
+    if np.isfinite(hi - lo):
+        thresholds = np.linspace(lo, hi, num_thresholds)
+    else:  # the span overflows float64: interpolate without forming it
+        a = np.arange(num_thresholds) / (num_thresholds - 1)
+        thresholds = lo * (1 - a) + hi * a
+    thresholds = thresholds[::-1].copy()
     bounds = threshold_keys(thresholds, bg.dtype)
     dfp = np.empty(num_thresholds, np.int64)
     dsh = np.empty(num_thresholds, np.float64)
@@ -316,16 +321,20 @@ class RegionOverlaps:
         self.sizes = []
 
     def add(self, batch, threshold, connectivity):
+        """Add a batch; a batch that fails validation leaves the state unchanged."""
         n_nan = 0
+        above_all, sizes_all = [], []
         for scores, regions, n, sizes in batch.samples(connectivity):
             if regions is None:
-                n_nan += int(np.isnan(scores).sum()) if scores.dtype.kind == "f" else 0
+                n_nan += int(np.isnan(scores).sum())
                 continue
             above = np.zeros(n + 1, np.int64)
             n_nan += K.region_overlaps(scores, regions, threshold, above)
-            self.above.append(above[1:])
-            self.sizes.append(sizes[1:])
+            above_all.append(above[1:])
+            sizes_all.append(sizes[1:])
         V.raise_if_nan("preds", n_nan)
+        self.above += above_all
+        self.sizes += sizes_all
 
     def merge(self, other):
         self.above = self.above + other.above

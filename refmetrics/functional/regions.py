@@ -13,6 +13,7 @@ import numpy as np
 from .. import _arrays as A
 from .. import _labels as L
 from .. import _validation as V
+from ..kernels.cpu import stats as KS
 from . import _regions as G
 
 
@@ -90,17 +91,15 @@ def label_regions(masks, connectivity=2, spatial_dims=2, return_num=False, backe
     return (out, total) if return_num else out
 
 
-def region_state(preds, target, connectivity, spatial_dims, backend, fpr_limit=1.0):
-    """Validated maps and masks as a :class:`RegionScores`; with ``fpr_limit < 1``
-    only what the AUPRO up to that limit reads is kept."""
-    L.check_connectivity(connectivity)
-    state = G.RegionScores()
-    add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit)
-    return state
-
-
-def add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit=1.0):
+def add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit=1.0,
+                     finite=False):
+    """Validate a batch and add it; ``finite`` rejects +-inf (sampled thresholds need a finite range)."""
     batch = G.intake_regions(preds, target, spatial_dims, backend)
+    if finite:
+        lo, hi, _ = KS.min_max_nan(batch.scores.reshape(-1))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ValueError(f"preds: num_thresholds spaces thresholds from the smallest to the largest score "
+                             f"and needs finite scores, received scores from {lo} to {hi}")
     state.add(G.partition_regions(batch, connectivity, fpr_limit))
 
 
@@ -135,6 +134,8 @@ def aupro_from_state(state, fpr_limit, num_thresholds):
 def pro_curve_from_state(state, num_thresholds):
     if not (state.n_regions and state.n_bg):
         _undefined(state, "the PRO curve")
+        if not (state.n_bg or state.n_region_pixels):
+            return np.zeros(1), np.zeros(1)
     return G.curve_from_groups(_groups(state, num_thresholds), state.n_bg, state.n_regions)
 
 
@@ -164,8 +165,8 @@ def pro_curve(preds, target, num_thresholds=None, connectivity=2, spatial_dims=2
     -----
     Pixels with equal scores are crossed together (the MVTec AD evaluation).
     Regions are the connected components of each sample's mask. With no region
-    or no background pixel the undefined coordinate is NaN, with an
-    UndefinedMetricWarning.
+    (no background pixel) every ``pro`` (``fpr``) after the (0, 0) start is
+    NaN, with an UndefinedMetricWarning.
 
     Examples
     --------
@@ -178,7 +179,9 @@ def pro_curve(preds, target, num_thresholds=None, connectivity=2, spatial_dims=2
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
     num_thresholds = check_num_thresholds(num_thresholds)
-    state = region_state(preds, target, connectivity, spatial_dims, backend)
+    L.check_connectivity(connectivity)
+    state = G.RegionScores()
+    add_region_batch(state, preds, target, connectivity, spatial_dims, backend, finite=num_thresholds is not None)
     return pro_curve_from_state(state, num_thresholds)
 
 
@@ -220,8 +223,12 @@ def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=2, spa
     """
     fpr_limit = check_fpr_limit(fpr_limit)
     num_thresholds = check_num_thresholds(num_thresholds)
-    cut_limit = fpr_limit if num_thresholds is None else 1.0  # sampled thresholds need every score
-    state = region_state(preds, target, connectivity, spatial_dims, backend, cut_limit)
+    L.check_connectivity(connectivity)
+    state = G.RegionScores()
+    if num_thresholds is None:  # keep only what the area up to fpr_limit reads
+        add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit)
+    else:  # sampled thresholds need every score
+        add_region_batch(state, preds, target, connectivity, spatial_dims, backend, finite=True)
     return aupro_from_state(state, fpr_limit, num_thresholds)
 
 

@@ -62,7 +62,8 @@ class AUPRO(Metric):
 
     def update(self, preds, target):
         """Add anomaly maps and their {0, 1} masks (see :func:`refmetrics.functional.pro_curve`)."""
-        F.add_region_batch(self._state, preds, target, self.connectivity, self.spatial_dims, self.backend)
+        F.add_region_batch(self._state, preds, target, self.connectivity, self.spatial_dims, self.backend,
+                           finite=self.num_thresholds is not None)
 
     def _merge_state(self, other):
         self._state.merge(other._state)
