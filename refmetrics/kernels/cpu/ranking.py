@@ -54,23 +54,41 @@ def key_constants(dtype):
     return np.array([1 << 63, (1 << 63) - 1, 0x7FF0000000000000, (1 << 64) - 1], dtype=np.uint64)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def is_nan_bits(b, magnitude, inf):
+    """Whether float bits ``b`` are a NaN (``magnitude``, ``inf`` from :func:`key_constants`)."""
+    return (b & magnitude) > inf
+
+
+@njit(cache=True, nogil=True, inline="always")
+def score_key(b, sign, ones):
+    """Order-preserving key of non-NaN float bits ``b``: -0.0 folded onto +0.0,
+    negative floats get every bit flipped, positive ones the sign bit set.
+
+    Kernels pass the constants as scalars loaded once, not the array: loads
+    inside the loop would not be hoisted past the stores to the outputs.
+    """
+    if b == sign:
+        b = sign ^ sign
+    if b & sign:
+        k = b ^ ones
+    else:
+        k = b | sign
+    return k
+
+
 @njit(cache=True, nogil=True)
 def partition(bits, target, has_ignore, ignore, out, hist, shifts, consts):
     """Order-preserving keys of the scores, split by label, in one pass.
 
     ``bits`` are the float32/float64 scores viewed as uint32/uint64 and
-    ``consts = key_constants(...)``. -0.0 is folded onto +0.0, then negative
-    floats get all bits flipped and positive ones the sign bit set, so that
-    unsigned key order is score order. Positives fill ``out[:lo]``, negatives
+    ``consts = key_constants(...)``; :func:`score_key` makes unsigned key
+    order the score order. Positives fill ``out[:lo]``, negatives
     ``out[hi:]``; ``hist[side, pass, digit]`` counts radix digits (side 0 =
     positives). NaN scores and labels outside {0, 1} are skipped and counted.
     Returns ``(lo, hi, n_nan, n_bad_label)``.
     """
-    sign = consts[0]
-    magnitude = consts[1]
-    inf = consts[2]
-    ones = consts[3]
-    zero = sign ^ sign
+    sign, magnitude, inf, ones = consts[0], consts[1], consts[2], consts[3]
     mask = shifts[-1]
     npass = shifts.size - 1
     lo = 0
@@ -82,15 +100,10 @@ def partition(bits, target, has_ignore, ignore, out, hist, shifts, consts):
         if has_ignore and t == ignore:
             continue
         b = bits[i]
-        if (b & magnitude) > inf:
+        if is_nan_bits(b, magnitude, inf):
             nan += 1
             continue
-        if b == sign:
-            b = zero
-        if b & sign:
-            k = b ^ ones
-        else:
-            k = b | sign
+        k = score_key(b, sign, ones)
         if t == 1:
             out[lo] = k
             lo += 1

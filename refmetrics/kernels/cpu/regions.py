@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from ._sum import add_dd, div_dd, dd_over, mul_dd, scale_dd, two_prod
-from .ranking import RADIX_SIZE
+from .ranking import RADIX_SIZE, is_nan_bits, score_key
 
 
 @njit(cache=True, nogil=True)
@@ -48,23 +48,14 @@ def partition_regions(bits, regions, sizes, consts, cut, bg, n_bg, rkeys, rsizes
     Pixels whose key is below ``cut`` are counted out (0 keeps all). Returns
     ``(n_bg, n_reg, n_nan)`` after this sample.
     """
-    sign = consts[0]
-    magnitude = consts[1]
-    inf = consts[2]
-    ones = consts[3]
-    zero = sign ^ sign
+    sign, magnitude, inf, ones = consts[0], consts[1], consts[2], consts[3]
     nan = 0
     for i in range(bits.size):
         b = bits[i]
-        if (b & magnitude) > inf:
+        if is_nan_bits(b, magnitude, inf):
             nan += 1
             continue
-        if b == sign:
-            b = zero
-        if b & sign:
-            k = b ^ ones
-        else:
-            k = b | sign
+        k = score_key(b, sign, ones)
         if k < cut:
             continue
         r = regions[i]
@@ -84,23 +75,14 @@ def background_top_histogram(bits, masks, consts, shift, hist):
 
     NaN scores are skipped (the partition counts and reports them).
     """
-    sign = consts[0]
-    magnitude = consts[1]
-    inf = consts[2]
-    ones = consts[3]
-    zero = sign ^ sign
+    sign, magnitude, inf, ones = consts[0], consts[1], consts[2], consts[3]
     for i in range(bits.size):
         if masks[i]:
             continue
         b = bits[i]
-        if (b & magnitude) > inf:
+        if is_nan_bits(b, magnitude, inf):
             continue
-        if b == sign:
-            b = zero
-        if b & sign:
-            k = b ^ ones
-        else:
-            k = b | sign
+        k = score_key(b, sign, ones)
         hist[np.intp(k >> shift)] += 1
 
 
@@ -137,23 +119,14 @@ def keep_keys_at_least(keys, cut, out):
 @njit(cache=True, nogil=True)
 def partition_background(bits, consts, cut, bg, n_bg):
     """Keys (``>= cut``) of a defect-free sample to ``bg[n_bg:]``; returns ``(n_bg, n_nan)``."""
-    sign = consts[0]
-    magnitude = consts[1]
-    inf = consts[2]
-    ones = consts[3]
-    zero = sign ^ sign
+    sign, magnitude, inf, ones = consts[0], consts[1], consts[2], consts[3]
     nan = 0
     for i in range(bits.size):
         b = bits[i]
-        if (b & magnitude) > inf:
+        if is_nan_bits(b, magnitude, inf):
             nan += 1
             continue
-        if b == sign:
-            b = zero
-        if b & sign:
-            k = b ^ ones
-        else:
-            k = b | sign
+        k = score_key(b, sign, ones)
         if k >= cut:
             bg[n_bg] = k
             n_bg += 1
