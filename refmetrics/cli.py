@@ -1,7 +1,9 @@
 """The ``refmetrics`` command.
 
-``refmetrics example`` evaluates the small bundled dataset (24 anomaly maps
-with masks) and prints the standard table, exactly.
+``refmetrics conformance`` runs the conformance suite on the bundled golden
+cases against every installed implementation. ``refmetrics example``
+evaluates the small bundled dataset (24 anomaly maps with masks) and prints
+the standard table, exactly.
 """
 
 import argparse
@@ -64,6 +66,30 @@ def cmd_example(args):
     return 0
 
 
+def cmd_conformance(args):
+    from . import conformance as C
+
+    def progress(message):
+        print(f"  ... {message}", file=sys.stderr, flush=True)
+
+    try:
+        report = C.run(impls=args.impl, metrics=args.metric, cases=args.case,
+                       progress=None if args.quiet else progress)
+    except (ValueError, ImportError, AttributeError) as exc:
+        print(f"refmetrics conformance: {exc}", file=sys.stderr)
+        return 2
+    print(C.text(report, details=args.details))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(C.to_json(report))
+        print(f"wrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(C.markdown(report))
+        print(f"wrote {args.markdown}")
+    return 1 if args.strict and report.unexplained else 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="refmetrics", description="Exact anomaly-detection metrics.")
     parser.add_argument("--version", action="version", version=f"refmetrics {__version__}")
@@ -71,6 +97,22 @@ def build_parser():
     ex = sub.add_parser("example", help="evaluate the bundled example dataset and print the table")
     ex.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     ex.set_defaults(func=cmd_example)
+    co = sub.add_parser("conformance", help="compare installed implementations with the exact values",
+                        description="Run every installed implementation (or those given) on the bundled golden "
+                                    "cases and explain, metric by metric, where they differ from the exact value.")
+    co.add_argument("--impl", action="append", metavar="NAME",
+                    help="an adapter (refmetrics, scikit-learn, torchmetrics, anomalib, adeval, mvtec-ad, "
+                         "mvtec-3d-ad, aupro-200) or package.module:function taking (metric, preds, target); "
+                         "repeatable; default: all")
+    co.add_argument("--metric", action="append", metavar="NAME",
+                    help="image_auroc, image_ap, pixel_auroc, pixel_ap, pixel_f1max, aupro, pro (repeatable)")
+    co.add_argument("--case", action="append", metavar="NAME", help="a fixture case (repeatable); default: all")
+    co.add_argument("--json", metavar="FILE", help="write every result as JSON")
+    co.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
+    co.add_argument("--details", action="store_true", help="list agreeing results too")
+    co.add_argument("--strict", action="store_true", help="exit 1 on an unexplained disagreement or error")
+    co.add_argument("--quiet", action="store_true", help="no progress lines")
+    co.set_defaults(func=cmd_conformance)
     return parser
 
 

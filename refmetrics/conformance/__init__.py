@@ -1,0 +1,23 @@
+"""The conformance suite: golden fixtures, adapters to other implementations, and a
+report that explains, metric by metric, where they agree with refmetrics and why not.
+
+>>> from refmetrics import conformance
+>>> report = conformance.run(impls=["refmetrics"], metrics=["pixel_auroc"], cases=["continuous"])
+>>> [(r.impl, r.case, r.verdict) for r in report.rows]
+[('refmetrics', 'continuous', 'agrees')]
+
+Plug in your own implementation, ``f(metric, preds, target) -> float``:
+
+>>> from sklearn.metrics import roc_auc_score  # doctest: +SKIP
+>>> mine = conformance.from_function("mine", lambda m, p, t: roc_auc_score(t.ravel(), p.ravel()))  # doctest: +SKIP
+>>> conformance.run(impls=[mine], metrics=["pixel_auroc"])  # doctest: +SKIP
+"""
+
+from .adapters import ADAPTERS, from_function, user_adapter
+from .cases import METRICS, load_cases
+from .causes import CAUSES
+from .report import markdown, text, to_json
+from .runner import Report, run
+
+__all__ = ["ADAPTERS", "CAUSES", "METRICS", "Report", "from_function", "load_cases", "markdown", "run", "text",
+           "to_json", "user_adapter"]

@@ -1,0 +1,198 @@
+"""Adapters: run another implementation of a metric on a case.
+
+An adapter is ``fn(metric, case) -> float``; it raises ``NotImplementedError``
+for a metric its implementation does not have. Stateful implementations get
+the case batch by batch (``case.batches()``), as they would in an evaluation
+loop. Each adapter is optional: :func:`available` says why it cannot run.
+
+A user's own implementation plugs in through :func:`user_adapter`: a function
+``f(metric, preds, target) -> float`` (``preds``/``target`` NumPy arrays: image
+scores and labels for ``image_*`` metrics, maps ``(B, H, W)`` and {0, 1} masks
+otherwise) raising NotImplementedError for metrics it does not compute.
+"""
+
+import importlib
+import importlib.metadata as md
+
+import numpy as np
+
+from . import published
+
+PIXEL_RANKING = ("pixel_auroc", "pixel_ap", "pixel_f1max")
+IMAGE_RANKING = ("image_auroc", "image_ap")
+
+
+class Adapter:
+    def __init__(self, name, package, fn, description):
+        self.name, self.package, self.fn, self.description = name, package, fn, description
+
+    def version(self):
+        if self.name == "refmetrics":
+            from .. import __version__
+
+            return __version__
+        if self.package is None:
+            return "rewritten here"
+        try:
+            return md.version(self.package)
+        except md.PackageNotFoundError:
+            return None
+
+    def missing(self):
+        """None when the adapter can run, else the reason it cannot."""
+        if self.package is None:
+            return None
+        try:
+            importlib.import_module(self.package.replace("-", "_").lower() if self.package != "scikit-learn"
+                                    else "sklearn")
+        except Exception as exc:  # noqa: BLE001 - any import failure means: cannot run here
+            return f"{self.package} not importable ({type(exc).__name__}: {exc})".splitlines()[0][:160]
+        return None
+
+    def __call__(self, metric, case):
+        return float(self.fn(metric, case))
+
+
+def _data(metric, case):
+    if metric.startswith("image_"):
+        return case.image_level()
+    return case.maps, case.masks
+
+
+# --- refmetrics itself -----------------------------------------------------------------
+
+def _refmetrics(metric, case):
+    from .causes import reference
+
+    return reference(case, metric)
+
+
+# --- scikit-learn ----------------------------------------------------------------------
+
+def _sklearn(metric, case):
+    from sklearn import metrics as skm
+
+    if metric not in IMAGE_RANKING + PIXEL_RANKING:
+        raise NotImplementedError
+    preds, target = _data(metric, case)
+    preds, target = preds.reshape(-1), target.reshape(-1)
+    if metric.endswith("auroc"):
+        return skm.roc_auc_score(target, preds)
+    if metric.endswith("_ap"):
+        return skm.average_precision_score(target, preds)
+    precision, recall, _ = skm.precision_recall_curve(target, preds)
+    with np.errstate(invalid="ignore"):
+        f1 = 2 * precision * recall / (precision + recall)
+    return np.nanmax(f1)
+
+
+# --- torchmetrics -----------------------------------------------------------------------
+
+def _batches_t(metric, case):
+    import torch
+
+    for maps, masks in case.batches():
+        if metric.startswith("image_"):
+            maps = maps.reshape(maps.shape[0], -1).max(axis=1)
+            masks = masks.reshape(masks.shape[0], -1).max(axis=1)
+        yield torch.from_numpy(np.ascontiguousarray(maps)).reshape(-1), \
+            torch.from_numpy(np.ascontiguousarray(masks).astype(np.int64)).reshape(-1)
+
+
+def _stateful(metric_obj, metric, case):
+    for p, t in _batches_t(metric, case):
+        metric_obj.update(p, t)
+    return metric_obj.compute()
+
+
+def _torchmetrics(metric, case):
+    from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, BinaryPrecisionRecallCurve
+
+    if metric.endswith("auroc"):
+        return _stateful(BinaryAUROC(), metric, case)
+    if metric.endswith("_ap"):
+        return _stateful(BinaryAveragePrecision(), metric, case)
+    if metric == "pixel_f1max":
+        precision, recall, _ = _stateful(BinaryPrecisionRecallCurve(), metric, case)
+        f1 = 2 * precision * recall / (precision + recall)
+        return float(f1.nan_to_num(0.0).max())
+    raise NotImplementedError
+
+
+# --- anomalib ------------------------------------------------------------------------
+
+def _anomalib(metric, case):
+    # anomalib 2.x's public classes take Batch objects; the metric logic lives in these classes
+    from anomalib.metrics.aupr import _AUPR
+    from anomalib.metrics.aupro import _AUPRO
+    from anomalib.metrics.auroc import _AUROC
+    from anomalib.metrics.f1_score import _F1Max
+    from anomalib.metrics.pro import _PRO
+
+    if metric.endswith("auroc"):
+        return _stateful(_AUROC(), metric, case)
+    if metric.endswith("_ap"):
+        return _stateful(_AUPR(), metric, case)
+    if metric == "pixel_f1max":
+        return _stateful(_F1Max(), metric, case)
+    if case.spatial_dims != 2:
+        raise NotImplementedError  # 2-D masks only
+    import torch
+
+    obj = _AUPRO(fpr_limit=0.3) if metric == "aupro" else _PRO(threshold=0.5) if metric == "pro" else None
+    if obj is None:
+        raise NotImplementedError
+    for maps, masks in case.batches():
+        obj.update(torch.from_numpy(np.ascontiguousarray(maps)), torch.from_numpy(masks.astype(bool)))
+    return obj.compute()
+
+
+# --- ADEval ---------------------------------------------------------------------------
+
+def _adeval(metric, case):
+    raise NotImplementedError  # pragma: no cover - only reached where ADEval is installed
+
+
+# --- published algorithms --------------------------------------------------------------
+
+def _published(fn):
+    def run(metric, case):
+        if metric != "aupro" or case.spatial_dims != 2:
+            raise NotImplementedError
+        return fn(case.maps, case.masks)
+    return run
+
+
+ADAPTERS = {
+    "refmetrics": Adapter("refmetrics", None, _refmetrics, "this library (the reference)"),
+    "scikit-learn": Adapter("scikit-learn", "scikit-learn", _sklearn,
+                            "roc_auc_score, average_precision_score, precision_recall_curve"),
+    "torchmetrics": Adapter("torchmetrics", "torchmetrics", _torchmetrics,
+                            "BinaryAUROC, BinaryAveragePrecision, BinaryPrecisionRecallCurve (exact mode)"),
+    "anomalib": Adapter("anomalib", "anomalib", _anomalib, "AUROC, AUPR, F1Max, AUPRO, PRO"),
+    "adeval": Adapter("adeval", "ADEval", _adeval, "ADEval's AUPRO (not wired: package not available here)"),
+    "mvtec-ad": Adapter("mvtec-ad", None, _published(published.mvtec_ad_aupro),
+                        "MVTec AD official AUPRO algorithm"),
+    "mvtec-3d-ad": Adapter("mvtec-3d-ad", None, _published(published.mvtec3d_aupro),
+                           "MVTec 3D-AD AUPRO, 100 sampled thresholds"),
+    "aupro-200": Adapter("aupro-200", None, _published(published.aupro_200),
+                         "the 200-threshold AUPRO many papers copied"),
+}
+
+
+def user_adapter(spec):
+    """An adapter for ``package.module:function`` (see the module docstring for the signature)."""
+    if ":" not in spec:
+        raise ValueError(f"--impl: expected a known name ({', '.join(ADAPTERS)}) or package.module:function, "
+                         f"received {spec!r}")
+    module, _, attr = spec.partition(":")
+    fn = getattr(importlib.import_module(module), attr)
+    return from_function(spec, fn)
+
+
+def from_function(name, fn):
+    """An adapter around ``fn(metric, preds, target) -> float``."""
+    def run(metric, case):
+        preds, target = _data(metric, case)
+        return fn(metric, np.asarray(preds), np.asarray(target))
+    return Adapter(name, None, run, f"user implementation {name}")

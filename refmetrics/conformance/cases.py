@@ -1,0 +1,75 @@
+"""The golden fixtures: cases, their data and their exact expected values."""
+
+import hashlib
+import json
+from fractions import Fraction
+from importlib import resources
+
+import numpy as np
+
+METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "pro")
+METRIC_DOCS = {
+    "image_auroc": "AUROC of image scores (max of each map) against image labels (any defect pixel)",
+    "image_ap": "average precision (step-wise, scikit-learn's) of the image scores",
+    "pixel_auroc": "AUROC over every pixel",
+    "pixel_ap": "average precision over every pixel",
+    "pixel_f1max": "largest pixel F1 over all thresholds",
+    "aupro": "area under the PRO curve to FPR 0.3, divided by 0.3 (8-connected regions)",
+    "pro": "per-region overlap at score > 0.5",
+}
+
+
+class Case:
+    """One fixture: maps ``(B, ...)``, {0, 1} masks, batch split points and expected values."""
+
+    def __init__(self, name, entry, maps, masks, batches):
+        self.name = name
+        self.probes = entry["probes"]
+        self.seed = entry["seed"]
+        self.maps, self.masks = maps, masks
+        self.split = [int(b) for b in batches]
+        self.expected = {m: (None if v is None else Fraction(v["fraction"])) for m, v in entry["expected"].items()}
+        self.spatial_dims = masks.ndim - 1
+
+    def batches(self):
+        """``[(maps, masks), ...]`` as the case feeds stateful implementations."""
+        bounds = [0] + self.split + [self.maps.shape[0]]
+        return [(self.maps[a:b], self.masks[a:b]) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+    def image_level(self):
+        scores = self.maps.reshape(self.maps.shape[0], -1).max(axis=1)
+        labels = self.masks.reshape(self.masks.shape[0], -1).max(axis=1)
+        return scores, labels
+
+    def expected_float(self, metric):
+        value = self.expected[metric]
+        return float("nan") if value is None else float(value)
+
+
+def _fixtures():
+    return resources.files("refmetrics.conformance").joinpath("fixtures")
+
+
+def manifest():
+    return json.loads(_fixtures().joinpath("manifest.json").read_text())
+
+
+def load_cases(names=None):
+    """The bundled cases (all, or those named), each checked against its sha256."""
+    man = manifest()["cases"]
+    unknown = sorted(set(names or ()) - set(man))
+    if unknown:
+        raise ValueError(f"case: expected one of {', '.join(man)}, received {', '.join(unknown)}")
+    out = []
+    for name, entry in man.items():
+        if names and name not in names:
+            continue
+        data = _fixtures().joinpath(entry["file"]).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry["sha256"]:
+            raise RuntimeError(f"fixture {entry['file']}: sha256 {digest} does not match the manifest")
+        import io
+
+        with np.load(io.BytesIO(data)) as npz:
+            out.append(Case(name, entry, npz["maps"], npz["masks"], npz["batches"]))
+    return out

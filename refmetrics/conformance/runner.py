@@ -1,0 +1,102 @@
+"""Run implementations on the golden cases and explain every difference."""
+
+import math
+import time
+import warnings
+
+from . import adapters as AD
+from .cases import METRICS, load_cases
+from .causes import AGREE_TOL, attribute
+
+AGREES, KNOWN, DISAGREES, ERROR = "agrees", "known deviation", "DISAGREES", "error"
+
+
+class Row:
+    __slots__ = ("impl", "version", "metric", "case", "value", "reference", "diff", "verdict", "cause", "note")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+    def as_dict(self):
+        d = {k: getattr(self, k) for k in self.__slots__}
+        d["cause"] = None if self.cause is None else self.cause.key
+        for k in ("value", "reference", "diff"):
+            if isinstance(d[k], float) and math.isnan(d[k]):
+                d[k] = None
+        return d
+
+
+class Report:
+    """Rows of implementation x metric x case, plus the implementations skipped and why."""
+
+    def __init__(self, rows, skipped, seconds):
+        self.rows, self.skipped, self.seconds = rows, skipped, seconds
+
+    @property
+    def unexplained(self):
+        return [r for r in self.rows if r.verdict in (DISAGREES, ERROR)]
+
+
+def _classify(case, metric, value, error):
+    exact = case.expected[metric]
+    ref = case.expected_float(metric)
+    if error is not None:
+        if exact is None:
+            return ref, float("nan"), KNOWN, attribute(case, metric, 0.0), f"raised {error}"
+        return ref, float("nan"), ERROR, None, f"raised {error}"
+    if exact is None and math.isnan(value):
+        return ref, float("nan"), AGREES, None, None
+    diff = float("nan") if math.isnan(value) or exact is None else value - ref
+    if not math.isnan(diff) and abs(diff) <= AGREE_TOL:
+        return ref, diff, AGREES, None, None
+    cause = attribute(case, metric, value)
+    return ref, diff, (KNOWN if cause else DISAGREES), cause, None
+
+
+def run(impls=None, metrics=None, cases=None, progress=None):
+    """Run the suite; ``impls`` are names, ``package.module:function`` specs or Adapter objects.
+
+    Returns a :class:`Report`. ``progress(message)`` is called as it goes.
+    """
+    t0 = time.perf_counter()
+    chosen = []
+    for spec in impls or list(AD.ADAPTERS):
+        if isinstance(spec, AD.Adapter):
+            chosen.append(spec)
+        elif spec in AD.ADAPTERS:
+            chosen.append(AD.ADAPTERS[spec])
+        else:
+            chosen.append(AD.user_adapter(spec))
+    metrics = list(metrics or METRICS)
+    bad = sorted(set(metrics) - set(METRICS))
+    if bad:
+        raise ValueError(f"--metric: expected some of {', '.join(METRICS)}, received {', '.join(bad)}")
+    all_cases = load_cases(cases)
+    rows, skipped = [], {}
+    for adapter in chosen:
+        why = adapter.missing()
+        if why:
+            skipped[adapter.name] = why
+            if progress:
+                progress(f"{adapter.name}: skipped ({why})")
+            continue
+        version = adapter.version()
+        for case in all_cases:
+            if progress:
+                progress(f"{adapter.name} {version}: {case.name}")
+            for metric in metrics:
+                error = None
+                value = float("nan")
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        value = adapter(metric, case)
+                except NotImplementedError:
+                    continue
+                except Exception as exc:  # noqa: BLE001 - reported in the table, never hidden
+                    error = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+                ref, diff, verdict, cause, note = _classify(case, metric, value, error)
+                rows.append(Row(impl=adapter.name, version=version, metric=metric, case=case.name, value=value,
+                                reference=ref, diff=diff, verdict=verdict, cause=cause, note=note))
+    return Report(rows, skipped, time.perf_counter() - t0)
