@@ -114,7 +114,22 @@ def cases():
     return out
 
 
-def exact_values(maps, masks):
+def f1_score_by_batches(maps, masks, bounds, threshold=0.5):
+    """F1Score's definition (SPEC): torchmetrics' sigmoid rule per update, counts summed."""
+    tp = fp = fn = 0
+    for a, b in zip(bounds, bounds[1:]):
+        scores = [float(x) for x in maps[a:b].reshape(-1)]
+        labels = [int(x) for x in masks[a:b].reshape(-1)]
+        use_sigmoid = any(x < 0 or x > 1 for x in scores)
+        for x, y in zip(scores, labels):
+            positive = naive.sigmoid_gt(x, threshold) if use_sigmoid else x > threshold
+            tp += positive and y == 1
+            fp += positive and y == 0
+            fn += (not positive) and y == 1
+    return Fraction(2 * tp, 2 * tp + fp + fn) if tp + fp + fn else Fraction(0)
+
+
+def exact_values(maps, masks, batches):
     """Exact expected values: ``metric -> Fraction or None`` (None = undefined)."""
     spatial = masks.ndim - 1
     image_scores = maps.reshape(maps.shape[0], -1).max(axis=1)
@@ -128,6 +143,10 @@ def exact_values(maps, masks):
         "pixel_f1max": f1,
         "aupro": naive.aupro(maps, masks, 0.3, 2, spatial_dims=spatial),
         "pro": naive.pro_score(maps, masks, 0.5, 2, spatial_dims=spatial),
+        "pixel_f1_threshold": Fraction(float(naive.f1_adaptive(maps, masks)[0])),
+        "pixel_f1_score": f1_score_by_batches(maps, masks, [0] + list(batches) + [maps.shape[0]]),
+        "min_score": Fraction(float(maps.min())),
+        "max_score": Fraction(float(maps.max())),
     }
 
 
@@ -140,7 +159,7 @@ def main():
         data = buf.getvalue()
         (OUT / f"{name}.npz").write_bytes(data)
         values = {}
-        for metric, exact in exact_values(maps, masks).items():
+        for metric, exact in exact_values(maps, masks, batches).items():
             values[metric] = (None if exact is None else
                               {"fraction": f"{exact.numerator}/{exact.denominator}", "float64": float(exact)})
         manifest["cases"][name] = {"probes": what, "seed": SEED, "file": f"{name}.npz",

@@ -99,6 +99,14 @@ def _batches_t(metric, case):
             torch.from_numpy(np.ascontiguousarray(masks).astype(np.int64)).reshape(-1)
 
 
+def _stateful_preds(metric_obj, case):
+    import torch
+
+    for maps, _ in case.batches():
+        metric_obj.update(torch.from_numpy(np.ascontiguousarray(maps)))
+    return [float(v) for v in metric_obj.compute()]
+
+
 def _stateful(metric_obj, metric, case):
     for p, t in _batches_t(metric, case):
         metric_obj.update(p, t)
@@ -106,8 +114,11 @@ def _stateful(metric_obj, metric, case):
 
 
 def _torchmetrics(metric, case):
-    from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, BinaryPrecisionRecallCurve
+    from torchmetrics.classification import (BinaryAUROC, BinaryAveragePrecision, BinaryF1Score,
+                                             BinaryPrecisionRecallCurve)
 
+    if metric == "pixel_f1_score":
+        return _stateful(BinaryF1Score(threshold=0.5), metric, case)
     if metric.endswith("auroc"):
         return _stateful(BinaryAUROC(), metric, case)
     if metric.endswith("_ap"):
@@ -135,6 +146,19 @@ def _anomalib(metric, case):
         return _stateful(_AUPR(), metric, case)
     if metric == "pixel_f1max":
         return _stateful(_F1Max(), metric, case)
+    if metric == "pixel_f1_threshold":
+        from anomalib.metrics.threshold.f1_adaptive_threshold import _F1AdaptiveThreshold
+
+        return _stateful(_F1AdaptiveThreshold(), metric, case)
+    if metric == "pixel_f1_score":
+        from anomalib.metrics.f1_score import BinaryF1Score  # anomalib's F1Score is torchmetrics' class
+
+        return _stateful(BinaryF1Score(threshold=0.5), metric, case)
+    if metric in ("min_score", "max_score"):
+        from anomalib.metrics.min_max import _MinMax
+
+        lo, hi = _stateful_preds(_MinMax(), case)
+        return lo if metric == "min_score" else hi
     if case.spatial_dims != 2:
         raise NotImplementedError  # 2-D masks only
     import torch

@@ -7,7 +7,8 @@ from importlib import resources
 
 import numpy as np
 
-METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "pro")
+METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "pro",
+           "pixel_f1_threshold", "pixel_f1_score", "min_score", "max_score")
 METRIC_DOCS = {
     "image_auroc": "AUROC of image scores (max of each map) against image labels (any defect pixel)",
     "image_ap": "average precision (step-wise, scikit-learn's) of the image scores",
@@ -16,6 +17,10 @@ METRIC_DOCS = {
     "pixel_f1max": "largest pixel F1 over all thresholds",
     "aupro": "area under the PRO curve to FPR 0.3, divided by 0.3 (8-connected regions)",
     "pro": "per-region overlap at score > 0.5",
+    "pixel_f1_threshold": "F1AdaptiveThreshold: the pixel threshold of largest F1 (ties to the lowest)",
+    "pixel_f1_score": "F1Score at 0.5, torchmetrics' per-update sigmoid rule, fed batch by batch",
+    "min_score": "MinMax: the smallest score",
+    "max_score": "MinMax: the largest score",
 }
 
 

@@ -49,6 +49,19 @@ def reference(case, metric, maps=None, curve="step", connectivity=2, num_thresho
                       spatial_dims=case.spatial_dims)
     if metric == "pro":
         return _quiet(F.pro_score, *data, connectivity=connectivity, spatial_dims=case.spatial_dims)
+    if metric == "pixel_f1_threshold":
+        return _quiet(F.f1_adaptive_threshold, *data)[0]
+    if metric == "pixel_f1_score":
+        from ..metrics import F1Score
+
+        m = F1Score()
+        for b_maps, b_masks in (case.batches() if batches is None else zip(batches, [b[1] for b in case.batches()])):
+            m.update(b_maps, b_masks)
+        return m.compute()
+    if metric == "min_score":
+        return F.min_max(maps)[0]
+    if metric == "max_score":
+        return F.min_max(maps)[1]
     raise ValueError(metric)
 
 
