@@ -104,8 +104,10 @@ def build_parser():
                     help="an adapter (refmetrics, scikit-learn, torchmetrics, anomalib, adeval, mvtec-ad, "
                          "mvtec-3d-ad, aupro-200) or package.module:function taking (metric, preds, target); "
                          "repeatable; default: all")
+    from .conformance.cases import METRICS
+
     co.add_argument("--metric", action="append", metavar="NAME",
-                    help="image_auroc, image_ap, pixel_auroc, pixel_ap, pixel_f1max, aupro, pro (repeatable)")
+                    help=f"{', '.join(METRICS)} (repeatable); default: all")
     co.add_argument("--case", action="append", metavar="NAME", help="a fixture case (repeatable); default: all")
     co.add_argument("--json", metavar="FILE", help="write every result as JSON")
     co.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")

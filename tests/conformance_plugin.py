@@ -21,3 +21,15 @@ def broken_auroc(metric, preds, target):
     if metric != "pixel_auroc":
         raise NotImplementedError
     return 0.123 + 0.0 * np.sum(preds)
+
+
+def slightly_off(metric, preds, target):
+    """A float64 result 3e-6 away from the exact AUROC: no modelled cause may excuse it."""
+    value = rank_auroc(metric, preds, target)
+    return value + 3e-6
+
+
+def always_nan(metric, preds, target):
+    if metric != "aupro":
+        raise NotImplementedError
+    return float("nan")

@@ -112,6 +112,22 @@ def test_user_implementations_plug_in(tmp_path):
         C.run(impls=["refmetrics"], metrics=["auroc"])
 
 
+def test_attribution_does_not_excuse_wrong_values():
+    report = C.run(impls=["tests.conformance_plugin:slightly_off"])
+    defined = [r for r in report.rows if not math.isnan(r.reference)]
+    assert defined and all(r.verdict == DISAGREES for r in defined)
+    report = C.run(impls=["tests.conformance_plugin:always_nan"])
+    verdicts = [r.verdict for r in report.rows if not math.isnan(r.reference)]
+    assert verdicts.count(DISAGREES) >= len(verdicts) - 3  # only where the 200-threshold routine is NaN too
+
+
+def test_adeval_runs_live_when_installed():
+    pytest.importorskip("adeval")
+    report = C.run(impls=["adeval"], cases=["continuous"])
+    (row,) = _rows(report, "adeval", "pixel_auroc")
+    assert row.verdict in (AGREES, KNOWN) and abs(row.diff) < 1e-3
+
+
 def test_command_line(tmp_path):
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
     cmd = [sys.executable, "-m", "refmetrics", "conformance", "--impl", "refmetrics", "--impl",

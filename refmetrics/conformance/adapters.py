@@ -13,6 +13,8 @@ otherwise) raising NotImplementedError for metrics it does not compute.
 
 import importlib
 import importlib.metadata as md
+import os
+import sys
 
 import numpy as np
 
@@ -32,7 +34,7 @@ class Adapter:
 
             return __version__
         if self.package is None:
-            return "rewritten here"
+            return "user" if ":" in self.name or self.description.startswith("user") else "rewritten here"
         try:
             return md.version(self.package)
         except md.PackageNotFoundError:
@@ -173,8 +175,32 @@ def _anomalib(metric, case):
 
 # --- ADEval ---------------------------------------------------------------------------
 
+_ADEVAL_KEYS = {"image_auroc": "i_auroc", "image_ap": "i_aupr", "pixel_auroc": "p_auroc", "pixel_ap": "p_aupr",
+                "aupro": "p_aupro"}
+
+
 def _adeval(metric, case):
-    raise NotImplementedError  # pragma: no cover - only reached where ADEval is installed
+    """ADEval's EvalAccumulator (1000 histogram strips between the bounds it is given: here the exact
+    smallest and largest score, the best a user can do)."""
+    if metric not in _ADEVAL_KEYS or case.spatial_dims != 2:
+        raise NotImplementedError
+    from adeval import EvalAccumulator
+
+    scores, labels = case.image_level()
+    maps = case.maps.astype(np.float32)
+    acc = EvalAccumulator(float(scores.min()), float(scores.max()), float(maps.min()), float(maps.max()),
+                          skip_pixel_aupro=metric != "aupro")
+    restore = not hasattr(np, "trapz")
+    if restore:  # ADEval 1.1.0 calls np.trapz, which NumPy 2.4 removed; np.trapezoid is the same function
+        np.trapz = np.trapezoid
+    try:
+        for m, g in zip(maps, case.masks):
+            acc.add_anomap(m, g.astype(np.uint8))
+        acc.add_image(scores, labels)
+        return acc.summary()[_ADEVAL_KEYS[metric]]
+    finally:
+        if restore:
+            del np.trapz
 
 
 # --- published algorithms --------------------------------------------------------------
@@ -194,7 +220,7 @@ ADAPTERS = {
     "torchmetrics": Adapter("torchmetrics", "torchmetrics", _torchmetrics,
                             "BinaryAUROC, BinaryAveragePrecision, BinaryPrecisionRecallCurve (exact mode)"),
     "anomalib": Adapter("anomalib", "anomalib", _anomalib, "AUROC, AUPR, F1Max, AUPRO, PRO"),
-    "adeval": Adapter("adeval", "ADEval", _adeval, "ADEval's AUPRO (not wired: package not available here)"),
+    "adeval": Adapter("adeval", "ADEval", _adeval, "ADEval's EvalAccumulator (binned AUROC, AUPR, AUPRO)"),
     "mvtec-ad": Adapter("mvtec-ad", None, _published(published.mvtec_ad_aupro),
                         "MVTec AD official AUPRO algorithm"),
     "mvtec-3d-ad": Adapter("mvtec-3d-ad", None, _published(published.mvtec3d_aupro),
@@ -210,7 +236,12 @@ def user_adapter(spec):
         raise ValueError(f"--impl: expected a known name ({', '.join(ADAPTERS)}) or package.module:function, "
                          f"received {spec!r}")
     module, _, attr = spec.partition(":")
-    fn = getattr(importlib.import_module(module), attr)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: modules beside the user are found
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except Exception as exc:  # noqa: BLE001 - reported as a usage error naming the spec
+        raise ValueError(f"--impl {spec}: could not load it ({type(exc).__name__}: {exc})") from exc
     return from_function(spec, fn)
 
 

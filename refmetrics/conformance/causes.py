@@ -15,6 +15,16 @@ from .._validation import BinningWarning, UndefinedMetricWarning
 from . import published
 
 AGREE_TOL = 1e-9  # float64 implementations agree to ~1e-15; this leaves room, nothing more
+F32_ULPS = 16 * 2.0 ** -24  # a float32 result within 16 float32 ulps (relative) of its model
+
+
+def is_float32(value):
+    """Whether ``value`` is exactly a float32 number: the mark of a result computed in float32."""
+    return math.isfinite(value) and float(np.float32(value)) == value
+
+
+def _trapz(y, x):
+    return float((getattr(np, "trapezoid", None) or np.trapz)(y, x))
 
 
 def _quiet(fn, *args, **kwargs):
@@ -123,7 +133,10 @@ def _model_mvtec3d(case, metric):
     positions = np.linspace(0, ok.size - 1, num=100, dtype=int)
     fpr = np.concatenate([[1.0], 1.0 - (positions + 1) / ok.size])[::-1]
     pro = np.concatenate([[1.0], _pro_above(case, ok[positions])])[::-1]
-    return [published.trapezoid_to(fpr, pro, 0.3) / 0.3]
+    inside = fpr <= 0.3
+    x = np.append(fpr[inside], 0.3)
+    y = np.append(pro[inside], np.interp(0.3, fpr, pro))
+    return [_trapz(y, x) / 0.3]
 
 
 def _model_rescaled(case, metric):
@@ -144,13 +157,32 @@ def _model_rescaled(case, metric):
         return [float("nan")]
     fpr = (fpr - fpr.min()) / (fpr.max() - fpr.min())
     order = np.argsort(fpr, kind="stable")
-    return [float(np.trapezoid(pro[order], fpr[order]))]
+    return [_trapz(pro[order], fpr[order])]
 
 
 def _model_binning(case, metric):
+    """refmetrics' binned mode on the per-batch sigmoided scores; for AUROC also the trapezoid over the
+    binned points alone, without the (0, 0) start (torchmetrics' binned ROC)."""
     if metric not in ("image_auroc", "pixel_auroc", "image_ap", "pixel_ap"):
         return []
-    return [reference(case, metric, thresholds=t, batches=_sigmoid32_batches(case)) for t in (100, 200, 1000)]
+    out = []
+    # ADEval: 1000 strips between the smallest and largest score (float32 edges), trapezoid areas
+    values = case.maps if metric.startswith("pixel") else case.image_level()[0]
+    lo, hi = float(values.min()), float(values.max())
+    if hi > lo:
+        edges = np.linspace(0.0, 1.0, 1001, dtype=np.float32) * np.float32(hi - lo) + np.float32(lo)
+        edges = np.unique(edges.astype(np.float64))
+        out.append(reference(case, metric, thresholds=edges, curve="trapezoid"))
+        out.append(reference(case, metric, thresholds=edges))
+    sig = np.concatenate(_sigmoid32_batches(case))
+    for t in (100, 200, 1000):
+        out.append(reference(case, metric, thresholds=t, maps=sig))
+        if metric.endswith("auroc"):
+            data = (sig, case.masks) if metric == "pixel_auroc" else (
+                sig.reshape(sig.shape[0], -1).max(axis=1), case.masks.reshape(case.masks.shape[0], -1).max(axis=1))
+            fpr, tpr, _ = _quiet(F.roc_curve, *data, thresholds=t)
+            out.append(_trapz(tpr[1:], fpr[1:]))
+    return out
 
 
 def _model_batch_norm(case, metric):
@@ -166,8 +198,18 @@ def _model_connectivity(case, metric):
 
 
 class Cause:
-    def __init__(self, key, title, sentence, model, tol):
+    """A named cause: ``model(case, metric)`` gives the values the cause predicts.
+
+    A value is explained when it equals a predicted value within ``tol``; a
+    value that is itself a float32 number (computed in float32) may also differ
+    by float32 rounding (``F32_ULPS``, relative), so any cause combines with
+    float32 arithmetic. ``nan_ok``: the cause predicts NaN on some data (the
+    algorithm breaks down there) and an implementation's NaN then matches.
+    """
+
+    def __init__(self, key, title, sentence, model, tol, nan_ok=False):
         self.key, self.title, self.sentence, self.model, self.tol = key, title, sentence, model, tol
+        self.nan_ok = nan_ok
 
     def explains(self, case, metric, value):
         for modelled in self.model(case, metric):
@@ -177,11 +219,14 @@ class Cause:
                 continue
             if modelled is None:
                 continue
-            if math.isnan(modelled):
-                if math.isnan(value):  # the model breaks down on this data exactly as the implementation does
+            if math.isnan(modelled) or math.isnan(value):
+                if self.nan_ok and math.isnan(modelled) and math.isnan(value):
                     return True
                 continue
-            if abs(value - modelled) <= self.tol:
+            tol = self.tol
+            if is_float32(value):
+                tol = max(tol, F32_ULPS * max(1.0, abs(modelled)))
+            if abs(value - modelled) <= tol:
                 return True
         return False
 
@@ -192,22 +237,23 @@ CAUSES = [
           "returns a number (0, 0.5, ...) or raises where refmetrics returns NaN with a warning.",
           _model_undefined, 0.0),
     Cause("float32_accumulation", "float32 arithmetic",
-          "Counts, rates or areas are accumulated in float32: the value is the exact one up to float32 "
-          "rounding (within 1e-5).", _model_exact, 1e-5),
+          "The result is a float32 number within 16 float32 ulps of the exact value: counts, rates or areas "
+          "computed in float32.", _model_exact, 0.0),
     Cause("float32_scores", "float32 saturation ties",
           "Scores are cast to float32 first, so float64 scores closer than float32 can resolve tie "
-          "(reproduced: refmetrics on the float32-cast scores, within 1e-5).", _model_float32, 1e-5),
+          "(reproduced: refmetrics on the float32-cast scores).", _model_float32, 1e-12),
     Cause("sigmoid_float32", "sigmoid applied to raw scores",
           "Scores of an update that leave [0, 1] go through a float32 sigmoid first; every score above ~17 "
           "becomes 1.0 and ties, so rankings collapse (reproduced: refmetrics on per-batch float32-sigmoided "
-          "scores).", _model_sigmoid, 1e-6),
+          "scores).", _model_sigmoid, 1e-12),
     Cause("trapezoid_vs_step", "trapezoid vs step-wise AP",
           "The area under the PR curve is taken with the trapezoid rule (anomalib 1.x AUPR) instead of the "
           "step-wise average precision; the trapezoid overestimates between operating points.",
           _model_trapezoid, 1e-9),
     Cause("histogram_binning", "histogram binning",
-          "Scores are binned to a fixed set of thresholds in [0, 1] (torchmetrics' thresholds=T, after its "
-          "sigmoid) instead of using every distinct score.", _model_binning, 1e-6),
+          "Scores are binned to a fixed set of thresholds instead of using every distinct score: T in [0, 1] "
+          "after a sigmoid (torchmetrics' thresholds=T), or 1000 strips between the smallest and largest "
+          "score (ADEval) (model: refmetrics' binned mode at those thresholds).", _model_binning, 1e-6),
     Cause("sampled_thresholds", "sampled thresholds",
           "The PRO curve is evaluated at T thresholds evenly spaced from the smallest to the largest score "
           "(anomalib 1.x num_thresholds) instead of every distinct score.", _model_sampled, 1e-6),
@@ -218,7 +264,7 @@ CAUSES = [
     Cause("sampled_thresholds_fpr_rescaled", "sampled thresholds with min-max rescaled FPR",
           "200 thresholds from min to max, only the points below the FPR limit kept, their FPR rescaled to "
           "[0, 1] and no interpolation at the limit (the routine many papers copied); the value is not a "
-          "normalised area to the limit.", _model_rescaled, 1e-9),
+          "normalised area to the limit.", _model_rescaled, 1e-9, nan_ok=True),
     Cause("connectivity", "connected-component differences",
           "Regions are labelled with 4-connectivity (face neighbours) instead of 8-connectivity, so regions "
           "touching at a corner are split.", _model_connectivity, 1e-9),
@@ -235,6 +281,6 @@ def attribute(case, metric, value):
         try:
             if cause.explains(case, metric, value):
                 return cause
-        except (ValueError, TypeError, ZeroDivisionError):
+        except Exception:  # noqa: BLE001 - a model that cannot run on this case explains nothing
             continue
     return None

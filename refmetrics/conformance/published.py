@@ -107,4 +107,4 @@ def aupro_200(maps, masks, fpr_limit=0.3, steps=200):
         return float("nan")
     fprs = (fprs - fprs.min()) / (fprs.max() - fprs.min())
     order = np.argsort(fprs, kind="stable")
-    return float(np.trapezoid(pros[order], fprs[order]))
+    return float((getattr(np, "trapezoid", None) or np.trapz)(pros[order], fprs[order]))

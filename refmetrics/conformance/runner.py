@@ -21,9 +21,9 @@ class Row:
     def as_dict(self):
         d = {k: getattr(self, k) for k in self.__slots__}
         d["cause"] = None if self.cause is None else self.cause.key
-        for k in ("value", "reference", "diff"):
-            if isinstance(d[k], float) and math.isnan(d[k]):
-                d[k] = None
+        for k in ("value", "reference", "diff"):  # JSON has no NaN or infinity
+            if isinstance(d[k], float) and not math.isfinite(d[k]):
+                d[k] = None if math.isnan(d[k]) else ("inf" if d[k] > 0 else "-inf")
         return d
 
 
