@@ -126,8 +126,12 @@ def partition(batch):
     return _Part(out[:lo], out[hi:], hist)
 
 
-class ExactScores:
-    """Exact state: the multiset of (score, label) pairs, as keys."""
+class PartsState:
+    """A state made of the parts its batches produced; merging concatenates the lists.
+
+    The parts form a multiset: their order never reaches a result (``sorted()``
+    orders the data itself).
+    """
 
     def __init__(self):
         self.parts = []
@@ -137,6 +141,10 @@ class ExactScores:
 
     def merge(self, other):
         self.parts.extend(other.parts)
+
+
+class ExactScores(PartsState):
+    """Exact state: the multiset of (score, label) pairs, as keys."""
 
     @property
     def n_pos(self):

@@ -135,17 +135,8 @@ def partition_regions(batch, connectivity, fpr_limit=1.0):
     return _Part(bg[:n_bg], rkeys[:n_reg], rsizes[:n_reg], n_regions, dropped=n_bg_all - n_bg)
 
 
-class RegionScores:
+class RegionScores(R.PartsState):
     """Exact PRO-curve state: a multiset of background keys and (key, size) region pixels."""
-
-    def __init__(self):
-        self.parts = []
-
-    def add(self, part):
-        self.parts.append(part)
-
-    def merge(self, other):
-        self.parts.extend(other.parts)
 
     @property
     def n_bg(self):
