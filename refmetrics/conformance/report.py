@@ -45,17 +45,21 @@ def text(report, details=False):
     for name, why in report.skipped.items():
         lines.append(f"  skipped {name}: {why}")
     lines.append("")
-    lines.append(f"  {'implementation':28s} {'metric':18s} verdicts over the cases")
-    for (impl, version, metric), c in summary(report).items():
-        lines.append(f"  {impl + ' ' + str(version):28s} {metric:18s} {_verdict_text(c)}")
+    groups = summary(report)
+    wi = max([28] + [len(f"{i} {v}") for i, v, _ in groups])
+    wm = max([18] + [len(m) for _, _, m in groups])
+    lines.append(f"  {'implementation':{wi}s} {'metric':{wm}s} verdicts over the cases")
+    for (impl, version, metric), c in groups.items():
+        lines.append(f"  {impl + ' ' + str(version):{wi}s} {metric:{wm}s} {_verdict_text(c)}")
     shown = report.rows if details else [r for r in report.rows if r.verdict != AGREES]
     if shown:
+        wr = max([14] + [len(r.impl) for r in shown])
         lines.append("")
-        lines.append(f"  {'implementation':14s} {'metric':18s} {'case':24s} {'value':>14s} {'exact':>14s} "
+        lines.append(f"  {'implementation':{wr}s} {'metric':{wm}s} {'case':24s} {'value':>14s} {'exact':>14s} "
                      f"{'difference':>11s}  verdict")
         for r in shown:
             verdict = r.verdict + (f" ({r.cause.key})" if r.cause else "") + (f" [{r.note}]" if r.note else "")
-            lines.append(f"  {r.impl:14s} {r.metric:18s} {r.case:24s} {_fmt(r.value):>14s} "
+            lines.append(f"  {r.impl:{wr}s} {r.metric:{wm}s} {r.case:24s} {_fmt(r.value):>14s} "
                          f"{_fmt(r.reference):>14s} {_fmt(r.diff):>11s}  {verdict}")
     used = sorted({r.cause.key for r in report.rows if r.cause})
     if used:
