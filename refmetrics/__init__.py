@@ -6,6 +6,7 @@ matplotlib, and compiles nothing: kernels compile on first use and are cached.
 """
 
 from . import functional
+from ._arrays import cuda_available
 from ._validation import BackendUnavailableError, BinningWarning, UndefinedMetricWarning
 from .metrics import (
     AUPR,
@@ -40,5 +41,6 @@ __all__ = [
     "MinMax",
     "PRO",
     "UndefinedMetricWarning",
+    "cuda_available",
     "functional",
 ]

@@ -17,8 +17,24 @@ def is_device_array(obj):
     return hasattr(obj, "__cuda_array_interface__")
 
 
+def cuda_available():
+    """Whether a CUDA device can be used through numba-cuda (no device is initialised otherwise).
+
+    True under ``NUMBA_ENABLE_CUDASIM=1`` (the simulator). The CUDA kernels
+    themselves are not part of this version: see :func:`resolve_backend`.
+    """
+    try:
+        from numba import cuda
+    except Exception:  # noqa: BLE001 - numba-cuda missing or broken: no CUDA
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # noqa: BLE001 - driver errors mean no usable device
+        return False
+
+
 def resolve_backend(backend, *arrays):
-    """The backend that will run: ``"cpu"`` (the CUDA backend is not built yet).
+    """The backend that will run: ``"cpu"`` (the CUDA kernels are not built yet).
 
     ``auto`` follows the data: device arrays would select CUDA. Explicit
     ``cuda`` and device inputs raise a clear error until the CUDA kernels exist.
@@ -26,11 +42,13 @@ def resolve_backend(backend, *arrays):
     V.check_choice("backend", backend, BACKENDS)
     on_device = [a for a in arrays if a is not None and is_device_array(a)]
     if backend == "cuda" or (backend == "auto" and on_device):
+        reason = ("this version of refmetrics has no CUDA kernels yet" if cuda_available() else
+                  "no CUDA device is usable here (it needs a GPU and numba-cuda: pip install 'refmetrics[cuda]'), "
+                  "and this version of refmetrics has no CUDA kernels yet")
         raise V.BackendUnavailableError(
             "backend='cuda' was requested"
             + (" (an input exposes __cuda_array_interface__)" if backend == "auto" else "")
-            + ", but this version of refmetrics has no CUDA backend yet; copy the data to the "
-            "host (e.g. tensor.cpu()) and use backend='cpu'"
+            + f", but {reason}; copy the data to the host (e.g. tensor.cpu()) and use backend='cpu'"
         )
     if on_device:
         raise V.BackendUnavailableError(

@@ -1,6 +1,7 @@
 """Input handling: array kinds, dtypes, shapes, and the errors users see."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -143,8 +144,11 @@ def test_bad_arguments():
 
 
 def test_cuda_backend_is_a_clear_error_for_now():
-    with pytest.raises(rm.BackendUnavailableError, match="no CUDA backend yet"):
+    with pytest.raises(rm.BackendUnavailableError, match="no CUDA kernels yet"):
         F.auroc(PREDS, TARGET, backend="cuda")
+    if not rm.cuda_available():
+        with pytest.raises(rm.BackendUnavailableError, match=r"needs a GPU and numba-cuda"):
+            F.auroc(PREDS, TARGET, backend="cuda")
     with pytest.raises(rm.BackendUnavailableError, match="__cuda_array_interface__"):
         F.auroc(OnDevice(), TARGET[:3])
     with pytest.raises(rm.BackendUnavailableError, match="copy it to the host"):
@@ -165,6 +169,18 @@ def test_inputs_are_not_modified():
     m.update(p, t)
     m.compute()
     assert (p.tobytes(), t.tobytes()) == before
+
+
+def test_cuda_available_reports_the_simulator_and_its_absence():
+    code = "import refmetrics; print(refmetrics.cuda_available())"
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "True"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    direct = subprocess.run([sys.executable, "-c", "from numba import cuda; print(bool(cuda.is_available()))"],
+                            capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == direct.stdout.strip()  # False on a machine without a GPU
 
 
 def test_import_is_cheap_and_framework_free():
