@@ -7,8 +7,9 @@ loop. Each adapter is optional: :func:`available` says why it cannot run.
 
 A user's own implementation plugs in through :func:`user_adapter`: a function
 ``f(metric, preds, target) -> float`` (``preds``/``target`` NumPy arrays: image
-scores and labels for ``image_*`` metrics, maps ``(B, H, W)`` and {0, 1} masks
-otherwise) raising NotImplementedError for metrics it does not compute.
+scores and labels for ``image_*`` metrics, maps ``(B, H, W)`` (volumes
+``(B, D, H, W)`` in the 3-D case) and {0, 1} masks otherwise) raising
+NotImplementedError for metrics it does not compute.
 """
 
 import importlib
@@ -187,16 +188,19 @@ def _adeval(metric, case):
     from adeval import EvalAccumulator
 
     scores, labels = case.image_level()
-    maps = case.maps.astype(np.float32)
-    acc = EvalAccumulator(float(scores.min()), float(scores.max()), float(maps.min()), float(maps.max()),
-                          skip_pixel_aupro=metric != "aupro")
+    maps = case.maps if case.maps.dtype == np.float64 else case.maps.astype(np.float32)
+    map_bounds = (float(maps.min()), float(maps.max()))
+    # ADEval requires lower < upper for image scores even when only pixel metrics are asked for
+    image_bounds = (float(scores.min()), float(scores.max())) if metric.startswith("image_") else map_bounds
+    acc = EvalAccumulator(*image_bounds, *map_bounds, skip_pixel_aupro=metric != "aupro")
     restore = not hasattr(np, "trapz")
     if restore:  # ADEval 1.1.0 calls np.trapz, which NumPy 2.4 removed; np.trapezoid is the same function
         np.trapz = np.trapezoid
     try:
         for m, g in zip(maps, case.masks):
             acc.add_anomap(m, g.astype(np.uint8))
-        acc.add_image(scores, labels)
+        if metric.startswith("image_"):
+            acc.add_image(scores, labels)
         return acc.summary()[_ADEVAL_KEYS[metric]]
     finally:
         if restore:

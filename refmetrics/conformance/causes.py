@@ -203,13 +203,11 @@ class Cause:
     A value is explained when it equals a predicted value within ``tol``; a
     value that is itself a float32 number (computed in float32) may also differ
     by float32 rounding (``F32_ULPS``, relative), so any cause combines with
-    float32 arithmetic. ``nan_ok``: the cause predicts NaN on some data (the
-    algorithm breaks down there) and an implementation's NaN then matches.
+    float32 arithmetic. A NaN where the exact value exists is never explained.
     """
 
-    def __init__(self, key, title, sentence, model, tol, nan_ok=False):
+    def __init__(self, key, title, sentence, model, tol):
         self.key, self.title, self.sentence, self.model, self.tol = key, title, sentence, model, tol
-        self.nan_ok = nan_ok
 
     def explains(self, case, metric, value):
         for modelled in self.model(case, metric):
@@ -220,8 +218,6 @@ class Cause:
             if modelled is None:
                 continue
             if math.isnan(modelled) or math.isnan(value):
-                if self.nan_ok and math.isnan(modelled) and math.isnan(value):
-                    return True
                 continue
             tol = self.tol
             if is_float32(value):
@@ -264,7 +260,7 @@ CAUSES = [
     Cause("sampled_thresholds_fpr_rescaled", "sampled thresholds with min-max rescaled FPR",
           "200 thresholds from min to max, only the points below the FPR limit kept, their FPR rescaled to "
           "[0, 1] and no interpolation at the limit (the routine many papers copied); the value is not a "
-          "normalised area to the limit.", _model_rescaled, 1e-9, nan_ok=True),
+          "normalised area to the limit.", _model_rescaled, 1e-9),
     Cause("connectivity", "connected-component differences",
           "Regions are labelled with 4-connectivity (face neighbours) instead of 8-connectivity, so regions "
           "touching at a corner are split.", _model_connectivity, 1e-9),
