@@ -1,0 +1,72 @@
+"""Launchers of the CUDA ranking kernels (work in progress, issue 5; not public yet)."""
+
+import numpy as np
+from numba import cuda
+
+from ..cpu.ranking import key_constants
+from . import ranking as K
+
+_KEY_OF = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+
+
+def _blocks(n, threads):
+    return max(1, (n + threads - 1) // threads)
+
+
+def radix_sort(d_keys):
+    """Sort a device key array ascending (LSD, 11-bit digits); returns the sorted device array.
+
+    Digit histograms per tile are scanned on the host: they are small metadata
+    (2048 counts per tile), the keys never leave the device.
+    """
+    n = d_keys.size
+    if n < 2:
+        return d_keys
+    threads = K.THREADS
+    tiles = _blocks(n, threads)
+    width = d_keys.dtype.itemsize * 8
+    src = d_keys
+    dst = cuda.device_array_like(d_keys)
+    ktype = d_keys.dtype.type
+    for shift in range(0, width, K.RADIX_BITS):
+        d_hist = cuda.device_array((K.RADIX_SIZE, tiles), np.int64)
+        K.tile_histogram[tiles, threads](src, ktype(shift), ktype(K.RADIX_SIZE - 1), d_hist)
+        hist = d_hist.copy_to_host()
+        if (hist.sum(axis=1) == n).any():
+            continue  # every key has the same digit: nothing moves
+        flat = hist.reshape(-1)
+        offsets = (np.cumsum(flat) - flat).reshape(hist.shape)
+        K.tile_scatter[tiles, threads](src, dst, ktype(shift), ktype(K.RADIX_SIZE - 1), cuda.to_device(offsets))
+        src, dst = dst, src
+    return src
+
+
+def split_sorted(scores, target):
+    """Device ``(pos, neg)`` sorted keys and ``(n_nan, n_bad)`` for host NumPy inputs."""
+    kd = _KEY_OF[scores.dtype]
+    n = scores.size
+    d_bits = cuda.to_device(np.ascontiguousarray(scores).view(kd))
+    d_target = cuda.to_device(np.ascontiguousarray(target))
+    d_keys = cuda.device_array(n, kd)
+    d_labels = cuda.device_array(n, np.int8)
+    d_counts = cuda.to_device(np.zeros(4, np.int64))
+    threads = K.THREADS
+    K.encode_keys[_blocks(n, threads), threads](d_bits, d_target, cuda.to_device(key_constants(kd)), d_keys,
+                                                d_labels, d_counts)
+    n_pos, n_neg, n_nan, n_bad = (int(c) for c in d_counts.copy_to_host())
+    labels = d_labels.copy_to_host()  # one byte per element, to rank the split (TODO: a device scan)
+    pos_rank = np.cumsum(labels == 1) - (labels == 1)
+    neg_rank = np.cumsum(labels == 0) - (labels == 0)
+    d_pos = cuda.device_array(n_pos, kd)
+    d_neg = cuda.device_array(n_neg, kd)
+    K.split_by_label[_blocks(n, threads), threads](d_keys, d_labels, cuda.to_device(pos_rank),
+                                                   cuda.to_device(neg_rank), d_pos, d_neg)
+    return radix_sort(d_pos), radix_sort(d_neg), n_nan, n_bad
+
+
+def auroc_u2(d_pos, d_neg):
+    """``2U`` on the device, as a Python int."""
+    out = cuda.to_device(np.zeros(1, np.int64))
+    if d_neg.size and d_pos.size:
+        K.auroc_counts[_blocks(d_neg.size, K.THREADS), K.THREADS](d_pos, d_neg, out)
+    return int(out.copy_to_host()[0])

@@ -1,0 +1,134 @@
+"""numba-cuda kernels for the exact ranking metrics (the twins of ``kernels/cpu/ranking.py``).
+
+Work in progress (issue 5): the device path builds the same order-preserving
+keys as the CPU path, sorts them with an LSD radix sort (per-tile digit
+histograms, an exclusive scan, a stable per-tile scatter), and reduces the
+AUROC to integer counts with binary searches, so the result is bit-identical
+to the CPU's. Kernels are compiled lazily (no eager signatures) and take a
+patchable ``THREADS`` so that tests under ``NUMBA_ENABLE_CUDASIM=1`` run
+multi-block, multi-pass paths on small inputs.
+
+Nothing here is wired into the public functions yet.
+"""
+
+import numpy as np
+from numba import cuda
+
+RADIX_BITS = 11
+RADIX_SIZE = 1 << RADIX_BITS
+THREADS = 128  # threads per block, and elements per radix tile; tests patch it small
+
+
+@cuda.jit
+def encode_keys(bits, target, consts, keys, labels, counts):
+    """Keys of float bits (as ``kernels.cpu.ranking.score_key``) and label flags.
+
+    ``labels[i]`` = 1 (positive), 0 (negative), 2 (NaN score: excluded) or 3
+    (label not in {0, 1}); ``counts = [n_pos, n_neg, n_nan, n_bad]`` (atomics:
+    integer, so order-free).
+    """
+    i = cuda.grid(1)
+    if i >= bits.size:
+        return
+    sign = consts[0]
+    magnitude = consts[1]
+    inf = consts[2]
+    ones = consts[3]
+    b = bits[i]
+    if (b & magnitude) > inf:
+        labels[i] = 2
+        keys[i] = ones
+        cuda.atomic.add(counts, 2, 1)
+        return
+    if b == sign:
+        b = sign ^ sign
+    if b & sign:
+        keys[i] = b ^ ones
+    else:
+        keys[i] = b | sign
+    t = target[i]
+    if t == 1:
+        labels[i] = 1
+        cuda.atomic.add(counts, 0, 1)
+    elif t == 0:
+        labels[i] = 0
+        cuda.atomic.add(counts, 1, 1)
+    else:
+        labels[i] = 3
+        cuda.atomic.add(counts, 3, 1)
+
+
+@cuda.jit
+def split_by_label(keys, labels, pos_rank, neg_rank, pos, neg):
+    """Scatter keys to the positive / negative arrays at their exclusive-scan ranks."""
+    i = cuda.grid(1)
+    if i >= keys.size:
+        return
+    if labels[i] == 1:
+        pos[pos_rank[i]] = keys[i]
+    elif labels[i] == 0:
+        neg[neg_rank[i]] = keys[i]
+
+
+@cuda.jit
+def tile_histogram(keys, shift, mask, hist):
+    """``hist[digit, tile]`` = the keys of each tile (``cuda.blockDim.x`` keys) with that digit."""
+    local = cuda.shared.array(RADIX_SIZE, np.int32)
+    t = cuda.threadIdx.x
+    tile = cuda.blockIdx.x
+    for d in range(t, RADIX_SIZE, cuda.blockDim.x):
+        local[d] = 0
+    cuda.syncthreads()
+    i = tile * cuda.blockDim.x + t
+    if i < keys.size:
+        cuda.atomic.add(local, (keys[i] >> shift) & mask, 1)
+    cuda.syncthreads()
+    for d in range(t, RADIX_SIZE, cuda.blockDim.x):
+        hist[d, tile] = local[d]
+
+
+@cuda.jit
+def tile_scatter(src, dst, shift, mask, offsets):
+    """Stable scatter of one radix pass: a key goes to ``offsets[digit, tile]`` plus the
+    number of keys before it in its tile with the same digit (counted, so the order is kept)."""
+    t = cuda.threadIdx.x
+    tile = cuda.blockIdx.x
+    start = tile * cuda.blockDim.x
+    i = start + t
+    if i >= src.size:
+        return
+    k = src[i]
+    d = (k >> shift) & mask
+    rank = 0
+    for j in range(start, i):
+        if (src[j] >> shift) & mask == d:
+            rank += 1
+    dst[offsets[d, tile] + rank] = k
+
+
+@cuda.jit
+def auroc_counts(pos, neg, out):
+    """Twice Mann-Whitney's U: each negative ``k`` adds ``2 #(pos > k) + #(pos == k)``,
+    both found by binary search in the sorted positives; summed with integer atomics."""
+    i = cuda.grid(1)
+    if i >= neg.size:
+        return
+    k = neg[i]
+    lo = 0
+    hi = pos.size
+    while lo < hi:  # first positive >= k
+        mid = (lo + hi) // 2
+        if pos[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    first_ge = lo
+    hi = pos.size
+    while lo < hi:  # first positive > k
+        mid = (lo + hi) // 2
+        if pos[mid] <= k:
+            lo = mid + 1
+        else:
+            hi = mid
+    first_gt = lo
+    cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
