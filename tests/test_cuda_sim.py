@@ -29,6 +29,10 @@ SCRIPT = textwrap.dedent('''
         u2_cpu = R.auroc_u2(R.exact_groups(pos, neg))
         assert u2_gpu == u2_cpu, (u2_gpu, u2_cpu)
         assert (n_nan, n_bad) == (0, 0)
+    labels = (rng.random(77) < 0.4).astype(np.int8)
+    from numba import cuda
+    got = D.rank_of(cuda.to_device(labels), 1).copy_to_host()
+    assert got.tolist() == (np.cumsum(labels == 1) - (labels == 1)).tolist()
     bad = np.array([0.5, np.nan, 0.2], np.float32)
     _, _, n_nan, n_bad = D.split_sorted(bad, np.array([0, 1, 7], np.uint8))
     assert (n_nan, n_bad) == (1, 1)

@@ -41,6 +41,23 @@ def radix_sort(d_keys):
     return src
 
 
+def rank_of(d_labels, value):
+    """Device exclusive scan of ``labels == value``: each element's rank among its class.
+
+    Two levels: a scan inside each block, then the block totals (one number per
+    block of ``THREADS`` elements) scanned on the host and added back.
+    """
+    n = d_labels.size
+    threads = K.THREADS
+    blocks = _blocks(n, threads)
+    d_out = cuda.device_array(n, np.int64)
+    d_sums = cuda.device_array(blocks, np.int64)
+    K.flag_scan[blocks, threads](d_labels, np.int8(value), d_out, d_sums)
+    sums = d_sums.copy_to_host()
+    K.add_block_offsets[blocks, threads](d_out, cuda.to_device(np.cumsum(sums) - sums))
+    return d_out
+
+
 def split_sorted(scores, target):
     """Device ``(pos, neg)`` sorted keys and ``(n_nan, n_bad)`` for host NumPy inputs."""
     kd = _KEY_OF[scores.dtype]
@@ -54,13 +71,10 @@ def split_sorted(scores, target):
     K.encode_keys[_blocks(n, threads), threads](d_bits, d_target, cuda.to_device(key_constants(kd)), d_keys,
                                                 d_labels, d_counts)
     n_pos, n_neg, n_nan, n_bad = (int(c) for c in d_counts.copy_to_host())
-    labels = d_labels.copy_to_host()  # one byte per element, to rank the split (TODO: a device scan)
-    pos_rank = np.cumsum(labels == 1) - (labels == 1)
-    neg_rank = np.cumsum(labels == 0) - (labels == 0)
     d_pos = cuda.device_array(n_pos, kd)
     d_neg = cuda.device_array(n_neg, kd)
-    K.split_by_label[_blocks(n, threads), threads](d_keys, d_labels, cuda.to_device(pos_rank),
-                                                   cuda.to_device(neg_rank), d_pos, d_neg)
+    K.split_by_label[_blocks(n, threads), threads](d_keys, d_labels, rank_of(d_labels, 1), rank_of(d_labels, 0),
+                                                   d_pos, d_neg)
     return radix_sort(d_pos), radix_sort(d_neg), n_nan, n_bad
 
 

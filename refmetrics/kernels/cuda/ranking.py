@@ -132,3 +132,34 @@ def auroc_counts(pos, neg, out):
             hi = mid
     first_gt = lo
     cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
+
+
+@cuda.jit
+def flag_scan(labels, value, out, block_sums):
+    """Exclusive scan of ``labels == value`` within each block (Hillis-Steele in shared
+    memory); ``block_sums[b]`` gets the block's total. Needs ``blockDim.x <= 1024``."""
+    buf = cuda.shared.array(1024, np.int64)
+    t = cuda.threadIdx.x
+    i = cuda.grid(1)
+    flag = 1 if i < labels.size and labels[i] == value else 0
+    buf[t] = flag
+    cuda.syncthreads()
+    step = 1
+    while step < cuda.blockDim.x:
+        add = buf[t - step] if t >= step else 0
+        cuda.syncthreads()
+        buf[t] += add
+        cuda.syncthreads()
+        step *= 2
+    if i < labels.size:
+        out[i] = buf[t] - flag
+    if t == cuda.blockDim.x - 1:
+        block_sums[cuda.blockIdx.x] = buf[t]
+
+
+@cuda.jit
+def add_block_offsets(out, offsets):
+    """``out[i] += offsets[block of i]``: completes a two-level scan."""
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] += offsets[cuda.blockIdx.x]
