@@ -28,6 +28,12 @@ SCRIPT = textwrap.dedent('''
         u2_gpu = D.auroc_u2(d_pos, d_neg)
         u2_cpu = R.auroc_u2(R.exact_groups(pos, neg))
         assert u2_gpu == u2_cpu, (u2_gpu, u2_cpu)
+        ap_gpu = D.average_precision(d_pos, d_neg)
+        ap_cpu = R.average_precision(R.exact_groups(pos, neg), pos.size)
+        assert abs(ap_gpu - ap_cpu) <= 1e-15, (ap_gpu, ap_cpu)
+        from tests import naive
+        exact = naive.average_precision(scores, target)
+        assert abs(Fraction(ap_gpu) - exact) <= Fraction(1, 10**12)
         assert (n_nan, n_bad) == (0, 0)
     labels = (rng.random(77) < 0.4).astype(np.int8)
     from numba import cuda

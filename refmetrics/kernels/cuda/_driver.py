@@ -84,3 +84,21 @@ def auroc_u2(d_pos, d_neg):
     if d_neg.size and d_pos.size:
         K.auroc_counts[_blocks(d_neg.size, K.THREADS), K.THREADS](d_pos, d_neg, out)
     return int(out.copy_to_host()[0])
+
+
+def average_precision(d_pos, d_neg):
+    """AP on the device: per-positive terms, block sums in a fixed order, block totals added on the
+    host in block order (double-double), one rounding. Within a few ulps of the CPU's value."""
+    from ..cpu._sum import add_dd, dd_over
+
+    n_pos = d_pos.size
+    if not n_pos or not d_neg.size:
+        return float("nan")
+    threads = K.THREADS
+    blocks = _blocks(n_pos, threads)
+    d_sums = cuda.device_array((blocks, 2), np.float64)
+    K.ap_block_sums[blocks, threads](d_pos, d_neg, d_sums)
+    sh = sl = 0.0
+    for h, l in d_sums.copy_to_host():
+        sh, sl = add_dd(sh, sl, h, l)
+    return float(dd_over(sh, sl, float(n_pos)))

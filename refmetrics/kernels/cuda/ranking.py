@@ -14,6 +14,8 @@ Nothing here is wired into the public functions yet.
 import numpy as np
 from numba import cuda
 
+from ._sum import add_dd, div_dd
+
 RADIX_BITS = 11
 RADIX_SIZE = 1 << RADIX_BITS
 THREADS = 128  # threads per block, and elements per radix tile; tests patch it small
@@ -163,3 +165,49 @@ def add_block_offsets(out, offsets):
     i = cuda.grid(1)
     if i < out.size:
         out[i] += offsets[cuda.blockIdx.x]
+
+
+@cuda.jit(device=True)
+def _first_ge(arr, k):
+    lo = 0
+    hi = arr.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if arr[mid] < k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@cuda.jit
+def ap_block_sums(pos, neg, sums):
+    """Average precision, per positive: at its score ``k``, ``TP/(TP+FP)`` with ``TP = #pos >= k``
+    and ``FP = #neg >= k`` (binary searches); AP is the mean over the positives. Each block
+    adds its terms as double-doubles in a fixed tree order into ``sums[block] = (hi, lo)``, so the
+    result does not depend on scheduling."""
+    hi_buf = cuda.shared.array(1024, np.float64)
+    lo_buf = cuda.shared.array(1024, np.float64)
+    t = cuda.threadIdx.x
+    i = cuda.grid(1)
+    qh = 0.0
+    ql = 0.0
+    if i < pos.size:
+        k = pos[i]
+        tp = pos.size - _first_ge(pos, k)
+        fp = neg.size - _first_ge(neg, k)
+        qh, ql = div_dd(np.float64(tp), np.float64(tp + fp))
+    hi_buf[t] = qh
+    lo_buf[t] = ql
+    cuda.syncthreads()
+    step = 1
+    while step < cuda.blockDim.x:
+        if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
+            h, l = add_dd(hi_buf[t], lo_buf[t], hi_buf[t + step], lo_buf[t + step])
+            hi_buf[t] = h
+            lo_buf[t] = l
+        cuda.syncthreads()
+        step *= 2
+    if t == 0:
+        sums[cuda.blockIdx.x, 0] = hi_buf[0]
+        sums[cuda.blockIdx.x, 1] = lo_buf[0]
