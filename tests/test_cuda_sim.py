@@ -31,6 +31,9 @@ SCRIPT = textwrap.dedent('''
         ap_gpu = D.average_precision(d_pos, d_neg)
         ap_cpu = R.average_precision(R.exact_groups(pos, neg), pos.size)
         assert abs(ap_gpu - ap_cpu) <= 1e-15, (ap_gpu, ap_cpu)
+        tp_g, fp_g, key_g = D.f1_best(d_pos, d_neg)
+        tp_c, fp_c, key_c = R.f1_best(R.exact_groups(pos, neg), pos.size)
+        assert (tp_g, fp_g, key_g.tolist()) == (tp_c, fp_c, key_c.tolist())
         from tests import naive
         exact = naive.average_precision(scores, target)
         assert abs(Fraction(ap_gpu) - exact) <= Fraction(1, 10**12)

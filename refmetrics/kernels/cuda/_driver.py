@@ -102,3 +102,28 @@ def average_precision(d_pos, d_neg):
     for h, l in d_sums.copy_to_host():
         sh, sl = add_dd(sh, sl, h, l)
     return float(dd_over(sh, sl, float(n_pos)))
+
+
+def f1_best(d_pos, d_neg):
+    """``(tp, fp, key)`` at the largest F1 (ties to the lowest threshold), or ``(0, 0, None)``."""
+    n = d_pos.size + d_neg.size
+    if not n:
+        return 0, 0, None
+    threads = K.THREADS
+    blocks = _blocks(n, threads)
+    d_counts = cuda.device_array((blocks, 3), np.int64)
+    d_keys = cuda.device_array(blocks, np.uint64)
+    K.f1_block_best[blocks, threads](d_pos, d_neg, d_counts, d_keys)
+    best = None
+    p = d_pos.size
+    for (tp, fp, ok), key in zip(d_counts.copy_to_host(), d_keys.copy_to_host()):
+        if not ok:
+            continue
+        tp, fp, key = int(tp), int(fp), int(key)
+        if best is None:
+            best = (tp, fp, key)
+            continue
+        lhs, rhs = tp * (best[0] + best[1] + p), best[0] * (tp + fp + p)
+        if lhs > rhs or (lhs == rhs and key < best[2]):
+            best = (tp, fp, key)
+    return best[0], best[1], np.array([best[2]], d_pos.dtype)

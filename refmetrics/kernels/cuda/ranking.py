@@ -211,3 +211,53 @@ def ap_block_sums(pos, neg, sums):
     if t == 0:
         sums[cuda.blockIdx.x, 0] = hi_buf[0]
         sums[cuda.blockIdx.x, 1] = lo_buf[0]
+
+
+@cuda.jit(device=True)
+def _f1_wins(tp, fp, k, btp, bfp, bk, n_pos):
+    """Whether (tp, fp) at key k beats (btp, bfp) at key bk: larger exact F1 = 2tp/(tp+fp+P),
+    ties to the lower key (threshold), as ``cpu.ranking.acc_f1_max``."""
+    lhs = np.uint64(tp) * np.uint64(btp + bfp + n_pos)
+    rhs = np.uint64(btp) * np.uint64(tp + fp + n_pos)
+    return lhs > rhs or (lhs == rhs and k < bk)
+
+
+@cuda.jit
+def f1_block_best(pos, neg, best_counts, best_keys):
+    """Per block, the element whose score gives the largest F1 (``TP = #pos >= k``,
+    ``FP = #neg >= k``), reduced in a fixed tree order: ``best_counts[b] = (tp, fp, found)``."""
+    tp_buf = cuda.shared.array(1024, np.int64)
+    fp_buf = cuda.shared.array(1024, np.int64)
+    ok_buf = cuda.shared.array(1024, np.int64)
+    key_buf = cuda.shared.array(1024, np.uint64)
+    t = cuda.threadIdx.x
+    i = cuda.grid(1)
+    n = pos.size + neg.size
+    ok_buf[t] = 0
+    tp_buf[t] = 0
+    fp_buf[t] = 0
+    key_buf[t] = 0
+    if i < n:
+        k = pos[i] if i < pos.size else neg[i - pos.size]
+        tp_buf[t] = pos.size - _first_ge(pos, k)
+        fp_buf[t] = neg.size - _first_ge(neg, k)
+        key_buf[t] = np.uint64(k)
+        ok_buf[t] = 1
+    cuda.syncthreads()
+    step = 1
+    while step < cuda.blockDim.x:
+        if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
+            o = t + step
+            if ok_buf[o] == 1 and (ok_buf[t] == 0 or _f1_wins(tp_buf[o], fp_buf[o], key_buf[o], tp_buf[t],
+                                                              fp_buf[t], key_buf[t], pos.size)):
+                tp_buf[t] = tp_buf[o]
+                fp_buf[t] = fp_buf[o]
+                key_buf[t] = key_buf[o]
+                ok_buf[t] = 1
+        cuda.syncthreads()
+        step *= 2
+    if t == 0:
+        best_counts[cuda.blockIdx.x, 0] = tp_buf[0]
+        best_counts[cuda.blockIdx.x, 1] = fp_buf[0]
+        best_counts[cuda.blockIdx.x, 2] = ok_buf[0]
+        best_keys[cuda.blockIdx.x] = key_buf[0]
