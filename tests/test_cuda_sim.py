@@ -42,6 +42,18 @@ SCRIPT = textwrap.dedent('''
     from numba import cuda
     got = D.rank_of(cuda.to_device(labels), 1).copy_to_host()
     assert got.tolist() == (np.cumsum(labels == 1) - (labels == 1)).tolist()
+    from refmetrics.kernels.cpu import binned as KBc, stats as KSc
+    scores = rng.standard_normal(101) * 0.7 + 0.5
+    scores[5] = np.nan
+    target = (rng.random(101) < 0.4).astype(np.int64)
+    target[7] = 3
+    thr = np.linspace(0, 1, 9)
+    hist_c = np.zeros((2, 10), np.int64)
+    counts_c = KBc.binned_histogram(scores, target, False, np.int64(0), thr, hist_c)
+    hist_g, n_nan, n_bad = D.binned_histogram(scores, target, thr)
+    assert (hist_g == hist_c).all() and (n_nan, n_bad) == tuple(counts_c)
+    vals = np.concatenate([scores, [-0.0]]).astype(np.float32)
+    assert D.min_max(vals) == KSc.min_max_nan(vals)
     bad = np.array([0.5, np.nan, 0.2], np.float32)
     _, _, n_nan, n_bad = D.split_sorted(bad, np.array([0, 1, 7], np.uint8))
     assert (n_nan, n_bad) == (1, 1)

@@ -127,3 +127,29 @@ def f1_best(d_pos, d_neg):
         if lhs > rhs or (lhs == rhs and key < best[2]):
             best = (tp, fp, key)
     return best[0], best[1], np.array([best[2]], d_pos.dtype)
+
+
+def binned_histogram(scores, target, thresholds):
+    """``(hist (2, T+1), n_nan, n_bad)`` as ``kernels.cpu.binned.binned_histogram`` gives."""
+    from . import binned as KB
+
+    hist = cuda.to_device(np.zeros((2, thresholds.size + 1), np.int64))
+    counts = cuda.to_device(np.zeros(2, np.int64))
+    n = scores.size
+    KB.binned_histogram[_blocks(n, K.THREADS), K.THREADS](cuda.to_device(scores), cuda.to_device(target),
+                                                           cuda.to_device(thresholds), hist, counts)
+    n_nan, n_bad = (int(c) for c in counts.copy_to_host())
+    return hist.copy_to_host(), n_nan, n_bad
+
+
+def min_max(values):
+    """``(min, max, n_nan)`` as ``kernels.cpu.stats.min_max_nan`` gives."""
+    from . import stats as KS
+
+    n = values.size
+    blocks = _blocks(n, K.THREADS)
+    out = cuda.device_array((blocks, 2), np.float64)
+    nan = cuda.to_device(np.zeros(1, np.int64))
+    KS.block_min_max[blocks, K.THREADS](cuda.to_device(values), out, nan)
+    parts = out.copy_to_host()
+    return float(parts[:, 0].min()) + 0.0, float(parts[:, 1].max()) + 0.0, int(nan.copy_to_host()[0])
