@@ -186,8 +186,11 @@ def binned_aupr_trapezoid(preds, target, thr):
 
 
 def sigmoid_gt(x, threshold):
-    """float64 sigmoid then '>' (what torchmetrics does), evaluated plainly."""
-    s = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+    """float64 sigmoid then '>' (what torchmetrics does), evaluated plainly (exp overflows to inf past ~709.8)."""
+    try:
+        s = 1.0 / (1.0 + math.exp(-x))
+    except OverflowError:
+        s = 0.0
     return s > threshold
 
 
