@@ -11,10 +11,14 @@ import numpy as np
 
 
 
+def check_spatial_dims(spatial_dims):
+    if isinstance(spatial_dims, (bool, np.bool_)) or spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims: expected 2 or 3, received {spatial_dims!r}")
+
+
 def sample_layout(shape, spatial_dims, name="target"):
     """``(B, spatial_shape)`` of a mask array: (H,W), (B,H,W), (B,1,H,W); +1 spatial axis for 3-D."""
-    if spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims: expected 2 or 3, received {spatial_dims!r}")
+    check_spatial_dims(spatial_dims)
     nd = len(shape)
     if nd == spatial_dims:
         return 1, tuple(shape)

@@ -1,7 +1,6 @@
 """Ranking metrics against the exact oracles of tests/naive.py."""
 
 import math
-import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -13,29 +12,13 @@ import refmetrics as rm
 from refmetrics import functional as F
 
 from . import naive
+from .checks import close, quiet, same
 from .strategies import labelled, split_points
 
-TOL = Fraction(1, 10**12)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def close(value, exact):
-    """``value`` (float) within 1e-12 of ``exact`` (Fraction, or None meaning undefined -> nan)."""
-    if exact is None:
-        return math.isnan(value)
-    return not math.isnan(value) and abs(Fraction(value) - exact) <= TOL
 
-
-def same(a, b):
-    """Bit-identical floats (nan equals nan)."""
-    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
-
-
-def quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rm.UndefinedMetricWarning)
-        warnings.simplefilter("ignore", rm.BinningWarning)
-        return fn(*args, **kwargs)
 
 
 def both(target):

@@ -13,21 +13,11 @@ import refmetrics as rm
 from refmetrics import functional as F
 
 from . import naive
+from .checks import close, quiet, same
 
-TOL = Fraction(1, 10**12)
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def close(value, exact):
-    if exact is None:
-        return math.isnan(value)
-    return not math.isnan(value) and abs(Fraction(value) - exact) <= TOL
-
-
-def quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rm.UndefinedMetricWarning)
-        return fn(*args, **kwargs)
 
 
 @st.composite
@@ -195,9 +185,6 @@ def image_batches(draw):
     batches = [(preds[i:j], masks[i:j]) for i, j in zip(bounds, bounds[1:]) if j > i]
     return preds, masks, batches, draw(st.permutations(range(b)))
 
-
-def same(a, b):
-    return (math.isnan(a) and math.isnan(b)) or a == b
 
 
 @SETTINGS

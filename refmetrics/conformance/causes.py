@@ -12,7 +12,6 @@ import numpy as np
 
 from .. import functional as F
 from .._validation import BinningWarning, UndefinedMetricWarning
-from . import published
 
 AGREE_TOL = 1e-9  # float64 implementations agree to ~1e-15; this leaves room, nothing more
 F32_ULPS = 16 * 2.0 ** -24  # a float32 result within 16 float32 ulps (relative) of its model

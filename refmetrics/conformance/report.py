@@ -5,7 +5,7 @@ import math
 from collections import Counter, OrderedDict
 
 from .causes import AGREE_TOL, CAUSES
-from .runner import AGREES, DISAGREES, ERROR, KNOWN
+from .runner import AGREES, DISAGREES, ERROR
 
 
 def _fmt(x):

@@ -7,7 +7,21 @@ from ..functional import regions as F
 from .base import Metric
 
 
-class AUPRO(Metric):
+class _Regional(Metric):
+    """Shared by the region metrics: how masks are split into regions."""
+
+    def __init__(self, connectivity, spatial_dims, backend):
+        super().__init__(backend)
+        L.check_connectivity(connectivity)
+        L.check_spatial_dims(spatial_dims)
+        self.connectivity = connectivity
+        self.spatial_dims = spatial_dims
+
+    def _config(self):
+        return {"connectivity": self.connectivity, "spatial_dims": self.spatial_dims, "backend": self.backend}
+
+
+class AUPRO(_Regional):
     """Area under the per-region overlap curve up to a false positive rate (exact).
 
     Parameters
@@ -43,18 +57,13 @@ class AUPRO(Metric):
     """
 
     def __init__(self, fpr_limit=0.3, num_thresholds=None, connectivity=2, spatial_dims=2, backend="auto"):
-        super().__init__(backend)
+        super().__init__(connectivity, spatial_dims, backend)
         self.fpr_limit = F.check_fpr_limit(fpr_limit)
         self.num_thresholds = F.check_num_thresholds(num_thresholds)
-        L.check_connectivity(connectivity)
-        L.sample_layout((1,) * spatial_dims, spatial_dims)
-        self.connectivity = connectivity
-        self.spatial_dims = spatial_dims
         self.reset()
 
     def _config(self):
-        return {"fpr_limit": self.fpr_limit, "num_thresholds": self.num_thresholds,
-                "connectivity": self.connectivity, "spatial_dims": self.spatial_dims, "backend": self.backend}
+        return {"fpr_limit": self.fpr_limit, "num_thresholds": self.num_thresholds, **super()._config()}
 
     def reset(self):
         """Forget every sample."""
@@ -84,7 +93,7 @@ class AUPRO(Metric):
         return plotting.pro_figure(fpr, pro, self.compute(), self.fpr_limit), "PRO"
 
 
-class PRO(Metric):
+class PRO(_Regional):
     """Per-region overlap at a fixed threshold (``score > threshold``).
 
     Parameters
@@ -103,17 +112,12 @@ class PRO(Metric):
     """
 
     def __init__(self, threshold=0.5, connectivity=2, spatial_dims=2, backend="auto"):
-        super().__init__(backend)
+        super().__init__(connectivity, spatial_dims, backend)
         self.threshold = V.check_real("threshold", threshold)
-        L.check_connectivity(connectivity)
-        L.sample_layout((1,) * spatial_dims, spatial_dims)
-        self.connectivity = connectivity
-        self.spatial_dims = spatial_dims
         self.reset()
 
     def _config(self):
-        return {"threshold": self.threshold, "connectivity": self.connectivity,
-                "spatial_dims": self.spatial_dims, "backend": self.backend}
+        return {"threshold": self.threshold, **super()._config()}
 
     def reset(self):
         """Forget every sample."""
