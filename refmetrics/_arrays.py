@@ -12,16 +12,21 @@ from . import _validation as V
 BACKENDS = ("auto", "cpu", "cuda")
 
 
+def _is_numba_device_array(obj):
+    """A numba device array (its simulator twin has no ``__cuda_array_interface__``)."""
+    module = type(obj).__module__
+    return module.startswith(("numba.cuda", "numba_cuda")) and hasattr(obj, "copy_to_host")
+
+
 def is_device_array(obj):
     """True for objects that live on a CUDA device (CuPy, torch CUDA, numba)."""
-    return hasattr(obj, "__cuda_array_interface__")
+    return hasattr(obj, "__cuda_array_interface__") or _is_numba_device_array(obj)
 
 
 def cuda_available():
-    """Whether a CUDA device can be used through numba-cuda (no device is initialised otherwise).
+    """Whether a CUDA device can be used through numba-cuda (nothing is initialised otherwise).
 
-    True under ``NUMBA_ENABLE_CUDASIM=1`` (the simulator). The CUDA kernels
-    themselves are not part of this version: see :func:`resolve_backend`.
+    True under ``NUMBA_ENABLE_CUDASIM=1`` (the numba-cuda simulator).
     """
     try:
         from numba import cuda
@@ -34,28 +39,97 @@ def cuda_available():
 
 
 def resolve_backend(backend, *arrays):
-    """The backend that will run: ``"cpu"`` (the CUDA kernels are not built yet).
+    """The backend that will run, ``"cpu"`` or ``"cuda"``.
 
-    ``auto`` follows the data: device arrays would select CUDA. Explicit
-    ``cuda`` and device inputs raise a clear error until the CUDA kernels exist.
+    ``auto`` follows the data: any input exposing ``__cuda_array_interface__``
+    selects CUDA. ``cuda`` moves host inputs to the device. A clear
+    :class:`BackendUnavailableError` is raised when CUDA is needed but no device
+    (or no numba-cuda) is usable, and when ``cpu`` is asked for device data.
     """
     V.check_choice("backend", backend, BACKENDS)
-    on_device = [a for a in arrays if a is not None and is_device_array(a)]
-    if backend == "cuda" or (backend == "auto" and on_device):
-        reason = ("this version of refmetrics has no CUDA kernels yet" if cuda_available() else
-                  "no CUDA device is usable here (it needs a GPU and numba-cuda: pip install 'refmetrics[cuda]'), "
-                  "and this version of refmetrics has no CUDA kernels yet")
-        raise V.BackendUnavailableError(
-            "backend='cuda' was requested"
-            + (" (an input exposes __cuda_array_interface__)" if backend == "auto" else "")
-            + f", but {reason}; copy the data to the host (e.g. tensor.cpu()) and use backend='cpu'"
-        )
-    if on_device:
-        raise V.BackendUnavailableError(
-            "backend='cpu' was requested but an input lives on a CUDA device "
-            "(it exposes __cuda_array_interface__); copy it to the host first, e.g. tensor.cpu()"
-        )
+    on_device = any(a is not None and is_device_array(a) for a in arrays)
+    if backend == "cpu":
+        if on_device:
+            raise V.BackendUnavailableError(
+                "backend='cpu' was requested but an input lives on a CUDA device "
+                "(it exposes __cuda_array_interface__); use backend='cuda' or 'auto', or copy it to the host "
+                "first, e.g. tensor.cpu()")
+        return "cpu"
+    if backend == "cuda" or on_device:
+        if not cuda_available():
+            raise V.BackendUnavailableError(
+                "backend='cuda' was requested"
+                + (" (an input exposes __cuda_array_interface__)" if backend == "auto" else "")
+                + ", but no CUDA device is usable here: it needs an NVIDIA GPU with its driver and numba-cuda "
+                  "(pip install 'refmetrics[cuda]'); use backend='cpu' with host data (e.g. tensor.cpu())")
+        return "cuda"
     return "cpu"
+
+
+def device_array(obj, name):
+    """``obj`` as a numba device array, without a copy when it already lives on the device.
+
+    Host inputs (NumPy, ``__array__``, DLPack) are validated as by
+    :func:`host_array` and copied to the device once.
+    """
+    from numba import cuda
+
+    if _is_numba_device_array(obj):
+        arr = obj
+    elif hasattr(obj, "__cuda_array_interface__"):
+        try:
+            arr = cuda.as_cuda_array(obj)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the argument name
+            raise TypeError(f"{name}: could not read the {type(obj).__name__} through "
+                            f"__cuda_array_interface__ ({exc}); for a torch tensor pass tensor.detach()") from exc
+    else:
+        arr = cuda.to_device(np.ascontiguousarray(host_array(obj, name)))
+    V.check_numeric_dtype(name, arr)
+    if arr.size and not arr.is_c_contiguous():
+        raise ValueError(f"{name}: expected a C-contiguous device array, received one with strides "
+                         f"{getattr(arr, 'strides', '?')}; make it contiguous first (tensor.contiguous(), "
+                         "cupy.ascontiguousarray)")
+    return arr
+
+
+def to_host(obj, name):
+    """``obj`` as a host NumPy array: device arrays are copied to the host (masks, which
+    are labelled on the host); anything else goes through :func:`host_array`."""
+    if is_device_array(obj):
+        return host_array(device_array(obj, name).copy_to_host(), name)
+    return host_array(obj, name)
+
+
+def device_scores(arr, name):
+    """Device scores as a flat float32 or float64 device array with the same values
+    (the device twin of :func:`exact_scores`)."""
+    from .kernels.cuda import _driver as D
+
+    flat = arr.reshape(arr.size)
+    dt = arr.dtype
+    if dt in (np.float32, np.float64):
+        return flat
+    if dt in _EXACT_IN_FLOAT32:
+        return D.to_float(flat, np.float32)[0]
+    if dt in _EXACT_IN_FLOAT64 or dt.kind in "iu":
+        out, n_inexact = D.to_float(flat, np.float64)
+        if n_inexact:
+            raise ValueError(f"{name}: integer scores must lie within +-2**53 to be handled exactly, "
+                             f"received {n_inexact:,} value{'s' if n_inexact != 1 else ''} beyond")
+        return out
+    raise TypeError(f"{name}: expected float16/32/64, integer or bool scores, received dtype {dt}")
+
+
+def device_labels(arr):
+    """Device labels as a flat array the kernels read (bool viewed as uint8, float16 as float32)."""
+    from .kernels.cuda import _driver as D
+
+    flat = arr.reshape(arr.size)
+    if arr.dtype == np.bool_:
+        return flat.view(np.uint8)
+    if arr.dtype == np.float16:
+        return D.to_float(flat, np.float32)[0]
+    return flat
 
 
 def host_array(obj, name):

@@ -30,28 +30,42 @@ _CONSTS = {k: K.key_constants(k) for k in _FLOAT_OF}
 
 
 class Batch:
-    """One validated batch: flat exact scores, flat labels, the ignore value."""
+    """One validated batch: flat exact scores, flat labels, the ignore value.
 
-    __slots__ = ("scores", "labels", "has_ignore", "ignore", "ignore_index")
+    ``device`` says whether ``scores`` and ``labels`` are numba device arrays.
+    """
 
-    def __init__(self, scores, labels, has_ignore, ignore, ignore_index):
+    __slots__ = ("scores", "labels", "has_ignore", "ignore", "ignore_index", "device")
+
+    def __init__(self, scores, labels, has_ignore, ignore, ignore_index, device=False):
         self.scores, self.labels = scores, labels
         self.has_ignore, self.ignore, self.ignore_index = has_ignore, ignore, ignore_index
+        self.device = device
 
     def check(self, n_nan, n_bad):
         """Raise for the NaNs and bad labels a kernel counted."""
         V.raise_if_nan("preds", n_nan)
-        V.raise_bad_labels("target", self.labels, self.has_ignore, self.ignore, self.ignore_index, n_bad)
+        if n_bad:
+            labels = self.labels.copy_to_host() if self.device else self.labels  # the message lists a few
+            V.raise_bad_labels("target", labels, self.has_ignore, self.ignore, self.ignore_index, n_bad)
 
 
 def intake_pair(preds, target, ignore_index, backend):
-    """Validate a (preds, target) pair into a :class:`Batch`."""
-    A.resolve_backend(backend, preds, target)
+    """Validate a (preds, target) pair into a :class:`Batch` on the backend that will run."""
+    where = A.resolve_backend(backend, preds, target)
     V.check_ignore_index(ignore_index)
-    p = A.host_array(preds, "preds")
-    t = A.host_array(target, "target")
+    if where == "cuda":
+        p = A.device_array(preds, "preds")
+        t = A.device_array(target, "target")
+    else:
+        p = A.host_array(preds, "preds")
+        t = A.host_array(target, "target")
     V.check_pair(p, t)
     V.check_size_limit(p.size)
+    if where == "cuda":
+        labels = A.device_labels(t)
+        has_ignore, ignore = A.ignore_value(labels, ignore_index)
+        return Batch(A.device_scores(p, "preds"), labels, has_ignore, ignore, ignore_index, device=True)
     labels = A.labels(t)
     has_ignore, ignore = A.ignore_value(labels, ignore_index)
     return Batch(A.exact_scores(p, "preds"), labels, has_ignore, ignore, ignore_index)
@@ -114,8 +128,37 @@ class _Part:
         return _Part(pos, neg, np.stack([_histogram(pos), _histogram(neg)]))
 
 
+class _DevicePart:
+    """One batch of keys on the device: positives and negatives (numba device arrays)."""
+
+    __slots__ = ("pos", "neg", "sorted")
+
+    def __init__(self, pos, neg, is_sorted=False):
+        self.pos, self.neg, self.sorted = pos, neg, is_sorted
+
+    def widened(self):
+        from ..kernels.cuda import _driver as D
+
+        return _DevicePart(D.widen(self.pos), D.widen(self.neg))
+
+
+def _to_device(part):
+    """A host part as a device part (a state that mixes host and device data computes on the device)."""
+    if isinstance(part, _DevicePart):
+        return part
+    from numba import cuda
+
+    return _DevicePart(cuda.to_device(part.pos), cuda.to_device(part.neg))
+
+
 def partition(batch):
     """Keys of one validated batch, split by label (one pass; raises on NaN/bad labels)."""
+    if batch.device:
+        from ..kernels.cuda import _driver as D
+
+        pos, neg, n_nan, n_bad = D.encode_batch(batch.scores, batch.labels, batch.has_ignore, batch.ignore)
+        batch.check(n_nan, n_bad)
+        return _DevicePart(pos, neg)
     kd = _KEY_OF[batch.scores.dtype]
     shifts = _SHIFTS[kd]
     out = np.empty(batch.scores.size, kd)
@@ -144,7 +187,42 @@ class PartsState:
 
 
 class ExactScores(PartsState):
-    """Exact state: the multiset of (score, label) pairs, as keys."""
+    """Exact state: the multiset of (score, label) pairs, as keys.
+
+    Parts live on the host or on the device; as soon as one is on the device,
+    the state computes there (:meth:`device_sorted`).
+    """
+
+    @property
+    def on_device(self):
+        return any(isinstance(p, _DevicePart) for p in self.parts)
+
+    def device_sorted(self):
+        """``(pos, neg)`` sorted ascending on the device, as one part that replaces the others."""
+        from ..kernels.cuda import _driver as D
+
+        if len(self.parts) == 1 and self.parts[0].sorted and isinstance(self.parts[0], _DevicePart):
+            return self.parts[0].pos, self.parts[0].neg
+        parts = [_to_device(p) for p in self.parts]
+        if len({p.pos.dtype for p in parts}) > 1:
+            parts = [p if p.pos.dtype == np.uint64 else p.widened() for p in parts]
+        kd = parts[0].pos.dtype
+        pos, _ = D.radix_sort(D.concatenate([p.pos for p in parts], kd))
+        neg, _ = D.radix_sort(D.concatenate([p.neg for p in parts], kd))
+        self.parts = [_DevicePart(pos, neg, is_sorted=True)]
+        return pos, neg
+
+    def extreme_key(self, positive, highest):
+        """The lowest or highest key of the positives or negatives, as a one-element host array."""
+        if self.on_device:
+            from ..kernels.cuda import _driver as D
+
+            pos, neg = self.device_sorted()
+            keys = pos if positive else neg
+            return np.array([D.scalar(keys, -1 if highest else 0)], keys.dtype)
+        pos, neg = self.sorted()
+        keys = pos if positive else neg
+        return keys[-1:] if highest else keys[:1]
 
     @property
     def n_pos(self):
@@ -194,6 +272,34 @@ def exact_groups(pos, neg):
         yield keys[:g], dtp[:g], dfp[:g]
 
 
+DEVICE_CHUNK = 1 << 20  # groups per device-to-host copy
+
+
+def device_groups(pos, neg, with_keys=False):
+    """Yield ``(keys or None, dtp, dfp)`` host chunks of the groups formed on the device.
+
+    Only the integer counts cross to the host (and the keys, for curves, whose
+    thresholds are part of the result).
+    """
+    from ..kernels.cuda import _driver as D
+
+    keys, dtp, dfp = D.groups(pos, neg)
+    for start in range(0, keys.size, DEVICE_CHUNK):
+        stop = min(keys.size, start + DEVICE_CHUNK)
+        yield (keys[start:stop].copy_to_host() if with_keys else None, dtp[start:stop].copy_to_host(),
+               dfp[start:stop].copy_to_host())
+
+
+def device_curve_counts(pos, neg):
+    """As :func:`exact_curve_counts`, the groups formed on the device."""
+    chunks = list(device_groups(pos, neg, with_keys=True))
+    if not chunks:
+        return np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
+    keys = np.concatenate([c[0] for c in chunks])
+    return (decode_keys(keys), np.cumsum(np.concatenate([c[1] for c in chunks])),
+            np.cumsum(np.concatenate([c[2] for c in chunks])))
+
+
 def exact_curve_counts(pos, neg):
     """All groups at once: ``(thresholds desc float64, cumulative tp, cumulative fp)``."""
     g = K.count_groups(pos, neg)
@@ -206,18 +312,49 @@ def exact_curve_counts(pos, neg):
 
 
 class BinnedScores:
-    """Binned state: counts of positives/negatives per threshold bin."""
+    """Binned state: counts of positives/negatives per threshold bin.
+
+    Batches on the device are counted there (integer atomics) into a device
+    histogram; host and device counts add up when the histogram is read.
+    """
 
     def __init__(self, thresholds):
         self.thresholds = thresholds
-        self.hist = np.zeros((2, thresholds.size + 1), np.int64)
+        self._host = np.zeros((2, thresholds.size + 1), np.int64)
+        self._device = None
 
     def add(self, batch):
-        hist = np.zeros_like(self.hist)
+        if batch.device:
+            from ..kernels.cuda import _driver as D
+
+            d_hist = D.zeros(self._host.shape, np.int64)
+            n_nan, n_bad = D.binned_histogram(batch.scores, batch.labels, batch.has_ignore, batch.ignore,
+                                              self.thresholds, d_hist)
+            batch.check(n_nan, n_bad)  # before the state changes
+            self._add_device(d_hist)
+            return
+        hist = np.zeros_like(self._host)
         n_nan, n_bad = KB.binned_histogram(batch.scores, batch.labels, batch.has_ignore, batch.ignore,
                                            self.thresholds, hist)
         batch.check(n_nan, n_bad)
-        self.hist += hist
+        self._host += hist
+
+    def _add_device(self, d_hist):
+        if self._device is None:
+            self._device = d_hist
+        else:
+            from ..kernels.cuda import _driver as D
+
+            D.add_into(self._device, d_hist)
+
+    @property
+    def on_device(self):
+        return self._device is not None
+
+    @property
+    def hist(self):
+        """Host and device counts together (a ``(2, T+1)`` copy of ``8 (T+1)`` bytes per side)."""
+        return self._host if self._device is None else self._host + self._device.copy_to_host()
 
     @property
     def n_below(self):
@@ -225,7 +362,13 @@ class BinnedScores:
         return int(self.hist[:, 0].sum())
 
     def merge(self, other):
-        self.hist += other.hist
+        self._host += other._host
+        if other._device is not None:
+            from numba import cuda
+
+            d_copy = cuda.device_array_like(other._device)
+            d_copy.copy_to_device(other._device)
+            self._add_device(d_copy)
 
     @property
     def n_pos(self):
@@ -238,9 +381,9 @@ class BinnedScores:
     def groups(self):
         """One chunk: threshold indices descending, and the counts entering there."""
         t = self.thresholds.size
+        hist = self.hist
         keys = np.arange(t - 1, -1, -1, dtype=np.int64)
-        return [(keys, np.ascontiguousarray(self.hist[0, t:0:-1]),
-                 np.ascontiguousarray(self.hist[1, t:0:-1]))]
+        return [(keys, np.ascontiguousarray(hist[0, t:0:-1]), np.ascontiguousarray(hist[1, t:0:-1]))]
 
     def curve_counts(self):
         (keys, dtp, dfp), = self.groups()

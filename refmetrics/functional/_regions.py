@@ -23,38 +23,73 @@ _SIZE_SHIFTS = KR.digit_shifts(np.uint64)
 
 
 class RegionBatch:
-    """One validated batch: per-sample scores and boolean masks."""
+    """One validated batch: per-sample scores and boolean masks.
 
-    __slots__ = ("scores", "masks", "spatial", "n_pos", "defective")
+    On the CUDA backend ``scores`` is a flat device array (``device`` true) and
+    the masks are on the host, where the regions are labelled.
+    """
 
-    def __init__(self, scores, masks, spatial, n_pos):
+    __slots__ = ("scores", "masks", "spatial", "n_pos", "defective", "device")
+
+    def __init__(self, scores, masks, spatial, n_pos, device=False):
         self.scores, self.masks, self.spatial, self.n_pos = scores, masks, spatial, n_pos
         self.defective = masks.any(axis=1)
+        self.device = device
 
     def samples(self, connectivity):
         """Yield ``(scores, region ids, n_regions, sizes)`` per sample (ids from 1, sizes by id).
 
-        Defect-free samples are not labelled: their region ids are None.
+        Defect-free samples are not labelled: their region ids are None. On the
+        device the scores of a sample are not yielded (None).
         """
         for b in range(self.masks.shape[0]):
+            scores = None if self.device else self.scores[b]
             if not self.defective[b]:
-                yield self.scores[b], None, 0, None
+                yield scores, None, 0, None
                 continue
             regions, n = L.label_sample(self.masks[b].reshape(self.spatial), connectivity)
             regions = regions.reshape(-1)
             sizes = np.bincount(regions, minlength=n + 1).astype(np.int64)
-            yield self.scores[b], regions, n, sizes
+            yield scores, regions, n, sizes
+
+    def pixel_payload(self, connectivity, ids):
+        """One uint32 per pixel for the device: the region's size (``ids`` false) or its id,
+        numbered from 1 across the batch (``ids`` true); 0 for background. Returns
+        ``(payload, n_regions, sizes of regions 1..n, largest size)``."""
+        m = self.masks.shape[1]
+        payload = np.zeros(self.masks.size, np.uint32)
+        all_sizes = []
+        total = 0
+        for b, (_, regions, n, sizes) in enumerate(self.samples(connectivity)):
+            if regions is None:
+                continue
+            table = sizes.copy()
+            if ids:
+                table[1:] = np.arange(total + 1, total + n + 1)
+            table[0] = 0
+            payload[b * m:(b + 1) * m] = table[regions]
+            all_sizes.append(sizes[1:])
+            total += n
+        sizes = np.concatenate(all_sizes) if all_sizes else np.empty(0, np.int64)
+        return payload, total, sizes, int(sizes.max()) if sizes.size else 0
 
 
 def intake_regions(preds, target, spatial_dims, backend):
-    """Validate maps and masks into a :class:`RegionBatch`."""
-    A.resolve_backend(backend, preds, target)
-    p = A.host_array(preds, "preds")
-    t = A.host_array(target, "target")
+    """Validate maps and masks into a :class:`RegionBatch` (scores on the backend that runs)."""
+    where = A.resolve_backend(backend, preds, target)
+    if where == "cuda":
+        p = A.device_array(preds, "preds")
+        t = A.to_host(target, "target")  # masks cross to the host: regions are labelled there
+    else:
+        p = A.host_array(preds, "preds")
+        t = A.host_array(target, "target")
     V.check_pair(p, t)
     V.check_size_limit(p.size)
     n_samples, spatial = L.sample_layout(t.shape, spatial_dims)
-    scores = A.exact_scores(p, "preds").reshape(n_samples, -1)
+    if where == "cuda":
+        scores = A.device_scores(p, "preds")
+    else:
+        scores = A.exact_scores(p, "preds").reshape(n_samples, -1)
     labels = A.labels(t)
     if t.dtype == np.bool_:
         masks = labels.view(np.bool_)
@@ -63,7 +98,7 @@ def intake_regions(preds, target, spatial_dims, backend):
         masks = np.empty(labels.size, np.bool_)
         n_pos, n_bad = K.binary_mask(labels, False, labels.dtype.type(0), masks)
         V.raise_bad_labels("target", labels, False, None, None, n_bad)
-    return RegionBatch(scores, masks.reshape(n_samples, -1), spatial, n_pos)
+    return RegionBatch(scores, masks.reshape(n_samples, -1), spatial, n_pos, device=where == "cuda")
 
 
 # ---------------------------------------------------------------------------
@@ -101,6 +136,61 @@ def cut_for_limit(hist, n_bg, fpr_limit, key_dtype):
     return key_dtype.type(bucket) << key_dtype.type(8 * key_dtype.itemsize - TOP_BITS)
 
 
+class _DevicePart:
+    """Keys of some samples on the device (see :class:`_Part`); ``max_size`` bounds the
+    region sizes (how many payload bits the sort by (key, size) reads)."""
+
+    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "dropped", "max_size", "sorted")
+
+    def __init__(self, bg, rkeys, rsizes, n_regions, max_size, dropped=0, is_sorted=False):
+        self.bg, self.rkeys, self.rsizes = bg, rkeys, rsizes
+        self.n_regions, self.max_size, self.dropped, self.sorted = n_regions, max_size, dropped, is_sorted
+
+    def widened(self):
+        from ..kernels.cuda import _driver as D
+
+        return _DevicePart(D.widen(self.bg), D.widen(self.rkeys), self.rsizes, self.n_regions, self.max_size,
+                           self.dropped)
+
+
+def _to_device(part):
+    if isinstance(part, _DevicePart):
+        return part
+    from numba import cuda
+
+    max_size = int(part.rsizes.max()) if part.rsizes.size else 0
+    return _DevicePart(cuda.to_device(part.bg), cuda.to_device(part.rkeys), cuda.to_device(part.rsizes),
+                       part.n_regions, max_size, part.dropped)
+
+
+def _device_top_cut(bg, fpr_limit, codes=None):
+    """:func:`cut_for_limit` from a device histogram of the background keys' top bits."""
+    from ..kernels.cuda import _driver as D
+
+    kd = bg.dtype
+    hist = D.top_histogram(bg, codes, kd.type(8 * kd.itemsize - TOP_BITS), 1 << TOP_BITS)
+    return cut_for_limit(hist, int(hist.sum()), fpr_limit, kd), hist
+
+
+def partition_regions_device(batch, connectivity, fpr_limit):
+    """:func:`partition_regions` on the device: the host sends one uint32 per pixel
+    (its region's size, 0 for background); keys, the cut and the compaction run there."""
+    from ..kernels.cuda import _driver as D
+
+    payload, n_regions, _, max_size = batch.pixel_payload(connectivity, ids=False)
+    d_payload = D.to_device(payload)
+    keys, codes, n_nan = D.encode_pixels(batch.scores, d_payload)
+    V.raise_if_nan("preds", n_nan)
+    kd = keys.dtype
+    cut = kd.type(0)
+    if fpr_limit < 1.0:
+        cut, _ = _device_top_cut(keys, fpr_limit, codes)
+    bg, _ = D.select(keys, codes, D.BACKGROUND, cut)
+    rkeys, rsizes = D.select(keys, codes, D.REGION, cut, d_payload)
+    n_bg_all = batch.scores.size - batch.n_pos
+    return _DevicePart(bg, rkeys, rsizes, n_regions, max_size, dropped=n_bg_all - bg.size)
+
+
 def partition_regions(batch, connectivity, fpr_limit=1.0):
     """One batch's keys: background apart, region pixels with their region's size.
 
@@ -108,6 +198,8 @@ def partition_regions(batch, connectivity, fpr_limit=1.0):
     a first pass histograms the background keys and only the pixels at or above
     :func:`cut_for_limit` are kept: less to write and to sort.
     """
+    if batch.device:
+        return partition_regions_device(batch, connectivity, fpr_limit)
     kd = R._KEY_OF[batch.scores.dtype]
     consts = R._CONSTS[kd]
     n_bg_all = batch.scores.size - batch.n_pos
@@ -136,7 +228,58 @@ def partition_regions(batch, connectivity, fpr_limit=1.0):
 
 
 class RegionScores(R.PartsState):
-    """Exact PRO-curve state: a multiset of background keys and (key, size) region pixels."""
+    """Exact PRO-curve state: a multiset of background keys and (key, size) region pixels.
+
+    Parts live on the host or the device; with any part on the device the
+    state sorts and counts there (:meth:`device_sorted`, :meth:`device_sorted_top`).
+    """
+
+    @property
+    def on_device(self):
+        return any(isinstance(p, _DevicePart) for p in self.parts)
+
+    def _device_parts(self):
+        parts = [_to_device(p) for p in self.parts]
+        if len({p.bg.dtype for p in parts}) > 1:
+            parts = [p if p.bg.dtype == np.uint64 else p.widened() for p in parts]
+        return parts
+
+    def device_sorted_top(self, fpr_limit):
+        """As :meth:`sorted_top`, on the device."""
+        from ..kernels.cuda import _driver as D
+
+        if len(self.parts) == 1 and self.parts[0].sorted or any(p.dropped for p in self.parts):
+            return self.device_sorted()
+        parts = self._device_parts()
+        kd = parts[0].bg.dtype
+        bg = D.concatenate([p.bg for p in parts], kd)
+        cut, _ = _device_top_cut(bg, fpr_limit)
+        if not cut:
+            return self.device_sorted()
+        rkeys = D.concatenate([p.rkeys for p in parts], kd)
+        rsizes = D.concatenate([p.rsizes for p in parts], np.uint64)
+        top = RegionScores()
+        top.add(_DevicePart(D.select(bg, None, 0, cut)[0], *D.select(rkeys, None, 0, cut, rsizes), 0,
+                            max(p.max_size for p in parts)))
+        return top.device_sorted()
+
+    def device_sorted(self):
+        """``(bg, rkeys, rsizes)`` sorted ascending on the device (region pixels by key, then size)."""
+        from ..kernels.cuda import _driver as D
+
+        if len(self.parts) == 1 and self.parts[0].sorted and isinstance(self.parts[0], _DevicePart):
+            p = self.parts[0]
+            return p.bg, p.rkeys, p.rsizes
+        parts = self._device_parts()
+        kd = parts[0].bg.dtype
+        max_size = max(p.max_size for p in parts)
+        bg, _ = D.radix_sort(D.concatenate([p.bg for p in parts], kd))
+        rkeys, rsizes = D.radix_sort(D.concatenate([p.rkeys for p in parts], kd),
+                                     D.concatenate([p.rsizes for p in parts], np.uint64),
+                                     payload_bits=max(1, max_size.bit_length()))
+        self.parts = [_DevicePart(bg, rkeys, rsizes, sum(p.n_regions for p in parts), max_size,
+                                  sum(p.dropped for p in parts), is_sorted=True)]
+        return bg, rkeys, rsizes
 
     @property
     def n_bg(self):
@@ -235,11 +378,22 @@ def exact_region_groups(bg, rkeys, rsizes, collapse=False):
         yield dfp[:g], dsh[:g], dsl[:g]
 
 
-def sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
-    """One chunk: groups at ``num_thresholds`` thresholds evenly spaced from the
-    smallest to the largest score (anomalib 1.x's binned AUPRO), decreasing."""
-    lo = min(_decode_end(bg, 0), _decode_end(rkeys, 0))
-    hi = max(_decode_end(bg, -1), _decode_end(rkeys, -1))
+def device_region_groups(bg, rkeys, rsizes, collapse=False):
+    """As :func:`exact_region_groups`, one chunk, for sorted device arrays: the groups
+    and their integer counts are formed on the device; the counts and the sorted
+    region sizes cross to the host, where the sums of ``1/size`` are taken in the
+    CPU's order (so the result is bit-identical)."""
+    from ..kernels.cuda import _driver as D
+
+    n_region, dfp = D.region_groups(rkeys, bg, collapse)
+    dsh = np.empty(dfp.size)
+    dsl = np.empty(dfp.size)
+    K.region_run_sums(n_region, rsizes.copy_to_host(), dsh, dsl)
+    return [(dfp, dsh, dsl)]
+
+
+def _thresholds_between(lo, hi, num_thresholds):
+    """``num_thresholds`` thresholds evenly spaced from ``lo`` to ``hi``, decreasing."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"num_thresholds: thresholds evenly spaced from the smallest to the largest score "
                          f"need finite scores, received scores from {lo} to {hi}")
@@ -248,7 +402,33 @@ def sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
     else:  # the span overflows float64: interpolate without forming it
         a = np.arange(num_thresholds) / (num_thresholds - 1)
         thresholds = lo * (1 - a) + hi * a
-    thresholds = thresholds[::-1].copy()
+    return thresholds[::-1].copy()
+
+
+def device_sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
+    """As :func:`sampled_region_groups` for sorted device arrays."""
+    from ..kernels.cuda import _driver as D
+
+    ends = [(D.decode(np.array([D.scalar(a, 0), D.scalar(a, -1)], a.dtype))) for a in (bg, rkeys) if a.size]
+    lo = min(e[0] for e in ends) if ends else np.inf
+    hi = max(e[1] for e in ends) if ends else -np.inf
+    bounds = threshold_keys(_thresholds_between(lo, hi, num_thresholds), bg.dtype)
+    at_least_bg = D.count_at_least(bg, bounds)
+    at_least_r = D.count_at_least(rkeys, bounds)
+    dfp = np.diff(at_least_bg, prepend=0)
+    n_region = np.diff(at_least_r, prepend=0)
+    dsh = np.empty(num_thresholds)
+    dsl = np.empty(num_thresholds)
+    K.region_run_sums(n_region, rsizes.copy_to_host(), dsh, dsl)
+    return [(dfp, dsh, dsl)]
+
+
+def sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
+    """One chunk: groups at ``num_thresholds`` thresholds evenly spaced from the
+    smallest to the largest score (anomalib 1.x's binned AUPRO), decreasing."""
+    lo = min(_decode_end(bg, 0), _decode_end(rkeys, 0))
+    hi = max(_decode_end(bg, -1), _decode_end(rkeys, -1))
+    thresholds = _thresholds_between(lo, hi, num_thresholds)
     bounds = threshold_keys(thresholds, bg.dtype)
     dfp = np.empty(num_thresholds, np.int64)
     dsh = np.empty(num_thresholds, np.float64)
@@ -312,7 +492,21 @@ class RegionOverlaps:
         self.sizes = []
 
     def add(self, batch, threshold, connectivity):
-        """Add a batch; a batch that fails validation leaves the state unchanged."""
+        """Add a batch; a batch that fails validation leaves the state unchanged.
+
+        On the device the host sends one uint32 region id per pixel and receives
+        the overlap count of each region.
+        """
+        if batch.device:
+            from ..kernels.cuda import _driver as D
+
+            ids, n_regions, sizes, _ = batch.pixel_payload(connectivity, ids=True)
+            above, n_nan = D.region_overlaps(batch.scores, D.to_device(ids), n_regions, threshold)
+            V.raise_if_nan("preds", n_nan)
+            if n_regions:
+                self.above.append(above[1:])
+                self.sizes.append(sizes)
+            return
         n_nan = 0
         above_all, sizes_all = [], []
         for scores, regions, n, sizes in batch.samples(connectivity):

@@ -50,6 +50,8 @@ def _groups(state):
                           "applies no sigmoid: rescale the scores or use the exact mode (thresholds=None)",
                           V.BinningWarning, stacklevel=4)
         return state.groups()
+    if state.on_device:
+        return R.device_groups(*state.device_sorted())
     pos, neg = state.sorted()
     return R.exact_groups(pos, neg)
 
@@ -58,7 +60,13 @@ def _curve_counts(state):
     V.check_size_limit(state.n_pos + state.n_neg)
     if isinstance(state, R.BinnedScores):
         return state.curve_counts()
+    if state.on_device:
+        return R.device_curve_counts(*state.device_sorted())
     return R.exact_curve_counts(*state.sorted())
+
+
+def _exact_on_device(state):
+    return isinstance(state, R.ExactScores) and state.on_device
 
 
 def _one_class(state, what):
@@ -76,6 +84,11 @@ def auroc_from_state(state):
     if _one_class(state, "AUROC"):
         return float("nan")
     p, n = state.n_pos, state.n_neg
+    if _exact_on_device(state):
+        from ..kernels.cuda import _driver as D
+
+        V.check_size_limit(p + n)
+        return float(Fraction(D.auroc_u2(*state.device_sorted()), 2 * p * n))
     return float(Fraction(R.auroc_u2(_groups(state)), 2 * p * n))
 
 
@@ -120,7 +133,13 @@ def pr_from_state(state):
 def f1_from_state(state):
     """``(threshold, f1)`` at the largest F1 (ties to the lowest threshold), or None."""
     p = state.n_pos
-    tp, fp, key = R.f1_best(_groups(state), p)
+    if _exact_on_device(state):
+        from ..kernels.cuda import _driver as D
+
+        V.check_size_limit(p + state.n_neg)
+        tp, fp, key = D.f1_best(*state.device_sorted())
+    else:
+        tp, fp, key = R.f1_best(_groups(state), p)
     if key is None:
         V.warn_undefined("F1 is undefined with no samples; returning nan", stacklevel=4)
         return None
@@ -135,9 +154,7 @@ def f1_adaptive_from_state(state):
         return None
     if not p or not n:
         best = f1_from_state(state)
-        pos, neg = state.sorted()
-        keys = neg if not p else pos
-        pick = keys[-1:] if not p else keys[:1]
+        pick = state.extreme_key(positive=bool(p), highest=not p)
         V.warn_undefined(
             "F1AdaptiveThreshold: " + ("no anomalous sample: the threshold is the highest score"
                                        if not p else "no normal sample: the threshold is the lowest score"),

@@ -71,7 +71,7 @@ def label_regions(masks, connectivity=2, spatial_dims=2, return_num=False, backe
     """
     L.check_connectivity(connectivity)
     A.resolve_backend(backend, masks)
-    t = A.host_array(masks, "masks")
+    t = A.to_host(masks, "masks")  # labelling runs on the host (scikit-image) on every backend
     V.check_nonempty("masks", t)
     n_samples, spatial = L.sample_layout(t.shape, spatial_dims, "masks")
     labels = A.labels(t)
@@ -96,7 +96,12 @@ def add_region_batch(state, preds, target, connectivity, spatial_dims, backend, 
     """Validate a batch and add it; ``finite`` rejects +-inf (sampled thresholds need a finite range)."""
     batch = G.intake_regions(preds, target, spatial_dims, backend)
     if finite:
-        lo, hi, _ = KS.min_max_nan(batch.scores.reshape(-1))
+        if batch.device:
+            from ..kernels.cuda import _driver as D
+
+            lo, hi, _ = D.min_max(batch.scores)
+        else:
+            lo, hi, _ = KS.min_max_nan(batch.scores.reshape(-1))
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError(f"preds: num_thresholds spaces thresholds from the smallest to the largest score "
                              f"and needs finite scores, received scores from {lo} to {hi}")
@@ -116,6 +121,13 @@ def _groups(state, num_thresholds, fpr_limit=None):
     """Group stream of the curve; for an area (``fpr_limit`` given) only what it reads."""
     V.check_size_limit(state.n_bg + state.n_region_pixels)
     area = fpr_limit is not None
+    if state.on_device:
+        if num_thresholds is None and area and fpr_limit < 1.0:
+            return G.device_region_groups(*state.device_sorted_top(fpr_limit), collapse=True)
+        bg, rkeys, rsizes = state.device_sorted()
+        if num_thresholds is None:
+            return G.device_region_groups(bg, rkeys, rsizes, collapse=area)
+        return G.device_sampled_region_groups(bg, rkeys, rsizes, num_thresholds)
     if num_thresholds is None and area and fpr_limit < 1.0:
         return G.exact_region_groups(*state.sorted_top(fpr_limit), collapse=True)
     bg, rkeys, rsizes = state.sorted()

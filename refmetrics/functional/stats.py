@@ -9,7 +9,14 @@ from ..kernels.cpu import stats as KS
 
 def score_range(preds, backend):
     """``(min, max)`` of one batch as float64 (``(inf, -inf)`` is never returned: empty raises)."""
-    A.resolve_backend(backend, preds)
+    if A.resolve_backend(backend, preds) == "cuda":
+        from ..kernels.cuda import _driver as D
+
+        p = A.device_array(preds, "preds")
+        V.check_nonempty("preds", p)
+        lo, hi, n_nan = D.min_max(A.device_scores(p, "preds"))
+        V.raise_if_nan("preds", n_nan)
+        return lo, hi
     p = A.host_array(preds, "preds")
     V.check_nonempty("preds", p)
     if p.dtype.kind in "iu" and p.dtype.itemsize == 8:
@@ -49,7 +56,15 @@ def min_max(preds, backend="auto"):
 
 def log_values(values, name, backend):
     """``log`` of the values (float64), warning when some are <= 0."""
-    A.resolve_backend(backend, values)
+    if A.resolve_backend(backend, values) == "cuda":
+        from ..kernels.cuda import _driver as D
+
+        arr = A.device_array(values, name)
+        V.check_nonempty(name, arr)
+        logs, n_nan, n_nonpos = D.log_values(A.device_scores(arr, name))
+        V.raise_if_nan(name, n_nan)
+        _warn_nonpositive(name, n_nonpos)
+        return logs.reshape(arr.shape)
     arr = A.host_array(values, name)
     V.check_nonempty(name, arr)
     if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
@@ -57,12 +72,15 @@ def log_values(values, name, backend):
     arr = arr.astype(np.float64)
     n_nan = int(np.isnan(arr).sum())
     V.raise_if_nan(name, n_nan)
-    n_nonpos = int((arr <= 0).sum())
-    if n_nonpos:
-        V.warn_undefined(f"{name}: {n_nonpos:,} value{'s are' if n_nonpos != 1 else ' is'} <= 0; "
-                         "their log is -inf (0) or nan (< 0), as in anomalib", stacklevel=4)
+    _warn_nonpositive(name, int((arr <= 0).sum()))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(arr)
+
+
+def _warn_nonpositive(name, n_nonpos):
+    if n_nonpos:
+        V.warn_undefined(f"{name}: {n_nonpos:,} value{'s are' if n_nonpos != 1 else ' is'} <= 0; "
+                         "their log is -inf (0) or nan (< 0), as in anomalib", stacklevel=5)
 
 
 def mean_std_columns(rows):
@@ -74,9 +92,32 @@ def mean_std_columns(rows):
     return mean, std
 
 
+def _device_columns(arrays, n_columns):
+    """Column mean and std of row-major matrices stacked on the device (host ones copied there)."""
+    from ..kernels.cuda import _driver as D
+
+    flat = [D.to_device(a.reshape(-1)) if isinstance(a, np.ndarray) else a.reshape(a.size) for a in arrays]
+    stacked = D.concatenate(flat, np.float64)
+    return D.column_mean_std(stacked, stacked.size // n_columns, n_columns)
+
+
 def distribution(log_scores, log_maps):
-    """``(image_mean, image_std, pixel_mean, pixel_std)`` from lists of log arrays."""
+    """``(image_mean, image_std, pixel_mean, pixel_std)`` from lists of log arrays.
+
+    With any array on the device, the statistics are computed there (each
+    column sorted by a device radix sort, then the same compensated sums).
+    """
     image_mean = image_std = pixel_mean = pixel_std = float("nan")
+    if any(not isinstance(a, np.ndarray) for a in list(log_scores) + list(log_maps)):
+        if log_scores:
+            m, s = _device_columns(log_scores, 1)
+            image_mean, image_std = float(m[0]), float(s[0])
+        if log_maps:
+            shape = log_maps[0].shape[1:]
+            m, s = _device_columns(log_maps, int(np.prod(shape)))
+            squeezed = tuple(d for d in shape if d != 1)
+            pixel_mean, pixel_std = m.reshape(squeezed), s.reshape(squeezed)
+        return image_mean, image_std, pixel_mean, pixel_std
     if log_scores:
         flat = np.concatenate([s.reshape(-1) for s in log_scores])
         m, s = mean_std_columns(flat.reshape(-1, 1))

@@ -13,10 +13,14 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
     """``(rows, 3)`` int64 TP, FP, FN: one row, or one per sample when samplewise."""
     V.check_choice("multidim_average", multidim_average, _AVERAGES)
     threshold = V.check_real("threshold", threshold)
-    A.resolve_backend(backend, preds, target)
+    where = A.resolve_backend(backend, preds, target)
     V.check_ignore_index(ignore_index)
-    p = A.host_array(preds, "preds")
-    t = A.host_array(target, "target")
+    if where == "cuda":
+        p = A.device_array(preds, "preds")
+        t = A.device_array(target, "target")
+    else:
+        p = A.host_array(preds, "preds")
+        t = A.host_array(target, "target")
     V.check_pair(p, t)
     if multidim_average == "samplewise":
         if p.ndim < 2:
@@ -28,6 +32,8 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
                              f"received shape {t.shape}")
     else:
         rows = 1
+    if where == "cuda":
+        return _device_counts(p, t, threshold, rows, ignore_index)
     scores = np.ascontiguousarray(p).reshape(rows, -1)
     if scores.dtype == np.float16 or scores.dtype == np.bool_:
         scores = scores.astype(np.float32)
@@ -41,6 +47,58 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
     out = np.zeros((rows, 3), np.int64)
     n_bad = KT.confusion_counts(scores, labels2d, has_ignore, ignore, threshold, sigmoid, out)
     V.raise_bad_labels("target", labels, has_ignore, ignore, ignore_index, n_bad)
+    return out
+
+
+def _key(x):
+    bits = int(np.float64(x).view(np.uint64))
+    return bits | (1 << 63) if not bits >> 63 else (~bits) & ((1 << 64) - 1)
+
+
+def _value(key):
+    bits = key ^ (1 << 63) if key >> 63 else (~key) & ((1 << 64) - 1)
+    return float(np.uint64(bits).view(np.float64))
+
+
+def positive_cut(threshold, sigmoid):
+    """The float64 ``cut`` with ``x >= cut`` iff ``x`` is predicted positive by the CPU rule
+    (``x > threshold``, after the CPU's float64 sigmoid when ``sigmoid``); NaN when no
+    ``x`` is. The CUDA backend compares with it, so no device ``exp`` decides a count.
+
+    Found by bisection over the float64 order with the CPU's own sigmoid, which is
+    monotone (``exp`` is), so the cut reproduces the CPU's decisions exactly.
+    """
+    if not sigmoid:
+        return float("nan") if threshold == np.inf else float(np.nextafter(threshold, np.inf))
+    if KT.sigmoid_above(-np.inf, threshold):
+        return -np.inf
+    if not KT.sigmoid_above(np.inf, threshold):
+        return float("nan")
+    lo, hi = _key(-np.inf), _key(np.inf)  # sigmoid_above(lo) false, (hi) true
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if KT.sigmoid_above(_value(mid), threshold):
+            hi = mid
+        else:
+            lo = mid
+    return _value(hi)
+
+
+def _device_counts(p, t, threshold, rows, ignore_index):
+    """:func:`f1_counts` on the device: the scores never leave it."""
+    from ..kernels.cuda import _driver as D
+
+    scores = p.reshape(p.size)
+    if scores.dtype in (np.float16, np.bool_):
+        scores = D.to_float(scores, np.float32)[0]
+    labels = A.device_labels(t)
+    has_ignore, ignore = A.ignore_value(labels, ignore_index)
+    lo, hi, n_nan = D.min_max(scores, labels if has_ignore else None, ignore)
+    V.raise_if_nan("preds", n_nan)
+    cut = positive_cut(threshold, bool(lo < 0.0 or hi > 1.0))
+    out, n_bad = D.confusion_counts(scores, labels, has_ignore, ignore, cut, rows)
+    if n_bad:
+        V.raise_bad_labels("target", labels.copy_to_host(), has_ignore, ignore, ignore_index, n_bad)
     return out
 
 

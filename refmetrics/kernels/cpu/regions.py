@@ -192,13 +192,19 @@ def next_region_groups(bg, rkeys, rsizes, cursor, collapse, dfp, dsh, dsl):
     of ``1/size`` over its region pixels. ``cursor = [i, j]`` as in
     ``ranking.next_groups``. With ``collapse``, consecutive groups without
     region pixels are emitted as one (the PRO is flat there, so the area is the
-    same; the points of the curve are not). Returns the number of groups written.
+    same; the points of the curve are not), also across calls. Returns the number
+    of groups written.
     """
     i = cursor[0]
     j = cursor[1]
     g = 0
     cap = dfp.size
-    while g < cap and (i >= 0 or j >= 0):
+    while i >= 0 or j >= 0:
+        if g == cap:
+            # A full buffer ends here unless the next group is background-only and
+            # folds into the last one: the groups never depend on the buffer size.
+            if not (collapse and dsh[g - 1] == 0.0 and i >= 0 and (j < 0 or bg[i] > rkeys[j])):
+                break
         if i >= 0 and (j < 0 or bg[i] >= rkeys[j]):
             v = bg[i]
         else:
@@ -223,6 +229,25 @@ def next_region_groups(bg, rkeys, rsizes, cursor, collapse, dfp, dsh, dsl):
     cursor[0] = i
     cursor[1] = j
     return g
+
+
+@njit(cache=True, nogil=True)
+def region_run_sums(n_region, rsizes, dsh, dsl):
+    """Per group (keys decreasing), ``dsh + dsl`` = the double-double sum of ``1/size``
+    over its ``n_region[g]`` region pixels, taken from the top of ``rsizes`` (sorted
+    by key, then size) downwards: the terms and the order of :func:`next_region_groups`.
+    The CUDA backend counts the groups on the device and sums here.
+    """
+    j = rsizes.size - 1
+    for g in range(n_region.size):
+        sh = 0.0
+        sl = 0.0
+        for _ in range(n_region[g]):
+            qh, ql = div_dd(1.0, np.float64(rsizes[j]))
+            sh, sl = add_dd(sh, sl, qh, ql)
+            j -= 1
+        dsh[g] = sh
+        dsl[g] = sl
 
 
 @njit(cache=True, nogil=True)

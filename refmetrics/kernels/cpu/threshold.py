@@ -57,3 +57,9 @@ def kept_range(preds, target, has_ignore, ignore):
                 lo = min(lo, v)
                 hi = max(hi, v)
     return lo, hi, nan
+
+
+@njit(cache=True, nogil=True)
+def sigmoid_above(x, threshold):
+    """``sigmoid(x) > threshold`` with the float64 sigmoid of :func:`confusion_counts`."""
+    return 1.0 / (1.0 + np.exp(-x)) > threshold

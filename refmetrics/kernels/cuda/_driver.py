@@ -1,4 +1,12 @@
-"""Launchers of the CUDA ranking kernels (work in progress, issue 5; not public yet)."""
+"""Launchers of the CUDA kernels: allocation, launch shapes, scans, sorts, groups.
+
+What crosses the bus (host <-> device), besides the inputs the caller chose to
+copy: scalars (counts, the key of one element), the 256 digit totals of each
+radix pass (to skip passes where every key has the same digit), the per-block
+totals of the top level of a scan, and the results themselves (the per-group
+integer counts for curves and areas, one row of counts per sample for F1Score,
+the region overlaps for PRO). Scores and keys stay on the device.
+"""
 
 import numpy as np
 from numba import cuda
@@ -6,111 +14,197 @@ from numba import cuda
 from ..cpu.ranking import key_constants
 from . import ranking as K
 
-_KEY_OF = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+KEY_OF = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+_CONSTS = {}
 
 
-def _blocks(n, threads):
-    return max(1, (n + threads - 1) // threads)
+def consts(key_dtype):
+    """``key_constants`` of a key dtype, on the device (cached)."""
+    key_dtype = np.dtype(key_dtype)
+    if key_dtype not in _CONSTS:
+        _CONSTS[key_dtype] = cuda.to_device(key_constants(key_dtype))
+    return _CONSTS[key_dtype]
 
 
-def radix_sort(d_keys):
-    """Sort a device key array ascending (LSD, 11-bit digits); returns the sorted device array.
+def grid(n):
+    """``(blocks, threads)`` covering ``n`` elements, one per thread."""
+    threads = K.THREADS
+    return max(1, (n + threads - 1) // threads), threads
 
-    Digit histograms per tile are scanned on the host: they are small metadata
-    (2048 counts per tile), the keys never leave the device.
+
+def zeros(shape, dtype):
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
+def scalar(d_array, index):
+    """One element of a device array, on the host."""
+    return d_array[index:index + 1].copy_to_host()[0] if index >= 0 else d_array[index:].copy_to_host()[0]
+
+
+def concatenate(arrays, dtype):
+    """Device concatenation (device-to-device copies)."""
+    arrays = [a for a in arrays if a.size]
+    if len(arrays) == 1:
+        return arrays[0]
+    out = cuda.device_array(sum(a.size for a in arrays), dtype)
+    start = 0
+    for a in arrays:
+        out[start:start + a.size].copy_to_device(a)
+        start += a.size
+    return out
+
+
+# ---------------------------------------------------------------------------
+# scans and compaction
+# ---------------------------------------------------------------------------
+
+def exclusive_scan(d_values):
+    """Exclusive prefix sum of a device integer array: ``(device int64 array, total)``.
+
+    Blocks scan in shared memory; the block totals are scanned the same way,
+    recursively, on the device, until one block holds them all.
+    """
+    n = d_values.size
+    blocks, threads = grid(n)
+    d_out = cuda.device_array(n, np.int64)
+    d_sums = cuda.device_array(blocks, np.int64)
+    K.exclusive_block_scan[blocks, threads](d_values, d_out, d_sums)
+    if blocks == 1:
+        return d_out, int(d_sums.copy_to_host()[0])
+    d_offsets, total = exclusive_scan(d_sums)
+    K.add_block_offsets[blocks, threads](d_out, d_offsets)
+    return d_out, total
+
+
+def compact(d_keys, d_flags, d_payload=None, payload_dtype=np.uint64):
+    """The keys (and payload) where ``flags`` is set, in order: ``(keys, payload or None)``."""
+    d_ranks, total = exclusive_scan(d_flags)
+    out_k = cuda.device_array(total, d_keys.dtype)
+    has_payload = d_payload is not None
+    out_p = cuda.device_array(total if has_payload else 1, payload_dtype)
+    K.compact[grid(d_keys.size)](d_keys, d_payload if has_payload else out_p, has_payload, d_flags, d_ranks,
+                                 out_k, out_p)
+    return out_k, (out_p if has_payload else None)
+
+
+# ---------------------------------------------------------------------------
+# sort
+# ---------------------------------------------------------------------------
+
+def radix_sort(d_keys, d_payload=None, payload_bits=0):
+    """Sort device keys ascending (LSD, 8-bit digits, stable): ``(keys, payload or None)``.
+
+    With a payload, the payload's low ``payload_bits`` are sorted first, so the
+    result is ordered by ``(key, payload)``. A pass whose digit is the same for
+    every key is skipped (only the 256 digit totals cross to the host).
     """
     n = d_keys.size
     if n < 2:
-        return d_keys
-    threads = K.THREADS
-    tiles = _blocks(n, threads)
-    width = d_keys.dtype.itemsize * 8
-    src = d_keys
-    dst = cuda.device_array_like(d_keys)
-    ktype = d_keys.dtype.type
-    for shift in range(0, width, K.RADIX_BITS):
-        d_hist = cuda.device_array((K.RADIX_SIZE, tiles), np.int64)
-        K.tile_histogram[tiles, threads](src, ktype(shift), ktype(K.RADIX_SIZE - 1), d_hist)
-        hist = d_hist.copy_to_host()
-        if (hist.sum(axis=1) == n).any():
+        return d_keys, d_payload
+    threads, items = K.THREADS, K.ITEMS
+    tiles = (n + threads * items - 1) // (threads * items)
+    has_payload = d_payload is not None
+    kt = d_keys.dtype.type
+    src_k, src_p = d_keys, (d_payload if has_payload else cuda.device_array(1, np.uint64))
+    dst_k = cuda.device_array_like(d_keys)
+    dst_p = cuda.device_array_like(d_payload) if has_payload else src_p
+    pt = src_p.dtype.type
+    passes = [(True, s) for s in range(0, payload_bits, K.RADIX_BITS)] if has_payload else []
+    passes += [(False, s) for s in range(0, 8 * d_keys.dtype.itemsize, K.RADIX_BITS)]
+    d_hist = cuda.device_array(K.RADIX_SIZE * tiles, np.int64)
+    for by_payload, shift in passes:
+        d_totals = zeros(K.RADIX_SIZE, np.int64)
+        args = (by_payload, kt(shift), kt(K.RADIX_SIZE - 1), pt(shift), pt(K.RADIX_SIZE - 1), items)
+        K.tile_histogram[tiles, threads](src_k, src_p, *args, d_hist, d_totals)
+        if d_totals.copy_to_host().max() == n:
             continue  # every key has the same digit: nothing moves
-        flat = hist.reshape(-1)
-        offsets = (np.cumsum(flat) - flat).reshape(hist.shape)
-        K.tile_scatter[tiles, threads](src, dst, ktype(shift), ktype(K.RADIX_SIZE - 1), cuda.to_device(offsets))
-        src, dst = dst, src
-    return src
+        d_offsets, _ = exclusive_scan(d_hist)
+        K.tile_scatter[tiles, threads](src_k, src_p, dst_k, dst_p, has_payload, *args, d_offsets)
+        src_k, dst_k = dst_k, src_k
+        if has_payload:
+            src_p, dst_p = dst_p, src_p
+    return src_k, (src_p if has_payload else None)
 
 
-def rank_of(d_labels, value):
-    """Device exclusive scan of ``labels == value``: each element's rank among its class.
+# ---------------------------------------------------------------------------
+# keys
+# ---------------------------------------------------------------------------
 
-    Two levels: a scan inside each block, then the block totals (one number per
-    block of ``THREADS`` elements) scanned on the host and added back.
-    """
-    n = d_labels.size
-    threads = K.THREADS
-    blocks = _blocks(n, threads)
-    d_out = cuda.device_array(n, np.int64)
-    d_sums = cuda.device_array(blocks, np.int64)
-    K.flag_scan[blocks, threads](d_labels, np.int8(value), d_out, d_sums)
-    sums = d_sums.copy_to_host()
-    K.add_block_offsets[blocks, threads](d_out, cuda.to_device(np.cumsum(sums) - sums))
-    return d_out
+def to_float(d_values, name_dtype):
+    """A float32/float64 device array with the same values (a cast kernel where needed):
+    ``(array, n_inexact)`` where ``n_inexact`` counts int64 values beyond 2**53."""
+    dt = d_values.dtype
+    if dt in (np.float32, np.float64):
+        return d_values, 0
+    out = cuda.device_array(d_values.size, name_dtype)
+    counts = zeros(1, np.int64)
+    if dt.kind in "iu" and dt.itemsize == 8:
+        lo, hi = dt.type(0 if dt.kind == "u" else -(2 ** 53)), dt.type(2 ** 53)
+    else:
+        lo, hi = np.float64(-np.inf), np.float64(np.inf)
+    src = d_values.view(np.uint8) if dt == np.bool_ else d_values
+    K.cast[grid(d_values.size)](src, out, lo, hi, counts)
+    return out, int(counts.copy_to_host()[0])
 
 
-def split_sorted(scores, target):
-    """Device ``(pos, neg)`` sorted keys and ``(n_nan, n_bad)`` for host NumPy inputs."""
-    kd = _KEY_OF[scores.dtype]
-    n = scores.size
-    d_bits = cuda.to_device(np.ascontiguousarray(scores).view(kd))
-    d_target = cuda.to_device(np.ascontiguousarray(target))
+def encode_batch(d_scores, d_target, has_ignore, ignore):
+    """Keys of one batch split by label: ``(pos, neg, n_nan, n_bad)`` (unsorted device keys)."""
+    kd = KEY_OF[d_scores.dtype]
+    n = d_scores.size
     d_keys = cuda.device_array(n, kd)
     d_labels = cuda.device_array(n, np.int8)
-    d_counts = cuda.to_device(np.zeros(4, np.int64))
-    threads = K.THREADS
-    K.encode_keys[_blocks(n, threads), threads](d_bits, d_target, cuda.to_device(key_constants(kd)), d_keys,
-                                                d_labels, d_counts)
+    d_counts = zeros(4, np.int64)
+    K.encode_keys[grid(n)](d_scores.view(kd), d_target, has_ignore, ignore, consts(kd), d_keys, d_labels,
+                           d_counts)
     n_pos, n_neg, n_nan, n_bad = (int(c) for c in d_counts.copy_to_host())
-    d_pos = cuda.device_array(n_pos, kd)
-    d_neg = cuda.device_array(n_neg, kd)
-    K.split_by_label[_blocks(n, threads), threads](d_keys, d_labels, rank_of(d_labels, 1), rank_of(d_labels, 0),
-                                                   d_pos, d_neg)
-    return radix_sort(d_pos), radix_sort(d_neg), n_nan, n_bad
+    out = []
+    for value in (K.POSITIVE, K.NEGATIVE):
+        d_flags = cuda.device_array(n, np.int8)
+        K.label_flags[grid(n)](d_labels, np.int8(value), d_flags)
+        out.append(compact(d_keys, d_flags)[0])
+    return out[0], out[1], n_nan, n_bad
 
+
+def widen(d_keys32):
+    """float32 keys re-keyed as float64 keys (exact)."""
+    n = d_keys32.size
+    bits = cuda.device_array(n, np.uint32)
+    K.decode_bits[grid(n)](d_keys32, consts(np.uint32), bits)
+    values = bits.view(np.float32)
+    wide = cuda.device_array(n, np.float64)
+    K.cast[grid(n)](values, wide, np.float64(-np.inf), np.float64(np.inf), zeros(1, np.int64))
+    keys = cuda.device_array(n, np.uint64)
+    K.encode_plain[grid(n)](wide.view(np.uint64), consts(np.uint64), keys)
+    return keys
+
+
+def decode(keys):
+    """Host float64 values of host keys (as ``functional._ranked.decode_keys``)."""
+    kd = keys.dtype
+    top = kd.type(1 << (8 * kd.itemsize - 1))
+    bits = np.where(keys & top, keys ^ top, ~keys)
+    return bits.view({np.dtype(np.uint32): np.float32, np.dtype(np.uint64): np.float64}[kd]).astype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# reductions of sorted keys
+# ---------------------------------------------------------------------------
 
 def auroc_u2(d_pos, d_neg):
-    """``2U`` on the device, as a Python int."""
-    out = cuda.to_device(np.zeros(1, np.int64))
+    """``2U`` (twice Mann-Whitney's U) as a Python int."""
+    out = zeros(1, np.int64)
     if d_neg.size and d_pos.size:
-        K.auroc_counts[_blocks(d_neg.size, K.THREADS), K.THREADS](d_pos, d_neg, out)
+        K.auroc_counts[grid(d_neg.size)](d_pos, d_neg, out)
     return int(out.copy_to_host()[0])
 
 
-def average_precision(d_pos, d_neg):
-    """AP on the device: per-positive terms, block sums in a fixed order, block totals added on the
-    host in block order (double-double), one rounding. Within a few ulps of the CPU's value."""
-    from ..cpu._sum import add_dd, dd_over
-
-    n_pos = d_pos.size
-    if not n_pos or not d_neg.size:
-        return float("nan")
-    threads = K.THREADS
-    blocks = _blocks(n_pos, threads)
-    d_sums = cuda.device_array((blocks, 2), np.float64)
-    K.ap_block_sums[blocks, threads](d_pos, d_neg, d_sums)
-    sh = sl = 0.0
-    for h, l in d_sums.copy_to_host():
-        sh, sl = add_dd(sh, sl, h, l)
-    return float(dd_over(sh, sl, float(n_pos)))
-
-
 def f1_best(d_pos, d_neg):
-    """``(tp, fp, key)`` at the largest F1 (ties to the lowest threshold), or ``(0, 0, None)``."""
+    """``(tp, fp, key)`` at the largest F1 (ties to the lowest threshold), or ``(0, 0, None)``;
+    ``key`` as a one-element host array of the key dtype."""
     n = d_pos.size + d_neg.size
     if not n:
         return 0, 0, None
-    threads = K.THREADS
-    blocks = _blocks(n, threads)
+    blocks, threads = grid(n)
     d_counts = cuda.device_array((blocks, 3), np.int64)
     d_keys = cuda.device_array(blocks, np.uint64)
     K.f1_block_best[blocks, threads](d_pos, d_neg, d_counts, d_keys)
@@ -129,27 +223,184 @@ def f1_best(d_pos, d_neg):
     return best[0], best[1], np.array([best[2]], d_pos.dtype)
 
 
-def binned_histogram(scores, target, thresholds):
-    """``(hist (2, T+1), n_nan, n_bad)`` as ``kernels.cpu.binned.binned_histogram`` gives."""
+def groups(d_a, d_b):
+    """The distinct keys of two sorted device arrays, decreasing, and how many of each
+    array's keys equal each: ``(keys, count_a, count_b)`` as device arrays."""
+    flags = cuda.device_array(d_a.size, np.int8)
+    K.run_end_flags[grid(d_a.size)](d_a, d_b, False, flags)
+    dist_a, _ = compact(d_a, flags)
+    flags = cuda.device_array(d_b.size, np.int8)
+    K.run_end_flags[grid(d_b.size)](d_b, d_a, True, flags)
+    dist_b, _ = compact(d_b, flags)
+    g = dist_a.size + dist_b.size
+    keys = cuda.device_array(g, d_a.dtype)
+    K.merge_descending[grid(g)](dist_a, dist_b, keys)
+    ca = cuda.device_array(g, np.int64)
+    cb = cuda.device_array(g, np.int64)
+    K.count_equal[grid(g)](keys, d_a, d_b, ca, cb)
+    return keys, ca, cb
+
+
+def count_at_least(d_sorted, bounds):
+    """``#(keys >= b)`` for each host key ``b`` in ``bounds``, as a host int64 array."""
+    out = cuda.device_array(bounds.size, np.int64)
+    K.count_at_least[grid(bounds.size)](d_sorted, cuda.to_device(bounds), out)
+    return out.copy_to_host()
+
+
+# ---------------------------------------------------------------------------
+# binned mode, statistics, F1Score
+# ---------------------------------------------------------------------------
+
+def binned_histogram(d_scores, d_target, has_ignore, ignore, thresholds, d_hist):
+    """Add one batch to the device ``(2, T+1)`` histogram ``d_hist``: ``(n_nan, n_bad)``."""
     from . import binned as KB
 
-    hist = cuda.to_device(np.zeros((2, thresholds.size + 1), np.int64))
-    counts = cuda.to_device(np.zeros(2, np.int64))
-    n = scores.size
-    KB.binned_histogram[_blocks(n, K.THREADS), K.THREADS](cuda.to_device(scores), cuda.to_device(target),
-                                                           cuda.to_device(thresholds), hist, counts)
+    counts = zeros(2, np.int64)
+    KB.binned_histogram[grid(d_scores.size)](d_scores, d_target, has_ignore, ignore, cuda.to_device(thresholds),
+                                             d_hist, counts)
     n_nan, n_bad = (int(c) for c in counts.copy_to_host())
-    return hist.copy_to_host(), n_nan, n_bad
+    return n_nan, n_bad
 
 
-def min_max(values):
-    """``(min, max, n_nan)`` as ``kernels.cpu.stats.min_max_nan`` gives."""
+def add_into(d_dst, d_src):
+    from . import binned as KB
+
+    KB.add_into[grid(d_dst.size)](d_dst.reshape(d_dst.size), d_src.reshape(d_src.size))
+
+
+def min_max(d_values, d_labels=None, ignore=0):
+    """``(min, max, n_nan)`` as ``kernels.cpu.stats.min_max_nan`` gives (float64; elements whose
+    label equals ``ignore`` skipped when labels are given)."""
     from . import stats as KS
 
-    n = values.size
-    blocks = _blocks(n, K.THREADS)
+    n = d_values.size
+    blocks, threads = grid(n)
     out = cuda.device_array((blocks, 2), np.float64)
-    nan = cuda.to_device(np.zeros(1, np.int64))
-    KS.block_min_max[blocks, K.THREADS](cuda.to_device(values), out, nan)
+    nan = zeros(1, np.int64)
+    has_labels = d_labels is not None
+    KS.block_min_max[blocks, threads](d_values, d_labels if has_labels else d_values, has_labels,
+                                      ignore if has_labels else d_values.dtype.type(0), out, nan)
     parts = out.copy_to_host()
     return float(parts[:, 0].min()) + 0.0, float(parts[:, 1].max()) + 0.0, int(nan.copy_to_host()[0])
+
+
+def confusion_counts(d_scores, d_target, has_ignore, ignore, cut, rows):
+    """``(rows, 3)`` host TP, FP, FN of ``score >= cut`` and the number of bad labels."""
+    from . import threshold as KT
+
+    out = zeros((rows, 3), np.int64)
+    bad = zeros(1, np.int64)
+    n = d_scores.size
+    KT.confusion_counts[grid(n)](d_scores, d_target, has_ignore, ignore, np.float64(cut), max(1, n // rows),
+                                 out, bad)
+    return out.copy_to_host(), int(bad.copy_to_host()[0])
+
+
+def log_values(d_values):
+    """``(device float64 logs, n_nan, n_nonpositive)``."""
+    from . import stats as KS
+
+    n = d_values.size
+    out = cuda.device_array(n, np.float64)
+    counts = zeros(2, np.int64)
+    src = d_values.view(np.uint8) if d_values.dtype == np.bool_ else d_values
+    KS.log_values[grid(n)](src, out, counts)
+    n_nan, n_nonpos = (int(c) for c in counts.copy_to_host())
+    return out, n_nan, n_nonpos
+
+
+def column_mean_std(d_rows, n_rows, n_columns):
+    """Column mean and std (ddof=1) of a row-major ``(n_rows, n_columns)`` float64 device
+    matrix, each column summed in sorted order (as ``cpu.stats.column_mean_std``)."""
+    from . import stats as KS
+
+    n = d_rows.size
+    keys = cuda.device_array(n, np.uint64)
+    K.encode_plain[grid(n)](d_rows.view(np.uint64), consts(np.uint64), keys)
+    columns = cuda.device_array(n, np.uint64)
+    KS.column_of[grid(n)](np.int64(n_columns), columns)
+    keys, columns = radix_sort(keys, columns, payload_bits=0)  # by value
+    columns, keys = radix_sort(columns, keys, payload_bits=0)  # then by column, stably
+    bits = cuda.device_array(n, np.uint64)
+    K.decode_bits[grid(n)](keys, consts(np.uint64), bits)
+    mean = cuda.device_array(n_columns, np.float64)
+    std = cuda.device_array(n_columns, np.float64)
+    KS.column_mean_std[grid(n_columns)](bits.view(np.float64), np.int64(n_rows), mean, std)
+    return mean.copy_to_host(), std.copy_to_host()
+
+
+# ---------------------------------------------------------------------------
+# regions
+# ---------------------------------------------------------------------------
+
+BACKGROUND, REGION = 0, 1
+
+
+def to_device(host_array):
+    return cuda.to_device(host_array)
+
+
+def encode_pixels(d_scores, d_payload):
+    """``(keys, codes, n_nan)``: keys of every pixel, code 0 background / 1 region / 2 NaN."""
+    from . import regions as KR
+
+    kd = KEY_OF[d_scores.dtype]
+    n = d_scores.size
+    keys = cuda.device_array(n, kd)
+    codes = cuda.device_array(n, np.int8)
+    counts = zeros(1, np.int64)
+    KR.encode_pixels[grid(n)](d_scores.view(kd), d_payload, consts(kd), keys, codes, counts)
+    return keys, codes, int(counts.copy_to_host()[0])
+
+
+def top_histogram(d_keys, d_codes, shift, size):
+    """Host histogram of the keys' top bits (background pixels only when codes are given)."""
+    from . import regions as KR
+
+    hist = zeros(size, np.int64)
+    use_codes = d_codes is not None
+    KR.top_histogram[grid(d_keys.size)](d_keys, d_codes if use_codes else d_keys, use_codes, shift, hist)
+    return hist.copy_to_host()
+
+
+def select(d_keys, d_codes, code, cut, d_payload=None):
+    """Keys (and payload, as uint64) with the given code (any, when codes are None) and
+    ``key >= cut``: ``(keys, payload or None)``."""
+    from . import regions as KR
+
+    use_codes = d_codes is not None
+    flags = cuda.device_array(d_keys.size, np.int8)
+    KR.select_flags[grid(d_keys.size)](d_keys, d_codes if use_codes else d_keys, use_codes, np.int8(code),
+                                       d_keys.dtype.type(cut), flags)
+    return compact(d_keys, flags, d_payload, np.uint64)
+
+
+def region_groups(d_rkeys, d_bg, collapse):
+    """Host ``(n_region, dfp)`` per group, distinct keys decreasing (background-only runs
+    collapsed into one group with ``collapse``)."""
+    from . import regions as KR
+
+    _, n_region, dfp = groups(d_rkeys, d_bg)
+    if collapse and n_region.size:
+        g = n_region.size
+        flags = cuda.device_array(g, np.int8)
+        KR.collapse_starts[grid(g)](n_region, flags)
+        ranks, total = exclusive_scan(flags)
+        out_r = zeros(total, np.int64)
+        out_fp = zeros(total, np.int64)
+        KR.segment_add[grid(g)](n_region, flags, ranks, out_r)
+        KR.segment_add[grid(g)](dfp, flags, ranks, out_fp)
+        n_region, dfp = out_r, out_fp
+    return n_region.copy_to_host(), dfp.copy_to_host()
+
+
+def region_overlaps(d_scores, d_ids, n_regions, threshold):
+    """Host ``(above, n_nan)``: per region id (index 0 = background, unused), its pixels with
+    ``score > threshold``."""
+    from . import regions as KR
+
+    above = zeros(n_regions + 1, np.int64)
+    nan = zeros(1, np.int64)
+    KR.region_overlaps[grid(d_scores.size)](d_scores, d_ids, np.float64(threshold), above, nan)
+    return above.copy_to_host(), int(nan.copy_to_host()[0])

@@ -1,22 +1,23 @@
-"""numba-cuda twin of ``kernels/cpu/binned.py`` (work in progress, issue 5; not wired yet)."""
+"""numba-cuda twin of ``kernels/cpu/binned.py``: the binned (``thresholds=``) histogram."""
 
-import numpy as np
 from numba import cuda
 
 
 @cuda.jit
-def binned_histogram(scores, target, thresholds, hist, counts):
+def binned_histogram(scores, target, has_ignore, ignore, thresholds, hist, counts):
     """``hist[side, b] +=`` elements with exactly ``b`` thresholds ``<=`` their score (side 0 =
     positives), with integer atomics (so the counts do not depend on scheduling).
-    ``counts = [n_nan, n_bad]``."""
+    Elements whose target equals ``ignore`` are skipped; ``counts = [n_nan, n_bad]``."""
     i = cuda.grid(1)
     if i >= scores.size:
         return
-    s = np.float64(scores[i])
+    t = target[i]
+    if has_ignore and t == ignore:
+        return
+    s = scores[i]
     if s != s:
         cuda.atomic.add(counts, 0, 1)
         return
-    t = target[i]
     if t == 1:
         side = 0
     elif t == 0:
@@ -26,10 +27,18 @@ def binned_histogram(scores, target, thresholds, hist, counts):
         return
     lo = 0
     hi = thresholds.size
-    while lo < hi:
+    while lo < hi:  # first threshold > s
         mid = (lo + hi) // 2
         if thresholds[mid] <= s:
             lo = mid + 1
         else:
             hi = mid
     cuda.atomic.add(hist, (side, lo), 1)
+
+
+@cuda.jit
+def add_into(dst, src):
+    """``dst += src`` elementwise (merging two device states)."""
+    i = cuda.grid(1)
+    if i < dst.size:
+        dst[i] += src[i]

@@ -1,160 +1,131 @@
 """numba-cuda kernels for the exact ranking metrics (the twins of ``kernels/cpu/ranking.py``).
 
-Work in progress (issue 5): the device path builds the same order-preserving
-keys as the CPU path, sorts them with an LSD radix sort (per-tile digit
-histograms, an exclusive scan, a stable per-tile scatter), and reduces the
-AUROC to integer counts with binary searches, so the result is bit-identical
-to the CPU's. Kernels are compiled lazily (no eager signatures) and take a
-patchable ``THREADS`` so that tests under ``NUMBA_ENABLE_CUDASIM=1`` run
-multi-block, multi-pass paths on small inputs.
+The device path builds the same order-preserving keys as the CPU path, sorts
+them with an LSD radix sort (8-bit digits; per-tile digit histograms, a device
+exclusive scan, a stable per-tile scatter), and reduces the sorted keys to
+integer counts: twice Mann-Whitney's U by binary searches, the F1-maximising
+threshold by exact integer comparisons, and the *groups* (distinct keys,
+decreasing, with the positives and negatives at each) that the CPU's
+accumulators turn into curves and areas. Every result derived from these
+integers is therefore bit-identical to the CPU's.
 
-Nothing here is wired into the public functions yet.
+Kernels never validate and never raise: they count NaNs and bad labels for the
+driver to report. They compile lazily (no eager signatures), and the launchers
+read ``THREADS`` (threads per block) and ``ITEMS`` (keys per thread in a radix
+tile) from this module at call time, so tests under ``NUMBA_ENABLE_CUDASIM=1``
+patch them small and run the multi-block, multi-tile, multi-pass paths.
 """
 
 import numpy as np
 from numba import cuda
 
-from ._sum import add_dd, div_dd
-
-RADIX_BITS = 11
+RADIX_BITS = 8
 RADIX_SIZE = 1 << RADIX_BITS
-THREADS = 128  # threads per block, and elements per radix tile; tests patch it small
+THREADS = 256  # threads per block (at most 1024: the shared scan buffers)
+ITEMS = 16  # keys per thread in a radix tile: a tile is THREADS * ITEMS keys
+
+# label codes written by encode_keys
+POSITIVE, NEGATIVE, NAN, BAD, IGNORED = 1, 0, 2, 3, 4
+
+
+@cuda.jit(device=True)
+def _key(b, sign, ones):
+    """Order-preserving key of float bits (as ``cpu.ranking.score_key``): -0.0 is read as +0.0."""
+    if b == sign:
+        b = sign ^ sign
+    if b & sign:
+        return b ^ ones
+    return b | sign
 
 
 @cuda.jit
-def encode_keys(bits, target, consts, keys, labels, counts):
-    """Keys of float bits (as ``kernels.cpu.ranking.score_key``) and label flags.
+def encode_keys(bits, target, has_ignore, ignore, consts, keys, labels, counts):
+    """Keys of float bits and label codes.
 
-    ``labels[i]`` = 1 (positive), 0 (negative), 2 (NaN score: excluded) or 3
-    (label not in {0, 1}); ``counts = [n_pos, n_neg, n_nan, n_bad]`` (atomics:
-    integer, so order-free).
+    ``labels[i]`` = 1 (positive), 0 (negative), 2 (NaN score), 3 (label not in
+    {0, 1}) or 4 (ignored: ``target == ignore``, dropped before anything else);
+    ``counts = [n_pos, n_neg, n_nan, n_bad]`` (integer atomics: order-free).
+    ``consts`` as ``cpu.ranking.key_constants``.
     """
     i = cuda.grid(1)
     if i >= bits.size:
         return
-    sign = consts[0]
-    magnitude = consts[1]
-    inf = consts[2]
-    ones = consts[3]
+    t = target[i]
+    if has_ignore and t == ignore:
+        labels[i] = IGNORED
+        return
     b = bits[i]
-    if (b & magnitude) > inf:
-        labels[i] = 2
-        keys[i] = ones
+    if (b & consts[1]) > consts[2]:
+        labels[i] = NAN
+        keys[i] = consts[3]
         cuda.atomic.add(counts, 2, 1)
         return
-    if b == sign:
-        b = sign ^ sign
-    if b & sign:
-        keys[i] = b ^ ones
-    else:
-        keys[i] = b | sign
-    t = target[i]
+    keys[i] = _key(b, consts[0], consts[3])
     if t == 1:
-        labels[i] = 1
+        labels[i] = POSITIVE
         cuda.atomic.add(counts, 0, 1)
     elif t == 0:
-        labels[i] = 0
+        labels[i] = NEGATIVE
         cuda.atomic.add(counts, 1, 1)
     else:
-        labels[i] = 3
+        labels[i] = BAD
         cuda.atomic.add(counts, 3, 1)
 
 
 @cuda.jit
-def split_by_label(keys, labels, pos_rank, neg_rank, pos, neg):
-    """Scatter keys to the positive / negative arrays at their exclusive-scan ranks."""
+def encode_plain(bits, consts, keys):
+    """Keys of float bits known to hold no NaN (re-keying after a widening)."""
     i = cuda.grid(1)
-    if i >= keys.size:
-        return
-    if labels[i] == 1:
-        pos[pos_rank[i]] = keys[i]
-    elif labels[i] == 0:
-        neg[neg_rank[i]] = keys[i]
+    if i < bits.size:
+        keys[i] = _key(bits[i], consts[0], consts[3])
 
 
 @cuda.jit
-def tile_histogram(keys, shift, mask, hist):
-    """``hist[digit, tile]`` = the keys of each tile (``cuda.blockDim.x`` keys) with that digit."""
-    local = cuda.shared.array(RADIX_SIZE, np.int32)
-    t = cuda.threadIdx.x
-    tile = cuda.blockIdx.x
-    for d in range(t, RADIX_SIZE, cuda.blockDim.x):
-        local[d] = 0
-    cuda.syncthreads()
-    i = tile * cuda.blockDim.x + t
+def decode_bits(keys, consts, bits):
+    """Float bits of keys (the inverse of the key map)."""
+    i = cuda.grid(1)
     if i < keys.size:
-        cuda.atomic.add(local, (keys[i] >> shift) & mask, 1)
-    cuda.syncthreads()
-    for d in range(t, RADIX_SIZE, cuda.blockDim.x):
-        hist[d, tile] = local[d]
+        k = keys[i]
+        if k & consts[0]:
+            bits[i] = k ^ consts[0]
+        else:
+            bits[i] = k ^ consts[3]
 
 
 @cuda.jit
-def tile_scatter(src, dst, shift, mask, offsets):
-    """Stable scatter of one radix pass: a key goes to ``offsets[digit, tile]`` plus the
-    number of keys before it in its tile with the same digit (counted, so the order is kept)."""
-    t = cuda.threadIdx.x
-    tile = cuda.blockIdx.x
-    start = tile * cuda.blockDim.x
-    i = start + t
-    if i >= src.size:
-        return
-    k = src[i]
-    d = (k >> shift) & mask
-    rank = 0
-    for j in range(start, i):
-        if (src[j] >> shift) & mask == d:
-            rank += 1
-    dst[offsets[d, tile] + rank] = k
-
-
-@cuda.jit
-def auroc_counts(pos, neg, out):
-    """Twice Mann-Whitney's U: each negative ``k`` adds ``2 #(pos > k) + #(pos == k)``,
-    both found by binary search in the sorted positives; summed with integer atomics."""
+def cast(src, dst, lo, hi, counts):
+    """``dst[i] = src[i]`` converted to ``dst``'s float type; ``counts[0]`` counts the
+    values outside ``[lo, hi]`` (int64 scores must stay within 2**53 to be exact;
+    the bounds are typed like ``src`` so the comparison is exact)."""
     i = cuda.grid(1)
-    if i >= neg.size:
-        return
-    k = neg[i]
-    lo = 0
-    hi = pos.size
-    while lo < hi:  # first positive >= k
-        mid = (lo + hi) // 2
-        if pos[mid] < k:
-            lo = mid + 1
-        else:
-            hi = mid
-    first_ge = lo
-    hi = pos.size
-    while lo < hi:  # first positive > k
-        mid = (lo + hi) // 2
-        if pos[mid] <= k:
-            lo = mid + 1
-        else:
-            hi = mid
-    first_gt = lo
-    cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
+    if i < src.size:
+        v = src[i]
+        if v > hi or v < lo:
+            cuda.atomic.add(counts, 0, 1)
+        dst[i] = v
 
 
 @cuda.jit
-def flag_scan(labels, value, out, block_sums):
-    """Exclusive scan of ``labels == value`` within each block (Hillis-Steele in shared
-    memory); ``block_sums[b]`` gets the block's total. Needs ``blockDim.x <= 1024``."""
+def exclusive_block_scan(values, out, block_sums):
+    """Exclusive scan of ``values`` within each block (Hillis-Steele in shared memory);
+    ``block_sums[b]`` gets the block's total. Needs ``blockDim.x <= 1024``."""
     buf = cuda.shared.array(1024, np.int64)
     t = cuda.threadIdx.x
     i = cuda.grid(1)
-    flag = 1 if i < labels.size and labels[i] == value else 0
-    buf[t] = flag
+    v = np.int64(0)
+    if i < values.size:
+        v = np.int64(values[i])
+    buf[t] = v
     cuda.syncthreads()
     step = 1
     while step < cuda.blockDim.x:
-        add = buf[t - step] if t >= step else 0
+        add = buf[t - step] if t >= step else np.int64(0)
         cuda.syncthreads()
         buf[t] += add
         cuda.syncthreads()
         step *= 2
-    if i < labels.size:
-        out[i] = buf[t] - flag
+    if i < values.size:
+        out[i] = buf[t] - v
     if t == cuda.blockDim.x - 1:
         block_sums[cuda.blockIdx.x] = buf[t]
 
@@ -166,6 +137,104 @@ def add_block_offsets(out, offsets):
     if i < out.size:
         out[i] += offsets[cuda.blockIdx.x]
 
+
+@cuda.jit
+def label_flags(labels, value, flags):
+    """``flags[i] = labels[i] == value``."""
+    i = cuda.grid(1)
+    if i < labels.size:
+        flags[i] = 1 if labels[i] == value else 0
+
+
+@cuda.jit
+def compact(src_k, src_p, has_payload, flags, ranks, dst_k, dst_p):
+    """Stream compaction: ``dst[ranks[i]] = src[i]`` where ``flags[i]`` (order kept)."""
+    i = cuda.grid(1)
+    if i < src_k.size and flags[i]:
+        dst_k[ranks[i]] = src_k[i]
+        if has_payload:
+            dst_p[ranks[i]] = src_p[i]
+
+
+# ---------------------------------------------------------------------------
+# LSD radix sort: per-tile histograms, a device scan, a stable scatter
+# ---------------------------------------------------------------------------
+
+@cuda.jit(device=True)
+def _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask):
+    if by_payload:
+        return np.int64((src_p[i] >> pshift) & pmask)
+    return np.int64((src_k[i] >> kshift) & kmask)
+
+
+@cuda.jit
+def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items, hist, totals):
+    """``hist[digit * tiles + tile]`` = the keys of the tile with that digit (a tile is
+    ``blockDim.x * items`` keys); ``totals[digit]`` sums them over tiles (atomics)."""
+    local = cuda.shared.array(RADIX_SIZE, np.int32)
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    tile = cuda.blockIdx.x
+    tiles = cuda.gridDim.x
+    for d in range(t, RADIX_SIZE, nt):
+        local[d] = 0
+    cuda.syncthreads()
+    base = tile * nt * items
+    for r in range(items):
+        i = base + r * nt + t
+        if i < src_k.size:
+            cuda.atomic.add(local, _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask), 1)
+    cuda.syncthreads()
+    for d in range(t, RADIX_SIZE, nt):
+        c = local[d]
+        hist[d * tiles + tile] = c
+        if c:
+            cuda.atomic.add(totals, d, np.int64(c))
+
+
+@cuda.jit
+def tile_scatter(src_k, src_p, dst_k, dst_p, has_payload, by_payload, kshift, kmask, pshift, pmask, items,
+                 offsets):
+    """Stable scatter of one radix pass. The tile is read in ``items`` rounds of
+    ``blockDim.x`` consecutive keys; in a round a key goes to its digit's running
+    offset (from the scanned histogram) plus the number of keys before it in the
+    round with the same digit, so equal digits keep their input order."""
+    digits = cuda.shared.array(1024, np.int32)
+    running = cuda.shared.array(RADIX_SIZE, np.int64)
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    tile = cuda.blockIdx.x
+    tiles = cuda.gridDim.x
+    n = src_k.size
+    for d in range(t, RADIX_SIZE, nt):
+        running[d] = offsets[d * tiles + tile]
+    cuda.syncthreads()
+    base = tile * nt * items
+    for r in range(items):
+        i = base + r * nt + t
+        d = -1
+        if i < n:
+            d = _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask)
+        digits[t] = d
+        cuda.syncthreads()
+        if i < n:
+            rank = 0
+            for j in range(t):
+                if digits[j] == d:
+                    rank += 1
+            dst = running[d] + rank
+            dst_k[dst] = src_k[i]
+            if has_payload:
+                dst_p[dst] = src_p[i]
+        cuda.syncthreads()
+        if i < n:
+            cuda.atomic.add(running, d, 1)
+        cuda.syncthreads()
+
+
+# ---------------------------------------------------------------------------
+# searches in sorted keys
+# ---------------------------------------------------------------------------
 
 @cuda.jit(device=True)
 def _first_ge(arr, k):
@@ -180,37 +249,84 @@ def _first_ge(arr, k):
     return lo
 
 
+@cuda.jit(device=True)
+def _first_gt(arr, k):
+    lo = 0
+    hi = arr.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if arr[mid] <= k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @cuda.jit
-def ap_block_sums(pos, neg, sums):
-    """Average precision, per positive: at its score ``k``, ``TP/(TP+FP)`` with ``TP = #pos >= k``
-    and ``FP = #neg >= k`` (binary searches); AP is the mean over the positives. Each block
-    adds its terms as double-doubles in a fixed tree order into ``sums[block] = (hi, lo)``, so the
-    result does not depend on scheduling."""
-    hi_buf = cuda.shared.array(1024, np.float64)
-    lo_buf = cuda.shared.array(1024, np.float64)
-    t = cuda.threadIdx.x
+def auroc_counts(pos, neg, out):
+    """Twice Mann-Whitney's U: each negative ``k`` adds ``2 #(pos > k) + #(pos == k)``,
+    both found by binary search in the sorted positives; summed with integer atomics."""
     i = cuda.grid(1)
-    qh = 0.0
-    ql = 0.0
-    if i < pos.size:
-        k = pos[i]
-        tp = pos.size - _first_ge(pos, k)
-        fp = neg.size - _first_ge(neg, k)
-        qh, ql = div_dd(np.float64(tp), np.float64(tp + fp))
-    hi_buf[t] = qh
-    lo_buf[t] = ql
-    cuda.syncthreads()
-    step = 1
-    while step < cuda.blockDim.x:
-        if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
-            h, l = add_dd(hi_buf[t], lo_buf[t], hi_buf[t + step], lo_buf[t + step])
-            hi_buf[t] = h
-            lo_buf[t] = l
-        cuda.syncthreads()
-        step *= 2
-    if t == 0:
-        sums[cuda.blockIdx.x, 0] = hi_buf[0]
-        sums[cuda.blockIdx.x, 1] = lo_buf[0]
+    if i >= neg.size:
+        return
+    k = neg[i]
+    first_ge = _first_ge(pos, k)
+    first_gt = _first_gt(pos, k)
+    cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
+
+
+@cuda.jit
+def count_at_least(keys, bounds, out):
+    """``out[g] = #(keys >= bounds[g])`` in sorted ``keys``."""
+    g = cuda.grid(1)
+    if g < bounds.size:
+        out[g] = keys.size - _first_ge(keys, bounds[g])
+
+
+# ---------------------------------------------------------------------------
+# groups: the distinct keys of two sorted arrays, decreasing, with counts
+# ---------------------------------------------------------------------------
+
+@cuda.jit
+def run_end_flags(keys, other, use_other, flags):
+    """``flags[i] = 1`` at the last key of each run of equal keys, unless ``use_other``
+    and the key also occurs in the sorted ``other`` (so that it is counted once)."""
+    i = cuda.grid(1)
+    if i >= keys.size:
+        return
+    k = keys[i]
+    last = i == keys.size - 1 or keys[i + 1] != k
+    if last and use_other:
+        j = _first_ge(other, k)
+        if j < other.size and other[j] == k:
+            last = False
+    flags[i] = 1 if last else 0
+
+
+@cuda.jit
+def merge_descending(a, b, out):
+    """Merge two sorted arrays of distinct, disjoint keys into ``out``, decreasing."""
+    i = cuda.grid(1)
+    total = a.size + b.size
+    if i >= total:
+        return
+    if i < a.size:
+        k = a[i]
+        rank = i + _first_ge(b, k)
+    else:
+        k = b[i - a.size]
+        rank = (i - a.size) + _first_ge(a, k)
+    out[total - 1 - rank] = k
+
+
+@cuda.jit
+def count_equal(group_keys, a, b, ca, cb):
+    """``ca[g]``, ``cb[g]`` = the keys of sorted ``a``, ``b`` equal to ``group_keys[g]``."""
+    g = cuda.grid(1)
+    if g < group_keys.size:
+        k = group_keys[g]
+        ca[g] = _first_gt(a, k) - _first_ge(a, k)
+        cb[g] = _first_gt(b, k) - _first_ge(b, k)
 
 
 @cuda.jit(device=True)

@@ -1,20 +1,25 @@
-"""numba-cuda twin of ``kernels/cpu/stats.py`` (work in progress, issue 5; not wired yet)."""
+"""numba-cuda twins of ``kernels/cpu/stats.py``: min/max, logs and column statistics."""
+
+import math
 
 import numpy as np
 from numba import cuda
 
+from ._sum import neumaier
+
 
 @cuda.jit
-def block_min_max(values, out, nan):
+def block_min_max(values, labels, has_ignore, ignore, out, nan):
     """Per block, ``out[b] = (min, max)`` of its values (float64, NaN skipped and counted into
-    ``nan[0]``); min and max are exact, so the reduction order does not matter."""
+    ``nan[0]``; with ``has_ignore``, elements whose label equals ``ignore`` are skipped); min and
+    max are exact, so the reduction order does not matter."""
     lo_buf = cuda.shared.array(1024, np.float64)
     hi_buf = cuda.shared.array(1024, np.float64)
     t = cuda.threadIdx.x
     i = cuda.grid(1)
     lo = np.inf
     hi = -np.inf
-    if i < values.size:
+    if i < values.size and not (has_ignore and labels[i] == ignore):
         v = np.float64(values[i])
         if v != v:
             cuda.atomic.add(nan, 0, 1)
@@ -34,3 +39,59 @@ def block_min_max(values, out, nan):
     if t == 0:
         out[cuda.blockIdx.x, 0] = lo_buf[0] + 0.0
         out[cuda.blockIdx.x, 1] = hi_buf[0] + 0.0
+
+
+@cuda.jit
+def log_values(values, out, counts):
+    """``out[i] = log(values[i])`` in float64; ``counts = [n_nan, n_nonpositive]``."""
+    i = cuda.grid(1)
+    if i >= values.size:
+        return
+    v = np.float64(values[i])
+    if v != v:
+        cuda.atomic.add(counts, 0, 1)
+        out[i] = v
+    elif v <= 0.0:
+        cuda.atomic.add(counts, 1, 1)
+        out[i] = -np.inf if v == 0.0 else np.nan
+    else:
+        out[i] = math.log(v)
+
+
+@cuda.jit
+def column_of(n_columns, out):
+    """``out[i] = i % n_columns``: the column of each element of a row-major matrix."""
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = i % n_columns
+
+
+@cuda.jit
+def column_mean_std(values, n, mean, std):
+    """As ``cpu.stats.column_mean_std`` on column-major ``values`` (column ``j`` is
+    ``values[j*n:(j+1)*n]``, sorted): one thread per column, the same compensated sums
+    in the same order."""
+    j = cuda.grid(1)
+    if j >= mean.size:
+        return
+    start = j * n
+    s = 0.0
+    c = 0.0
+    plain = 0.0
+    for i in range(n):
+        s, c = neumaier(s, c, values[start + i])
+        plain += values[start + i]
+    if math.isfinite(plain):
+        mu = (s + c) / n
+    else:
+        mu = plain / n
+    s = 0.0
+    c = 0.0
+    for i in range(n):
+        d = values[start + i] - mu
+        s, c = neumaier(s, c, d * d)
+    mean[j] = mu
+    if n > 1:
+        std[j] = math.sqrt((s + c) / (n - 1))
+    else:
+        std[j] = np.nan

@@ -1,0 +1,85 @@
+"""numba-cuda twins of ``kernels/cpu/regions.py``: the device side of PRO and AUPRO.
+
+Regions are labelled on the host (scikit-image); the device receives one uint32
+per pixel (the region's size for the PRO curve, its id for PRO) and does the
+O(pixels) work: keys, the background histogram for the ``fpr_limit`` cut,
+compaction, the sort (``ranking.py``) and the integer counts per group. The
+double-double sums of ``1/size`` are formed on the host from those counts by
+``cpu.regions.region_run_sums``, so the curve and the area are bit-identical to
+the CPU's.
+"""
+
+import numpy as np
+from numba import cuda
+
+from .ranking import _key
+
+BACKGROUND, REGION, NAN = 0, 1, 2
+
+
+@cuda.jit
+def encode_pixels(bits, payload, consts, keys, codes, counts):
+    """Keys of float bits; ``codes[i]`` = 0 (background: ``payload == 0``), 1 (region) or
+    2 (NaN score, counted into ``counts[0]``)."""
+    i = cuda.grid(1)
+    if i >= bits.size:
+        return
+    b = bits[i]
+    if (b & consts[1]) > consts[2]:
+        codes[i] = NAN
+        keys[i] = consts[3]
+        cuda.atomic.add(counts, 0, 1)
+        return
+    keys[i] = _key(b, consts[0], consts[3])
+    codes[i] = REGION if payload[i] else BACKGROUND
+
+
+@cuda.jit
+def top_histogram(keys, codes, use_codes, shift, hist):
+    """``hist[key >> shift] += 1`` over background keys (all keys when not ``use_codes``)."""
+    i = cuda.grid(1)
+    if i < keys.size and (not use_codes or codes[i] == BACKGROUND):
+        cuda.atomic.add(hist, np.int64(keys[i] >> shift), 1)
+
+
+@cuda.jit
+def select_flags(keys, codes, use_codes, code, cut, flags):
+    """``flags[i] = 1`` where ``codes[i] == code`` (any code when not ``use_codes``) and
+    ``keys[i] >= cut``."""
+    i = cuda.grid(1)
+    if i < keys.size:
+        keep = keys[i] >= cut and (not use_codes or codes[i] == code)
+        flags[i] = 1 if keep else 0
+
+
+@cuda.jit
+def collapse_starts(n_region, flags):
+    """Groups that start an output group when runs of background-only groups are collapsed
+    into one (as ``cpu.regions.next_region_groups`` with ``collapse``)."""
+    g = cuda.grid(1)
+    if g < n_region.size:
+        merge = g > 0 and n_region[g] == 0 and n_region[g - 1] == 0
+        flags[g] = 0 if merge else 1
+
+
+@cuda.jit
+def segment_add(values, flags, ranks, out):
+    """``out[j] +=`` the values of the groups of output group ``j`` (integer atomics)."""
+    g = cuda.grid(1)
+    if g < values.size:
+        cuda.atomic.add(out, ranks[g] + flags[g] - 1, values[g])
+
+
+@cuda.jit
+def region_overlaps(scores, regions, threshold, above, nan):
+    """``above[id] +=`` the pixels of region ``id`` with ``score > threshold``; NaNs into ``nan[0]``."""
+    i = cuda.grid(1)
+    if i >= scores.size:
+        return
+    v = np.float64(scores[i])
+    if v != v:
+        cuda.atomic.add(nan, 0, 1)
+        return
+    r = regions[i]
+    if r != 0 and v > threshold:
+        cuda.atomic.add(above, r, 1)

@@ -1,0 +1,339 @@
+"""Every metric on every backend, on the same cases.
+
+Backends: ``cpu`` (NumPy in), ``cuda`` (NumPy in, ``backend="cuda"``: copied to
+the device once) and ``device`` (numba device arrays in, ``backend="auto"``:
+the scores never leave the device). The CUDA ones are parametrised only where
+CUDA is usable: on a GPU, or under the numba-cuda simulator, where
+``tests/test_cuda_sim.py`` runs this module in a subprocess on every test run.
+
+Each result is checked against the exact oracle (``tests/naive.py``, 1e-12) and,
+on the CUDA backends, against the CPU's: results derived from integer counts
+(all but AnomalyScoreDistribution, whose logs come from the device's ``log``)
+are bit-identical.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import refmetrics as rm
+from refmetrics import functional as F
+
+from . import naive
+from .checks import close, quiet, same
+
+BACKENDS = ["cpu"] + (["cuda", "device"] if rm.cuda_available() else [])
+
+
+def on(backend, *arrays):
+    """The arrays as the backend takes them, and the ``backend=`` argument."""
+    if backend == "device":
+        from numba import cuda
+
+        return [cuda.to_device(np.ascontiguousarray(a)) for a in arrays], "auto"
+    return list(arrays), backend
+
+
+def call(backend, fn, *arrays, **kwargs):
+    args, where = on(backend, *arrays)
+    return fn(*args, backend=where, **kwargs)
+
+
+def identical(a, b):
+    """Bit-identical results: floats, tuples of floats, arrays or tuples of arrays."""
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and all(same(x, y) for x, y in zip(a.ravel().tolist(),
+                                                                                       b.ravel().tolist()))
+    return same(float(a), float(b))
+
+
+# ---------------------------------------------------------------------------
+# cases (small: the simulator runs every CUDA thread as a Python thread)
+# ---------------------------------------------------------------------------
+
+_rng = np.random.default_rng(20261125)
+
+
+def _ranking_cases():
+    cases = {}
+    s = (np.round(_rng.standard_normal(64) * 3) / 4).astype(np.float32)  # many ties
+    s[:3] = [np.inf, -np.inf, -0.0]
+    s[3] = 0.0
+    cases["float32-ties-inf"] = (s, (_rng.random(64) < 0.3).astype(np.uint8), None)
+    cases["float64-bool"] = (_rng.standard_normal(48) * 1e-3 + 20.0, _rng.random(48) < 0.5, None)
+    t = (_rng.random(60) < 0.4).astype(np.int64)
+    t[::7] = -1
+    cases["int16-ignore"] = (_rng.integers(-3, 4, 60).astype(np.int16), t, -1)
+    big = _rng.integers(-(2 ** 53), 2 ** 53, 40, dtype=np.int64)
+    big[:4] = [2 ** 53, 2 ** 53 - 1, -(2 ** 53), 2 ** 53]
+    cases["int64-2**53"] = (big, (_rng.random(40) < 0.5).astype(np.float32), None)
+    cases["float16"] = (_rng.random(50).astype(np.float16), (_rng.random(50) < 0.3).astype(np.float64), None)
+    cases["one-class"] = (_rng.random(20).astype(np.float32), np.zeros(20, np.uint8), None)
+    return cases
+
+
+RANKING = _ranking_cases()
+
+
+def _oracle_pairs(case):
+    preds, target, ignore = RANKING[case]
+    return naive.drop_ignored(preds, target, ignore)
+
+
+# ---------------------------------------------------------------------------
+# ranking metrics
+# ---------------------------------------------------------------------------
+
+SCALARS = {
+    "auroc": (F.auroc, naive.auroc),
+    "average_precision": (F.average_precision, naive.average_precision),
+    "aupr_trapezoid": (lambda p, t, **kw: F.aupr(p, t, curve="trapezoid", **kw), naive.aupr_trapezoid),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", list(RANKING))
+@pytest.mark.parametrize("metric", list(SCALARS))
+def test_ranking_scalars(metric, case, backend):
+    fn, oracle = SCALARS[metric]
+    preds, target, ignore = RANKING[case]
+    got = quiet(call, backend, fn, preds, target, ignore_index=ignore)
+    assert close(got, oracle(*_oracle_pairs(case)))
+    if backend != "cpu":
+        assert identical(got, quiet(fn, preds, target, ignore_index=ignore, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["float32-ties-inf", "int16-ignore", "int64-2**53", "one-class"])
+def test_curves_and_f1(case, backend):
+    preds, target, ignore = RANKING[case]
+    scores, labels = _oracle_pairs(case)
+    results = {}
+    for name in ("roc_curve", "precision_recall_curve", "f1_adaptive_threshold", "f1_max"):
+        results[name] = quiet(call, backend, getattr(F, name), preds, target, ignore_index=ignore)
+    fpr, tpr, thr = results["roc_curve"]
+    assert thr[1:].tolist() == naive.thresholds(scores)
+    if labels.count(1) and labels.count(0):
+        exact_fpr, exact_tpr, _ = naive.roc_curve(scores, labels)
+        assert all(close(a, x) and close(b, y) for a, b, x, y in zip(fpr, tpr, exact_fpr, exact_tpr))
+    threshold, f1 = results["f1_adaptive_threshold"]
+    exact_t, exact_f1 = naive.f1_adaptive(scores, labels)
+    assert threshold == exact_t and close(f1, exact_f1) and close(results["f1_max"], exact_f1)
+    if backend != "cpu":
+        for name, value in results.items():
+            assert identical(value, quiet(getattr(F, name), preds, target, ignore_index=ignore, backend="cpu")), name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["float32-ties-inf", "int16-ignore"])
+def test_binned_mode(case, backend):
+    preds, target, ignore = RANKING[case]
+    thr = np.linspace(-1.0, 1.0, 9)
+    auroc = quiet(call, backend, F.auroc, preds, target, thresholds=thr, ignore_index=ignore)
+    assert close(auroc, naive.binned_roc_auc(*_oracle_pairs(case), thr.tolist()))
+    if backend != "cpu":
+        assert identical(auroc, quiet(F.auroc, preds, target, thresholds=thr, ignore_index=ignore, backend="cpu"))
+        curve = quiet(call, backend, F.precision_recall_curve, preds, target, thresholds=thr, ignore_index=ignore)
+        assert identical(curve, quiet(F.precision_recall_curve, preds, target, thresholds=thr,
+                                      ignore_index=ignore, backend="cpu"))
+
+
+# ---------------------------------------------------------------------------
+# F1Score, MinMax, AnomalyScoreDistribution
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["float32-ties-inf", "float64-bool", "int16-ignore", "float16"])
+def test_f1_score(case, backend):
+    preds, target, ignore = RANKING[case]
+    for threshold in (0.5, 0.0, 0.9999):
+        got = call(backend, F.f1_score, preds, target, threshold=threshold, ignore_index=ignore)
+        assert close(got, naive.f1_score(preds, target, threshold, ignore)), threshold
+        if backend != "cpu":
+            assert identical(got, F.f1_score(preds, target, threshold=threshold, ignore_index=ignore, backend="cpu"))
+    rows = np.asarray(preds).reshape(4, -1) if np.asarray(preds).size % 4 == 0 else None
+    if rows is not None:
+        labels = np.asarray(target).reshape(4, -1)
+        got = call(backend, F.f1_score, rows, labels, multidim_average="samplewise", ignore_index=ignore)
+        assert [close(g, naive.f1_score(r, y, 0.5, ignore)) for g, r, y in zip(got, rows, labels)] == [True] * 4
+
+
+def test_sigmoid_cut_reproduces_the_cpu_rule():
+    from refmetrics.functional.threshold import positive_cut
+
+    for threshold in (0.5, 0.0, 0.25, 1e-300, 0.9999999999999999, 1.0, -0.5):
+        cut = positive_cut(threshold, True)
+        xs = [cut, np.nextafter(cut, -np.inf)] if math.isfinite(cut) else [-1e308, 0.0, 1e308]
+        for x in xs:
+            assert (x >= cut) == naive.sigmoid_gt(x, threshold), (threshold, x)
+    assert math.isnan(positive_cut(1.0, True)) and positive_cut(-0.5, True) == -np.inf
+    assert positive_cut(0.5, False) == np.nextafter(0.5, 1) and math.isnan(positive_cut(np.inf, False))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_min_max_and_distribution(backend):
+    preds = RANKING["float32-ties-inf"][0]
+    assert call(backend, F.min_max, preds) == (-np.inf, np.inf)
+    values = np.abs(RANKING["float64-bool"][0]).reshape(6, 8)
+    lo, hi = call(backend, F.min_max, values)
+    assert (lo, hi) == (float(values.min()), float(values.max()))
+    scores = np.exp(np.arange(1.0, 6.0))
+    im, istd, pm, pstd = call(backend, F.anomaly_score_distribution, scores, values.reshape(6, 2, 4))
+    assert close(im, naive.mean_std(np.log(scores))[0])
+    logs = np.log(values).reshape(6, -1)
+    for j in range(8):
+        mean, std = naive.mean_std(logs[:, j])
+        assert close(pm.reshape(-1)[j], mean) and abs(pstd.reshape(-1)[j] - std) <= 1e-12
+    if backend != "cpu":
+        # the device's log may differ from NumPy's in the last bit: equal to 1e-15, not bit for bit
+        cpu = F.anomaly_score_distribution(scores, values.reshape(6, 2, 4), backend="cpu")
+        assert abs(im - cpu[0]) <= 1e-15 and np.allclose(pm, cpu[2], rtol=0, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# region metrics
+# ---------------------------------------------------------------------------
+
+def _region_cases():
+    cases = {}
+    masks = np.zeros((3, 6, 7), np.uint8)
+    masks[0, 1:3, 1:4] = 1
+    masks[0, 4, 5] = 1
+    masks[1, 0, 0] = masks[1, 1, 1] = 1  # one region under connectivity 2
+    maps = np.round(_rng.random(masks.shape) * 8).astype(np.float32) / 8 + masks * 0.25  # ties
+    cases["float32-ties"] = (maps, masks)
+    maps64 = _rng.standard_normal((2, 1, 5, 5)) + 1e-9 * np.arange(50).reshape(2, 1, 5, 5)
+    masks64 = np.zeros((2, 5, 5), bool)
+    masks64[1, 2:4, 1:5] = True
+    cases["float64-b1hw"] = (maps64, masks64)
+    return cases
+
+
+REGIONS = _region_cases()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", list(REGIONS))
+def test_region_metrics(case, backend):
+    maps, masks = REGIONS[case]
+    for fpr_limit in (0.3, 1.0):
+        got = call(backend, F.aupro, maps, masks, fpr_limit=fpr_limit)
+        assert close(got, naive.aupro(maps, masks, fpr_limit)), fpr_limit
+        if backend != "cpu":
+            assert identical(got, F.aupro(maps, masks, fpr_limit=fpr_limit, backend="cpu"))
+    sampled = call(backend, F.aupro, maps, masks, num_thresholds=7)
+    assert close(sampled, naive.aupro(maps, masks, 0.3, num_thresholds=7))
+    curve = call(backend, F.pro_curve, maps, masks)
+    exact = naive.pro_points(maps, masks)
+    assert all(close(f, x) and close(p, y) for f, p, (x, y) in zip(*curve, exact))
+    pro = call(backend, F.pro_score, maps, masks, threshold=0.5)
+    assert close(pro, naive.pro_score(maps, masks, 0.5))
+    if backend != "cpu":
+        assert identical(sampled, F.aupro(maps, masks, num_thresholds=7, backend="cpu"))
+        assert identical(curve, F.pro_curve(maps, masks, backend="cpu"))
+        assert identical(pro, F.pro_score(maps, masks, threshold=0.5, backend="cpu"))
+
+
+# ---------------------------------------------------------------------------
+# stateful classes: device state, merges across backends, batching
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classes_split_and_merge(backend):
+    preds, target, _ = RANKING["float32-ties-inf"]
+    maps, masks = REGIONS["float32-ties"]
+    specs = [(rm.AUROC, {}, preds, target), (rm.AUPR, {"curve": "trapezoid"}, preds, target),
+             (rm.F1AdaptiveThreshold, {}, preds, target), (rm.AUROC, {"thresholds": 9}, preds, target),
+             (rm.AUPRO, {}, maps, masks), (rm.PRO, {}, maps, masks)]
+    for cls, kwargs, p, t in specs:
+        whole = cls(**kwargs, backend="cpu")
+        whole.update(p, t)
+        (p1, t1), where = on(backend, p[:len(p) // 2], t[:len(t) // 2])
+        for device_first in (True, False):  # a host state merged into a device one, and the reverse
+            a = cls(**kwargs, backend=where)
+            a.update(p1, t1)
+            b = cls(**kwargs, backend="cpu")
+            b.update(p[len(p) // 2:], t[len(t) // 2:])
+            merged = a.merge(b) if device_first else b.merge(a)
+            assert identical(quiet(merged.compute), quiet(whole.compute)), cls.__name__
+
+
+# ---------------------------------------------------------------------------
+# errors: the same messages on every backend
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_errors(backend):
+    preds = np.array([0.1, np.nan, 0.4, np.nan], np.float32)
+    with pytest.raises(ValueError, match="2 NaNs"):
+        call(backend, F.auroc, preds, np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"received 1 other value \(e\.g\. 255\)"):
+        call(backend, F.auroc, np.array([0.1, 0.2, 0.3]), np.array([0, 255, 1], np.uint8))
+    with pytest.raises(ValueError, match="within \\+-2\\*\\*53"):
+        call(backend, F.auroc, np.array([2 ** 53 + 1, 0]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="expected the same shape"):
+        call(backend, F.auroc, np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="NaN"):
+        call(backend, F.aupro, np.full((1, 2, 2), np.nan), np.eye(2)[None])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert math.isnan(call(backend, F.auroc, np.array([0.1, 0.2]), np.array([1, 1])))
+    assert any(issubclass(w.category, rm.UndefinedMetricWarning) for w in caught)
+    if backend == "device":
+        (p, t), _ = on("device", np.zeros(2), np.array([0, 1]))
+        with pytest.raises(rm.BackendUnavailableError, match="lives on a CUDA device"):
+            F.auroc(p, t, backend="cpu")
+
+
+# ---------------------------------------------------------------------------
+# the device building blocks, where CUDA is usable
+# ---------------------------------------------------------------------------
+
+if "cuda" in BACKENDS:
+
+    @pytest.mark.parametrize("radix_bits", [4, 8])
+    def test_radix_sort_pairs_and_scans(radix_bits, monkeypatch):
+        """The sort by (key, payload) against np.lexsort, at the tests' digit width and at the
+        GPU's 8 bits, with multi-tile inputs; a multi-level scan against np.cumsum."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import _driver as D
+        from refmetrics.kernels.cuda import ranking as KC
+
+        monkeypatch.setattr(KC, "RADIX_BITS", radix_bits)
+        monkeypatch.setattr(KC, "RADIX_SIZE", 1 << radix_bits)
+        rng = np.random.default_rng(20261125)
+        for kd, n in ((np.uint32, 150), (np.uint64, 70)):
+            keys = rng.integers(0, 6, n).astype(kd) << kd(8 * np.dtype(kd).itemsize - 4)  # top digits only
+            keys[::5] = rng.integers(0, np.iinfo(kd).max, keys[::5].size, dtype=np.uint64).astype(kd)
+            payload = rng.integers(0, 300, n).astype(np.uint64)
+            sk, sp = D.radix_sort(cuda.to_device(keys), cuda.to_device(payload), payload_bits=9)
+            order = np.lexsort((payload, keys))
+            assert sk.copy_to_host().tolist() == keys[order].tolist()
+            assert sp.copy_to_host().tolist() == payload[order].tolist()
+        values = rng.integers(0, 9, 1000).astype(np.int8)
+        out, total = D.exclusive_scan(cuda.to_device(values))
+        assert out.copy_to_host().tolist() == (np.cumsum(values) - values).tolist() and total == int(values.sum())
+
+    def test_groups_on_the_device():
+        """Distinct keys of two sorted arrays, decreasing, with the counts of each."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import _driver as D
+
+        a = np.array([1, 1, 3, 7, 7, 7, 9], np.uint32)
+        b = np.array([0, 3, 3, 4, 9, 12], np.uint32)
+        keys, ca, cb = D.groups(cuda.to_device(a), cuda.to_device(b))
+        assert keys.copy_to_host().tolist() == [12, 9, 7, 4, 3, 1, 0]
+        assert ca.copy_to_host().tolist() == [0, 1, 3, 0, 1, 2, 0]
+        assert cb.copy_to_host().tolist() == [1, 1, 0, 1, 2, 0, 1]
+        n_region, dfp = D.region_groups(cuda.to_device(a), cuda.to_device(b), collapse=True)
+        # background-only groups (12, 4, 0) have region groups between them: nothing folds
+        assert n_region.tolist() == [0, 1, 3, 0, 1, 2, 0] and dfp.tolist() == [1, 1, 0, 1, 2, 0, 1]
+        b2 = np.array([10, 11, 12], np.uint32)  # three background-only groups above 9 fold into one
+        n_region, dfp = D.region_groups(cuda.to_device(a), cuda.to_device(b2), collapse=True)
+        assert n_region.tolist() == [0, 1, 3, 1, 2] and dfp.tolist() == [3, 0, 0, 0, 0]
