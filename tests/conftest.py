@@ -10,6 +10,8 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-    from . import cudasim  # noqa: F401 - small launch shapes and a thread-safe simulator (see the module)
+    import importlib
+
+    importlib.import_module("tests.cudasim")  # small launch shapes and a thread-safe simulator (see the module)
 
 collect_ignore = ["cudasim.py"]  # simulator set-up, imported above when NUMBA_ENABLE_CUDASIM=1

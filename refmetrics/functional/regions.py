@@ -4,6 +4,13 @@ Bergmann et al., "The MVTec Anomaly Detection Dataset: A Comprehensive
 Real-World Dataset for Unsupervised Anomaly Detection", IJCV 129 (2021), and
 "Uninformed Students", CVPR 2020: the per-region overlap (PRO) weighs every
 ground-truth region equally, whatever its size.
+
+On the CUDA backend the masks are labelled on the host (scikit-image; a device
+mask is copied there, one byte per pixel for bool masks) and one uint32 per
+pixel goes to the device (the pixel's region size, or its region id for PRO);
+the scores stay on the device, which sorts them and counts per threshold. The
+host sums those counts exactly as the CPU path does: the results are the same
+bit for bit.
 """
 
 import numbers
