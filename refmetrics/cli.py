@@ -1,7 +1,9 @@
 """The ``refmetrics`` command.
 
 ``refmetrics conformance`` runs the conformance suite on the bundled golden
-cases against every installed implementation. ``refmetrics example``
+cases against every installed implementation. ``refmetrics evaluate`` turns
+saved anomaly maps (MVTec AD layout or a CSV manifest) into the per-category
+table, JSON/Markdown/LaTeX files and figures. ``refmetrics example``
 evaluates the small bundled dataset (24 anomaly maps with masks) and prints
 the standard table, exactly.
 """
@@ -10,6 +12,7 @@ import argparse
 import json
 import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -90,6 +93,69 @@ def cmd_conformance(args):
     return 1 if args.strict and report.unexplained else 0
 
 
+def cmd_evaluate(args):
+    from . import evaluate as E
+
+    settings = {}
+    try:
+        if args.demo or not (args.maps or args.gt or args.manifest):
+            if args.maps or args.gt or args.manifest:
+                raise E.InputError("--demo: runs on the bundled demo dataset; leave out --maps, --gt and --manifest")
+            root = resources.files("refmetrics").joinpath("data/demo")
+            with resources.as_file(root) as demo:
+                samples = E.discover_mvtec(demo / "maps", demo / "gt", args.categories)
+                out = args.out or "refmetrics-demo"
+                settings = {"dataset": "refmetrics demo (bundled)"}
+                results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
+                                         quiet=args.quiet, settings=settings)
+        else:
+            if args.manifest:
+                if args.maps or args.gt:
+                    raise E.InputError("--manifest: give either --manifest or --maps with --gt, not both")
+                samples = E.read_manifest(args.manifest)
+                if args.categories:
+                    samples = [s for s in samples if s.category in args.categories]
+                    if not samples:
+                        raise E.InputError(f"--categories: none of {', '.join(args.categories)} is in "
+                                           f"{args.manifest}")
+                settings = {"manifest": str(args.manifest)}
+            else:
+                if not (args.maps and args.gt):
+                    raise E.InputError("--maps and --gt: give both (the MVTec AD layout), or --manifest, "
+                                       "or --demo")
+                samples = E.discover_mvtec(args.maps, args.gt, args.categories)
+                settings = {"maps": str(args.maps), "gt": str(args.gt)}
+            out = args.out or "refmetrics-results"
+            results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
+                                     quiet=args.quiet, settings=settings)
+    except E.InputError as exc:
+        print(f"refmetrics evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(E.text_table(results, args.fpr_limit))
+    if args.resize:
+        print(f"(maps resized to their masks' size, {args.resize} interpolation: scikit-image resize, "
+              f"order {E.RESIZE[args.resize]}, no anti-aliasing)")
+    for r in results:
+        for note in r.notes:
+            print(f"note [{r.category}]: {note}")
+    print(f"wrote {len(written)} files to {out}/: " + ", ".join(written[:3])
+          + (f" and {len(written) - 3} figures" if len(written) > 3 else ""))
+    return 0
+
+
+def _fpr_limit(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], received {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], received {text!r}")
+    return value
+
+
+E_RESIZE = ("nearest", "bilinear")  # the choices of --resize (refmetrics.evaluate.RESIZE, without importing it)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="refmetrics", description="Exact anomaly-detection metrics.")
     parser.add_argument("--version", action="version", version=f"refmetrics {__version__}")
@@ -115,6 +181,26 @@ def build_parser():
     co.add_argument("--strict", action="store_true", help="exit 1 on an unexplained disagreement or error")
     co.add_argument("--quiet", action="store_true", help="no progress lines")
     co.set_defaults(func=cmd_conformance)
+    ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps: the per-category table, JSON/Markdown/LaTeX, "
+                                         "figures",
+                        description="Evaluate saved anomaly maps exactly: image AUROC/AP/F1-max, pixel "
+                                    "AUROC/AP/F1-max and AUPRO per category and on average. Without arguments "
+                                    "(or with --demo) it runs on a small bundled demo dataset.")
+    ev.add_argument("--maps", type=Path, metavar="DIR", help="<DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png")
+    ev.add_argument("--gt", type=Path, metavar="DIR", help="<DIR>/<category>/ground_truth/<defect>/<name>_mask.png")
+    ev.add_argument("--manifest", type=Path, metavar="CSV",
+                    help="instead of --maps/--gt: a CSV with columns map, mask (or empty), optional score, category")
+    ev.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (default: all)")
+    ev.add_argument("--out", type=Path, metavar="DIR",
+                    help="where to write results.json/.md/.tex and figures/ (default: refmetrics-results, "
+                         "or refmetrics-demo with --demo)")
+    ev.add_argument("--fpr-limit", type=_fpr_limit, default=0.3, help="AUPRO's FPR limit (default 0.3)")
+    ev.add_argument("--resize", choices=sorted(E_RESIZE), help="resize maps whose size differs from their mask's "
+                                                               "(default: such a mismatch is an error)")
+    ev.add_argument("--no-figures", action="store_true", help="write the tables only")
+    ev.add_argument("--demo", action="store_true", help="run on the bundled demo dataset")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

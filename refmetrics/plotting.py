@@ -66,3 +66,35 @@ def pro_figure(fpr, pro, area, fpr_limit):
            title=f"PRO curve to FPR {fpr_limit:g}, AUPRO = {area:.4f}")
     ax.legend(loc="lower right")
     return fig
+
+
+def curves_figure(curves, xlabel, ylabel, title, diagonal=False, step=False):
+    """Several curves ``(label, x, y)`` on one axes (``refmetrics evaluate``'s ROC and PR figures)."""
+    fig, ax = _figure()
+    for label, x, y in curves:
+        x, y = thin(np.asarray(x, float), np.asarray(y, float))
+        if step:
+            ax.step(x, y, where="post", lw=2, label=label)
+        else:
+            ax.plot(x, y, lw=2, label=label)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(loc="lower right" if diagonal else "lower left")
+    return fig
+
+
+def score_histogram_figure(good, defective, title):
+    """Histograms of the image scores of good and defective images on shared bins."""
+    fig, ax = _figure()
+    both = np.concatenate([good, defective]).astype(float)
+    finite = both[np.isfinite(both)]
+    bins = np.histogram_bin_edges(finite, bins=min(50, max(10, finite.size // 4))) if finite.size else 10
+    for values, label, color in ((good, "good", "tab:blue"), (defective, "defective", "tab:red")):
+        values = np.asarray(values, float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"{label} ({values.size})")
+    ax.set(xlabel="Image score", ylabel="Images", title=title)
+    ax.legend(loc="upper right")
+    return fig

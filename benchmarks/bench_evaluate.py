@@ -1,0 +1,119 @@
+"""``refmetrics evaluate`` on a large synthetic MVTec-layout dataset: time and peak memory.
+
+Writes ``--images`` float32 anomaly maps of ``--size`` x ``--size`` (``.npy``; a
+third defect-free, the others with 1-4 blob defects and their 0/255 PNG masks)
+into ``--data`` (a temporary directory by default), then runs, each in a fresh
+child process whose peak resident memory (``ru_maxrss``) is measured:
+
+- ``hold``: loading every map into one float32 array, the memory of holding
+  the maps once (the reference of the target);
+- ``evaluate``: ``refmetrics evaluate --maps ... --gt ... --no-figures`` (the
+  figures' memory is small and fixed; ``--figures`` includes them).
+
+and prints the peak of each, their ratio, and the ratio to the maps' raw bytes.
+
+Usage: ``python benchmarks/bench_evaluate.py [--images 1000] [--size 512] [--data DIR] [--figures]``
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HOLD = """
+import resource, sys, numpy as np
+from pathlib import Path
+files = sorted(Path(sys.argv[1]).rglob("*.npy"))
+first = np.load(files[0])
+maps = np.empty((len(files),) + first.shape, first.dtype)
+for i, f in enumerate(files):
+    maps[i] = np.load(f)
+print(maps.nbytes)
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+# runs ``python -m refmetrics ARGS`` and reports the process's own peak resident memory
+EVALUATE = """
+import resource, runpy, sys
+sys.argv = ["refmetrics"] + sys.argv[1:]
+try:
+    runpy.run_module("refmetrics", run_name="__main__")
+finally:
+    print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def write_dataset(root, images, size, seed=20261125):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(images):
+        defect = "good" if i % 3 == 0 else "blob"
+        d = root / "maps" / "synthetic" / "test" / defect
+        d.mkdir(parents=True, exist_ok=True)
+        mask = np.zeros((size, size), bool)
+        if defect != "good":
+            for _ in range(rng.integers(1, 5)):
+                r = rng.choice([3, 10, 30, 80])
+                cy, cx = rng.integers(0, size, 2)
+                mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            g = root / "gt" / "synthetic" / "ground_truth" / defect
+            g.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask.astype(np.uint8) * 255).save(g / f"{i:04d}_mask.png")
+        values = rng.standard_normal((size, size), dtype=np.float32)
+        values[mask] += np.float32(1.5)
+        np.save(d / f"{i:04d}.npy", values)
+
+
+def child(cmd):
+    """``(seconds, peak bytes, stdout)`` of a child that prints ``PEAK <ru_maxrss KiB>`` on stderr."""
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    peaks = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK ")]
+    if proc.returncode != 0 or not peaks:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr}")
+    return seconds, int(peaks[-1]) * 1024, proc.stdout
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--data", type=Path, help="dataset directory (kept; reused when it exists)")
+    ap.add_argument("--figures", action="store_true", help="also write the figures")
+    args = ap.parse_args(argv)
+    tmp = None
+    data = args.data
+    if data is None:
+        tmp = tempfile.TemporaryDirectory(prefix="refmetrics-bench-")
+        data = Path(tmp.name)
+    if not (data / "maps").is_dir():
+        t = time.perf_counter()
+        write_dataset(data, args.images, args.size)
+        print(f"wrote {args.images} maps of {args.size}x{args.size} to {data} in {time.perf_counter() - t:.1f} s")
+    maps_bytes = args.images * args.size * args.size * 4
+    hold_s, hold_peak, out = child([sys.executable, "-c", HOLD, str(data / "maps")])
+    assert int(out.strip()) == maps_bytes
+    cmd = [sys.executable, "-c", EVALUATE, "evaluate", "--quiet", "--maps", str(data / "maps"), "--gt",
+           str(data / "gt"), "--out", str(data / "out")]
+    if not args.figures:
+        cmd.append("--no-figures")
+    eval_s, eval_peak, table = child(cmd)
+    print(table.strip())
+    print(f"maps: {args.images} x {args.size}x{args.size} float32 = {maps_bytes / 2**30:.3f} GiB")
+    print(f"holding the maps once:  peak {hold_peak / 2**30:.3f} GiB ({hold_s:.1f} s)")
+    print(f"refmetrics evaluate:    peak {eval_peak / 2**30:.3f} GiB ({eval_s:.1f} s)")
+    print(f"ratio to holding the maps once: {eval_peak / hold_peak:.3f}  [target < 1.5]")
+    print(f"ratio to the maps' bytes:       {eval_peak / maps_bytes:.3f}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

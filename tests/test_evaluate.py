@@ -1,0 +1,224 @@
+"""``refmetrics evaluate`` end to end: an MVTec-layout tree on disk -> tables and figures.
+
+Every number the command writes is checked against the functional API on the
+same arrays (bit for bit) and against the exact oracle (1e-12).
+"""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from refmetrics import cli
+from refmetrics import functional as F
+
+from . import naive
+from .checks import close, quiet
+
+H, W = 8, 9
+
+
+def _map(rng, mask, strength=1.5):
+    return (rng.standard_normal((H, W)) + strength * mask + 5).astype(np.float32)
+
+
+def build_tree(root, rng):
+    """Two categories; maps as .npy, .tiff and 8-bit .png, masks as 0/255 PNGs.
+
+    Returns ``{category: (maps (B,H,W) as read, masks (B,H,W) bool, labels)}``.
+    """
+    truth = {}
+    spec = {"bottle": [("good", ".npy", 2), ("crack", ".tiff", 2), ("dot", ".npy", 1)],
+            "grid": [("good", ".png", 2), ("bent", ".png", 2)]}
+    for category, defects in spec.items():
+        maps, masks, labels = [], [], []
+        for defect, suffix, count in defects:
+            d = root / "maps" / category / "test" / defect
+            d.mkdir(parents=True)
+            for i in range(count):
+                mask = np.zeros((H, W), bool)
+                if defect != "good":
+                    y, x = rng.integers(0, H - 2), rng.integers(0, W - 3)
+                    mask[y:y + 2, x:x + rng.integers(1, 4)] = True
+                    mask[-1, -1] = defect == "dot"  # a second, one-pixel region
+                    g = root / "gt" / category / "ground_truth" / defect
+                    g.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(g / f"{i:03d}_mask.png")
+                values = _map(rng, mask)
+                if suffix == ".npy":
+                    np.save(d / f"{i:03d}.npy", values)
+                elif suffix == ".tiff":
+                    tifffile.imwrite(d / f"{i:03d}.tiff", values)
+                else:
+                    values = np.clip(values * 20, 0, 255).astype(np.uint8)  # integer scores
+                    Image.fromarray(values).save(d / f"{i:03d}.png")
+                maps.append(values)
+                masks.append(mask)
+                labels.append(int(defect != "good"))
+        truth[category] = (np.stack(maps), np.stack(masks), np.array(labels, np.uint8))
+    return truth
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return tmp_path, build_tree(tmp_path, np.random.default_rng(20261125))
+
+
+def run(*args):
+    return cli.main(["evaluate", "--quiet", *map(str, args)])
+
+
+def expected(maps, masks, labels, scores=None, fpr_limit=0.3):
+    scores = maps.reshape(len(maps), -1).max(axis=1).astype(np.float64) if scores is None else scores
+    return {
+        "image AUROC": F.auroc(scores, labels), "image AP": F.average_precision(scores, labels),
+        "image F1-max": F.f1_max(scores, labels), "pixel AUROC": F.auroc(maps, masks),
+        "pixel AP": F.average_precision(maps, masks), "pixel F1-max": F.f1_max(maps, masks),
+        "AUPRO": F.aupro(maps, masks, fpr_limit=fpr_limit),
+    }
+
+
+def test_mvtec_tree_end_to_end(tree, capsys):
+    root, truth = tree
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["categories"]) == ["bottle", "grid"]
+    for category, (maps, masks, labels) in truth.items():
+        got = results["categories"][category]["metrics"]
+        want = expected(maps, masks, labels)
+        assert got == want, category  # bit for bit: the same multiset gives the same floats
+        scores = maps.reshape(len(maps), -1).max(axis=1)
+        assert close(got["image AUROC"], naive.auroc(scores, labels))
+        assert close(got["image AP"], naive.average_precision(scores, labels))
+        assert close(got["pixel AUROC"], naive.auroc(maps, masks))
+        assert close(got["pixel AP"], naive.average_precision(maps, masks))
+        assert close(got["pixel F1-max"], naive.f1_adaptive(maps, masks)[1])
+        assert close(got["AUPRO"], naive.aupro(maps, masks, 0.3))
+        counts = results["categories"][category]["counts"]
+        assert counts["images"] == len(maps) and counts["defect pixels"] == int(masks.sum())
+        assert counts["regions"] == F.label_regions(masks, return_num=True)[1]
+    for metric, value in results["mean"].items():
+        assert value == np.mean([results["categories"][c]["metrics"][metric] for c in truth])
+    assert "bottle" in printed and "mean" in printed
+    md = (out / "results.md").read_text()
+    tex = (out / "results.tex").read_text()
+    assert "| bottle |" in md and "| **mean** |" in md and "AUPRO@0.3" in md
+    assert r"\begin{tabular}" in tex and "Mean &" in tex and f"{results['mean']['AUPRO']:.4f}" in tex
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == sorted(f"{c}_{k}.png" for c in truth for k in ("roc", "pr", "pro", "scores"))
+    for name in figures:
+        with Image.open(out / "figures" / name) as im:
+            assert im.format == "PNG" and im.size[0] > 100
+            im.verify()
+
+
+def test_manifest_with_given_scores_and_fpr_limit(tree):
+    root, truth = tree
+    maps, masks, labels = truth["bottle"]
+    files = sorted((root / "maps" / "bottle" / "test").rglob("*.*"))
+    rows, scores = [], []
+    for i, path in enumerate(files):
+        defect = path.parent.name
+        mask = "" if defect == "good" else str(root / "gt" / "bottle" / "ground_truth" / defect /
+                                               f"{path.stem}_mask.png")
+        rows.append({"map": str(path), "mask": mask, "score": f"{0.25 * i}"})
+        scores.append(0.25 * i)
+    manifest = root / "manifest.csv"
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["map", "mask", "score"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = root / "out-manifest"
+    assert run("--manifest", manifest, "--out", out, "--fpr-limit", 0.1, "--no-figures") == 0
+    results = json.loads((out / "results.json").read_text())
+    got = results["categories"]["all"]["metrics"]
+    # the manifest lists the files in sorted path order: crack, dot, good
+    order = {"crack": 0, "dot": 1, "good": 2}
+    index = sorted(range(len(files)), key=lambda i: (order[files[i].parent.name], files[i].name))
+    by_file = {str(files[i]): i for i in index}
+    m = np.stack([np.load(f) if f.suffix == ".npy" else tifffile.imread(f) for f in files])
+    k = np.stack([np.asarray(Image.open(r["mask"])) > 0 if r["mask"] else np.zeros((H, W), bool) for r in rows])
+    y = np.array([int(bool(r["mask"])) for r in rows], np.uint8)
+    assert got == expected(m, k, y, np.array(scores), fpr_limit=0.1)
+    assert sorted(by_file) == sorted(map(str, files)) and not (out / "figures").exists()
+    assert results["settings"]["fpr_limit"] == 0.1
+
+
+def _errors(capsys, *args):
+    rc = run(*args)
+    return rc, capsys.readouterr().err
+
+
+def test_bad_inputs_name_the_file_and_write_nothing(tree, capsys):
+    root, _ = tree
+    out = root / "out"
+    base = ("--maps", root / "maps", "--gt", root / "gt", "--out", out)
+    missing = root / "gt" / "bottle" / "ground_truth" / "crack" / "001_mask.png"
+    missing.rename(missing.with_suffix(".bak"))
+    rc, err = _errors(capsys, *base)
+    assert rc == 2 and f"missing mask, expected {missing}" in err and "001.tiff" in err
+    missing.with_suffix(".bak").rename(missing)
+    assert not out.exists()
+
+    bad_size = root / "maps" / "bottle" / "test" / "dot" / "000.npy"
+    np.save(bad_size, np.ones((H + 2, W), np.float32))
+    rc, err = _errors(capsys, *base)
+    assert rc == 2 and str(bad_size) in err and "--resize" in err and f"{H + 2}x{W}" in err
+    assert not out.exists()
+    assert run(*base, "--resize", "nearest", "--no-figures") == 0
+    assert json.loads((out / "results.json").read_text())["settings"]["resize"] == "nearest"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    nan_map = root / "maps" / "grid" / "test" / "good" / "000.png"
+    nan_map.unlink()
+    np.save(nan_map.with_suffix(".npy"), np.full((H, W), np.nan, np.float32))
+    rc, err = _errors(capsys, *base, "--resize", "nearest")
+    assert rc == 2 and f"{nan_map.with_suffix('.npy')}: the anomaly map holds {H * W} NaN values" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing half-written
+
+    np.save(nan_map.with_suffix(".npy"), np.zeros((H, W), np.float32))
+    corrupt = root / "maps" / "bottle" / "test" / "crack" / "000.tiff"
+    corrupt.write_bytes(b"not a tiff")
+    rc, err = _errors(capsys, *base, "--resize", "nearest")
+    assert rc == 2 and f"{corrupt}: could not read the file" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    rc, err = _errors(capsys, "--maps", root / "maps")
+    assert rc == 2 and "--maps and --gt: give both" in err
+    rc, err = _errors(capsys, *base, "--categories", "nope")
+    assert rc == 2 and "nope" in err
+
+
+def test_resize_bilinear_matches_resizing_by_hand(tree):
+    from skimage.transform import resize
+
+    root, truth = tree
+    maps, masks, labels = truth["grid"]
+    big = root / "maps" / "grid" / "test" / "bent" / "001.png"
+    small = np.asarray(Image.open(big))[::2, ::3]  # 4x3: resized back to 8x9 bilinearly
+    Image.fromarray(small).save(big)
+    out = root / "out-resize"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--categories", "grid", "--resize", "bilinear",
+               "--out", out, "--no-figures") == 0
+    fixed = maps.astype(np.float64)
+    fixed[-1] = resize(small.astype(np.float64), (H, W), order=1, preserve_range=True, anti_aliasing=False)
+    got = json.loads((out / "results.json").read_text())["categories"]["grid"]["metrics"]
+    assert got == expected(fixed, masks, labels)
+
+
+def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "disc" in printed and "stripe" in printed and "mean" in printed
+    results = json.loads((tmp_path / "refmetrics-demo" / "results.json").read_text())
+    assert set(results["categories"]) == {"disc", "stripe"}
+    assert all(0.5 < v <= 1 for v in results["mean"].values() if not math.isnan(v))
+    assert len(list((tmp_path / "refmetrics-demo" / "figures").glob("*.png"))) == 8
+    assert quiet(cli.main, ["evaluate", "--demo", "--maps", "x"]) == 2
