@@ -20,7 +20,13 @@ class InputError(ValueError):
 
 
 def _squeezed(shape):
-    return tuple(d for d in shape if d != 1) or (1,)
+    """Drop size-1 axes at either end while more than two axes are left: (1,H,W), (H,W,1) -> (H,W)."""
+    shape = tuple(shape)
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
 
 def header(path):
@@ -75,13 +81,15 @@ def map_shape(path, shape):
     squeezed = _squeezed(shape)
     if len(squeezed) != 2:
         raise InputError(f"{path}: expected a single-channel 2-D anomaly map, received shape {tuple(shape)}")
+    if 0 in squeezed:
+        raise InputError(f"{path}: the anomaly map is empty (shape {tuple(shape)})")
     return squeezed
 
 
 def mask_shape(path, shape):
-    """The 2-D shape of a mask (a colour mask counts any channel)."""
+    """The 2-D shape of a mask (grey+alpha and colour masks: see :func:`read_mask`)."""
     squeezed = _squeezed(shape)
-    if len(squeezed) == 3 and squeezed[-1] in (3, 4):
+    if len(squeezed) == 3 and squeezed[-1] in (2, 3, 4):
         squeezed = squeezed[:2]
     if len(squeezed) != 2:
         raise InputError(f"{path}: expected a 2-D mask, received shape {tuple(shape)}")
@@ -89,7 +97,8 @@ def mask_shape(path, shape):
 
 
 def read_map(path):
-    """A map as a 2-D array of its own dtype (values exactly as stored), NaN rejected."""
+    """A map as a 2-D array of its own dtype (values exactly as stored); NaN, and integers
+    beyond +-2**53 (not exact in float64), rejected."""
     arr = _read(path)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{path}: expected real anomaly scores, received dtype {arr.dtype}")
@@ -98,17 +107,35 @@ def read_map(path):
         n_nan = int(np.count_nonzero(np.isnan(arr)))
         if n_nan:
             raise InputError(f"{path}: the anomaly map holds {n_nan:,} NaN value{'s' if n_nan != 1 else ''}")
+    elif arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < -(2 ** 53) or hi > 2 ** 53:
+            raise InputError(f"{path}: integer scores must lie within +-2**53 to be handled exactly, "
+                             f"received values from {lo} to {hi}")
     return arr
 
 
 def read_mask(path):
-    """A mask as a 2-D bool array: ``value > 0`` (any channel of a colour mask)."""
-    arr = _read(path)
+    """A mask as a 2-D bool array: ``value > 0``; a colour mask is defective where any colour
+    channel is, a grey+alpha mask where its grey channel is (alpha is ignored), a palette PNG
+    where its colour is."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB") if im.mode == "P" else im)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is reported with the file's name
+            raise InputError(f"{path}: could not read the file ({type(exc).__name__}: {exc})") from exc
+    else:
+        arr = _read(path)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{path}: expected a mask of numbers, received dtype {arr.dtype}")
-    squeezed = _squeezed(arr.shape)
-    arr = arr.reshape(squeezed)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3].any(axis=-1) if arr.dtype != np.bool_ else arr.any(axis=-1)
+    arr = arr.reshape(_squeezed(arr.shape))
+    if arr.ndim == 3 and arr.shape[-1] == 2:
+        arr = arr[..., 0]
+    elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = (arr[..., :3] > 0).any(axis=-1)
     arr = arr.reshape(mask_shape(path, arr.shape))
     return arr > 0

@@ -96,28 +96,26 @@ def cmd_conformance(args):
 def cmd_evaluate(args):
     from . import evaluate as E
 
-    settings = {}
+    data_given = args.maps or args.gt or args.manifest
+    other_options = args.out or args.categories or args.resize or args.no_figures or args.fpr_limit != 0.3
     try:
-        if args.demo or not (args.maps or args.gt or args.manifest):
-            if args.maps or args.gt or args.manifest:
-                raise E.InputError("--demo: runs on the bundled demo dataset; leave out --maps, --gt and --manifest")
+        if args.demo or not (data_given or other_options):
+            if data_given:
+                raise E.InputError("--demo runs on the bundled demo dataset: leave out --maps, --gt and --manifest")
             root = resources.files("refmetrics").joinpath("data/demo")
             with resources.as_file(root) as demo:
+                names = sorted(p.name for p in (demo / "maps").iterdir())
+                if args.categories and set(args.categories) - set(names):
+                    raise E.InputError(f"--categories: the demo dataset has the categories {', '.join(names)}")
                 samples = E.discover_mvtec(demo / "maps", demo / "gt", args.categories)
-                out = args.out or "refmetrics-demo"
-                settings = {"dataset": "refmetrics demo (bundled)"}
+                out = args.out or Path("refmetrics-demo")
                 results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
-                                         quiet=args.quiet, settings=settings)
+                                         quiet=args.quiet, settings={"dataset": "refmetrics demo (bundled)"})
         else:
             if args.manifest:
                 if args.maps or args.gt:
                     raise E.InputError("--manifest: give either --manifest or --maps with --gt, not both")
-                samples = E.read_manifest(args.manifest)
-                if args.categories:
-                    samples = [s for s in samples if s.category in args.categories]
-                    if not samples:
-                        raise E.InputError(f"--categories: none of {', '.join(args.categories)} is in "
-                                           f"{args.manifest}")
+                samples = E.read_manifest(args.manifest, args.categories)
                 settings = {"manifest": str(args.manifest)}
             else:
                 if not (args.maps and args.gt):
@@ -125,7 +123,7 @@ def cmd_evaluate(args):
                                        "or --demo")
                 samples = E.discover_mvtec(args.maps, args.gt, args.categories)
                 settings = {"maps": str(args.maps), "gt": str(args.gt)}
-            out = args.out or "refmetrics-results"
+            out = args.out or Path("refmetrics-results")
             results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
                                      quiet=args.quiet, settings=settings)
     except E.InputError as exc:
@@ -184,12 +182,13 @@ def build_parser():
     ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps: the per-category table, JSON/Markdown/LaTeX, "
                                          "figures",
                         description="Evaluate saved anomaly maps exactly: image AUROC/AP/F1-max, pixel "
-                                    "AUROC/AP/F1-max and AUPRO per category and on average. Without arguments "
+                                    "AUROC/AP/F1-max and AUPRO per category and on average. Without any argument "
                                     "(or with --demo) it runs on a small bundled demo dataset.")
     ev.add_argument("--maps", type=Path, metavar="DIR", help="<DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png")
     ev.add_argument("--gt", type=Path, metavar="DIR", help="<DIR>/<category>/ground_truth/<defect>/<name>_mask.png")
     ev.add_argument("--manifest", type=Path, metavar="CSV",
-                    help="instead of --maps/--gt: a CSV with columns map, mask (or empty), optional score, category")
+                    help="instead of --maps/--gt: a CSV with the columns map, mask (a path, or empty for a good "
+                         "image) and optionally score, label (0/1), category")
     ev.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (default: all)")
     ev.add_argument("--out", type=Path, metavar="DIR",
                     help="where to write results.json/.md/.tex and figures/ (default: refmetrics-results, "

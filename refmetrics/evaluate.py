@@ -68,6 +68,7 @@ class Sample:
     shape: tuple = ()
     dtype: np.dtype = None
     mask_shape: tuple = ()
+    target: tuple = ()  # the map's size once read (resized to the mask's with --resize)
 
 
 @dataclass
@@ -106,7 +107,11 @@ def discover_mvtec(maps_dir, gt_dir, categories=None):
         for defect_dir in sorted(p for p in test.iterdir() if p.is_dir()):
             by_stem = {}
             for path in sorted(defect_dir.iterdir()):
-                if path.suffix.lower() not in IO.MAP_SUFFIXES:
+                suffix = path.suffix.lower()
+                if suffix in _OTHER_IMAGES:
+                    raise InputError(f"{path}: unsupported map file type {suffix!r}; save maps as "
+                                     f"{', '.join(IO.MAP_SUFFIXES)} (lossless, exact scores)")
+                if suffix not in IO.MAP_SUFFIXES:
                     continue
                 if path.stem in by_stem:
                     raise InputError(f"{path}: two maps for image {path.stem!r} ({by_stem[path.stem].name} too)")
@@ -122,49 +127,85 @@ def discover_mvtec(maps_dir, gt_dir, categories=None):
                 found += 1
         if not found:
             raise InputError(f"{test}: no anomaly maps ({', '.join(IO.MAP_SUFFIXES)}) in its defect directories")
+        # every ground-truth mask needs its map
+        truth = gt_dir / category / "ground_truth"
+        masks = {s.mask for s in samples if s.category == category and s.mask is not None}
+        if truth.is_dir():
+            for mask in sorted(truth.glob("*/*_mask.png")):
+                if mask not in masks:
+                    stem = mask.name[:-len("_mask.png")]
+                    raise InputError(f"{mask}: missing map, expected {test / mask.parent.name / stem}"
+                                     f"{{{','.join(IO.MAP_SUFFIXES)}}}")
     return samples
 
 
-def read_manifest(path):
-    """Samples of a CSV manifest (see the module docstring)."""
+_OTHER_IMAGES = {".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".exr", ".hdr", ".pfm"}
+_MANIFEST_COLUMNS = ("map", "mask", "score", "label", "category")
+
+
+def read_manifest(path, categories=None):
+    """Samples of a CSV manifest (see the module docstring); only ``categories`` when given."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise InputError(f"{path}: could not read the manifest ({exc})") from exc
-    if not rows or "map" not in rows[0] or "mask" not in rows[0]:
-        raise InputError(f"{path}: expected a CSV with a header naming the columns map, mask "
-                         "(and optionally score, category)")
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: Excel's "CSV UTF-8" BOM
+            reader = csv.reader(fh)
+            header = [h.strip().lower() for h in next(reader, [])]
+            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: could not read the manifest ({type(exc).__name__}: {exc}); "
+                         "expected a UTF-8 CSV file") from exc
+    unknown = [h for h in header if h not in _MANIFEST_COLUMNS]
+    if "map" not in header or "mask" not in header or unknown or len(set(header)) != len(header):
+        raise InputError(f"{path}: expected a CSV whose header names the columns map, mask and optionally "
+                         f"score, label, category (each once), received {', '.join(header) or 'no header'}")
     base = path.parent
-    samples = []
-    for line, row in enumerate(rows, start=2):
+    samples, seen = [], {}
+    for line, cells in rows:
         where = f"{path}, line {line}"
-        if not row.get("map"):
-            raise InputError(f"{where}: empty map path")
-        map_path = base / row["map"].strip()
-        mask_text = (row.get("mask") or "").strip()
-        mask = None if mask_text.lower() in ("", "none") else base / mask_text
-        score = None
-        if (row.get("score") or "").strip():
+        if len(cells) != len(header):
+            raise InputError(f"{where}: expected {len(header)} fields ({', '.join(header)}), received {len(cells)}")
+        row = {h: c.strip() for h, c in zip(header, cells)}
+        category = row.get("category") or "all"
+        if categories and category not in categories:
+            continue
+        if not row["map"]:
+            raise InputError(f"{where}: the map path is empty")
+        map_path = base / row["map"]
+        mask = None if row["mask"].lower() in ("", "none") else base / row["mask"]
+        score = label = None
+        if row.get("score"):
             try:
                 score = float(row["score"])
             except ValueError as exc:
                 raise InputError(f"{where}: score {row['score']!r} is not a number") from exc
             if math.isnan(score):
                 raise InputError(f"{where}: score is NaN")
+        if row.get("label"):
+            if row["label"] not in ("0", "1"):
+                raise InputError(f"{where}: label must be 0 (good) or 1 (defective), received {row['label']!r}")
+            label = row["label"] == "1"
         if not map_path.is_file():
             raise InputError(f"{where}: missing map {map_path}")
         if mask is not None and not mask.is_file():
             raise InputError(f"{where}: missing mask {mask}")
-        # defective: decided from the mask's pixels once read
-        samples.append(Sample((row.get("category") or "all").strip() or "all", map_path, mask,
-                              defective=None, score=score))
+        if map_path.resolve() in seen:
+            raise InputError(f"{where}: map {map_path} is listed twice (also on line {seen[map_path.resolve()]})")
+        seen[map_path.resolve()] = line
+        # without a label column: defective when the mask has a defect pixel (decided once read)
+        samples.append(Sample(category, map_path, mask, defective=label, score=score))
+    if not samples:
+        raise InputError(f"{path}: no rows" + (f" of the categories {', '.join(categories)}" if categories else ""))
     return samples
 
 
 def check_headers(samples, resize):
-    """Read every header; maps and masks must have one 2-D size (or ``resize`` is given)."""
+    """Read every header and set each sample's target size.
+
+    Without ``resize`` a map must have its mask's size. With it, a map is resized
+    to its mask's size, and a good image's map to the size of its category's
+    masks (so every pixel of a category has the same weight); maps keep their
+    size when their category has no mask.
+    """
     for s in samples:
         shape, s.dtype = IO.header(s.map)
         s.shape = IO.map_shape(s.map, shape)
@@ -177,6 +218,19 @@ def check_headers(samples, resize):
                 raise InputError(f"{s.map}: map of size {s.shape[0]}x{s.shape[1]} but its mask {s.mask} is "
                                  f"{s.mask_shape[0]}x{s.mask_shape[1]}; pass --resize nearest|bilinear to "
                                  "resize maps to their masks")
+        s.target = s.mask_shape if s.mask is not None else s.shape
+    if resize is None:
+        return
+    for category in dict.fromkeys(s.category for s in samples):
+        group = [s for s in samples if s.category == category]
+        sizes = sorted({s.mask_shape for s in group if s.mask is not None})
+        if len(sizes) > 1 and any(s.mask is None and s.shape not in sizes for s in group):
+            shown = ", ".join(f"{h}x{w}" for h, w in sizes)
+            raise InputError(f"--resize: the masks of category {category!r} have several sizes ({shown}), so "
+                             "its good images (no mask) have no size to be resized to")
+        for s in group:
+            if s.mask is None and len(sizes) == 1:
+                s.target = sizes[0]
 
 
 # ---------------------------------------------------------------------------
@@ -196,13 +250,11 @@ class CategoryState:
     """
 
     def __init__(self, samples, resize):
-        wide = any(s.dtype in _WIDE for s in samples) or any(
-            s.mask is not None and s.mask_shape != s.shape for s in samples)
+        wide = any(s.dtype.newbyteorder("=") in _WIDE or s.target != s.shape for s in samples)
         self.float = np.dtype(np.float64 if wide else np.float32)
         self.kd = R._KEY_OF[self.float]
         self.consts = R._CONSTS[self.kd]
-        total = sum((s.mask_shape if s.mask is not None and resize else s.shape)[0]
-                    * (s.mask_shape if s.mask is not None and resize else s.shape)[1] for s in samples)
+        total = sum(s.target[0] * s.target[1] for s in samples)
         V.check_size_limit(total)
         self.bg = np.empty(total, self.kd)
         self.rkeys = np.empty(total, self.kd)
@@ -213,17 +265,16 @@ class CategoryState:
 
     def add(self, sample, connectivity):
         values = IO.read_map(sample.map)
+        # the image score is the maximum of the map as stored (before any resizing)
+        score = sample.score if sample.score is not None else float(values.max())
         mask = IO.read_mask(sample.mask) if sample.mask is not None else None
-        if mask is not None and mask.shape != values.shape:
+        if values.shape != sample.target:
             from skimage.transform import resize
 
-            values = resize(values.astype(np.float64), mask.shape, order=RESIZE[self.resize],
+            values = resize(values.astype(np.float64), sample.target, order=RESIZE[self.resize],
                             preserve_range=True, anti_aliasing=False)
-        if values.dtype.kind in "iu" and values.dtype.itemsize == 8:
-            V.check_integer_scores_exact(str(sample.map), values)
         flat = np.ascontiguousarray(values, dtype=self.float).reshape(-1)
         defective = sample.defective if sample.defective is not None else bool(mask is not None and mask.any())
-        score = sample.score if sample.score is not None else float(flat.max())
         bits = flat.view(self.kd)
         if mask is None or not mask.any():
             self.n_bg, n_nan = KG.partition_background(bits, self.consts, self.kd.type(0), self.bg, self.n_bg)
@@ -329,23 +380,29 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, progress):
         state.add(sample, connectivity)
         progress(category, i + 1, len(samples))
     notes = []
-    progress.step(category, f"computing ({state.n_bg + state.n_reg:,} pixels)")
+    steps = ["sorting", "image metrics", "pixel AUROC, AP, F1-max", "AUPRO", "curves for the figures"]
+    step = iter(range(len(steps)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        progress.step(category, next(step), steps, f"{state.n_bg + state.n_reg:,} pixels")
         bg, rkeys, rsizes = state.sorted()
+        progress.step(category, next(step), steps)
         scores = np.array(state.image_scores)
         labels = np.array(state.image_labels, np.uint8)
         values = {"image AUROC": F.auroc(scores, labels), "image AP": F.average_precision(scores, labels),
-                  "image F1-max": F.f1_max(scores, labels)}
+                  "image F1-max": F.f1_max(scores, labels) if labels.any() else _undefined_f1("image", notes)}
+        progress.step(category, next(step), steps)
         pixels = R.ExactScores()
         pixels.add(R._Part(rkeys, bg, None, is_sorted=True))
         values["pixel AUROC"] = FR.auroc_from_state(pixels)
         values["pixel AP"] = FR.average_precision_from_state(pixels)
-        best = FR.f1_from_state(pixels)
-        values["pixel F1-max"] = float("nan") if best is None else best[1]
+        best = FR.f1_from_state(pixels) if rkeys.size else None
+        values["pixel F1-max"] = best[1] if best is not None else _undefined_f1("pixel", notes)
+        progress.step(category, next(step), steps)
         regions = G.RegionScores()
         regions.add(G._Part(bg, rkeys, rsizes, state.n_regions, is_sorted=True))
         values["AUPRO"] = FG.aupro_from_state(regions, fpr_limit, None)
+        progress.step(category, next(step), steps)
         precision, recall, _ = F.precision_recall_curve(scores, labels)
         curves = {"image roc": F.roc_curve(scores, labels)[:2], "image pr": (recall[::-1], precision[::-1])}
         pixel = _pixel_curves(rkeys, bg) if rkeys.size and bg.size else None
@@ -353,6 +410,7 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, progress):
             curves["pixel roc"], curves["pixel pr"] = pixel["roc"], pixel["pr"]
         if state.n_regions and bg.size:
             curves["pro"] = _pro_curve(bg, rkeys, rsizes, state.n_regions, fpr_limit)
+        progress.step(category, len(steps), steps)
     for w in caught:
         if issubclass(w.category, V.UndefinedMetricWarning) and str(w.message) not in notes:
             notes.append(str(w.message))
@@ -360,6 +418,14 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, progress):
               "pixels": int(bg.size + rkeys.size), "defect pixels": int(rkeys.size), "regions": state.n_regions}
     curves["scores"] = (scores[labels == 0], scores[labels == 1])
     return Result(category, values, counts, curves, notes)
+
+
+def _undefined_f1(level, notes):
+    """F1-max without a defective image (pixel): undefined here, NaN in the table (the functional
+    ``f1_max`` returns 0.0, torchmetrics' convention, which would drag a mean down silently)."""
+    what = "defective image" if level == "image" else "defect pixel"
+    notes.append(f"{level} F1-max is undefined with no {what}; reported as nan")
+    return float("nan")
 
 
 def mean_row(results):
@@ -414,13 +480,14 @@ def latex_table(results, fpr_limit):
     return "\n".join(lines) + "\n"
 
 
-def to_json(results, settings):
+def to_json(results, settings, files=()):
     def num(v):
         return None if isinstance(v, float) and math.isnan(v) else v
 
     return json.dumps({
         "refmetrics": __version__,
         "settings": settings,
+        "files": list(files),
         "categories": {r.category: {"metrics": {m: num(r.values[m]) for m in METRICS}, "counts": r.counts,
                                     "notes": r.notes} for r in results},
         "mean": {m: num(v) for m, v in mean_row(results).items()},
@@ -430,10 +497,15 @@ def to_json(results, settings):
 def write_figures(results, fpr_limit, directory):
     from . import plotting as P
 
-    written = []
+    written, slugs = [], set()
     for r in results:
         c = r.curves
-        slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in r.category)
+        slug = base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in r.category) or "category"
+        k = 1
+        while slug.lower() in slugs:  # "a b" and "a_b" (or "A" and "a" on a case-insensitive disk)
+            k += 1
+            slug = f"{base}-{k}"
+        slugs.add(slug.lower())
         figs = {
             "roc": P.curves_figure(
                 [(f"image (AUROC {r.values['image AUROC']:.4f})", *c["image roc"]),
@@ -463,37 +535,83 @@ def write_figures(results, fpr_limit, directory):
 # ---------------------------------------------------------------------------
 
 class _Progress:
-    """A progress bar on stderr while maps are read, then a line per computing step."""
+    """Progress on stderr: a bar while the maps are read, then one while the metrics are computed."""
 
     def __init__(self, enabled):
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.last = 0.0
 
+    def _bar(self, category, done, total, text, final):
+        bar = "#" * int(30 * done / total)
+        line = f"  {category}: [{bar:<30}] {text}"
+        if self.tty:
+            print("\r" + line.ljust(100), end="\n" if final else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     def __call__(self, category, done, total):
+        """``done`` of ``total`` maps read."""
         if not self.enabled:
             return
         now = time.monotonic()
         if done != total and now - self.last < (0.1 if self.tty else 5.0):
             return
         self.last = now
-        bar = "#" * int(30 * done / total)
-        line = f"  {category}: [{bar:<30}] {done}/{total} maps read"
-        print(("\r" + line) if self.tty else line, end="\n" if (done == total or not self.tty) else "",
-              file=sys.stderr, flush=True)
+        self._bar(category, done, total, f"{done}/{total} maps read", final=done == total)
 
-    def step(self, category, text):
-        if self.enabled:
-            print(f"  {category}: {text}", file=sys.stderr, flush=True)
+    def step(self, category, index, steps, detail=""):
+        """Computing step ``index`` of ``steps`` begins (``index == len(steps)``: done)."""
+        if not self.enabled:
+            return
+        if index == len(steps):
+            self._bar(category, index, len(steps), "computed", final=True)
+        else:
+            text = f"computing: {steps[index]}" + (f" ({detail})" if detail else "")
+            self._bar(category, index, len(steps), text, final=False)
+
+
+def check_out(out, figures):
+    """``--out`` must be (or become) a writable directory; checked before anything is computed."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} exists and is not a directory")
+    if figures and (out / "figures").exists() and not (out / "figures").is_dir():
+        raise InputError(f"--out: {out / 'figures'} exists and is not a directory")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"--out: {out} cannot be created: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out: {existing} is not writable")
+
+
+def _previous_files(out):
+    """Files the previous ``refmetrics evaluate`` wrote into ``out`` (listed in its results.json)."""
+    try:
+        previous = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        files = previous.get("files", []) if previous.get("refmetrics") else []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
 
 
 def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, quiet=False, settings=None):
-    """Evaluate samples, write the outputs into ``out``; returns the results."""
+    """Evaluate samples and write the outputs into ``out``: ``(results, files written)``.
+
+    Everything is computed and rendered into a temporary directory beside
+    ``out`` first; the files are moved into ``out`` only then, after checking
+    that none of their destinations is a directory. The files of a previous run
+    into the same ``out`` that this run does not rewrite (figures of other
+    categories, say) are removed, so ``out`` always describes one run.
+    """
     if figures:
         import importlib.util
 
         if importlib.util.find_spec("matplotlib") is None:
             raise InputError("figures need matplotlib: pip install 'refmetrics[plot]', or pass --no-figures")
+    check_out(out, figures)
     check_headers(samples, resize)
     by_category = {}
     for s in samples:
@@ -506,18 +624,25 @@ def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, 
     staging = Path(tempfile.mkdtemp(prefix=".refmetrics-", dir=out.parent))
     try:
         settings = dict(settings or {}, fpr_limit=fpr_limit, connectivity=connectivity, resize=resize)
-        (staging / "results.json").write_text(to_json(results, settings), encoding="utf-8")
         (staging / "results.md").write_text(markdown_table(results, fpr_limit), encoding="utf-8")
         (staging / "results.tex").write_text(latex_table(results, fpr_limit), encoding="utf-8")
         written = ["results.json", "results.md", "results.tex"]
         if figures:
             (staging / "figures").mkdir()
             written += [f"figures/{n}" for n in write_figures(results, fpr_limit, staging / "figures")]
+        (staging / "results.json").write_text(to_json(results, settings, written), encoding="utf-8")
+        clashes = [str(out / name) for name in written if (out / name).is_dir()]
+        if clashes:
+            raise InputError(f"--out: cannot write over the director{'ies' if len(clashes) > 1 else 'y'} "
+                             f"{', '.join(clashes)}")
+        stale = [name for name in _previous_files(out) if name not in written and (out / name).is_file()]
         out.mkdir(exist_ok=True)
         if figures:
             (out / "figures").mkdir(exist_ok=True)
         for name in written:
             os.replace(staging / name, out / name)
+        for name in stale:
+            (out / name).unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return results, written

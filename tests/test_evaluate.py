@@ -6,7 +6,6 @@ same arrays (bit for bit) and against the exact oracle (1e-12).
 
 import csv
 import json
-import math
 
 import numpy as np
 import pytest
@@ -120,7 +119,6 @@ def test_mvtec_tree_end_to_end(tree, capsys):
 
 def test_manifest_with_given_scores_and_fpr_limit(tree):
     root, truth = tree
-    maps, masks, labels = truth["bottle"]
     files = sorted((root / "maps" / "bottle" / "test").rglob("*.*"))
     rows, scores = [], []
     for i, path in enumerate(files):
@@ -138,16 +136,43 @@ def test_manifest_with_given_scores_and_fpr_limit(tree):
     assert run("--manifest", manifest, "--out", out, "--fpr-limit", 0.1, "--no-figures") == 0
     results = json.loads((out / "results.json").read_text())
     got = results["categories"]["all"]["metrics"]
-    # the manifest lists the files in sorted path order: crack, dot, good
-    order = {"crack": 0, "dot": 1, "good": 2}
-    index = sorted(range(len(files)), key=lambda i: (order[files[i].parent.name], files[i].name))
-    by_file = {str(files[i]): i for i in index}
     m = np.stack([np.load(f) if f.suffix == ".npy" else tifffile.imread(f) for f in files])
     k = np.stack([np.asarray(Image.open(r["mask"])) > 0 if r["mask"] else np.zeros((H, W), bool) for r in rows])
     y = np.array([int(bool(r["mask"])) for r in rows], np.uint8)
     assert got == expected(m, k, y, np.array(scores), fpr_limit=0.1)
-    assert sorted(by_file) == sorted(map(str, files)) and not (out / "figures").exists()
-    assert results["settings"]["fpr_limit"] == 0.1
+    assert got["image AUROC"] != expected(m, k, y, fpr_limit=0.1)["image AUROC"]  # the given scores were used
+    assert not (out / "figures").exists() and results["settings"]["fpr_limit"] == 0.1
+    assert results["files"] == ["results.json", "results.md", "results.tex"]
+
+
+def test_manifest_columns_and_errors(tree, capsys):
+    root, truth = tree
+    maps = sorted((root / "maps" / "grid" / "test").rglob("*.png"))
+    rel = [p.relative_to(root) for p in maps]
+    manifest = root / "m.csv"
+    lines = ["\ufeffMap, Mask, label, category"]  # Excel's BOM, spaces and capitals in the header
+    for p in rel:
+        mask = "" if p.parent.name == "good" else f"gt/grid/ground_truth/{p.parent.name}/{p.stem}_mask.png"
+        lines.append(f"{p}, {mask}, {int(p.parent.name != 'good')}, grid")
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = root / "out-m"
+    assert run("--manifest", manifest, "--out", out, "--no-figures") == 0
+    got = json.loads((out / "results.json").read_text())["categories"]["grid"]["metrics"]
+    assert got == expected(*truth["grid"])
+    bad = {"map,mask,colour\nx.npy,,red\n": "received map, mask, colour",
+           "map,mask\n ,m.png\n": "line 2: the map path is empty",
+           f"map,mask,label\n{rel[0]},,2\n": "label must be 0 (good) or 1 (defective)",
+           f"map,mask\n{rel[0]},\n{rel[0]},\n": "is listed twice (also on line 2)",
+           "map,mask\nnope.npy,\n": "line 2: missing map",
+           f"map,mask,score\n{rel[0]},,high\n": "score 'high' is not a number"}
+    for text, message in bad.items():
+        manifest.write_text(text, encoding="utf-8")
+        rc, err = _errors(capsys, "--manifest", manifest, "--out", root / "never")
+        assert rc == 2 and message in err and str(manifest) in err, (text, err)
+    manifest.write_bytes("map,mask\ncaf\xe9.npy,\n".encode("latin-1"))
+    rc, err = _errors(capsys, "--manifest", manifest, "--out", root / "never")
+    assert rc == 2 and "expected a UTF-8 CSV file" in err
+    assert not (root / "never").exists()
 
 
 def _errors(capsys, *args):
@@ -208,8 +233,117 @@ def test_resize_bilinear_matches_resizing_by_hand(tree):
                "--out", out, "--no-figures") == 0
     fixed = maps.astype(np.float64)
     fixed[-1] = resize(small.astype(np.float64), (H, W), order=1, preserve_range=True, anti_aliasing=False)
+    scores = fixed.reshape(len(fixed), -1).max(axis=1)
+    scores[-1] = small.max()  # the image score is the maximum of the map as stored, not as resized
     got = json.loads((out / "results.json").read_text())["categories"]["grid"]["metrics"]
-    assert got == expected(fixed, masks, labels)
+    assert got == expected(fixed, masks, labels, scores)
+
+
+def test_resize_brings_good_images_to_the_masks_size(tree):
+    root, truth = tree
+    maps, masks, labels = truth["bottle"]
+    test = root / "maps" / "bottle" / "test"
+    files = [test / "good" / "000.npy", test / "good" / "001.npy", test / "crack" / "000.tiff",
+             test / "crack" / "001.tiff", test / "dot" / "000.npy"]  # the order of truth["bottle"]
+    for f in files:  # every map stored at half the height: 4x9
+        if f.suffix == ".npy":
+            np.save(f, np.load(f)[::2])
+        else:
+            tifffile.imwrite(f, tifffile.imread(f)[::2])
+    out = root / "out-nearest"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--categories", "bottle", "--resize", "nearest",
+               "--out", out, "--no-figures") == 0
+    stored = np.stack([np.load(f) if f.suffix == ".npy" else tifffile.imread(f) for f in files])
+    resized = np.repeat(stored, 2, axis=1).astype(np.float64)  # nearest from 4 rows to 8: each row twice
+    got = json.loads((out / "results.json").read_text())["categories"]["bottle"]
+    assert got["counts"]["pixels"] == len(files) * H * W  # good images resized too: every pixel weighs the same
+    assert got["metrics"] == expected(resized, masks, labels, stored.reshape(len(files), -1).max(axis=1))
+
+
+def test_formats_dtypes_and_undefined_categories(tmp_path):
+    rng = np.random.default_rng(7)
+    root = tmp_path
+    values = {}
+    for defect, suffix, dtype in (("good", ".tif", ">f8"), ("hole", ".npy", "<i8"), ("rim", ".npy", ">f8")):
+        d = root / "maps" / "odd" / "test" / defect
+        d.mkdir(parents=True)
+        v = (rng.standard_normal((H, W)) * 1e-12 + 1).astype(dtype) if dtype.endswith("f8") else \
+            rng.integers(2 ** 52, 2 ** 53, (H, W)).astype(dtype)
+        v = v.astype(np.float64).astype(dtype) if defect == "hole" else v
+        if suffix == ".tif":
+            tifffile.imwrite(d / "000.tif", v.astype("<f8"))
+        else:
+            np.save(d / "000.npy", v)
+        values[defect] = v.astype(np.float64)
+        if defect != "good":
+            g = root / "gt" / "odd" / "ground_truth" / defect
+            g.mkdir(parents=True)
+            mask = np.zeros((H, W), np.uint8)
+            if defect == "hole":
+                mask[2:4, 2:5] = 255
+            Image.fromarray(np.dstack([mask] * 3)).save(g / "000_mask.png")  # an RGB mask; "rim" all zero
+    (root / "maps" / "only-good" / "test" / "good").mkdir(parents=True)
+    np.save(root / "maps" / "only-good" / "test" / "good" / "000.npy", np.ones((H, W), np.float32))
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures") == 0
+    results = json.loads((out / "results.json").read_text())
+    maps = np.stack([values["good"], values["hole"], values["rim"]])
+    masks = np.zeros(maps.shape, bool)
+    masks[1, 2:4, 2:5] = True
+    got = results["categories"]["odd"]["metrics"]
+    assert got == expected(maps, masks, np.array([0, 1, 1], np.uint8))  # float64 kept exact (1e-12 apart)
+    assert results["categories"]["odd"]["counts"]["defective images"] == 2  # "rim": defective by its folder
+    good_only = results["categories"]["only-good"]
+    assert all(v is None for v in good_only["metrics"].values())
+    assert any("F1-max is undefined" in n for n in good_only["notes"])
+    assert all(v is None for v in results["mean"].values())  # undefined anywhere -> undefined mean
+
+
+def test_missing_map_for_a_mask_and_output_clashes(tree, capsys):
+    root, _ = tree
+    gone = root / "maps" / "bottle" / "test" / "crack" / "001.tiff"
+    gone.unlink()
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", root / "o")
+    assert rc == 2 and "001_mask.png: missing map" in err and "crack/001" in err
+    tifffile.imwrite(gone, np.zeros((H, W), np.float32))
+    (root / "maps" / "bottle" / "test" / "crack" / "002.jpg").write_bytes(b"")
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", root / "o")
+    assert rc == 2 and "002.jpg: unsupported map file type '.jpg'" in err
+    (root / "maps" / "bottle" / "test" / "crack" / "002.jpg").unlink()
+    (root / "file").write_text("x")
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", root / "file")
+    assert rc == 2 and "exists and is not a directory" in err
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", root / "file" / "sub")
+    assert rc == 2 and "cannot be created" in err
+    out = root / "o"
+    (out / "figures" / "grid_roc.png").mkdir(parents=True)
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", out)
+    assert rc == 2 and "cannot write over the directory" in err and "grid_roc.png" in err
+    assert sorted(p.name for p in out.rglob("*")) == ["figures", "grid_roc.png"]  # nothing moved in
+    (out / "figures" / "grid_roc.png").rmdir()
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out) == 0
+    assert (out / "figures" / "grid_roc.png").is_file()
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--categories", "bottle") == 0
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == [f"bottle_{k}.png" for k in ("pr", "pro", "roc", "scores")]  # the grid ones removed
+
+
+def test_a_failure_while_writing_leaves_out_as_it_was(tree, monkeypatch, capsys):
+    from refmetrics import evaluate as E
+
+    root, _ = tree
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures") == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(E, "write_figures", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--fpr-limit", 0.2)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not list(root.glob(".refmetrics-*"))  # the staging directory is gone
 
 
 def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
@@ -219,6 +353,9 @@ def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
     assert "disc" in printed and "stripe" in printed and "mean" in printed
     results = json.loads((tmp_path / "refmetrics-demo" / "results.json").read_text())
     assert set(results["categories"]) == {"disc", "stripe"}
-    assert all(0.5 < v <= 1 for v in results["mean"].values() if not math.isnan(v))
+    assert all(v is not None and 0.5 < v <= 1 for v in results["mean"].values())
     assert len(list((tmp_path / "refmetrics-demo" / "figures").glob("*.png"))) == 8
     assert quiet(cli.main, ["evaluate", "--demo", "--maps", "x"]) == 2
+    # options without a dataset are a mistake, not a request for the demo
+    assert cli.main(["evaluate", "--quiet", "--out", "res", "--resize", "nearest"]) == 2
+    assert "--maps and --gt: give both" in capsys.readouterr().err and not (tmp_path / "res").exists()
