@@ -77,6 +77,7 @@ def device_array(obj, name):
     if _is_numba_device_array(obj):
         arr = obj
     elif hasattr(obj, "__cuda_array_interface__"):
+        _check_same_device(obj, name, cuda)
         try:
             arr = cuda.as_cuda_array(obj)
         except Exception as exc:  # noqa: BLE001 - re-raised with the argument name
@@ -86,10 +87,24 @@ def device_array(obj, name):
         arr = cuda.to_device(np.ascontiguousarray(host_array(obj, name)))
     V.check_numeric_dtype(name, arr)
     if arr.size and not arr.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array, received one with strides "
-                         f"{getattr(arr, 'strides', '?')}; make it contiguous first (tensor.contiguous(), "
-                         "cupy.ascontiguousarray)")
+        from .kernels.cuda import _driver as D
+
+        arr = D.contiguous(arr)  # a strided view (x[::2], a transpose): one copy on the device
     return arr
+
+
+def _check_same_device(obj, name, cuda):
+    """Device inputs must live on numba's current device, where the kernels run."""
+    device = getattr(obj, "device", None)
+    index = getattr(device, "index", None)  # torch
+    if index is None:
+        index = getattr(device, "id", None)  # CuPy
+    if isinstance(index, int):
+        current = cuda.get_current_device().id
+        if index != current:
+            raise V.BackendUnavailableError(
+                f"{name}: the array is on CUDA device {index} but refmetrics runs on numba's current device "
+                f"{current}; call numba.cuda.select_device({index}) first, or move the data")
 
 
 def to_host(obj, name):
@@ -113,9 +128,8 @@ def device_scores(arr, name):
         return D.to_float(flat, np.float32)[0]
     if dt in _EXACT_IN_FLOAT64 or dt.kind in "iu":
         out, n_inexact = D.to_float(flat, np.float64)
-        if n_inexact:
-            raise ValueError(f"{name}: integer scores must lie within +-2**53 to be handled exactly, "
-                             f"received {n_inexact:,} value{'s' if n_inexact != 1 else ''} beyond")
+        if n_inexact:  # the error path only: the values go to the host for the CPU's message
+            V.check_integer_scores_exact(name, flat.copy_to_host())
         return out
     raise TypeError(f"{name}: expected float16/32/64, integer or bool scores, received dtype {dt}")
 

@@ -324,3 +324,30 @@ def test_empty_metrics_and_connectivity_types():
         with pytest.raises(ValueError, match="connectivity"):
             rm.AUPRO(connectivity=bad)
     assert rm.PRO(connectivity=np.int64(1)).connectivity == 1
+
+
+def test_collapsed_groups_do_not_depend_on_the_buffer_size(monkeypatch):
+    """Background-only runs fold into one group also across the chunks the sweep writes (a run
+    that straddles a full buffer is not split): the groups, and so the AUPRO, are those the CUDA
+    backend forms in one piece, whatever the buffer size."""
+    from refmetrics.functional import _regions as G
+
+    rng = np.random.default_rng(20261125)
+    maps = np.round(rng.standard_normal((3, 9, 9)) * 8).astype(np.float32)
+    masks = np.zeros((3, 9, 9), bool)
+    masks[0, 2:5, 2:5] = masks[2, 6:, :3] = True
+    maps[masks] += 3
+    state = G.RegionScores()
+    state.add(G.partition_regions(G.intake_regions(maps, masks, 2, "cpu"), 2))
+    bg, rkeys, rsizes = state.sorted()
+
+    def groups():
+        chunks = [[a.copy() for a in c] for c in G.exact_region_groups(bg, rkeys, rsizes, collapse=True)]
+        return [np.concatenate([c[i] for c in chunks]).tolist() for i in range(3)]
+
+    reference = groups()
+    assert len(reference[0]) < bg.size  # background-only runs were folded
+    for chunk in (1, 2, 3, 7):
+        monkeypatch.setattr(G, "CHUNK", chunk)
+        assert groups() == reference, chunk
+    assert close(F.aupro(maps, masks, fpr_limit=1.0), naive.aupro(maps, masks, 1.0))

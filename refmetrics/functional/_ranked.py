@@ -118,10 +118,11 @@ def _sort_pair(pos, neg, hist):
 class _Part:
     """One batch of keys: positives, negatives, their digit histograms."""
 
-    __slots__ = ("pos", "neg", "hist", "sorted")
+    __slots__ = ("pos", "neg", "hist", "sorted", "shared")
 
     def __init__(self, pos, neg, hist, is_sorted=False):
         self.pos, self.neg, self.hist, self.sorted = pos, neg, hist, is_sorted
+        self.shared = False  # also held by another state (merged): never sorted in place
 
     def widened(self):
         pos, neg = widen_keys(self.pos), widen_keys(self.neg)
@@ -131,10 +132,11 @@ class _Part:
 class _DevicePart:
     """One batch of keys on the device: positives and negatives (numba device arrays)."""
 
-    __slots__ = ("pos", "neg", "sorted")
+    __slots__ = ("pos", "neg", "sorted", "shared")
 
     def __init__(self, pos, neg, is_sorted=False):
         self.pos, self.neg, self.sorted = pos, neg, is_sorted
+        self.shared = False  # the device sort always works on a copy (driver.concatenate)
 
     def widened(self):
         from ..kernels.cuda import _driver as D
@@ -183,6 +185,10 @@ class PartsState:
         self.parts.append(part)
 
     def merge(self, other):
+        """Add the other state's parts. Both states now hold them: they are marked shared,
+        so that neither sorts their arrays in place."""
+        for part in other.parts:
+            part.shared = True
         self.parts.extend(other.parts)
 
 
@@ -244,6 +250,8 @@ class ExactScores(PartsState):
             parts = [p if p.pos.dtype == np.uint64 else p.widened() for p in parts]
         if len(parts) == 1:
             pos, neg, hist = parts[0].pos, parts[0].neg, parts[0].hist
+            if parts[0].shared:
+                pos, neg = pos.copy(), neg.copy()
         else:
             pos = np.concatenate([p.pos for p in parts])
             neg = np.concatenate([p.neg for p in parts])

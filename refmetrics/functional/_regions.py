@@ -109,11 +109,12 @@ class _Part:
     """Sorted or unsorted keys of some samples; ``dropped`` background pixels
     below a cut (see :func:`partition_regions`) are counted but not kept."""
 
-    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "dropped", "sorted")
+    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "dropped", "sorted", "shared")
 
     def __init__(self, bg, rkeys, rsizes, n_regions, dropped=0, is_sorted=False):
         self.bg, self.rkeys, self.rsizes = bg, rkeys, rsizes
         self.n_regions, self.dropped, self.sorted = n_regions, dropped, is_sorted
+        self.shared = False  # also held by another state (merged): never sorted in place
 
     def widened(self):
         return _Part(R.widen_keys(self.bg), R.widen_keys(self.rkeys), self.rsizes, self.n_regions, self.dropped)
@@ -140,11 +141,12 @@ class _DevicePart:
     """Keys of some samples on the device (see :class:`_Part`); ``max_size`` bounds the
     region sizes (how many payload bits the sort by (key, size) reads)."""
 
-    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "dropped", "max_size", "sorted")
+    __slots__ = ("bg", "rkeys", "rsizes", "n_regions", "dropped", "max_size", "sorted", "shared")
 
     def __init__(self, bg, rkeys, rsizes, n_regions, max_size, dropped=0, is_sorted=False):
         self.bg, self.rkeys, self.rsizes = bg, rkeys, rsizes
         self.n_regions, self.max_size, self.dropped, self.sorted = n_regions, max_size, dropped, is_sorted
+        self.shared = False  # the device sort always works on a copy (driver.concatenate)
 
     def widened(self):
         from ..kernels.cuda import _driver as D
@@ -347,6 +349,8 @@ class RegionScores(R.PartsState):
         parts = self._merged()
         if len(parts) == 1:
             bg, rkeys, rsizes = parts[0].bg, parts[0].rkeys, parts[0].rsizes
+            if parts[0].shared:
+                bg, rkeys, rsizes = bg.copy(), rkeys.copy(), rsizes.copy()
         else:
             bg = np.concatenate([p.bg for p in parts])
             rkeys = np.concatenate([p.rkeys for p in parts])

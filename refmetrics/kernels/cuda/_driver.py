@@ -8,6 +8,9 @@ integer counts for curves and areas, one row of counts per sample for F1Score,
 the region overlaps for PRO). Scores and keys stay on the device.
 """
 
+import functools
+import warnings
+
 import numpy as np
 from numba import cuda
 
@@ -19,11 +22,11 @@ _CONSTS = {}
 
 
 def consts(key_dtype):
-    """``key_constants`` of a key dtype, on the device (cached)."""
-    key_dtype = np.dtype(key_dtype)
-    if key_dtype not in _CONSTS:
-        _CONSTS[key_dtype] = cuda.to_device(key_constants(key_dtype))
-    return _CONSTS[key_dtype]
+    """``key_constants`` of a key dtype, on the current device (cached per device)."""
+    key = (cuda.get_current_device().id, np.dtype(key_dtype))
+    if key not in _CONSTS:
+        _CONSTS[key] = cuda.to_device(key_constants(key[1]))
+    return _CONSTS[key]
 
 
 def grid(n):
@@ -42,10 +45,9 @@ def scalar(d_array, index):
 
 
 def concatenate(arrays, dtype):
-    """Device concatenation (device-to-device copies)."""
+    """Device concatenation into a new array (device-to-device copies), also of a single array:
+    the sorts work in their input, and parts may be held by several merged states."""
     arrays = [a for a in arrays if a.size]
-    if len(arrays) == 1:
-        return arrays[0]
     out = cuda.device_array(sum(a.size for a in arrays), dtype)
     start = 0
     for a in arrays:
@@ -96,7 +98,9 @@ def radix_sort(d_keys, d_payload=None, payload_bits=0):
 
     With a payload, the payload's low ``payload_bits`` are sorted first, so the
     result is ordered by ``(key, payload)``. A pass whose digit is the same for
-    every key is skipped (only the 256 digit totals cross to the host).
+    every key is skipped (only the 256 digit totals cross to the host). The
+    input arrays serve as scratch: pass arrays nobody else holds (``concatenate``
+    makes them).
     """
     n = d_keys.size
     if n < 2:
@@ -129,6 +133,18 @@ def radix_sort(d_keys, d_payload=None, payload_bits=0):
 # ---------------------------------------------------------------------------
 # keys
 # ---------------------------------------------------------------------------
+
+def contiguous(d_array):
+    """A C-contiguous flat device copy of a strided device array (up to 4 dimensions)."""
+    n = d_array.size
+    out = cuda.device_array(n, d_array.dtype)
+    gather = {1: K.gather1, 2: K.gather2, 3: K.gather3, 4: K.gather4}.get(d_array.ndim)
+    if gather is None:
+        raise ValueError(f"expected a contiguous device array or a strided one of at most 4 dimensions, "
+                         f"received a strided one of {d_array.ndim}")
+    gather[grid(n)](d_array, out)
+    return out.reshape(d_array.shape)
+
 
 def to_float(d_values, name_dtype):
     """A float32/float64 device array with the same values (a cast kernel where needed):
@@ -404,3 +420,24 @@ def region_overlaps(d_scores, d_ids, n_regions, threshold):
     nan = zeros(1, np.int64)
     KR.region_overlaps[grid(d_scores.size)](d_scores, d_ids, np.float64(threshold), above, nan)
     return above.copy_to_host(), int(nan.copy_to_host()[0])
+
+
+# ---------------------------------------------------------------------------
+# numba warns about "under-utilization" for every grid below 128 blocks; here
+# small grids are the normal case of small inputs, not a tuning problem.
+# ---------------------------------------------------------------------------
+
+def _quiet(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*under-utilization.*")
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+for _name in ("exclusive_scan", "compact", "radix_sort", "to_float", "encode_batch", "widen", "auroc_u2",
+              "f1_best", "groups", "count_at_least", "binned_histogram", "add_into", "min_max",
+              "confusion_counts", "log_values", "column_mean_std", "encode_pixels", "top_histogram", "select",
+              "region_groups", "region_overlaps", "contiguous"):
+    globals()[_name] = _quiet(globals()[_name])

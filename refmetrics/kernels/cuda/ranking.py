@@ -106,6 +106,41 @@ def cast(src, dst, lo, hi, counts):
 
 
 @cuda.jit
+def gather1(src, out):
+    """``out`` (flat, C order) = ``src``, a strided 1-D device array."""
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = src[i]
+
+
+@cuda.jit
+def gather2(src, out):
+    """As :func:`gather1` for 2-D."""
+    i = cuda.grid(1)
+    if i < out.size:
+        n1 = src.shape[1]
+        out[i] = src[i // n1, i % n1]
+
+
+@cuda.jit
+def gather3(src, out):
+    """As :func:`gather1` for 3-D."""
+    i = cuda.grid(1)
+    if i < out.size:
+        n1, n2 = src.shape[1], src.shape[2]
+        out[i] = src[i // (n1 * n2), (i // n2) % n1, i % n2]
+
+
+@cuda.jit
+def gather4(src, out):
+    """As :func:`gather1` for 4-D."""
+    i = cuda.grid(1)
+    if i < out.size:
+        n1, n2, n3 = src.shape[1], src.shape[2], src.shape[3]
+        out[i] = src[i // (n1 * n2 * n3), (i // (n2 * n3)) % n1, (i // n3) % n2, i % n3]
+
+
+@cuda.jit
 def exclusive_block_scan(values, out, block_sums):
     """Exclusive scan of ``values`` within each block (Hillis-Steele in shared memory);
     ``block_sums[b]`` gets the block's total. Needs ``blockDim.x <= 1024``."""
