@@ -100,7 +100,7 @@ def _check_same_device(obj, name, cuda):
     if index is None:
         index = getattr(device, "id", None)  # CuPy
     if isinstance(index, int):
-        current = cuda.get_current_device().id
+        current = getattr(cuda.get_current_device(), "id", 0)
         if index != current:
             raise V.BackendUnavailableError(
                 f"{name}: the array is on CUDA device {index} but refmetrics runs on numba's current device "

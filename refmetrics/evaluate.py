@@ -243,10 +243,11 @@ _WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uin
 class CategoryState:
     """The exact state of one category, filled one image at a time.
 
-    Buffers are allocated for the category's pixel count up front; the operating
-    system backs only the pages written, so the background keys take 4 (or 8)
-    bytes per background pixel and the defect pixels' keys and region sizes
-    4 (8) + 8 bytes per defect pixel.
+    The background keys go into one buffer sized for the category's pixel count
+    (4 bytes per float32 pixel, 8 for float64; the pages past the background
+    pixels are never touched); the defect pixels' keys and region sizes (4 or 8
+    + 8 bytes each, a few percent of the pixels) are kept per image and joined
+    once at the end.
     """
 
     def __init__(self, samples, resize):
@@ -257,8 +258,7 @@ class CategoryState:
         total = sum(s.target[0] * s.target[1] for s in samples)
         V.check_size_limit(total)
         self.bg = np.empty(total, self.kd)
-        self.rkeys = np.empty(total, self.kd)
-        self.rsizes = np.empty(total, np.uint64)
+        self.rkeys, self.rsizes = [], []
         self.n_bg = self.n_reg = self.n_regions = 0
         self.image_scores, self.image_labels = [], []
         self.resize = resize
@@ -282,9 +282,13 @@ class CategoryState:
             regions, n = L.label_sample(mask, connectivity)
             regions = regions.reshape(-1)
             sizes = np.bincount(regions, minlength=n + 1).astype(np.int64)
-            self.n_bg, self.n_reg, n_nan = KG.partition_regions(bits, regions, sizes, self.consts,
-                                                                self.kd.type(0), self.bg, self.n_bg, self.rkeys,
-                                                                self.rsizes, self.n_reg)
+            n_defect = int(flat.size - sizes[0])
+            rkeys, rsizes = np.empty(n_defect, self.kd), np.empty(n_defect, np.uint64)
+            self.n_bg, _, n_nan = KG.partition_regions(bits, regions, sizes, self.consts, self.kd.type(0),
+                                                       self.bg, self.n_bg, rkeys, rsizes, 0)
+            self.rkeys.append(rkeys)
+            self.rsizes.append(rsizes)
+            self.n_reg += n_defect
             self.n_regions += n
         if n_nan:  # float maps were checked when read; resized maps cannot hold NaN either
             raise InputError(f"{sample.map}: the anomaly map holds {n_nan:,} NaN values")
@@ -295,7 +299,9 @@ class CategoryState:
         """Sort in place (background keys) and by (key, size) (defect pixels, with a scratch copy)."""
         bg = self.bg[:self.n_bg]
         bg.sort()  # NumPy's in-place sort: no second copy of the background
-        rkeys, rsizes = self.rkeys[:self.n_reg], self.rsizes[:self.n_reg]
+        rkeys = np.concatenate(self.rkeys) if self.rkeys else np.empty(0, self.kd)
+        rsizes = np.concatenate(self.rsizes) if self.rsizes else np.empty(0, np.uint64)
+        self.rkeys, self.rsizes = [], []
         tk, tp = np.empty_like(rkeys), np.empty_like(rsizes)
         if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], G._SIZE_SHIFTS):
             rkeys[...], rsizes[...] = tk, tp

@@ -23,7 +23,7 @@ _CONSTS = {}
 
 def consts(key_dtype):
     """``key_constants`` of a key dtype, on the current device (cached per device)."""
-    key = (cuda.get_current_device().id, np.dtype(key_dtype))
+    key = (getattr(cuda.get_current_device(), "id", 0), np.dtype(key_dtype))  # the simulator's device: no id
     if key not in _CONSTS:
         _CONSTS[key] = cuda.to_device(key_constants(key[1]))
     return _CONSTS[key]
