@@ -10,7 +10,8 @@ accumulators turn into curves and areas. Every result derived from these
 integers is therefore bit-identical to the CPU's.
 
 Kernels never validate and never raise: they count NaNs and bad labels for the
-driver to report. They compile lazily (no eager signatures), and the launchers
+driver to report. They compile lazily (no eager signatures; ``cache=True`` keeps
+the compiled code on disk for the next process), and the launchers
 read ``THREADS`` (threads per block) and ``ITEMS`` (keys per thread in a radix
 tile) from this module at call time, so tests under ``NUMBA_ENABLE_CUDASIM=1``
 patch them small and run the multi-block, multi-tile, multi-pass paths.
@@ -38,7 +39,7 @@ def _key(b, sign, ones):
     return b | sign
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def encode_keys(bits, target, has_ignore, ignore, consts, keys, labels, counts):
     """Keys of float bits and label codes.
 
@@ -72,7 +73,7 @@ def encode_keys(bits, target, has_ignore, ignore, consts, keys, labels, counts):
         cuda.atomic.add(counts, 3, 1)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def encode_plain(bits, consts, keys):
     """Keys of float bits known to hold no NaN (re-keying after a widening)."""
     i = cuda.grid(1)
@@ -80,7 +81,7 @@ def encode_plain(bits, consts, keys):
         keys[i] = _key(bits[i], consts[0], consts[3])
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def decode_bits(keys, consts, bits):
     """Float bits of keys (the inverse of the key map)."""
     i = cuda.grid(1)
@@ -92,7 +93,7 @@ def decode_bits(keys, consts, bits):
             bits[i] = k ^ consts[3]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def cast(src, dst, lo, hi, counts):
     """``dst[i] = src[i]`` converted to ``dst``'s float type; ``counts[0]`` counts the
     values outside ``[lo, hi]`` (int64 scores must stay within 2**53 to be exact;
@@ -105,7 +106,7 @@ def cast(src, dst, lo, hi, counts):
         dst[i] = v
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gather1(src, out):
     """``out`` (flat, C order) = ``src``, a strided 1-D device array."""
     i = cuda.grid(1)
@@ -113,7 +114,7 @@ def gather1(src, out):
         out[i] = src[i]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gather2(src, out):
     """As :func:`gather1` for 2-D."""
     i = cuda.grid(1)
@@ -122,7 +123,7 @@ def gather2(src, out):
         out[i] = src[i // n1, i % n1]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gather3(src, out):
     """As :func:`gather1` for 3-D."""
     i = cuda.grid(1)
@@ -131,7 +132,7 @@ def gather3(src, out):
         out[i] = src[i // (n1 * n2), (i // n2) % n1, i % n2]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def gather4(src, out):
     """As :func:`gather1` for 4-D."""
     i = cuda.grid(1)
@@ -140,7 +141,7 @@ def gather4(src, out):
         out[i] = src[i // (n1 * n2 * n3), (i // (n2 * n3)) % n1, (i // n3) % n2, i % n3]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def exclusive_block_scan(values, out, block_sums):
     """Exclusive scan of ``values`` within each block (Hillis-Steele in shared memory);
     ``block_sums[b]`` gets the block's total. Needs ``blockDim.x <= 1024``."""
@@ -165,7 +166,7 @@ def exclusive_block_scan(values, out, block_sums):
         block_sums[cuda.blockIdx.x] = buf[t]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def add_block_offsets(out, offsets):
     """``out[i] += offsets[block of i]``: completes a two-level scan."""
     i = cuda.grid(1)
@@ -173,7 +174,7 @@ def add_block_offsets(out, offsets):
         out[i] += offsets[cuda.blockIdx.x]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def label_flags(labels, value, flags):
     """``flags[i] = labels[i] == value``."""
     i = cuda.grid(1)
@@ -181,7 +182,7 @@ def label_flags(labels, value, flags):
         flags[i] = 1 if labels[i] == value else 0
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def compact(src_k, src_p, has_payload, flags, ranks, dst_k, dst_p):
     """Stream compaction: ``dst[ranks[i]] = src[i]`` where ``flags[i]`` (order kept)."""
     i = cuda.grid(1)
@@ -202,7 +203,7 @@ def _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask):
     return np.int64((src_k[i] >> kshift) & kmask)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items, hist, totals):
     """``hist[digit * tiles + tile]`` = the keys of the tile with that digit (a tile is
     ``blockDim.x * items`` keys); ``totals[digit]`` sums them over tiles (atomics)."""
@@ -227,7 +228,7 @@ def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items
             cuda.atomic.add(totals, d, np.int64(c))
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def tile_scatter(src_k, src_p, dst_k, dst_p, has_payload, by_payload, kshift, kmask, pshift, pmask, items,
                  offsets):
     """Stable scatter of one radix pass. The tile is read in ``items`` rounds of
@@ -297,7 +298,7 @@ def _first_gt(arr, k):
     return lo
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def auroc_counts(pos, neg, out):
     """Twice Mann-Whitney's U: each negative ``k`` adds ``2 #(pos > k) + #(pos == k)``,
     both found by binary search in the sorted positives; summed with integer atomics."""
@@ -310,7 +311,7 @@ def auroc_counts(pos, neg, out):
     cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def count_at_least(keys, bounds, out):
     """``out[g] = #(keys >= bounds[g])`` in sorted ``keys``."""
     g = cuda.grid(1)
@@ -322,7 +323,7 @@ def count_at_least(keys, bounds, out):
 # groups: the distinct keys of two sorted arrays, decreasing, with counts
 # ---------------------------------------------------------------------------
 
-@cuda.jit
+@cuda.jit(cache=True)
 def run_end_flags(keys, other, use_other, flags):
     """``flags[i] = 1`` at the last key of each run of equal keys, unless ``use_other``
     and the key also occurs in the sorted ``other`` (so that it is counted once)."""
@@ -338,7 +339,7 @@ def run_end_flags(keys, other, use_other, flags):
     flags[i] = 1 if last else 0
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def merge_descending(a, b, out):
     """Merge two sorted arrays of distinct, disjoint keys into ``out``, decreasing."""
     i = cuda.grid(1)
@@ -354,7 +355,7 @@ def merge_descending(a, b, out):
     out[total - 1 - rank] = k
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def count_equal(group_keys, a, b, ca, cb):
     """``ca[g]``, ``cb[g]`` = the keys of sorted ``a``, ``b`` equal to ``group_keys[g]``."""
     g = cuda.grid(1)
@@ -373,7 +374,7 @@ def _f1_wins(tp, fp, k, btp, bfp, bk, n_pos):
     return lhs > rhs or (lhs == rhs and k < bk)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def f1_block_best(pos, neg, best_counts, best_keys):
     """Per block, the element whose score gives the largest F1 (``TP = #pos >= k``,
     ``FP = #neg >= k``), reduced in a fixed tree order: ``best_counts[b] = (tp, fp, found)``."""

@@ -17,7 +17,7 @@ from .ranking import _key
 BACKGROUND, REGION, NAN = 0, 1, 2
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def encode_pixels(bits, payload, consts, keys, codes, counts):
     """Keys of float bits; ``codes[i]`` = 0 (background: ``payload == 0``), 1 (region) or
     2 (NaN score, counted into ``counts[0]``)."""
@@ -34,7 +34,7 @@ def encode_pixels(bits, payload, consts, keys, codes, counts):
     codes[i] = REGION if payload[i] else BACKGROUND
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def top_histogram(keys, codes, use_codes, shift, hist):
     """``hist[key >> shift] += 1`` over background keys (all keys when not ``use_codes``)."""
     i = cuda.grid(1)
@@ -42,7 +42,7 @@ def top_histogram(keys, codes, use_codes, shift, hist):
         cuda.atomic.add(hist, np.int64(keys[i] >> shift), 1)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def select_flags(keys, codes, use_codes, code, cut, flags):
     """``flags[i] = 1`` where ``codes[i] == code`` (any code when not ``use_codes``) and
     ``keys[i] >= cut``."""
@@ -52,7 +52,7 @@ def select_flags(keys, codes, use_codes, code, cut, flags):
         flags[i] = 1 if keep else 0
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def collapse_starts(n_region, flags):
     """Groups that start an output group when runs of background-only groups are collapsed
     into one (as ``cpu.regions.next_region_groups`` with ``collapse``)."""
@@ -62,7 +62,7 @@ def collapse_starts(n_region, flags):
         flags[g] = 0 if merge else 1
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def segment_add(values, flags, ranks, out):
     """``out[j] +=`` the values of the groups of output group ``j`` (integer atomics)."""
     g = cuda.grid(1)
@@ -70,7 +70,7 @@ def segment_add(values, flags, ranks, out):
         cuda.atomic.add(out, ranks[g] + flags[g] - 1, values[g])
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def region_overlaps(scores, regions, threshold, above, nan):
     """``above[id] +=`` the pixels of region ``id`` with ``score > threshold``; NaNs into ``nan[0]``."""
     i = cuda.grid(1)

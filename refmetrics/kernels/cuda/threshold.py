@@ -4,7 +4,7 @@ import numpy as np
 from numba import cuda
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def confusion_counts(preds, target, has_ignore, ignore, cut, row_size, out, bad):
     """``out[row] += [tp, fp, fn]`` of ``pred >= cut`` (integer atomics).
 
