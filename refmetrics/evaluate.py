@@ -243,11 +243,10 @@ _WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uin
 class CategoryState:
     """The exact state of one category, filled one image at a time.
 
-    The background keys go into one buffer sized for the category's pixel count
-    (4 bytes per float32 pixel, 8 for float64; the pages past the background
-    pixels are never touched); the defect pixels' keys and region sizes (4 or 8
-    + 8 bytes each, a few percent of the pixels) are kept per image and joined
-    once at the end.
+    One key buffer holds every pixel of the category (4 bytes per float32 pixel,
+    8 for float64): background keys fill it from the front, defect pixels' keys
+    from the back. The defect pixels' region sizes (4 bytes each, a few percent
+    of the pixels) are kept per image and joined once at the end.
     """
 
     def __init__(self, samples, resize):
@@ -257,8 +256,8 @@ class CategoryState:
         self.consts = R._CONSTS[self.kd]
         total = sum(s.target[0] * s.target[1] for s in samples)
         V.check_size_limit(total)
-        self.bg = np.empty(total, self.kd)
-        self.rkeys, self.rsizes = [], []
+        self.keys = np.empty(total, self.kd)
+        self.rsizes = []
         self.n_bg = self.n_reg = self.n_regions = 0
         self.image_scores, self.image_labels = [], []
         self.resize = resize
@@ -277,16 +276,17 @@ class CategoryState:
         defective = sample.defective if sample.defective is not None else bool(mask is not None and mask.any())
         bits = flat.view(self.kd)
         if mask is None or not mask.any():
-            self.n_bg, n_nan = KG.partition_background(bits, self.consts, self.kd.type(0), self.bg, self.n_bg)
+            self.n_bg, n_nan = KG.partition_background(bits, self.consts, self.kd.type(0), self.keys, self.n_bg)
         else:
             regions, n = L.label_sample(mask, connectivity)
             regions = regions.reshape(-1)
             sizes = np.bincount(regions, minlength=n + 1).astype(np.int64)
             n_defect = int(flat.size - sizes[0])
-            rkeys, rsizes = np.empty(n_defect, self.kd), np.empty(n_defect, np.uint64)
+            end = self.keys.size - self.n_reg
+            rsizes = np.empty(n_defect, np.uint32)  # a region of one image: fewer than 2**32 pixels
             self.n_bg, _, n_nan = KG.partition_regions(bits, regions, sizes, self.consts, self.kd.type(0),
-                                                       self.bg, self.n_bg, rkeys, rsizes, 0)
-            self.rkeys.append(rkeys)
+                                                       self.keys, self.n_bg, self.keys[end - n_defect:end],
+                                                       rsizes, 0)
             self.rsizes.append(rsizes)
             self.n_reg += n_defect
             self.n_regions += n
@@ -297,13 +297,13 @@ class CategoryState:
 
     def sorted(self):
         """Sort in place (background keys) and by (key, size) (defect pixels, with a scratch copy)."""
-        bg = self.bg[:self.n_bg]
+        bg = self.keys[:self.n_bg]
         bg.sort()  # NumPy's in-place sort: no second copy of the background
-        rkeys = np.concatenate(self.rkeys) if self.rkeys else np.empty(0, self.kd)
-        rsizes = np.concatenate(self.rsizes) if self.rsizes else np.empty(0, np.uint64)
-        self.rkeys, self.rsizes = [], []
+        rkeys = self.keys[self.keys.size - self.n_reg:]  # the images' defect keys, last image first
+        rsizes = np.concatenate(self.rsizes[::-1]) if self.rsizes else np.empty(0, np.uint32)
+        self.rsizes = []
         tk, tp = np.empty_like(rkeys), np.empty_like(rsizes)
-        if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], G._SIZE_SHIFTS):
+        if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
             rkeys[...], rsizes[...] = tk, tp
         del tk, tp
         return bg, rkeys, rsizes
