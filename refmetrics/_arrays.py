@@ -107,6 +107,11 @@ def _check_same_device(obj, name, cuda):
                 f"{current}; call numba.cuda.select_device({index}) first, or move the data")
 
 
+def array_on(where, obj, name):
+    """``obj`` read for the backend that runs: :func:`device_array` or :func:`host_array`."""
+    return device_array(obj, name) if where == "cuda" else host_array(obj, name)
+
+
 def to_host(obj, name):
     """``obj`` as a host NumPy array: device arrays are copied to the host (masks, which
     are labelled on the host); anything else goes through :func:`host_array`."""

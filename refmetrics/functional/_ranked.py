@@ -54,12 +54,8 @@ def intake_pair(preds, target, ignore_index, backend):
     """Validate a (preds, target) pair into a :class:`Batch` on the backend that will run."""
     where = A.resolve_backend(backend, preds, target)
     V.check_ignore_index(ignore_index)
-    if where == "cuda":
-        p = A.device_array(preds, "preds")
-        t = A.device_array(target, "target")
-    else:
-        p = A.host_array(preds, "preds")
-        t = A.host_array(target, "target")
+    p = A.array_on(where, preds, "preds")
+    t = A.array_on(where, target, "target")
     V.check_pair(p, t)
     V.check_size_limit(p.size)
     if where == "cuda":

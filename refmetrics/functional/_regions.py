@@ -77,12 +77,8 @@ class RegionBatch:
 def intake_regions(preds, target, spatial_dims, backend):
     """Validate maps and masks into a :class:`RegionBatch` (scores on the backend that runs)."""
     where = A.resolve_backend(backend, preds, target)
-    if where == "cuda":
-        p = A.device_array(preds, "preds")
-        t = A.to_host(target, "target")  # masks cross to the host: regions are labelled there
-    else:
-        p = A.host_array(preds, "preds")
-        t = A.host_array(target, "target")
+    p = A.array_on(where, preds, "preds")
+    t = A.to_host(target, "target")  # on the CUDA backend masks cross to the host: regions are labelled there
     V.check_pair(p, t)
     V.check_size_limit(p.size)
     n_samples, spatial = L.sample_layout(t.shape, spatial_dims)

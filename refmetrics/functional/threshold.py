@@ -15,12 +15,8 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
     threshold = V.check_real("threshold", threshold)
     where = A.resolve_backend(backend, preds, target)
     V.check_ignore_index(ignore_index)
-    if where == "cuda":
-        p = A.device_array(preds, "preds")
-        t = A.device_array(target, "target")
-    else:
-        p = A.host_array(preds, "preds")
-        t = A.host_array(target, "target")
+    p = A.array_on(where, preds, "preds")
+    t = A.array_on(where, target, "target")
     V.check_pair(p, t)
     if multidim_average == "samplewise":
         if p.ndim < 2:
