@@ -93,13 +93,28 @@ def cmd_conformance(args):
     return 1 if args.strict and report.unexplained else 0
 
 
+def _width():
+    """The terminal's width (``COLUMNS`` when set), 100 when output is not a terminal; at least 60."""
+    import shutil
+
+    return max(60, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _print_wrapped(text, width, indent="  "):
+    import textwrap
+
+    print(textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
+                        break_on_hyphens=False))
+
+
 def cmd_evaluate(args):
     from . import evaluate as E
 
     data_given = args.maps or args.gt or args.manifest
-    other_options = args.out or args.categories or args.resize or args.no_figures or args.fpr_limit != 0.3
+    notes = []
+    out = args.out
     try:
-        if args.demo or not (data_given or other_options):
+        if args.demo or not data_given:  # no dataset: the bundled demo, whatever the other options
             if data_given:
                 raise E.InputError("--demo runs on the bundled demo dataset: leave out --maps, --gt and --manifest")
             root = resources.files("refmetrics").joinpath("data/demo")
@@ -115,7 +130,7 @@ def cmd_evaluate(args):
             if args.manifest:
                 if args.maps or args.gt:
                     raise E.InputError("--manifest: give either --manifest or --maps with --gt, not both")
-                samples = E.read_manifest(args.manifest, args.categories)
+                samples = E.read_manifest(args.manifest, args.categories, notes)
                 settings = {"manifest": str(args.manifest)}
             else:
                 if not (args.maps and args.gt):
@@ -125,19 +140,30 @@ def cmd_evaluate(args):
                 settings = {"maps": str(args.maps), "gt": str(args.gt)}
             out = args.out or Path("refmetrics-results")
             results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
-                                     quiet=args.quiet, settings=settings)
-    except E.InputError as exc:
+                                     quiet=args.quiet, settings=settings, notes=notes)
+    except (E.InputError, E.OutputError) as exc:
         print(f"refmetrics evaluate: {exc}", file=sys.stderr)
         return 2
-    print(E.text_table(results, args.fpr_limit))
+    except E.InterruptedAfterCommit:
+        print(f"refmetrics evaluate: interrupted; {out} holds this run's complete results", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        where = f"{out} was left as it was" if out is not None else "nothing was written"
+        print(f"refmetrics evaluate: interrupted; {where}", file=sys.stderr)
+        return 130
+    width = _width()
+    print(E.text_table(results, args.fpr_limit, width))
     if args.resize:
-        print(f"(maps resized to their masks' size, {args.resize} interpolation: scikit-image resize, "
-              f"order {E.RESIZE[args.resize]}, no anti-aliasing)")
+        _print_wrapped(f"(maps resized to their masks' size, {args.resize} interpolation: scikit-image resize, "
+                       f"order {E.RESIZE[args.resize]}, no anti-aliasing)", width)
+    for note in notes:
+        _print_wrapped(f"note: {note}", width)
     for r in results:
         for note in r.notes:
-            print(f"note [{r.category}]: {note}")
-    print(f"wrote {len(written)} files to {out}/: " + ", ".join(written[:3])
-          + (f" and {len(written) - 3} figures" if len(written) > 3 else ""))
+            _print_wrapped(f"note [{r.category}]: {note}", width)
+    n_figures = len(written) - 3
+    _print_wrapped(f"wrote {len(written)} files to {out}/: " + ", ".join(written[:3])
+                   + (f" and {n_figures} figures in figures/" if n_figures else ""), width)
     return 0
 
 
@@ -182,8 +208,9 @@ def build_parser():
     ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps: the per-category table, JSON/Markdown/LaTeX, "
                                          "figures",
                         description="Evaluate saved anomaly maps exactly: image AUROC/AP/F1-max, pixel "
-                                    "AUROC/AP/F1-max and AUPRO per category and on average. Without any argument "
-                                    "(or with --demo) it runs on a small bundled demo dataset.")
+                                    "AUROC/AP/F1-max and AUPRO per category and on average. Without a dataset "
+                                    "(--maps with --gt, or --manifest), or with --demo, it runs on a small "
+                                    "bundled demo dataset.")
     ev.add_argument("--maps", type=Path, metavar="DIR", help="<DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png")
     ev.add_argument("--gt", type=Path, metavar="DIR", help="<DIR>/<category>/ground_truth/<defect>/<name>_mask.png")
     ev.add_argument("--manifest", type=Path, metavar="CSV",
@@ -198,14 +225,28 @@ def build_parser():
                                                                "(default: such a mismatch is an error)")
     ev.add_argument("--no-figures", action="store_true", help="write the tables only")
     ev.add_argument("--demo", action="store_true", help="run on the bundled demo dataset")
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return status
+    except KeyboardInterrupt:
+        print(f"refmetrics {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`refmetrics example | head -3`): stop quietly; point stdout at /dev/null so that
+        # the interpreter's final flush does not complain either
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a process killed by the signal would report
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,11 +29,6 @@ failure leaves ``--out`` as it was.
 import csv
 import json
 import math
-import os
-import shutil
-import sys
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +38,7 @@ import numpy as np
 from . import __version__
 from . import _files as IO
 from . import _labels as L
+from ._outdir import InterruptedAfterCommit, OutputDir, OutputError  # noqa: F401 - re-exported for the command
 from . import _validation as V
 from . import functional as F
 from .functional import _ranked as R
@@ -69,6 +65,7 @@ class Sample:
     dtype: np.dtype = None
     mask_shape: tuple = ()
     target: tuple = ()  # the map's size once read (resized to the mask's with --resize)
+    empty_mask: bool = False  # a good image's mask (MVTec ground_truth/good/): must hold no defect pixel
 
 
 @dataclass
@@ -85,7 +82,11 @@ class Result:
 # ---------------------------------------------------------------------------
 
 def discover_mvtec(maps_dir, gt_dir, categories=None):
-    """Samples of an MVTec-layout tree, in a fixed order (category, defect, name)."""
+    """Samples of an MVTec-layout tree, in a fixed order (category, defect, name).
+
+    Masks under ``ground_truth/good/`` (all zero; several public datasets ship
+    them) are matched to the good images' maps and checked to be empty when read.
+    """
     maps_dir, gt_dir = Path(maps_dir), Path(gt_dir)
     for name, d in (("--maps", maps_dir), ("--gt", gt_dir)):
         if not d.is_dir():
@@ -103,7 +104,8 @@ def discover_mvtec(maps_dir, gt_dir, categories=None):
     samples = []
     for category in categories:
         test = maps_dir / category / "test"
-        found = 0
+        truth = gt_dir / category / "ground_truth"
+        found = []
         for defect_dir in sorted(p for p in test.iterdir() if p.is_dir()):
             by_stem = {}
             for path in sorted(defect_dir.iterdir()):
@@ -118,24 +120,27 @@ def discover_mvtec(maps_dir, gt_dir, categories=None):
                 by_stem[path.stem] = path
             defect = defect_dir.name
             for stem, path in by_stem.items():
-                mask = None
-                if defect != "good":
-                    mask = gt_dir / category / "ground_truth" / defect / f"{stem}_mask.png"
-                    if not mask.is_file():
-                        raise InputError(f"{path}: missing mask, expected {mask}")
-                samples.append(Sample(category, path, mask, defective=defect != "good"))
-                found += 1
+                mask = truth / defect / f"{stem}_mask.png"
+                if defect == "good":
+                    # an all-zero mask shipped for a good image is used (and checked); none is fine
+                    sample = Sample(category, path, mask if mask.is_file() else None, defective=False,
+                                    empty_mask=True)
+                elif not mask.is_file():
+                    raise InputError(f"{path}: missing mask, expected {mask}")
+                else:
+                    sample = Sample(category, path, mask, defective=True)
+                found.append(sample)
         if not found:
             raise InputError(f"{test}: no anomaly maps ({', '.join(IO.MAP_SUFFIXES)}) in its defect directories")
         # every ground-truth mask needs its map
-        truth = gt_dir / category / "ground_truth"
-        masks = {s.mask for s in samples if s.category == category and s.mask is not None}
+        masks = {s.mask for s in found if s.mask is not None}
         if truth.is_dir():
             for mask in sorted(truth.glob("*/*_mask.png")):
                 if mask not in masks:
                     stem = mask.name[:-len("_mask.png")]
                     raise InputError(f"{mask}: missing map, expected {test / mask.parent.name / stem}"
                                      f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+        samples += found
     return samples
 
 
@@ -143,8 +148,12 @@ _OTHER_IMAGES = {".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".exr", ".hdr", ".pfm
 _MANIFEST_COLUMNS = ("map", "mask", "score", "label", "category")
 
 
-def read_manifest(path, categories=None):
-    """Samples of a CSV manifest (see the module docstring); only ``categories`` when given."""
+def read_manifest(path, categories=None, notes=None):
+    """Samples of a CSV manifest (see the module docstring); only ``categories`` when given.
+
+    Columns other than map, mask, score, label and category are ignored; ``notes``
+    (a list), when given, receives a line naming them.
+    """
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: Excel's "CSV UTF-8" BOM
@@ -154,17 +163,21 @@ def read_manifest(path, categories=None):
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: could not read the manifest ({type(exc).__name__}: {exc}); "
                          "expected a UTF-8 CSV file") from exc
-    unknown = [h for h in header if h not in _MANIFEST_COLUMNS]
-    if "map" not in header or "mask" not in header or unknown or len(set(header)) != len(header):
+    known = [h for h in header if h in _MANIFEST_COLUMNS]
+    if "map" not in header or "mask" not in header or len(set(known)) != len(known):
         raise InputError(f"{path}: expected a CSV whose header names the columns map, mask and optionally "
                          f"score, label, category (each once), received {', '.join(header) or 'no header'}")
+    unknown = [h or "(unnamed)" for h in header if h not in _MANIFEST_COLUMNS]
+    if unknown and notes is not None:
+        notes.append(f"{path}: column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} ignored "
+                     f"(used: {', '.join(known)})")
     base = path.parent
     samples, seen = [], {}
     for line, cells in rows:
         where = f"{path}, line {line}"
         if len(cells) != len(header):
             raise InputError(f"{where}: expected {len(header)} fields ({', '.join(header)}), received {len(cells)}")
-        row = {h: c.strip() for h, c in zip(header, cells)}
+        row = {h: c.strip() for h, c in zip(header, cells) if h in _MANIFEST_COLUMNS}
         category = row.get("category") or "all"
         if categories and category not in categories:
             continue
@@ -198,13 +211,19 @@ def read_manifest(path, categories=None):
     return samples
 
 
+def _size(shape):
+    return f"{shape[0]}x{shape[1]}"
+
+
 def check_headers(samples, resize):
     """Read every header and set each sample's target size.
 
-    Without ``resize`` a map must have its mask's size. With it, a map is resized
-    to its mask's size, and a good image's map to the size of its category's
-    masks (so every pixel of a category has the same weight); maps keep their
-    size when their category has no mask.
+    Every map of a category must have its category's size, so that every pixel
+    weighs the same: a map with a mask must have its mask's size; a map without
+    one (a good image) the size of one of its category's masks; and in a category
+    without any mask, all maps must have one size. With ``resize``, a map is
+    resized to its mask's size and a good image's map to its category's mask size
+    (when the masks have one size).
     """
     for s in samples:
         shape, s.dtype = IO.header(s.map)
@@ -215,22 +234,38 @@ def check_headers(samples, resize):
             mshape, _ = IO.header(s.mask)
             s.mask_shape = IO.mask_shape(s.mask, mshape)
             if s.mask_shape != s.shape and resize is None:
-                raise InputError(f"{s.map}: map of size {s.shape[0]}x{s.shape[1]} but its mask {s.mask} is "
-                                 f"{s.mask_shape[0]}x{s.mask_shape[1]}; pass --resize nearest|bilinear to "
+                raise InputError(f"{s.map}: map of size {_size(s.shape)} but its mask {s.mask} is "
+                                 f"{_size(s.mask_shape)}; pass --resize nearest|bilinear to "
                                  "resize maps to their masks")
         s.target = s.mask_shape if s.mask is not None else s.shape
-    if resize is None:
-        return
     for category in dict.fromkeys(s.category for s in samples):
         group = [s for s in samples if s.category == category]
-        sizes = sorted({s.mask_shape for s in group if s.mask is not None})
-        if len(sizes) > 1 and any(s.mask is None and s.shape not in sizes for s in group):
-            shown = ", ".join(f"{h}x{w}" for h, w in sizes)
-            raise InputError(f"--resize: the masks of category {category!r} have several sizes ({shown}), so "
-                             "its good images (no mask) have no size to be resized to")
+        with_mask = {}
         for s in group:
-            if s.mask is None and len(sizes) == 1:
-                s.target = sizes[0]
+            if s.mask is not None:
+                with_mask.setdefault(s.mask_shape, s.mask)
+        sizes = sorted(with_mask)
+        if not sizes:  # no mask at all: the maps must agree with each other
+            first = group[0]
+            other = next((s for s in group if s.shape != first.shape), None)
+            if other is not None:
+                raise InputError(f"{other.map}: map of size {_size(other.shape)} but {first.map} (same category "
+                                 f"{category!r}, which has no mask) is {_size(first.shape)}; every map of a "
+                                 "category must have one size")
+            continue
+        for s in group:
+            if s.mask is not None or s.shape in sizes:
+                continue
+            shown = " or ".join(f"{_size(z)} (as {with_mask[z]})" for z in sizes)
+            if resize is None:
+                raise InputError(f"{s.map}: map of size {_size(s.shape)} but the masks of its category "
+                                 f"{category!r} are {shown}; pass --resize nearest|bilinear to resize maps to "
+                                 "their category's mask size")
+            if len(sizes) > 1:
+                raise InputError(f"{s.map}: map of size {_size(s.shape)} has no mask, and the masks of its "
+                                 f"category {category!r} have several sizes ({shown}): --resize cannot tell which "
+                                 "size it should have")
+            s.target = sizes[0]
 
 
 # ---------------------------------------------------------------------------
@@ -261,12 +296,20 @@ class CategoryState:
         self.n_bg = self.n_reg = self.n_regions = 0
         self.image_scores, self.image_labels = [], []
         self.resize = resize
+        self.contradicted = 0
 
     def add(self, sample, connectivity):
         values = IO.read_map(sample.map)
         # the image score is the maximum of the map as stored (before any resizing)
         score = sample.score if sample.score is not None else float(values.max())
         mask = IO.read_mask(sample.mask) if sample.mask is not None else None
+        n_defect_pixels = int(np.count_nonzero(mask)) if mask is not None else 0
+        if sample.empty_mask and n_defect_pixels:
+            raise InputError(f"{sample.mask}: the mask of a good image holds {n_defect_pixels:,} defect "
+                             f"pixel{'s' if n_defect_pixels != 1 else ''}; masks under ground_truth/good/ must be "
+                             "all zero")
+        if sample.defective is False and n_defect_pixels:
+            self.contradicted += 1  # labelled good, with defect pixels: they count as defect pixels
         if values.shape != sample.target:
             from skimage.transform import resize
 
@@ -378,60 +421,96 @@ def _pro_curve(bg, rkeys, rsizes, n_regions, fpr_limit):
     return np.concatenate([[0.0], thinned[0]]), np.concatenate([[0.0], thinned[1]])
 
 
-def evaluate_category(samples, fpr_limit, resize, connectivity, progress):
-    """Stream one category's samples into its state and compute every metric."""
-    category = samples[0].category
-    state = CategoryState(samples, resize)
-    for i, sample in enumerate(samples):
-        state.add(sample, connectivity)
-        progress(category, i + 1, len(samples))
-    notes = []
-    steps = ["sorting", "image metrics", "pixel AUROC, AP, F1-max", "AUPRO", "curves for the figures"]
-    step = iter(range(len(steps)))
+def _note(notes, text):
+    if text not in notes:
+        notes.append(text)
+
+
+def _measure(values, notes, name, func, *args):
+    """``values[name] = func(*args)``; an undefined-metric warning becomes a note that names the metric
+    (and so its level, image or pixel); other warnings pass through."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        progress.step(category, next(step), steps, f"{state.n_bg + state.n_reg:,} pixels")
+        values[name] = func(*args)
+    for w in caught:
+        if issubclass(w.category, V.UndefinedMetricWarning):
+            _note(notes, f"{name}: {str(w.message).replace('; returning nan', '')} (reported as nan)")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _pixel_f1(pixels):
+    best = FR.f1_from_state(pixels)
+    return best[1] if best is not None else float("nan")
+
+
+def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, quiet=True):
+    """Stream one category's samples into its state and compute every metric (and, with ``figures``,
+    the curves to draw)."""
+    from tqdm.auto import tqdm
+
+    category = samples[0].category
+    state = CategoryState(samples, resize)
+    for sample in tqdm(samples, desc=f"{category}: reading", unit="map", disable=quiet, leave=False):
+        state.add(sample, connectivity)
+    notes = []
+    steps = ["sorting", "image metrics", "pixel AUROC, AP, F1-max", "AUPRO"] + (["curves"] if figures else [])
+    with tqdm(total=len(steps), desc=f"{category}: computing", disable=quiet, leave=False,
+              bar_format="{desc} {n_fmt}/{total_fmt} [{elapsed}] {postfix}") as bar:
+        def step(name):
+            bar.set_postfix_str(name, refresh=False)
+            bar.update(0 if name == steps[0] else 1)
+
+        step(f"sorting {state.n_bg + state.n_reg:,} pixels")
         bg, rkeys, rsizes = state.sorted()
-        progress.step(category, next(step), steps)
+        step("image metrics")
         scores = np.array(state.image_scores)
         labels = np.array(state.image_labels, np.uint8)
-        values = {"image AUROC": F.auroc(scores, labels), "image AP": F.average_precision(scores, labels),
-                  "image F1-max": F.f1_max(scores, labels) if labels.any() else _undefined_f1("image", notes)}
-        progress.step(category, next(step), steps)
+        values = {}
+        _measure(values, notes, "image AUROC", F.auroc, scores, labels)
+        _measure(values, notes, "image AP", F.average_precision, scores, labels)
+        if labels.any():
+            _measure(values, notes, "image F1-max", F.f1_max, scores, labels)
+        else:
+            values["image F1-max"] = float("nan")
+            _note(notes, "image F1-max: F1-max is undefined with no defective image (reported as nan)")
+        step("pixel AUROC, AP, F1-max")
         pixels = R.ExactScores()
         pixels.add(R._Part(rkeys, bg, None, is_sorted=True))
-        values["pixel AUROC"] = FR.auroc_from_state(pixels)
-        values["pixel AP"] = FR.average_precision_from_state(pixels)
-        best = FR.f1_from_state(pixels) if rkeys.size else None
-        values["pixel F1-max"] = best[1] if best is not None else _undefined_f1("pixel", notes)
-        progress.step(category, next(step), steps)
+        _measure(values, notes, "pixel AUROC", FR.auroc_from_state, pixels)
+        _measure(values, notes, "pixel AP", FR.average_precision_from_state, pixels)
+        if rkeys.size:
+            _measure(values, notes, "pixel F1-max", _pixel_f1, pixels)
+        else:
+            values["pixel F1-max"] = float("nan")
+            _note(notes, "pixel F1-max: F1-max is undefined with no defect pixel (reported as nan)")
+        step("AUPRO")
         regions = G.RegionScores()
         regions.add(G._Part(bg, rkeys, rsizes, state.n_regions, is_sorted=True))
-        values["AUPRO"] = FG.aupro_from_state(regions, fpr_limit, None)
-        progress.step(category, next(step), steps)
-        precision, recall, _ = F.precision_recall_curve(scores, labels)
-        curves = {"image roc": F.roc_curve(scores, labels)[:2], "image pr": (recall[::-1], precision[::-1])}
-        pixel = _pixel_curves(rkeys, bg) if rkeys.size and bg.size else None
-        if pixel:
-            curves["pixel roc"], curves["pixel pr"] = pixel["roc"], pixel["pr"]
-        if state.n_regions and bg.size:
-            curves["pro"] = _pro_curve(bg, rkeys, rsizes, state.n_regions, fpr_limit)
-        progress.step(category, len(steps), steps)
-    for w in caught:
-        if issubclass(w.category, V.UndefinedMetricWarning) and str(w.message) not in notes:
-            notes.append(str(w.message))
+        _measure(values, notes, "AUPRO", FG.aupro_from_state, regions, fpr_limit, None)
+        curves = {}
+        if figures:  # the curves' own undefined warnings repeat the metrics' notes: dropped
+            step("curves")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", V.UndefinedMetricWarning)
+                precision, recall, _ = F.precision_recall_curve(scores, labels)
+                curves = {"image roc": F.roc_curve(scores, labels)[:2],
+                          "image pr": (recall[::-1], precision[::-1])}
+                pixel = _pixel_curves(rkeys, bg) if rkeys.size and bg.size else None
+                if pixel:
+                    curves["pixel roc"], curves["pixel pr"] = pixel["roc"], pixel["pr"]
+                if state.n_regions and bg.size:
+                    curves["pro"] = _pro_curve(bg, rkeys, rsizes, state.n_regions, fpr_limit)
+            curves["scores"] = (scores[labels == 0], scores[labels == 1])
+        bar.update(1)
+    if state.contradicted:
+        n = state.contradicted
+        _note(notes, f"{n} image{'s' if n > 1 else ''} labelled good (label 0) in the manifest "
+                     f"ha{'ve' if n > 1 else 's'} defect pixels in {'their masks' if n > 1 else 'its mask'}: "
+                     "the image counts as good, its defect pixels as defect pixels")
     counts = {"images": len(samples), "defective images": int(labels.sum()),
               "pixels": int(bg.size + rkeys.size), "defect pixels": int(rkeys.size), "regions": state.n_regions}
-    curves["scores"] = (scores[labels == 0], scores[labels == 1])
     return Result(category, values, counts, curves, notes)
-
-
-def _undefined_f1(level, notes):
-    """F1-max without a defective image (pixel): undefined here, NaN in the table (the functional
-    ``f1_max`` returns 0.0, torchmetrics' convention, which would drag a mean down silently)."""
-    what = "defective image" if level == "image" else "defect pixel"
-    notes.append(f"{level} F1-max is undefined with no {what}; reported as nan")
-    return float("nan")
 
 
 def mean_row(results):
@@ -446,23 +525,45 @@ def _header(fpr_limit):
     return [m if m != "AUPRO" else f"AUPRO@{fpr_limit:g}" for m in METRICS]
 
 
-def text_table(results, fpr_limit):
+def text_table(results, fpr_limit, width=100):
+    """The table for a terminal, at most ``width`` columns (a category name too long for that gets a line
+    of its own); metrics grouped under ``image`` and ``pixel``."""
     names = [r.category for r in results] + ["mean"]
     rows = [r.values for r in results] + [mean_row(results)]
-    heads = _header(fpr_limit)
-    width = max(len(n) for n in names + ["category"])
-    lines = ["  ".join([f"{'category':<{width}}"] + [f"{h:>13}" for h in heads])]
+    subs = ["AUROC", "AP", "F1-max", "AUROC", "AP", "F1-max", f"AUPRO@{fpr_limit:g}"]
+    widths = [max(len(h), 6) for h in subs]
+    cells_width = sum(w + 2 for w in widths)
+    name_width = max(8, min(max(len(n) for n in names), max(width, 60) - cells_width))
+
+    def group(title, ws):
+        span = sum(ws) + 2 * (len(ws) - 1)
+        return f" {title} ".center(span, "-")
+
+    lines = [" " * name_width + "  " + group("image", widths[:3]) + "  " + group("pixel", widths[3:]),
+             f"{'category':<{name_width}}" + "".join(f"  {h:>{w}}" for h, w in zip(subs, widths))]
     for name, row in zip(names, rows):
-        if name == "mean":
-            lines.append("-" * len(lines[0]))
-        lines.append("  ".join([f"{name:<{width}}"] + [f"{row[m]:>13.4f}" for m in METRICS]))
+        if name == "mean" and row is rows[-1]:
+            lines.append("-" * len(lines[1]))
+        cells = "".join(f"  {row[m]:>{w}.4f}" for m, w in zip(METRICS, widths))
+        if len(name) > name_width:
+            lines += [name, " " * name_width + cells]
+        else:
+            lines.append(f"{name:<{name_width}}" + cells)
     return "\n".join(lines)
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]<>()#+-.!|~")
+
+
+def _md(text):
+    """A category name as literal Markdown text (table cells included: ``|`` escaped)."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIALS else ch for ch in text)
 
 
 def markdown_table(results, fpr_limit):
     heads = _header(fpr_limit)
     lines = ["| category | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
-    for name, row in [(r.category, r.values) for r in results] + [("**mean**", mean_row(results))]:
+    for name, row in [(_md(r.category), r.values) for r in results] + [("**mean**", mean_row(results))]:
         lines.append(f"| {name} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS) + " |")
     return "\n".join(lines) + "\n"
 
@@ -486,7 +587,7 @@ def latex_table(results, fpr_limit):
     return "\n".join(lines) + "\n"
 
 
-def to_json(results, settings, files=()):
+def to_json(results, settings, files=(), notes=()):
     def num(v):
         return None if isinstance(v, float) and math.isnan(v) else v
 
@@ -494,24 +595,38 @@ def to_json(results, settings, files=()):
         "refmetrics": __version__,
         "settings": settings,
         "files": list(files),
+        "notes": list(notes),
         "categories": {r.category: {"metrics": {m: num(r.values[m]) for m in METRICS}, "counts": r.counts,
                                     "notes": r.notes} for r in results},
         "mean": {m: num(v) for m, v in mean_row(results).items()},
     }, indent=2) + "\n"
 
 
+FIGURE_KINDS = ("roc", "pr", "pro", "scores")
+
+
+def figure_slugs(categories):
+    """``{category: file-name stem}``: safe characters, unique even on a case-insensitive disk."""
+    slugs, taken = {}, set()
+    for category in categories:
+        slug = base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in category) or "category"
+        k = 1
+        while slug.lower() in taken:  # "a b" and "a_b" (or "A" and "a" on a case-insensitive disk)
+            k += 1
+            slug = f"{base}-{k}"
+        taken.add(slug.lower())
+        slugs[category] = slug
+    return slugs
+
+
 def write_figures(results, fpr_limit, directory):
     from . import plotting as P
 
-    written, slugs = [], set()
+    written = []
+    slugs = figure_slugs(r.category for r in results)
     for r in results:
         c = r.curves
-        slug = base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in r.category) or "category"
-        k = 1
-        while slug.lower() in slugs:  # "a b" and "a_b" (or "A" and "a" on a case-insensitive disk)
-            k += 1
-            slug = f"{base}-{k}"
-        slugs.add(slug.lower())
+        slug = slugs[r.category]
         figs = {
             "roc": P.curves_figure(
                 [(f"image (AUROC {r.values['image AUROC']:.4f})", *c["image roc"]),
@@ -540,59 +655,6 @@ def write_figures(results, fpr_limit, directory):
 # the command
 # ---------------------------------------------------------------------------
 
-class _Progress:
-    """Progress on stderr: a bar while the maps are read, then one while the metrics are computed."""
-
-    def __init__(self, enabled):
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def _bar(self, category, done, total, text, final):
-        bar = "#" * int(30 * done / total)
-        line = f"  {category}: [{bar:<30}] {text}"
-        if self.tty:
-            print("\r" + line.ljust(100), end="\n" if final else "", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    def __call__(self, category, done, total):
-        """``done`` of ``total`` maps read."""
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if done != total and now - self.last < (0.1 if self.tty else 5.0):
-            return
-        self.last = now
-        self._bar(category, done, total, f"{done}/{total} maps read", final=done == total)
-
-    def step(self, category, index, steps, detail=""):
-        """Computing step ``index`` of ``steps`` begins (``index == len(steps)``: done)."""
-        if not self.enabled:
-            return
-        if index == len(steps):
-            self._bar(category, index, len(steps), "computed", final=True)
-        else:
-            text = f"computing: {steps[index]}" + (f" ({detail})" if detail else "")
-            self._bar(category, index, len(steps), text, final=False)
-
-
-def check_out(out, figures):
-    """``--out`` must be (or become) a writable directory; checked before anything is computed."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out: {out} exists and is not a directory")
-    if figures and (out / "figures").exists() and not (out / "figures").is_dir():
-        raise InputError(f"--out: {out / 'figures'} exists and is not a directory")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"--out: {out} cannot be created: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out: {existing} is not writable")
-
-
 def _previous_files(out):
     """Files the previous ``refmetrics evaluate`` wrote into ``out`` (listed in its results.json)."""
     try:
@@ -603,32 +665,36 @@ def _previous_files(out):
     return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
 
 
-def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, quiet=False, settings=None):
+def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, quiet=False, settings=None,
+        notes=()):
     """Evaluate samples and write the outputs into ``out``: ``(results, files written)``.
 
-    Everything is computed and rendered into a temporary directory beside
-    ``out`` first; the files are moved into ``out`` only then, after checking
-    that none of their destinations is a directory. The files of a previous run
-    into the same ``out`` that this run does not rewrite (figures of other
-    categories, say) are removed, so ``out`` always describes one run.
+    ``out`` holds either the previous run or this one, never a mix: the new
+    files are staged inside ``out`` (the same filesystem) and switched in by one
+    journaled transaction (:mod:`refmetrics._outdir`) once everything has been
+    computed and rendered. ``out`` itself is created and checked (a writable
+    directory that takes our files) before anything is computed. The files of
+    a previous run into the same ``out`` that this run does not rewrite (figures
+    of other categories, say) are removed with the switch, so ``out`` always
+    describes one run. ``notes``: dataset-level notes for ``results.json``.
     """
-    if figures:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise InputError("figures need matplotlib: pip install 'refmetrics[plot]', or pass --no-figures")
-    check_out(out, figures)
     check_headers(samples, resize)
     by_category = {}
     for s in samples:
         by_category.setdefault(s.category, []).append(s)
-    progress = _Progress(not quiet)
-    results = [evaluate_category(group, fpr_limit, resize, connectivity, progress)
-               for group in by_category.values()]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".refmetrics-", dir=out.parent))
+    target = OutputDir(out)
+    target.prepare()
     try:
+        names = ["results.json", "results.md", "results.tex"]
+        if figures:
+            slugs = figure_slugs(by_category).values()
+            names += [f"figures/{slug}_{kind}.png" for slug in slugs for kind in FIGURE_KINDS]
+        if figures and (target.out / "figures").exists() and not (target.out / "figures").is_dir():
+            raise OutputError(f"--out: {target.out / 'figures'} exists and is not a directory")
+        target.check_destinations(names)
+        results = [evaluate_category(group, fpr_limit, resize, connectivity, figures, quiet)
+                   for group in by_category.values()]
+        staging = target.new
         settings = dict(settings or {}, fpr_limit=fpr_limit, connectivity=connectivity, resize=resize)
         (staging / "results.md").write_text(markdown_table(results, fpr_limit), encoding="utf-8")
         (staging / "results.tex").write_text(latex_table(results, fpr_limit), encoding="utf-8")
@@ -636,19 +702,9 @@ def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, 
         if figures:
             (staging / "figures").mkdir()
             written += [f"figures/{n}" for n in write_figures(results, fpr_limit, staging / "figures")]
-        (staging / "results.json").write_text(to_json(results, settings, written), encoding="utf-8")
-        clashes = [str(out / name) for name in written if (out / name).is_dir()]
-        if clashes:
-            raise InputError(f"--out: cannot write over the director{'ies' if len(clashes) > 1 else 'y'} "
-                             f"{', '.join(clashes)}")
-        stale = [name for name in _previous_files(out) if name not in written and (out / name).is_file()]
-        out.mkdir(exist_ok=True)
-        if figures:
-            (out / "figures").mkdir(exist_ok=True)
-        for name in written:
-            os.replace(staging / name, out / name)
-        for name in stale:
-            (out / name).unlink()
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "results.json").write_text(to_json(results, settings, written, notes), encoding="utf-8")
+        target.commit(written, remove=_previous_files(target.out))
+    except BaseException:
+        target.abort()
+        raise
     return results, written

@@ -1,8 +1,14 @@
-"""matplotlib figures of the curve metrics. Imported lazily: ``import refmetrics`` never loads matplotlib."""
+"""matplotlib figures of the curve metrics. Imported lazily: ``import refmetrics`` never loads matplotlib.
+
+Every figure keeps a small margin around its unit axes, so that a perfect curve
+(along the frame) stays visible, and puts its legend below the axes, where it
+can never cover a curve or a baseline.
+"""
 
 import numpy as np
 
 MAX_POINTS = 20_001  # an exact curve can have one point per pixel; this many are drawn
+MARGIN = 0.02  # of the axis range, on each side of [0, 1]
 
 
 def _figure():
@@ -12,9 +18,20 @@ def _figure():
         matplotlib.use("Agg", force=False)
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError("generate_figure needs matplotlib: pip install 'refmetrics[plot]'") from exc
-    fig = Figure(figsize=(5, 5), layout="constrained")
+        raise ImportError("figures need matplotlib (a dependency of refmetrics): pip install matplotlib") from exc
+    fig = Figure(figsize=(5, 5.8), layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _unit(high=1.0):
+    """Axis limits of [0, high] with the margin on both sides."""
+    return (-MARGIN * high, (1 + MARGIN) * high)
+
+
+def _legend(fig, ax):
+    """The legend below the axes (outside them: it covers nothing)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=1, frameon=False)
 
 
 def thin(*arrays):
@@ -32,9 +49,9 @@ def roc_figure(fpr, tpr, area):
     fpr, tpr = thin(fpr, tpr)
     ax.plot(fpr, tpr, lw=2, label=f"ROC (AUROC = {area:.4f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance (AUROC = 0.5)")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate",
+    ax.set(xlim=_unit(), ylim=_unit(), xlabel="False positive rate", ylabel="True positive rate",
            title=f"ROC curve, AUROC = {area:.4f}")
-    ax.legend(loc="lower right")
+    _legend(fig, ax)
     return fig
 
 
@@ -44,9 +61,9 @@ def pr_figure(precision, recall, area, prevalence):
     recall, precision = thin(recall, precision)
     ax.step(recall, precision, where="post", lw=2, label=f"PR (AUPR = {area:.4f})")
     ax.axhline(prevalence, ls="--", color="grey", lw=1, label=f"baseline (prevalence = {prevalence:.4f})")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="Recall", ylabel="Precision",
+    ax.set(xlim=_unit(), ylim=_unit(), xlabel="Recall", ylabel="Precision",
            title=f"PR curve, AUPR = {area:.4f}")
-    ax.legend(loc="lower left")
+    _legend(fig, ax)
     return fig
 
 
@@ -62,9 +79,9 @@ def pro_figure(fpr, pro, area, fpr_limit):
         x, y = np.append(x, fpr_limit), np.append(y, y_lim)
     x, y = thin(x, y)
     ax.plot(x, y, lw=2, label=f"PRO (AUPRO = {area:.4f})")
-    ax.set(xlim=(0, fpr_limit), ylim=(0, 1.01), xlabel="False positive rate", ylabel="Per-region overlap",
+    ax.set(xlim=_unit(fpr_limit), ylim=_unit(), xlabel="False positive rate", ylabel="Per-region overlap",
            title=f"PRO curve to FPR {fpr_limit:g}, AUPRO = {area:.4f}")
-    ax.legend(loc="lower right")
+    _legend(fig, ax)
     return fig
 
 
@@ -79,13 +96,15 @@ def curves_figure(curves, xlabel, ylabel, title, diagonal=False, step=False):
             ax.plot(x, y, lw=2, label=label)
     if diagonal:
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.legend(loc="lower right" if diagonal else "lower left")
+    ax.set(xlim=_unit(), ylim=_unit(), xlabel=xlabel, ylabel=ylabel, title=title)
+    _legend(fig, ax)
     return fig
 
 
 def score_histogram_figure(good, defective, title):
-    """Histograms of the image scores of good and defective images on shared bins."""
+    """Histograms of the image scores of good and defective images on shared bins (integer counts)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure()
     both = np.concatenate([good, defective]).astype(float)
     finite = both[np.isfinite(both)]
@@ -96,5 +115,6 @@ def score_histogram_figure(good, defective, title):
         if values.size:
             ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"{label} ({values.size})")
     ax.set(xlabel="Image score", ylabel="Images", title=title)
-    ax.legend(loc="upper right")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _legend(fig, ax)
     return fig

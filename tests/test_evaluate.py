@@ -159,7 +159,7 @@ def test_manifest_columns_and_errors(tree, capsys):
     assert run("--manifest", manifest, "--out", out, "--no-figures") == 0
     got = json.loads((out / "results.json").read_text())["categories"]["grid"]["metrics"]
     assert got == expected(*truth["grid"])
-    bad = {"map,mask,colour\nx.npy,,red\n": "received map, mask, colour",
+    bad = {"map,mask,map\nx.npy,,y.npy\n": "received map, mask, map",
            "map,mask\n ,m.png\n": "line 2: the map path is empty",
            f"map,mask,label\n{rel[0]},,2\n": "label must be 0 (good) or 1 (defective)",
            f"map,mask\n{rel[0]},\n{rel[0]},\n": "is listed twice (also on line 2)",
@@ -295,7 +295,15 @@ def test_formats_dtypes_and_undefined_categories(tmp_path):
     assert results["categories"]["odd"]["counts"]["defective images"] == 2  # "rim": defective by its folder
     good_only = results["categories"]["only-good"]
     assert all(v is None for v in good_only["metrics"].values())
-    assert any("F1-max is undefined" in n for n in good_only["notes"])
+    notes = good_only["notes"]
+    # each note names the metric and so its level; nothing is said twice (no figures: no curve notes either)
+    for level, metric, why in (("image", "AUROC", "no positive"), ("image", "F1-max", "no defective image"),
+                               ("pixel", "AUROC", "no positive"), ("pixel", "F1-max", "no defect pixel"),
+                               ("AUPRO", "AUPRO", "no defect region")):
+        name = f"{level} {metric}" if level != metric else metric
+        assert sum(n.startswith(f"{name}: ") and why in n and n.endswith("(reported as nan)") for n in notes) == 1, \
+            (name, notes)
+    assert len(notes) == len(set(notes)) == 7, notes  # image/pixel AUROC, AP, F1-max, and AUPRO
     assert all(v is None for v in results["mean"].values())  # undefined anywhere -> undefined mean
 
 
@@ -319,7 +327,7 @@ def test_missing_map_for_a_mask_and_output_clashes(tree, capsys):
     (out / "figures" / "grid_roc.png").mkdir(parents=True)
     rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", out)
     assert rc == 2 and "cannot write over the directory" in err and "grid_roc.png" in err
-    assert sorted(p.name for p in out.rglob("*")) == ["figures", "grid_roc.png"]  # nothing moved in
+    assert sorted(p.name for p in out.rglob("*")) == ["figures", "grid_roc.png"]  # nothing moved in, nothing left
     (out / "figures" / "grid_roc.png").rmdir()
     assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out) == 0
     assert (out / "figures" / "grid_roc.png").is_file()
@@ -343,7 +351,7 @@ def test_a_failure_while_writing_leaves_out_as_it_was(tree, monkeypatch, capsys)
     with pytest.raises(RuntimeError, match="disk full"):
         run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--fpr-limit", 0.2)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert not list(root.glob(".refmetrics-*"))  # the staging directory is gone
+    assert not list(out.glob(".refmetrics-*")) and not list(root.glob(".refmetrics-*"))  # the staging is gone
 
 
 def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
@@ -356,6 +364,12 @@ def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
     assert all(v is not None and 0.5 < v <= 1 for v in results["mean"].values())
     assert len(list((tmp_path / "refmetrics-demo" / "figures").glob("*.png"))) == 8
     assert quiet(cli.main, ["evaluate", "--demo", "--maps", "x"]) == 2
-    # options without a dataset are a mistake, not a request for the demo
-    assert cli.main(["evaluate", "--quiet", "--out", "res", "--resize", "nearest"]) == 2
-    assert "--maps and --gt: give both" in capsys.readouterr().err and not (tmp_path / "res").exists()
+    # no dataset: the demo, whatever the other options
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--quiet", "--no-figures", "--out", "res", "--categories", "disc"]) == 0
+    results = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert set(results["categories"]) == {"disc"} and results["files"] == ["results.json", "results.md",
+                                                                           "results.tex"]
+    assert results["settings"]["dataset"] == "refmetrics demo (bundled)" and "disc" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--quiet", "--gt", "x"]) == 2  # half a dataset is a mistake
+    assert "--maps and --gt: give both" in capsys.readouterr().err
