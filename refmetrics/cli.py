@@ -94,17 +94,17 @@ def cmd_conformance(args):
 
 
 def _width():
-    """The terminal's width (``COLUMNS`` when set), 100 when output is not a terminal; at least 60."""
+    """The terminal's width (``COLUMNS`` when set), 100 when output is not a terminal; at least 70 (the
+    narrowest table)."""
     import shutil
 
-    return max(60, shutil.get_terminal_size((100, 24)).columns)
+    return max(70, shutil.get_terminal_size((100, 24)).columns)
 
 
 def _print_wrapped(text, width, indent="  "):
     import textwrap
 
-    print(textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False,
-                        break_on_hyphens=False))
+    print(textwrap.fill(text, width=width, subsequent_indent=indent, break_on_hyphens=False))
 
 
 def cmd_evaluate(args):

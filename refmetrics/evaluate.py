@@ -29,6 +29,7 @@ failure leaves ``--out`` as it was.
 import csv
 import json
 import math
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -533,7 +534,8 @@ def text_table(results, fpr_limit, width=100):
     subs = ["AUROC", "AP", "F1-max", "AUROC", "AP", "F1-max", f"AUPRO@{fpr_limit:g}"]
     widths = [max(len(h), 6) for h in subs]
     cells_width = sum(w + 2 for w in widths)
-    name_width = max(8, min(max(len(n) for n in names), max(width, 60) - cells_width))
+    width = max(width, 70)
+    name_width = max([8] + [len(n) for n in names if len(n) <= width - cells_width])
 
     def group(title, ws):
         span = sum(ws) + 2 * (len(ws) - 1)
@@ -545,8 +547,8 @@ def text_table(results, fpr_limit, width=100):
         if name == "mean" and row is rows[-1]:
             lines.append("-" * len(lines[1]))
         cells = "".join(f"  {row[m]:>{w}.4f}" for m, w in zip(METRICS, widths))
-        if len(name) > name_width:
-            lines += [name, " " * name_width + cells]
+        if len(name) > name_width:  # a line (or several) of its own, then its numbers
+            lines += textwrap.wrap(name, width) + [" " * name_width + cells]
         else:
             lines.append(f"{name:<{name_width}}" + cells)
     return "\n".join(lines)

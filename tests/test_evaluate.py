@@ -373,3 +373,143 @@ def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
     assert results["settings"]["dataset"] == "refmetrics demo (bundled)" and "disc" in capsys.readouterr().out
     assert cli.main(["evaluate", "--quiet", "--gt", "x"]) == 2  # half a dataset is a mistake
     assert "--maps and --gt: give both" in capsys.readouterr().err
+
+
+def _results(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def test_every_map_has_its_category_s_size(tree, capsys):
+    root, truth = tree
+    base = ("--maps", root / "maps", "--gt", root / "gt")
+    # a good image's map of another size than its category's masks: an error naming the file and both sizes
+    good = root / "maps" / "bottle" / "test" / "good" / "001.npy"
+    stored = np.load(good)
+    np.save(good, np.ones((2 * H, 2 * W), np.float32))
+    rc, err = _errors(capsys, *base, "--out", root / "o")
+    assert rc == 2 and f"{good}: map of size {2 * H}x{2 * W}" in err and f"are {H}x{W}" in err
+    assert "--resize" in err and not (root / "o").exists()
+    # with --resize it is brought to the masks' size
+    assert run(*base, "--resize", "nearest", "--categories", "bottle", "--out", root / "o", "--no-figures") == 0
+    assert _results(root / "o")["categories"]["bottle"]["counts"]["pixels"] == 5 * H * W
+    np.save(good, stored)
+    # a category without any mask: its maps must agree with each other, with or without --resize
+    d = root / "maps" / "plain" / "test" / "good"
+    d.mkdir(parents=True)
+    np.save(d / "a.npy", np.zeros((H, W), np.float32))
+    np.save(d / "b.npy", np.zeros((H, W + 1), np.float32))
+    for extra in ((), ("--resize", "bilinear")):
+        rc, err = _errors(capsys, *base, "--out", root / "o", *extra)
+        assert rc == 2 and f"{d / 'b.npy'}: map of size {H}x{W + 1}" in err and f"{d / 'a.npy'}" in err, err
+        assert "has no mask" in err
+    np.save(d / "b.npy", np.ones((H, W), np.float32))
+    assert run(*base, "--out", root / "o", "--no-figures") == 0
+    # the same rule for a manifest, per category
+    manifest = root / "m.csv"
+    bent = sorted((root / "maps" / "grid" / "test" / "bent").iterdir())[0]
+    manifest.write_text(f"map,mask,category\n{bent},{root}/gt/grid/ground_truth/bent/{bent.stem}_mask.png,grid\n"
+                        f"{good},,grid\n{d / 'a.npy'},,other\n{root / 'big.npy'},,other\n")
+    np.save(root / "big.npy", np.zeros((H + 3, W), np.float32))
+    rc, err = _errors(capsys, "--manifest", manifest, "--out", root / "o2")
+    assert rc == 2 and f"{root / 'big.npy'}: map of size {H + 3}x{W}" in err and "'other'" in err
+    np.save(root / "big.npy", np.zeros((H, W), np.float32))
+    assert run("--manifest", manifest, "--out", root / "o2", "--no-figures") == 0
+
+
+def test_good_masks_under_ground_truth_good_are_used_and_checked(tree, capsys):
+    root, truth = tree
+    good_truth = root / "gt" / "bottle" / "ground_truth" / "good"
+    good_truth.mkdir()
+    for name in ("000", "001"):
+        Image.fromarray(np.zeros((H, W), np.uint8)).save(good_truth / f"{name}_mask.png")
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures") == 0
+    assert _results(out)["categories"]["bottle"]["metrics"] == expected(*truth["bottle"])
+    # a good mask is the size a good map must have
+    Image.fromarray(np.zeros((H + 1, W), np.uint8)).save(good_truth / "001_mask.png")
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", out)
+    assert rc == 2 and "001.npy: map of size" in err and "001_mask.png" in err
+    # a defect pixel in a good mask is an error naming the mask
+    mask = np.zeros((H, W), np.uint8)
+    mask[1, 2:4] = 255
+    Image.fromarray(mask).save(good_truth / "001_mask.png")
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", out)
+    assert rc == 2 and f"{good_truth / '001_mask.png'}: the mask of a good image holds 2 defect pixels" in err
+    # a good mask without its map is a missing map, as any mask
+    (good_truth / "001_mask.png").unlink()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(good_truth / "007_mask.png")
+    rc, err = _errors(capsys, "--maps", root / "maps", "--gt", root / "gt", "--out", out)
+    assert rc == 2 and "007_mask.png: missing map" in err
+
+
+def test_manifest_notes_markdown_escapes_and_no_repeated_notes(tree, capsys):
+    root, truth = tree
+    maps, masks, labels = truth["grid"]
+    files = sorted((root / "maps" / "grid" / "test").rglob("*.png"))
+    manifest = root / "m.csv"
+    rows = ["map,mask,label,category,comment,"]
+    for p in files:
+        mask = f"gt/grid/ground_truth/{p.parent.name}/{p.stem}_mask.png" if p.parent.name != "good" else ""
+        rows.append(f"{p.relative_to(root)},{mask},0,a|b *c*,seen twice,x")  # every label 0: two contradict masks
+    manifest.write_text("\n".join(rows) + "\n")
+    out = root / "out"
+    assert run("--manifest", manifest, "--out", out, "--no-figures") == 0
+    printed = capsys.readouterr().out
+    results = _results(out)
+    assert any("comment, (unnamed) ignored" in n for n in results["notes"]), results["notes"]
+    notes = results["categories"]["a|b *c*"]["notes"]
+    assert any(n.startswith("2 images labelled good (label 0) in the manifest have defect pixels") for n in notes)
+    got = results["categories"]["a|b *c*"]["metrics"]
+    assert got["pixel AUROC"] == F.auroc(maps, masks)  # the defect pixels still count as defect pixels
+    assert "| a\\|b \\*c\\* |" in (out / "results.md").read_text()
+    assert "note: " in printed and "comment, (unnamed) ignored" in " ".join(printed.split())
+    # the same notes with and without figures (the curves' warnings are not notes)
+    assert run("--manifest", manifest, "--out", root / "out-figures") == 0
+    assert _results(root / "out-figures")["categories"]["a|b *c*"]["notes"] == notes
+
+
+def test_the_table_fits_the_terminal(tree, capsys, monkeypatch):
+    from refmetrics import evaluate as E
+
+    root, _ = tree
+    long_name = root / "maps" / ("a-category-name-that-goes-on-and-on-for-quite-a-while" * 2)
+    (root / "maps" / "bottle").rename(long_name)
+    (root / "gt" / "bottle").rename(root / "gt" / long_name.name)
+    for columns, limit in (("100", 100), ("70", 70), ("160", 160)):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert run("--maps", root / "maps", "--gt", root / "gt", "--out", root / "out", "--no-figures") == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines and max(len(line) for line in lines) <= limit, (columns, lines)
+        assert long_name.name in "".join(lines) and any(line.startswith("grid ") for line in lines)
+    table = E.text_table([E.Result("disc", dict.fromkeys(E.METRICS, 1.0), {})], 0.05, width=100)
+    assert table.splitlines()[1].split() == ["category", "AUROC", "AP", "F1-max", "AUROC", "AP", "F1-max",
+                                             "AUPRO@0.05"]
+    assert "image" in table.splitlines()[0] and "pixel" in table.splitlines()[0]
+
+
+def test_figures_show_perfect_curves_integer_counts_and_uncovered_curves():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from refmetrics import plotting
+
+    figures = [
+        plotting.curves_figure([("image", [0, 0, 1], [0, 1, 1])], "FPR", "TPR", "ROC", diagonal=True),
+        plotting.curves_figure([("image", [0, 1, 1], [1, 1, 0.5])], "Recall", "Precision", "PR", step=True),
+        plotting.roc_figure(np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0]), 1.0),
+        plotting.pr_figure(np.array([0.5, 1.0, 1.0]), np.array([1.0, 1.0, 0.0]), 1.0, 0.5),
+        plotting.pro_figure(np.array([0.0, 0.0, 0.5]), np.array([0.0, 1.0, 1.0]), 1.0, 0.3),
+        plotting.score_histogram_figure(np.array([1.0, 1.1, 1.2]), np.array([2.0, 2.5]), "scores"),
+    ]
+    for fig in figures:
+        FigureCanvasAgg(fig).draw()
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        legend = fig.legends[0].get_window_extent(renderer) if fig.legends else ax.get_legend().get_window_extent()
+        assert not legend.overlaps(ax.get_window_extent(renderer))  # the legend covers nothing drawn in the axes
+        if fig is figures[-1]:
+            ticks = ax.get_yticks()
+            assert np.all(ticks == np.round(ticks)) and len(ticks) >= 2  # image counts: integer ticks
+            continue
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        high = 0.3 if fig is figures[4] else 1.0
+        assert x0 < 0 < high < x1 and y0 < 0 < 1 < y1  # a curve along the frame stays visible
