@@ -3,18 +3,24 @@
 Datasets come in the MVTec AD layout::
 
     <maps>/<category>/test/<defect>/<name>.tiff|.tif|.npy|.png
-    <gt>/<category>/ground_truth/<defect>/<name>_mask.png      (none for defect "good")
+    <gt>/<category>/ground_truth/<defect>/<name>_mask.png   (optional for "good": all zero)
 
 or as a CSV manifest with the columns ``map``, ``mask`` (a path, or empty /
 ``none`` for a defect-free image), and optionally ``score`` (the image score;
-default the maximum of the map) and ``category`` (default ``all``); relative
-paths are relative to the manifest.
+default the maximum of the map), ``label`` (0 good, 1 defective) and
+``category`` (default ``all``); other columns are ignored (and named in the
+notes); relative paths are relative to the manifest.
+
+Every map of a category has the category's size: its own mask's, a good
+image's one of its category's masks' sizes, and, in a category without masks,
+the size all its maps share (``--resize`` resizes maps to their masks).
 
 Per category it computes image AUROC, image AP, image F1-max (image score = max
-of the map unless given; an image is defective when it has a mask with any
-defect pixel, or, in the MVTec layout, when its defect is not ``good``), pixel
-AUROC, pixel AP, pixel F1-max and AUPRO up to ``fpr_limit``, all exact, and the
-mean over categories (NaN if any category's value is undefined).
+of the map unless given; an image is defective when its MVTec defect is not
+``good``, as the manifest's label says, or else when its mask has a defect
+pixel), pixel AUROC, pixel AP, pixel F1-max and AUPRO up to ``fpr_limit``, all
+exact, and the mean over categories (NaN if any category's value is undefined;
+the notes say which metric, at which level, and why).
 
 The data are streamed: the headers are checked first (missing, unreadable or
 mismatched files are reported before anything is computed); then maps are read
@@ -22,8 +28,9 @@ one at a time into one shared exact state per category: the background pixels'
 keys and the defect pixels' (key, region size). The pixel AUROC, AP, F1-max and
 AUPRO are all computed from that one state, sorted in place, so the peak memory
 is close to one copy of the maps (4 bytes per float32 pixel). Outputs are
-written only once everything is computed, through a temporary directory, so a
-failure leaves ``--out`` as it was.
+staged inside ``--out`` and switched in by a journaled transaction
+(:mod:`refmetrics._outdir`) once everything is computed, so ``--out`` holds
+either the previous run or this one, never a mix.
 """
 
 import csv
@@ -39,7 +46,7 @@ import numpy as np
 from . import __version__
 from . import _files as IO
 from . import _labels as L
-from ._outdir import InterruptedAfterCommit, OutputDir, OutputError  # noqa: F401 - re-exported for the command
+from ._outdir import InterruptedAfterCommit, OutputDir, OutputError  # noqa: F401 - the command catches them
 from . import _validation as V
 from . import functional as F
 from .functional import _ranked as R
