@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import textwrap
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 
 from .cases import METRICS
 from .causes import AGREE_TOL, CAUSES
@@ -63,27 +63,13 @@ def _groups(report):
     """
     order = {impl: i for i, impl in enumerate(report.impls)}
     keys = {(r.impl, r.version, r.metric) for r in report.rows}
-    out = OrderedDict((k, {"rows": [], "n/a": []})
-                      for k in sorted(keys, key=lambda k: (order.get((k[0], k[1]), len(order)), _metric_order(k[2]))))
+    keys = sorted(keys, key=lambda k: (order.get((k[0], k[1]), len(order)), _metric_order(k[2])))
+    out = OrderedDict((k, {"rows": [], "n/a": []}) for k in keys)
     for r in report.rows:
         out[(r.impl, r.version, r.metric)]["rows"].append(r)
     for r in report.not_applicable:
         if (r.impl, r.version, r.metric) in out:
             out[(r.impl, r.version, r.metric)]["n/a"].append(r.case)
-    return out
-
-
-def summary(report):
-    """``OrderedDict[(impl, version, metric)] -> Counter(verdict, "cause:" + key, "n/a")``."""
-    out = OrderedDict()
-    for key, group in _groups(report).items():
-        c = out[key] = Counter()
-        for r in group["rows"]:
-            c[r.verdict] += 1
-            if r.cause:
-                c["cause:" + r.cause.key] += 1
-        if group["n/a"]:
-            c["n/a"] = len(group["n/a"])
     return out
 
 
@@ -198,7 +184,10 @@ def _detail_lines(rows, width):
     wv = max([5] + [len(_fmt(r.value)) for r in rows])
     we = max([5] + [len(_fmt(r.reference)) for r in rows])
     wd = max([9] + [len(_size(r.diff)) for r in rows])
-    numbers = lambda a, b, c: f"{a:>{wv}s}  {b:>{we}s}  {c:>{wd}s}"  # noqa: E731
+
+    def numbers(a, b, c):
+        return f"{a:>{wv}s}  {b:>{we}s}  {c:>{wd}s}"
+
     head = numbers("value", "exact", "deviation")
     wide = 4 + wc + 2 + len(head) <= width
     if wide:
@@ -280,7 +269,10 @@ def _cell(value):
 
 def markdown(report):
     """The report as Markdown: one table row per result, prose wrapped at 100 columns."""
-    fill = lambda s, rest="": _wrap(s, MARKDOWN_WIDTH, "", rest)  # noqa: E731
+
+    def fill(paragraph, rest=""):
+        return _wrap(paragraph, MARKDOWN_WIDTH, "", rest)
+
     lines = ["# refmetrics conformance report", ""]
     lines += fill(f"{len(report.rows)} results on {len(report.cases)} cases. Agrees: within {AGREE_TOL:g} of "
                   f"the exact value (fractions in the fixture manifest). A known deviation is named by its cause, "
