@@ -84,11 +84,14 @@ def cmd_conformance(args):
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"refmetrics conformance: {exc}", file=sys.stderr)
         return 2
-    print(C.text(report, details=args.details))
+    written = []
     for path, render in ((args.json, C.to_json), (args.markdown, C.markdown)):
-        if path is not None:
+        if path is not None:  # files first: a closed stdout does not lose them
             C.write_atomic(path, render(report))  # a failure never leaves part of a file
-            print(f"wrote {path}")
+            written.append(path)
+    print(C.text(report, details=args.details))
+    for path in written:
+        print(f"wrote {path}")
     return 1 if args.strict and report.unexplained else 0
 
 

@@ -242,10 +242,8 @@ def text(report, details=False, width=None):
         lines += _wrap("not applicable (the implementation raises NotImplementedError):", width, "  ", "  ")
         for impl, phrase in na:
             lines += _wrap(f"{impl}: {phrase}", width, "    ", "      ")
-    shown = report.rows if details else [r for r in report.rows if r.verdict != AGREES]
+    shown = [r for group in groups.values() for r in group["rows"] if details or r.verdict != AGREES]
     if shown:
-        order = list(groups)
-        shown = sorted(shown, key=lambda r: order.index((r.impl, r.version, r.metric)))
         lines.append("")
         lines += _wrap("every result, by implementation and metric:" if details else
                        "the results that do not agree (--details lists every result):", width, "  ", "  ")
@@ -284,7 +282,8 @@ def markdown(report):
             lines += fill(f"- {k}: {v}", "  ")
         lines.append("")
     lines += ["| implementation | metric | verdicts |", "|---|---|---|"]
-    for (impl, version, metric), group in _groups(report).items():
+    groups = _groups(report)
+    for (impl, version, metric), group in groups.items():
         lines.append(f"| {_cell(impl)} {_cell(version)} | {metric} | {_cell(', '.join(_verdict_items(group)))} |")
     na = _not_applicable(report)
     if na:
@@ -293,7 +292,7 @@ def markdown(report):
             lines += fill(f"- {_cell(impl)}: {phrase}", "  ")
     lines += ["", "| implementation | metric | case | value | exact | deviation | verdict |",
               "|---|---|---|---:|---:|---:|---|"]
-    for r in report.rows:
+    for r in (row for group in groups.values() for row in group["rows"]):
         verdict = r.verdict + (f" ({r.cause.key})" if r.cause else "") + (f" [{r.note}]" if r.note else "")
         lines.append(f"| {_cell(r.impl)} | {r.metric} | {r.case} | {_fmt(r.value)} | {_fmt(r.reference)} | "
                      f"{_fmt(r.diff)} | {_cell(verdict)} |")
