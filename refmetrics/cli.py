@@ -76,20 +76,22 @@ def cmd_conformance(args):
         print(f"  ... {message}", file=sys.stderr, flush=True)
 
     try:
+        for option, path in (("--json", args.json), ("--markdown", args.markdown)):
+            if path is not None:
+                C.check_output_file(option, path)  # before the run: a bad path must not cost the run
         report = C.run(impls=args.impl, metrics=args.metric, cases=args.case,
                        progress=None if args.quiet else progress)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"refmetrics conformance: {exc}", file=sys.stderr)
         return 2
+    written = []
+    for path, render in ((args.json, C.to_json), (args.markdown, C.markdown)):
+        if path is not None:  # files first: a closed stdout does not lose them
+            C.write_atomic(path, render(report))  # a failure never leaves part of a file
+            written.append(path)
     print(C.text(report, details=args.details))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            fh.write(C.to_json(report))
-        print(f"wrote {args.json}")
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(C.markdown(report))
-        print(f"wrote {args.markdown}")
+    for path in written:
+        print(f"wrote {path}")
     return 1 if args.strict and report.unexplained else 0
 
 

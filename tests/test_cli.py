@@ -42,3 +42,38 @@ def test_command_line_entry_point():
     assert "pixel AUROC" in proc.stdout and "image F1-max" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "refmetrics"], capture_output=True, text=True)
     assert proc.returncode == 2 and "required" in proc.stderr
+
+
+def test_conformance_output_paths_are_checked_before_the_run(tmp_path, monkeypatch, capsys):
+    from refmetrics import conformance
+
+    def run(*args, **kwargs):
+        raise AssertionError("the suite ran before the output paths were checked")
+
+    monkeypatch.setattr(conformance, "run", run)
+    missing = tmp_path / "missing" / "x.md"
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    for option, path, why in (("--json", tmp_path, "(a directory)"),
+                              ("--markdown", missing, f"({missing.parent} does not exist)"),
+                              ("--json", a_file / "r.json", f"({a_file} is not a directory)"),
+                              ("--markdown", "", "(an empty path)")):
+        assert cli.main(["conformance", "--impl", "refmetrics", option, str(path)]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err == (f"refmetrics conformance: {option}: expected a file path in an existing, writable "
+                       f"directory, received {str(path)!r} {why}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_conformance_writes_its_files(tmp_path, capsys):
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    out_json.write_text("old")
+    assert cli.main(["conformance", "--impl", "refmetrics", "--metric", "pixel_auroc", "--case", "continuous",
+                     "--quiet", "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    assert f"wrote {out_json}\nwrote {out_md}\n" in capsys.readouterr().out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [(r["impl"], r["metric"], r["case"], r["verdict"]) for r in rows] == [
+        ("refmetrics", "pixel_auroc", "continuous", "agrees")]
+    assert "| refmetrics 0.1.0 | pixel_auroc | 1 agree |" in out_md.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md"]

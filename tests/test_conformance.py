@@ -149,3 +149,172 @@ def test_command_line(tmp_path):
     ok = subprocess.run(cmd[:6] + ["--metric", "pixel_auroc", "--strict", "--quiet"], capture_output=True,
                         text=True)
     assert ok.returncode == 0
+
+
+# --- the report at a terminal: width, deviation sizes, n/a (issue 10, item 2.1) -------------------
+
+_FULL = {}
+
+
+def _full_report():
+    """One run of every installed implementation on every case, shared by the report tests."""
+    if "report" not in _FULL:
+        _FULL["report"] = C.run()
+    return _FULL["report"]
+
+
+def _summary_block(text, impl, version, metric):
+    """The verdicts of one implementation and metric in the text summary, continuation lines joined."""
+    lines = text.splitlines()
+    start = lines.index(f"  {impl} {version}")
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith(f"    {metric} "):
+            block = [lines[i][4 + len(metric):]]
+            for line in lines[i + 1:]:
+                if not line.startswith(" " * 6):
+                    break
+                block.append(line)
+            return " ".join(part.strip() for part in block)
+    raise AssertionError(f"no summary line for {impl} {metric}")
+
+
+def test_text_report_fits_the_terminal(monkeypatch):
+    report = _full_report()
+    installed = {name for name, adapter in C.ADAPTERS.items() if not adapter.missing()}
+    assert {"refmetrics", "mvtec-ad", "mvtec-3d-ad", "aupro-200"} <= installed
+    assert {r.impl for r in report.rows} == installed
+    monkeypatch.setenv("COLUMNS", "100")
+    assert C.report_width() == 100
+    for details in (False, True):
+        lines = C.text(report, details=details).splitlines()
+        assert max(len(line) for line in lines) <= 100, [line for line in lines if len(line) > 100]
+        assert max(len(line) for line in C.text(report, details=details, width=100).splitlines()) <= 100
+    # narrower terminals down to the floor of 60 columns; below it, 60
+    for columns, width in (("60", 60), ("30", 60)):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert C.report_width() == width
+        assert max(len(line) for line in C.text(report, details=True).splitlines()) <= width
+    # a wider terminal is used: the prose runs longer than 100 columns, never longer than the terminal
+    monkeypatch.setenv("COLUMNS", "160")
+    widths = [len(line) for line in C.text(report).splitlines()]
+    assert 100 < max(widths) <= 160
+    # Markdown: prose wrapped at 100 columns (tables may be wider)
+    md = C.markdown(report).splitlines()
+    assert all(len(line) <= 100 for line in md if not line.startswith("|"))
+    assert f"| refmetrics 0.1.0 | aupro | {len(report.cases)} agree |" in md
+
+
+def test_command_line_report_is_100_columns_when_not_a_terminal(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    cmd = [sys.executable, "-m", "refmetrics", "conformance", "--quiet", "--impl", "refmetrics", "--impl",
+           "mvtec-3d-ad", "--impl", "aupro-200", "--metric", "aupro", "--details"]
+    for extra in ({}, {"COLUMNS": "100"}):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**env, **extra}, check=False)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 100
+        assert max(len(line) for line in lines) > 80  # the width is used, not a narrow default
+
+
+def test_deviation_sizes_are_shown_and_equal_the_json():
+    report = _full_report()
+    data = json.loads(C.to_json(report))
+    text = C.text(report, width=100)
+    rows = data["rows"]
+
+    def finite(x):  # JSON writes no NaN and infinities as strings
+        return isinstance(x, float) and math.isfinite(x)
+
+    checked = 0
+    for entry in data["summary"]:
+        group = [r for r in rows if (r["impl"], r["metric"]) == (entry["impl"], entry["metric"])]
+        block = _summary_block(text, entry["impl"], entry["version"], entry["metric"])
+        for key, cause in entry["causes"].items():
+            diffs = [r["diff"] for r in group if r["cause"] == key and finite(r["diff"])]
+            assert cause["count"] == sum(r["cause"] == key for r in group)
+            if not diffs:
+                assert cause["largest_deviation"] is None
+                continue
+            largest = max(diffs, key=abs)
+            assert cause["largest_deviation"] == largest
+            assert f"{cause['count']} {key} (up to {largest:.2g}" in block, (entry, block)
+            checked += 1
+    assert checked >= 2  # at least the two rewritten published AUPROs
+    # the issue's example: the 200-threshold AUPRO is off by up to -0.25 (heavy_tailed: -0.2498)
+    assert "sampled_thresholds_fpr_rescaled (up to -0.25)" in _summary_block(text, "aupro-200", "rewritten here",
+                                                                              "aupro")
+    # every detail row shows its own deviation, as the JSON has it
+    lines = text.splitlines()
+    shown = [r for r in rows if r["verdict"] != AGREES]
+    heading, seen = None, 0
+    for line in lines[lines.index("  the results that do not agree (--details lists every result):") + 2:]:
+        if not line.strip() or line.startswith("  causes"):
+            break
+        if not line.startswith("    "):
+            heading = line.strip()
+            continue
+        if line.startswith("      "):
+            continue  # a note
+        case, _value, _exact, deviation, verdict = line.split()
+        (row,) = [r for r in shown if f"{r['impl']} {r['version']}: {r['metric']}" == heading and r["case"] == case]
+        assert deviation == (f"{row['diff']:.2g}" if finite(row["diff"]) else "nan"), (line, row)
+        assert verdict == (row["cause"] or row["verdict"])
+        seen += 1
+    assert seen == len(shown)
+
+
+def test_not_applicable_cases_are_counted_and_listed():
+    report = _full_report()
+    cases_3d = [c.name for c in C.load_cases() if c.spatial_dims != 2]
+    n_2d = len(C.load_cases()) - len(cases_3d)
+    assert cases_3d == ["volume_3d"]
+    text = C.text(report, width=100)
+    md = C.markdown(report)
+    data = json.loads(C.to_json(report))
+    for impl in ("mvtec-ad", "mvtec-3d-ad", "aupro-200"):
+        na = {(r["metric"], r["case"]) for r in data["not_applicable"] if r["impl"] == impl}
+        assert {case for metric, case in na if metric == "aupro"} == set(cases_3d)
+        assert {metric for metric, _ in na} == set(C.METRICS)
+        block = _summary_block(text, impl, "rewritten here", "aupro")
+        assert block.endswith(f", {len(cases_3d)} n/a")
+        verdicts = sum(int(part.split()[0]) for part in block.split(", ") if part.split()[0].isdigit())
+        assert verdicts == n_2d + len(cases_3d)
+        assert f"    {impl}: computes only aupro; not on volume_3d" in text.splitlines()
+        assert f"- {impl}: computes only aupro; not on volume_3d" in md.splitlines()
+    assert not [r for r in data["not_applicable"] if r["impl"] == "refmetrics"]
+    assert "refmetrics:" not in text
+    if "scikit-learn" not in report.skipped:
+        assert ("    scikit-learn: computes only image_auroc, image_ap, pixel_auroc, pixel_ap, pixel_f1max"
+                in text.splitlines())
+    if "anomalib" not in report.skipped:
+        assert "    anomalib: aupro, pro not on volume_3d" in text.splitlines()
+
+
+def test_output_files_are_written_atomically(tmp_path, monkeypatch):
+    import os
+
+    from refmetrics.conformance import report as report_module
+
+    target = tmp_path / "r.json"
+    C.write_atomic(target, "first")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_text() == "first" and (target.stat().st_mode & 0o777) == 0o666 & ~umask
+    target.chmod(0o640)
+    C.write_atomic(target, "second")
+    assert target.read_text() == "second" and (target.stat().st_mode & 0o777) == 0o640
+
+    def fail(src, dst):
+        raise OSError("injected failure")
+
+    monkeypatch.setattr(report_module.os, "replace", fail)
+    with pytest.raises(OSError, match="injected"):
+        C.write_atomic(target, "third")
+    assert target.read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left behind
+    monkeypatch.undo()
+    with pytest.raises(TypeError):  # a failure while writing: the old file stays whole
+        C.write_atomic(target, b"bytes are not text")
+    assert target.read_text() == "second" and sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]

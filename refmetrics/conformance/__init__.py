@@ -16,8 +16,15 @@ Plug in your own implementation, ``f(metric, preds, target) -> float``:
 from .adapters import ADAPTERS, from_function, user_adapter
 from .cases import METRICS, load_cases
 from .causes import CAUSES
-from .report import markdown, text, to_json
+from .report import (
+           check_output_file,
+           markdown,
+           report_width,
+           text,
+           to_json,
+           write_atomic,
+)
 from .runner import Report, run
 
-__all__ = ["ADAPTERS", "CAUSES", "METRICS", "Report", "from_function", "load_cases", "markdown", "run", "text",
-           "to_json", "user_adapter"]
+__all__ = ["ADAPTERS", "CAUSES", "METRICS", "Report", "check_output_file", "from_function", "load_cases", "markdown",
+           "report_width", "run", "text", "to_json", "user_adapter", "write_atomic"]

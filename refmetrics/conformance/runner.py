@@ -1,5 +1,6 @@
 """Run implementations on the golden cases and explain every difference."""
 
+import logging
 import math
 import time
 import warnings
@@ -9,6 +10,7 @@ from .cases import METRICS, load_cases
 from .causes import AGREE_TOL, attribute
 
 AGREES, KNOWN, DISAGREES, ERROR = "agrees", "known deviation", "DISAGREES", "error"
+NOT_APPLICABLE = "n/a"  # the adapter raised NotImplementedError: the metric or the case is outside its scope
 
 
 class Row:
@@ -28,10 +30,19 @@ class Row:
 
 
 class Report:
-    """Rows of implementation x metric x case, plus the implementations skipped and why."""
+    """Rows of implementation x metric x case, plus the implementations skipped and why.
 
-    def __init__(self, rows, skipped, seconds):
+    ``not_applicable`` holds a row (verdict ``"n/a"``, no value) for each metric x case an implementation
+    does not apply to (its adapter raised NotImplementedError); ``impls`` is ``[(name, version), ...]`` of
+    the implementations that ran and ``cases`` the case names, both in run order.
+    """
+
+    def __init__(self, rows, skipped, seconds, not_applicable=(), impls=None, cases=None):
         self.rows, self.skipped, self.seconds = rows, skipped, seconds
+        self.not_applicable = list(not_applicable)
+        both = self.rows + self.not_applicable
+        self.impls = list(impls) if impls is not None else list(dict.fromkeys((r.impl, r.version) for r in both))
+        self.cases = list(cases) if cases is not None else list(dict.fromkeys(r.case for r in both))
 
     @property
     def unexplained(self):
@@ -73,7 +84,7 @@ def run(impls=None, metrics=None, cases=None, progress=None):
     if bad:
         raise ValueError(f"--metric: expected some of {', '.join(METRICS)}, received {', '.join(bad)}")
     all_cases = load_cases(cases)
-    rows, skipped = [], {}
+    rows, skipped, not_applicable, ran = [], {}, [], []
     for adapter in chosen:
         why = adapter.missing()
         if why:
@@ -82,21 +93,29 @@ def run(impls=None, metrics=None, cases=None, progress=None):
                 progress(f"{adapter.name}: skipped ({why})")
             continue
         version = adapter.version()
+        ran.append((adapter.name, version))
         for case in all_cases:
             if progress:
                 progress(f"{adapter.name} {version}: {case.name}")
             for metric in metrics:
                 error = None
                 value = float("nan")
+                disabled = logging.root.manager.disable
+                logging.disable(logging.CRITICAL)  # implementations' log lines about a case are no report
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         value = adapter(metric, case)
                 except NotImplementedError:
+                    not_applicable.append(Row(impl=adapter.name, version=version, metric=metric, case=case.name,
+                                              verdict=NOT_APPLICABLE))
                     continue
                 except Exception as exc:  # noqa: BLE001 - reported in the table, never hidden
                     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+                finally:
+                    logging.disable(disabled)
                 ref, diff, verdict, cause, note = _classify(case, metric, value, error)
                 rows.append(Row(impl=adapter.name, version=version, metric=metric, case=case.name, value=value,
                                 reference=ref, diff=diff, verdict=verdict, cause=cause, note=note))
-    return Report(rows, skipped, time.perf_counter() - t0)
+    return Report(rows, skipped, time.perf_counter() - t0, not_applicable=not_applicable, impls=ran,
+                  cases=[case.name for case in all_cases])
