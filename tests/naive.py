@@ -48,6 +48,30 @@ def auroc(preds, target):
     return wins / (len(pos) * len(neg))
 
 
+def auroc_midranks(preds, target):
+    """Mann-Whitney from midranks, in integers (for inputs too big for every pair).
+
+    Sorted, equal scores form a run at 1-based positions ``i..j`` whose midrank is
+    ``(i + j) / 2``; ``U = R_pos - P (P + 1) / 2`` with ``R_pos`` the positives' rank sum.
+    """
+    scores, labels = _pairs(preds, target)
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    p = labels.count(1)
+    n = labels.count(0)
+    if not p or not n:
+        return None
+    twice_rank_sum = 0
+    start = 0
+    while start < len(order):
+        stop = start
+        while stop + 1 < len(order) and scores[order[stop + 1]] == scores[order[start]]:
+            stop += 1
+        positives = sum(1 for k in range(start, stop + 1) if labels[order[k]] == 1)
+        twice_rank_sum += positives * ((start + 1) + (stop + 1))
+        start = stop + 1
+    return (Fraction(twice_rank_sum, 2) - Fraction(p * (p + 1), 2)) / (p * n)
+
+
 def counts_at(scores, labels, t):
     """TP, FP at threshold t (score >= t)."""
     tp = sum(1 for s, y in zip(scores, labels) if s >= t and y == 1)
@@ -92,10 +116,10 @@ def pr_curve(preds, target):
 
 
 def average_precision(preds, target):
-    """sum_k (R_k - R_{k-1}) P_k over thresholds decreasing, R_0 = 0."""
+    """sum_k (R_k - R_{k-1}) P_k over thresholds decreasing, R_0 = 0; undefined without a positive."""
     scores, labels = _pairs(preds, target)
     p = labels.count(1)
-    if not p or not labels.count(0):
+    if not p:
         return None
     total = Fraction(0)
     prev_r = Fraction(0)
@@ -110,7 +134,7 @@ def average_precision(preds, target):
 def aupr_trapezoid(preds, target):
     """anomalib 1.x: the PR curve points in their order, stably sorted by recall, trapezoid."""
     scores, labels = _pairs(preds, target)
-    if not labels.count(1) or not labels.count(0):
+    if not labels.count(1):
         return None
     prec, rec, _ = pr_curve(scores, labels)
     points = sorted(zip(rec, prec), key=lambda rp: rp[0])  # sorted() is stable
@@ -125,21 +149,37 @@ def trapezoid(points):
 
 
 def f1_adaptive(preds, target):
-    """(threshold, F1): the largest exact F1 over PR thresholds, ties to the lowest threshold."""
+    """(threshold, F1): the largest exact F1 over PR thresholds, ties to the lowest threshold.
+
+    Without a positive F1 is undefined (None) and the threshold is the highest
+    score; without a negative, the lowest score.
+    """
     scores, labels = _pairs(preds, target)
+    return _f1_over(scores, labels, sorted(set(scores)), max(scores), min(scores))
+
+
+def _f1_over(scores, labels, candidates, if_no_positive, if_no_negative):
     p = labels.count(1)
     n = labels.count(0)
+    if not p:
+        return if_no_positive, None
     best = None
-    for t in sorted(set(scores)):  # increasing: strict '>' keeps the lowest among ties
+    for t in candidates:  # increasing: strict '>' keeps the lowest among ties
         tp, fp = counts_at(scores, labels, t)
-        f1 = Fraction(2 * tp, 2 * tp + fp + (p - tp)) if (2 * tp + fp + p - tp) else Fraction(0)
+        f1 = Fraction(2 * tp, 2 * tp + fp + (p - tp))  # p > 0: the denominator is positive
         if best is None or f1 > best[1]:
             best = (t, f1)
-    if not p:
-        return max(scores), best[1]
     if not n:
-        return min(scores), best[1]
+        return if_no_negative, best[1]
     return best
+
+
+def binned_f1_adaptive(preds, target, thr):
+    """F1AdaptiveThreshold in binned mode: the candidates are the given thresholds (score >= t);
+    without a positive the highest one (F1 undefined), without a negative the lowest one."""
+    scores, labels = _pairs(preds, target)
+    candidates = sorted(float(t) for t in thr)
+    return _f1_over(scores, labels, candidates, candidates[-1], candidates[0])
 
 
 def binned_roc_auc(preds, target, thr):
@@ -170,7 +210,7 @@ def binned_pr(preds, target, thr):
 
 def binned_average_precision(preds, target, thr):
     scores, labels = _pairs(preds, target)
-    if not labels.count(1) or not labels.count(0):
+    if not labels.count(1):
         return None
     prec, rec, _ = binned_pr(scores, labels, thr)
     # curve order: thresholds increasing (recall decreasing), end point last
@@ -179,7 +219,7 @@ def binned_average_precision(preds, target, thr):
 
 def binned_aupr_trapezoid(preds, target, thr):
     scores, labels = _pairs(preds, target)
-    if not labels.count(1) or not labels.count(0):
+    if not labels.count(1):
         return None
     prec, rec, _ = binned_pr(scores, labels, thr)
     return trapezoid(sorted(zip(rec, prec), key=lambda rp: rp[0]))
@@ -195,10 +235,9 @@ def sigmoid_gt(x, threshold):
 
 
 def f1_score(preds, target, threshold=0.5, ignore_index=None):
-    """Global F1 of one batch, torchmetrics' sigmoid rule."""
+    """Global F1 of one batch, torchmetrics' sigmoid rule (ignored elements dropped first)."""
     scores, labels = drop_ignored(preds, target, ignore_index)
-    all_scores, _ = _pairs(preds, target)
-    use_sigmoid = any(s < 0 or s > 1 for s in all_scores)
+    use_sigmoid = any(s < 0 or s > 1 for s in scores)
     tp = fp = fn = 0
     for s, y in zip(scores, labels):
         positive = sigmoid_gt(s, threshold) if use_sigmoid else s > threshold

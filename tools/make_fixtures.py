@@ -134,7 +134,7 @@ def exact_values(maps, masks, batches):
     spatial = masks.ndim - 1
     image_scores = maps.reshape(maps.shape[0], -1).max(axis=1)
     image_labels = masks.reshape(masks.shape[0], -1).max(axis=1)
-    f1 = naive.f1_adaptive(maps, masks)[1]  # 0 without positives: F1 is 0 at every threshold
+    f1 = naive.f1_adaptive(maps, masks)[1]  # None (undefined) without a positive
     return {
         "image_auroc": naive.auroc(image_scores, image_labels),
         "image_ap": naive.average_precision(image_scores, image_labels),
