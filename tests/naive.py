@@ -5,7 +5,9 @@ Nothing here shares code with refmetrics. Scores are compared as Python floats
 counts are exact; rates and areas are :class:`fractions.Fraction`.
 """
 
+import itertools
 import math
+from collections import deque
 from fractions import Fraction
 
 
@@ -258,34 +260,78 @@ def mean_std(values):
 
 
 # ---------------------------------------------------------------------------
-# regions (labelled with scipy.ndimage, not scikit-image: an independent labeller)
+# regions (an own flood fill over the mask: neither scikit-image nor scipy)
 # ---------------------------------------------------------------------------
 
-def regions_of(masks, connectivity=2, spatial_dims=2):
-    """List over samples of (scores-index lists per region, background indices) using scipy."""
+def neighbour_offsets(ndim, connectivity=None):
+    """scikit-image's neighbourhood: offsets in {-1, 0, 1}^ndim, not all zero, with at most
+    ``connectivity`` nonzero components (None: ``ndim``, full)."""
+    k = ndim if connectivity is None else connectivity
+    return [o for o in itertools.product((-1, 0, 1), repeat=ndim) if 0 < sum(map(abs, o)) <= k]
+
+
+def flood_fill(mask, connectivity=None):
+    """Region ids of one n-D mask (nested lists or an array): a list in raster order, 0 for
+    background, regions numbered 1.. in the raster order of their first pixel; and their number.
+
+    A breadth-first search from each unvisited foreground pixel over
+    :func:`neighbour_offsets`, with bounds checks along every axis.
+    """
     import numpy as np
-    from scipy import ndimage
+
+    m = np.asarray(mask) > 0
+    shape = m.shape
+    values = m.reshape(-1).tolist()
+    offsets = neighbour_offsets(len(shape), connectivity)
+
+    def index(coord):
+        i = 0
+        for c, size in zip(coord, shape):
+            i = i * size + c
+        return i
+
+    labels = [0] * len(values)
+    count = 0
+    for start in itertools.product(*(range(size) for size in shape)):
+        if not values[index(start)] or labels[index(start)]:
+            continue
+        count += 1
+        labels[index(start)] = count
+        queue = deque([start])
+        while queue:
+            here = queue.popleft()
+            for off in offsets:
+                there = tuple(c + o for c, o in zip(here, off))
+                if all(0 <= c < size for c, size in zip(there, shape)):
+                    j = index(there)
+                    if values[j] and not labels[j]:
+                        labels[j] = count
+                        queue.append(there)
+    return labels, count
+
+
+def regions_of(masks, connectivity=None, spatial_dims=2):
+    """List over samples of (flat index lists per region, background indices), by :func:`flood_fill`."""
+    import numpy as np
 
     m = np.asarray(masks)
     if m.ndim == spatial_dims:
         m = m[None]
     elif m.ndim == spatial_dims + 2:
         m = m[:, 0]
-    structure = ndimage.generate_binary_structure(spatial_dims, spatial_dims if connectivity == 2 else 1)
     out = []
-    offset = 0
     for b in range(m.shape[0]):
-        lab, n = ndimage.label(m[b] > 0, structure=structure)
-        flat = lab.reshape(-1)
-        base = b * flat.size
-        regions = [[base + i for i in np.flatnonzero(flat == k)] for k in range(1, n + 1)]
-        bg = [base + i for i in np.flatnonzero(flat == 0)]
+        labels, n = flood_fill(m[b], connectivity)
+        base = b * len(labels)
+        regions = [[] for _ in range(n)]
+        bg = []
+        for i, k in enumerate(labels):
+            (regions[k - 1] if k else bg).append(base + i)
         out.append((regions, bg))
-        offset += n
     return out
 
 
-def pro_points(preds, masks, connectivity=2, spatial_dims=2, thresholds_desc=None):
+def pro_points(preds, masks, connectivity=None, spatial_dims=2, thresholds_desc=None):
     """PRO curve points [(fpr, pro)] as Fractions, starting at (0, 0)."""
     scores = [float(s) for s in _flat(preds)]
     regions, bg = [], []
@@ -318,7 +364,7 @@ def area_to_limit(points, limit):
     return area / limit
 
 
-def aupro(preds, masks, fpr_limit=0.3, connectivity=2, spatial_dims=2, num_thresholds=None):
+def aupro(preds, masks, fpr_limit=0.3, connectivity=None, spatial_dims=2, num_thresholds=None):
     scores = [float(s) for s in _flat(preds)]
     thr = None
     if num_thresholds is not None:
@@ -331,7 +377,7 @@ def aupro(preds, masks, fpr_limit=0.3, connectivity=2, spatial_dims=2, num_thres
     return area_to_limit(points, fpr_limit)
 
 
-def pro_score(preds, masks, threshold=0.5, connectivity=2, spatial_dims=2):
+def pro_score(preds, masks, threshold=0.5, connectivity=None, spatial_dims=2):
     scores = [float(s) for s in _flat(preds)]
     regions = []
     for r, _ in regions_of(masks, connectivity, spatial_dims):

@@ -141,8 +141,8 @@ def exact_values(maps, masks, batches):
         "pixel_auroc": naive.auroc(maps, masks),
         "pixel_ap": naive.average_precision(maps, masks),
         "pixel_f1max": f1,
-        "aupro": naive.aupro(maps, masks, 0.3, 2, spatial_dims=spatial),
-        "pro": naive.pro_score(maps, masks, 0.5, 2, spatial_dims=spatial),
+        "aupro": naive.aupro(maps, masks, 0.3, None, spatial_dims=spatial),  # full connectivity
+        "pro": naive.pro_score(maps, masks, 0.5, None, spatial_dims=spatial),
         "pixel_f1_threshold": Fraction(float(naive.f1_adaptive(maps, masks)[0])),
         "pixel_f1_score": f1_score_by_batches(maps, masks, [0] + list(batches) + [maps.shape[0]]),
         "min_score": Fraction(float(maps.min())),

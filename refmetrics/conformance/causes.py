@@ -34,7 +34,7 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def reference(case, metric, maps=None, curve="step", connectivity=2, num_thresholds=None, thresholds=None,
+def reference(case, metric, maps=None, curve="step", connectivity=None, num_thresholds=None, thresholds=None,
               batches=None):
     """refmetrics' value of ``metric`` on the case (optionally on transformed data)."""
     if batches is not None:
