@@ -135,7 +135,7 @@ class AUPR(_Ranking):
         return {"curve": self.curve_kind, **super()._config()}
 
     def compute(self):
-        """The AUPR of everything seen (NaN with a warning for one class)."""
+        """The AUPR of everything seen (NaN with a warning without a positive; 1.0 with positives only)."""
         return F.aupr_from_state(self._state, self.curve_kind)
 
     def curve(self):
