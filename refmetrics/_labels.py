@@ -1,8 +1,16 @@
 """Region labelling: connected components of each sample's mask, by scikit-image.
 
-Connectivity is explicit: ``connectivity=2`` is full connectivity (8
-neighbours in 2D, 26 in 3D: the MVTec and anomalib convention), ``1`` is
-face connectivity (4 neighbours in 2D, 6 in 3D).
+Connectivity is scikit-image's: ``connectivity=k`` joins two pixels (voxels)
+that differ by at most 1 along every axis and along at most ``k`` axes, so
+``k`` runs from 1 to the number of spatial dimensions:
+
+- 2-D: 1 = 4 neighbours (edges), 2 = 8 neighbours (edges and corners);
+- 3-D: 1 = 6 neighbours (faces), 2 = 18 (faces and edges), 3 = 26 (faces,
+  edges and corners).
+
+``None`` means full connectivity (``k`` = the number of spatial dimensions: 8
+in 2-D, 26 in 3-D), the MVTec AD and anomalib convention and the default of
+every region metric.
 """
 
 import numbers
@@ -31,17 +39,27 @@ def sample_layout(shape, spatial_dims, name="target"):
                      f"received shape {tuple(shape)}")
 
 
-def check_connectivity(connectivity):
+def check_connectivity(connectivity, spatial_dims):
+    """The connectivity as an int in ``1..spatial_dims`` (None: full, ``spatial_dims``)."""
+    check_spatial_dims(spatial_dims)
+    if connectivity is None:
+        return spatial_dims
     if isinstance(connectivity, (bool, np.bool_)) or not isinstance(connectivity, numbers.Integral) \
-            or connectivity not in (1, 2):
-        raise ValueError(f"connectivity: expected 1 (face neighbours) or 2 (full: 8 in 2D, 26 in 3D), "
-                         f"received {connectivity!r}")
+            or not 1 <= connectivity <= spatial_dims:
+        choices = {2: "1 (4 neighbours) or 2 (8 neighbours)",
+                   3: "1 (6 neighbours), 2 (18 neighbours) or 3 (26 neighbours)"}[spatial_dims]
+        raise ValueError(f"connectivity: expected None (full) or an int from 1 to {spatial_dims} for "
+                         f"spatial_dims={spatial_dims}: {choices}, received {connectivity!r}")
+    return int(connectivity)
 
 
-def label_sample(mask, connectivity):
-    """Region ids 1..n of one boolean sample (0 = background), and n."""
+def label_sample(mask, connectivity=None):
+    """Region ids 1..n of one boolean sample (0 = background), and n.
+
+    ``connectivity`` in ``1..mask.ndim`` as scikit-image defines it; None: full.
+    """
     from skimage.measure import label  # imported on first use: keeps `import refmetrics` cheap
 
-    full = mask.ndim if connectivity == 2 else 1
-    regions, n = label(mask, connectivity=full, return_num=True)
+    regions, n = label(mask, connectivity=mask.ndim if connectivity is None else connectivity,
+                       return_num=True)
     return regions, n

@@ -99,14 +99,18 @@ def raise_bad_labels(name, labels, has_ignore, ignore, ignore_index, n_bad):
 
 
 def check_ignore_index(ignore_index):
-    """None, or a real number other than the labels 0 and 1 (compared in the labels' dtype)."""
+    """None, or a real number (compared in the labels' dtype).
+
+    Any value is allowed, the labels 0 and 1 included: elements whose target
+    equals it are dropped before the labels are checked, so with
+    ``ignore_index=0`` the labels left must all be 1 (and the reverse), and a
+    metric that needs both classes is then undefined (NaN with a warning).
+    """
     if ignore_index is None:
         return
     if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Real) \
             or ignore_index != ignore_index:
         raise TypeError(f"ignore_index: expected None or a number, received {ignore_index!r}")
-    if ignore_index in (0, 1):
-        raise ValueError(f"ignore_index: expected a value other than the labels 0 and 1, received {ignore_index!r}")
 
 
 def check_integer_scores_exact(name, arr):

@@ -5,7 +5,9 @@ Nothing here shares code with refmetrics. Scores are compared as Python floats
 counts are exact; rates and areas are :class:`fractions.Fraction`.
 """
 
+import itertools
 import math
+from collections import deque
 from fractions import Fraction
 
 
@@ -46,6 +48,30 @@ def auroc(preds, target):
             elif p == n:
                 wins += Fraction(1, 2)
     return wins / (len(pos) * len(neg))
+
+
+def auroc_midranks(preds, target):
+    """Mann-Whitney from midranks, in integers (for inputs too big for every pair).
+
+    Sorted, equal scores form a run at 1-based positions ``i..j`` whose midrank is
+    ``(i + j) / 2``; ``U = R_pos - P (P + 1) / 2`` with ``R_pos`` the positives' rank sum.
+    """
+    scores, labels = _pairs(preds, target)
+    order = sorted(range(len(scores)), key=scores.__getitem__)
+    p = labels.count(1)
+    n = labels.count(0)
+    if not p or not n:
+        return None
+    twice_rank_sum = 0
+    start = 0
+    while start < len(order):
+        stop = start
+        while stop + 1 < len(order) and scores[order[stop + 1]] == scores[order[start]]:
+            stop += 1
+        positives = sum(1 for k in range(start, stop + 1) if labels[order[k]] == 1)
+        twice_rank_sum += positives * ((start + 1) + (stop + 1))
+        start = stop + 1
+    return (Fraction(twice_rank_sum, 2) - Fraction(p * (p + 1), 2)) / (p * n)
 
 
 def counts_at(scores, labels, t):
@@ -92,10 +118,10 @@ def pr_curve(preds, target):
 
 
 def average_precision(preds, target):
-    """sum_k (R_k - R_{k-1}) P_k over thresholds decreasing, R_0 = 0."""
+    """sum_k (R_k - R_{k-1}) P_k over thresholds decreasing, R_0 = 0; undefined without a positive."""
     scores, labels = _pairs(preds, target)
     p = labels.count(1)
-    if not p or not labels.count(0):
+    if not p:
         return None
     total = Fraction(0)
     prev_r = Fraction(0)
@@ -110,7 +136,7 @@ def average_precision(preds, target):
 def aupr_trapezoid(preds, target):
     """anomalib 1.x: the PR curve points in their order, stably sorted by recall, trapezoid."""
     scores, labels = _pairs(preds, target)
-    if not labels.count(1) or not labels.count(0):
+    if not labels.count(1):
         return None
     prec, rec, _ = pr_curve(scores, labels)
     points = sorted(zip(rec, prec), key=lambda rp: rp[0])  # sorted() is stable
@@ -125,21 +151,37 @@ def trapezoid(points):
 
 
 def f1_adaptive(preds, target):
-    """(threshold, F1): the largest exact F1 over PR thresholds, ties to the lowest threshold."""
+    """(threshold, F1): the largest exact F1 over PR thresholds, ties to the lowest threshold.
+
+    Without a positive F1 is undefined (None) and the threshold is the highest
+    score; without a negative, the lowest score.
+    """
     scores, labels = _pairs(preds, target)
+    return _f1_over(scores, labels, sorted(set(scores)), max(scores), min(scores))
+
+
+def _f1_over(scores, labels, candidates, if_no_positive, if_no_negative):
     p = labels.count(1)
     n = labels.count(0)
+    if not p:
+        return if_no_positive, None
     best = None
-    for t in sorted(set(scores)):  # increasing: strict '>' keeps the lowest among ties
+    for t in candidates:  # increasing: strict '>' keeps the lowest among ties
         tp, fp = counts_at(scores, labels, t)
-        f1 = Fraction(2 * tp, 2 * tp + fp + (p - tp)) if (2 * tp + fp + p - tp) else Fraction(0)
+        f1 = Fraction(2 * tp, 2 * tp + fp + (p - tp))  # p > 0: the denominator is positive
         if best is None or f1 > best[1]:
             best = (t, f1)
-    if not p:
-        return max(scores), best[1]
     if not n:
-        return min(scores), best[1]
+        return if_no_negative, best[1]
     return best
+
+
+def binned_f1_adaptive(preds, target, thr):
+    """F1AdaptiveThreshold in binned mode: the candidates are the given thresholds (score >= t);
+    without a positive the highest one (F1 undefined), without a negative the lowest one."""
+    scores, labels = _pairs(preds, target)
+    candidates = sorted(float(t) for t in thr)
+    return _f1_over(scores, labels, candidates, candidates[-1], candidates[0])
 
 
 def binned_roc_auc(preds, target, thr):
@@ -170,7 +212,7 @@ def binned_pr(preds, target, thr):
 
 def binned_average_precision(preds, target, thr):
     scores, labels = _pairs(preds, target)
-    if not labels.count(1) or not labels.count(0):
+    if not labels.count(1):
         return None
     prec, rec, _ = binned_pr(scores, labels, thr)
     # curve order: thresholds increasing (recall decreasing), end point last
@@ -179,7 +221,7 @@ def binned_average_precision(preds, target, thr):
 
 def binned_aupr_trapezoid(preds, target, thr):
     scores, labels = _pairs(preds, target)
-    if not labels.count(1) or not labels.count(0):
+    if not labels.count(1):
         return None
     prec, rec, _ = binned_pr(scores, labels, thr)
     return trapezoid(sorted(zip(rec, prec), key=lambda rp: rp[0]))
@@ -195,10 +237,9 @@ def sigmoid_gt(x, threshold):
 
 
 def f1_score(preds, target, threshold=0.5, ignore_index=None):
-    """Global F1 of one batch, torchmetrics' sigmoid rule."""
+    """Global F1 of one batch, torchmetrics' sigmoid rule (ignored elements dropped first)."""
     scores, labels = drop_ignored(preds, target, ignore_index)
-    all_scores, _ = _pairs(preds, target)
-    use_sigmoid = any(s < 0 or s > 1 for s in all_scores)
+    use_sigmoid = any(s < 0 or s > 1 for s in scores)
     tp = fp = fn = 0
     for s, y in zip(scores, labels):
         positive = sigmoid_gt(s, threshold) if use_sigmoid else s > threshold
@@ -219,34 +260,78 @@ def mean_std(values):
 
 
 # ---------------------------------------------------------------------------
-# regions (labelled with scipy.ndimage, not scikit-image: an independent labeller)
+# regions (an own flood fill over the mask: neither scikit-image nor scipy)
 # ---------------------------------------------------------------------------
 
-def regions_of(masks, connectivity=2, spatial_dims=2):
-    """List over samples of (scores-index lists per region, background indices) using scipy."""
+def neighbour_offsets(ndim, connectivity=None):
+    """scikit-image's neighbourhood: offsets in {-1, 0, 1}^ndim, not all zero, with at most
+    ``connectivity`` nonzero components (None: ``ndim``, full)."""
+    k = ndim if connectivity is None else connectivity
+    return [o for o in itertools.product((-1, 0, 1), repeat=ndim) if 0 < sum(map(abs, o)) <= k]
+
+
+def flood_fill(mask, connectivity=None):
+    """Region ids of one n-D mask (nested lists or an array): a list in raster order, 0 for
+    background, regions numbered 1.. in the raster order of their first pixel; and their number.
+
+    A breadth-first search from each unvisited foreground pixel over
+    :func:`neighbour_offsets`, with bounds checks along every axis.
+    """
     import numpy as np
-    from scipy import ndimage
+
+    m = np.asarray(mask) > 0
+    shape = m.shape
+    values = m.reshape(-1).tolist()
+    offsets = neighbour_offsets(len(shape), connectivity)
+
+    def index(coord):
+        i = 0
+        for c, size in zip(coord, shape):
+            i = i * size + c
+        return i
+
+    labels = [0] * len(values)
+    count = 0
+    for start in itertools.product(*(range(size) for size in shape)):
+        if not values[index(start)] or labels[index(start)]:
+            continue
+        count += 1
+        labels[index(start)] = count
+        queue = deque([start])
+        while queue:
+            here = queue.popleft()
+            for off in offsets:
+                there = tuple(c + o for c, o in zip(here, off))
+                if all(0 <= c < size for c, size in zip(there, shape)):
+                    j = index(there)
+                    if values[j] and not labels[j]:
+                        labels[j] = count
+                        queue.append(there)
+    return labels, count
+
+
+def regions_of(masks, connectivity=None, spatial_dims=2):
+    """List over samples of (flat index lists per region, background indices), by :func:`flood_fill`."""
+    import numpy as np
 
     m = np.asarray(masks)
     if m.ndim == spatial_dims:
         m = m[None]
     elif m.ndim == spatial_dims + 2:
         m = m[:, 0]
-    structure = ndimage.generate_binary_structure(spatial_dims, spatial_dims if connectivity == 2 else 1)
     out = []
-    offset = 0
     for b in range(m.shape[0]):
-        lab, n = ndimage.label(m[b] > 0, structure=structure)
-        flat = lab.reshape(-1)
-        base = b * flat.size
-        regions = [[base + i for i in np.flatnonzero(flat == k)] for k in range(1, n + 1)]
-        bg = [base + i for i in np.flatnonzero(flat == 0)]
+        labels, n = flood_fill(m[b], connectivity)
+        base = b * len(labels)
+        regions = [[] for _ in range(n)]
+        bg = []
+        for i, k in enumerate(labels):
+            (regions[k - 1] if k else bg).append(base + i)
         out.append((regions, bg))
-        offset += n
     return out
 
 
-def pro_points(preds, masks, connectivity=2, spatial_dims=2, thresholds_desc=None):
+def pro_points(preds, masks, connectivity=None, spatial_dims=2, thresholds_desc=None):
     """PRO curve points [(fpr, pro)] as Fractions, starting at (0, 0)."""
     scores = [float(s) for s in _flat(preds)]
     regions, bg = [], []
@@ -279,7 +364,7 @@ def area_to_limit(points, limit):
     return area / limit
 
 
-def aupro(preds, masks, fpr_limit=0.3, connectivity=2, spatial_dims=2, num_thresholds=None):
+def aupro(preds, masks, fpr_limit=0.3, connectivity=None, spatial_dims=2, num_thresholds=None):
     scores = [float(s) for s in _flat(preds)]
     thr = None
     if num_thresholds is not None:
@@ -292,7 +377,7 @@ def aupro(preds, masks, fpr_limit=0.3, connectivity=2, spatial_dims=2, num_thres
     return area_to_limit(points, fpr_limit)
 
 
-def pro_score(preds, masks, threshold=0.5, connectivity=2, spatial_dims=2):
+def pro_score(preds, masks, threshold=0.5, connectivity=None, spatial_dims=2):
     scores = [float(s) for s in _flat(preds)]
     regions = []
     for r, _ in regions_of(masks, connectivity, spatial_dims):

@@ -74,6 +74,10 @@ def _ranking_cases():
     cases["int64-2**53"] = (big, (_rng.random(40) < 0.5).astype(np.float32), None)
     cases["float16"] = (_rng.random(50).astype(np.float16), (_rng.random(50) < 0.3).astype(np.float64), None)
     cases["one-class"] = (_rng.random(20).astype(np.float32), np.zeros(20, np.uint8), None)
+    # ignore_index 0 or 1 drops one class before the label check: one class is left
+    mixed = (_rng.random(32) < 0.5).astype(np.uint8)
+    cases["ignore-zero"] = (np.round(_rng.random(32) * 8).astype(np.float32) / 8, mixed, 0)
+    cases["ignore-one"] = (_rng.standard_normal(32), mixed.astype(bool), 1)
     return cases
 
 
@@ -109,7 +113,8 @@ def test_ranking_scalars(metric, case, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["float32-ties-inf", "int16-ignore", "int64-2**53", "one-class"])
+@pytest.mark.parametrize("case", ["float32-ties-inf", "int16-ignore", "int64-2**53", "one-class", "ignore-zero",
+                                  "ignore-one"])
 def test_curves_and_f1(case, backend):
     preds, target, ignore = RANKING[case]
     scores, labels = _oracle_pairs(case)
@@ -130,12 +135,19 @@ def test_curves_and_f1(case, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["float32-ties-inf", "int16-ignore"])
+@pytest.mark.parametrize("case", ["float32-ties-inf", "int16-ignore", "ignore-zero"])
 def test_binned_mode(case, backend):
     preds, target, ignore = RANKING[case]
     thr = np.linspace(-1.0, 1.0, 9)
     auroc = quiet(call, backend, F.auroc, preds, target, thresholds=thr, ignore_index=ignore)
     assert close(auroc, naive.binned_roc_auc(*_oracle_pairs(case), thr.tolist()))
+    ap = quiet(call, backend, F.average_precision, preds, target, thresholds=thr, ignore_index=ignore)
+    assert close(ap, naive.binned_average_precision(*_oracle_pairs(case), thr.tolist()))
+    (p, t), where = on(backend, preds, target)
+    f1_threshold = rm.F1AdaptiveThreshold(thresholds=thr, ignore_index=ignore, backend=where)
+    f1_threshold.update(p, t)
+    exact_t, exact_f1 = naive.binned_f1_adaptive(*_oracle_pairs(case), thr.tolist())
+    assert quiet(f1_threshold.compute) == exact_t and close(f1_threshold.f1, exact_f1)
     if backend != "cpu":
         assert identical(auroc, quiet(F.auroc, preds, target, thresholds=thr, ignore_index=ignore, backend="cpu"))
         curve = quiet(call, backend, F.precision_recall_curve, preds, target, thresholds=thr, ignore_index=ignore)
@@ -148,7 +160,8 @@ def test_binned_mode(case, backend):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["float32-ties-inf", "float64-bool", "int16-ignore", "float16"])
+@pytest.mark.parametrize("case", ["float32-ties-inf", "float64-bool", "int16-ignore", "float16", "ignore-zero",
+                                  "ignore-one"])
 def test_f1_score(case, backend):
     preds, target, ignore = RANKING[case]
     for threshold in (0.5, 0.0, 0.9999):
@@ -249,6 +262,7 @@ def test_classes_split_and_merge(backend):
     maps, masks = REGIONS["float32-ties"]
     specs = [(rm.AUROC, {}, preds, target), (rm.AUPR, {"curve": "trapezoid"}, preds, target),
              (rm.F1AdaptiveThreshold, {}, preds, target), (rm.AUROC, {"thresholds": 9}, preds, target),
+             (rm.F1AdaptiveThreshold, {"thresholds": 9}, preds, target),
              (rm.AUPRO, {}, maps, masks), (rm.PRO, {}, maps, masks)]
     for cls, kwargs, p, t in specs:
         whole = cls(**kwargs, backend="cpu")

@@ -131,8 +131,8 @@ def test_bad_arguments():
         rm.ManualThreshold(10**400)
     with pytest.raises(ValueError, match="thresholds: expected finite"):
         F.auroc(PREDS, TARGET, thresholds=[0.1, np.nan])
-    with pytest.raises(ValueError, match="ignore_index: expected a value other than the labels"):
-        F.auroc(PREDS, TARGET, ignore_index=1)
+    with pytest.raises(TypeError, match="ignore_index: expected None or a number, received 'x'"):
+        F.auroc(PREDS, TARGET, ignore_index="x")  # 0 and 1 are allowed (issue 10): tests/test_ranking.py
     with pytest.raises(ValueError, match=r"integer scores must lie within \+-2\*\*53"):
         F.auroc(np.array([0, 2**60]), [0, 1])
     with pytest.raises(ValueError, match="multidim_average"):

@@ -1,6 +1,7 @@
 """Ranking metrics against the exact oracles of tests/naive.py."""
 
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -77,8 +78,7 @@ def test_f1_adaptive_and_f1_max_match_oracle(data):
     exact_thr, exact_f1 = naive.f1_adaptive(preds, target)
     assert thr == exact_thr
     assert close(f1, exact_f1)
-    if both(target):
-        assert close(F.f1_max(preds, target), exact_f1)
+    assert close(quiet(F.f1_max, preds, target), exact_f1)  # None (nan) without a positive
 
 
 @SETTINGS
@@ -110,11 +110,14 @@ def test_precision_recall_curve_matches_oracle(data):
 
 def test_undefined_cases_warn_and_return_nan():
     for target in ([1, 1, 1], [0, 0, 0]):
-        for fn in (F.auroc, F.average_precision, F.aupr):
-            with pytest.warns(rm.UndefinedMetricWarning, match="undefined"):
-                assert math.isnan(fn([0.1, 0.2, 0.3], target))
-    with pytest.warns(rm.UndefinedMetricWarning, match="highest score"):
-        assert F.f1_adaptive_threshold([0.1, 0.7, 0.3], [0, 0, 0]) == (0.7, 0.0)
+        with pytest.warns(rm.UndefinedMetricWarning, match="undefined"):
+            assert math.isnan(F.auroc([0.1, 0.2, 0.3], target))
+    for fn in (F.average_precision, F.aupr, F.f1_max):
+        with pytest.warns(rm.UndefinedMetricWarning, match="undefined with no positive"):
+            assert math.isnan(fn([0.1, 0.2, 0.3], [0, 0, 0]))
+    with pytest.warns(rm.UndefinedMetricWarning, match="highest score and F1 is undefined"):
+        thr, f1 = F.f1_adaptive_threshold([0.1, 0.7, 0.3], [0, 0, 0])
+    assert thr == 0.7 and math.isnan(f1)
     with pytest.warns(rm.UndefinedMetricWarning, match="lowest score"):
         assert F.f1_adaptive_threshold([0.1, 0.7, 0.3], [1, 1, 1]) == (0.1, 1.0)
     with pytest.warns(rm.UndefinedMetricWarning):
@@ -159,23 +162,12 @@ def test_raw_scores_have_no_sigmoid_and_no_float32_saturation():
     preds = rng.normal(20, 3, target.size) + 2.0 * target  # all >> 17: sigmoid would tie them in float32
     expected = F.auroc(preds, target)
     assert 0.6 < expected < 0.8
-    assert expected == float(naive_auroc_sorted(preds, target))
+    assert expected == float(naive.auroc_midranks(preds, target))
     for transform in (lambda x: (x - 20) / 3, lambda x: x * 1e6 + 7, np.exp, lambda x: x ** 3,
                       lambda x: 1 / (1 + np.exp(-(x - 20) / 3))):
         assert F.auroc(transform(preds), target) == expected
     sig32 = (1 / (1 + np.exp(-preds))).astype(np.float32)  # what a float32 sigmoid does: ties above ~17
     assert F.auroc(sig32, target) < expected - 0.1
-
-
-def naive_auroc_sorted(preds, target):
-    """Exact AUROC via midranks (independent of the kernels; for inputs too big for pairs)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(preds)  # midranks, exact in float64 for these sizes (halves)
-    p = int(np.sum(target))
-    n = len(target) - p
-    u = Fraction(str(ranks[np.asarray(target, bool)].sum())) - Fraction(p * (p + 1), 2)
-    return u / (p * n)
 
 
 def test_large_input_against_midrank_oracle_all_dtypes():
@@ -184,14 +176,14 @@ def test_large_input_against_midrank_oracle_all_dtypes():
     base = rng.normal(0, 1, target.size) + 1.5 * target
     for preds in (base.astype(np.float32), base, np.round(base * 4).astype(np.int16),
                   np.round(base * 4).astype(np.float16)):
-        assert F.auroc(preds, target) == float(naive_auroc_sorted(preds.astype(np.float64), target))
+        assert F.auroc(preds, target) == float(naive.auroc_midranks(preds.astype(np.float64), target))
 
 
 def test_multi_pass_radix_sort_on_wide_float64_range():
     rng = np.random.default_rng(20261127)
     values = rng.standard_normal(5000) * 10.0 ** rng.integers(-300, 300, 5000)
     target = rng.random(5000) < 0.4
-    assert F.auroc(values, target) == float(naive_auroc_sorted(values, target))
+    assert F.auroc(values, target) == float(naive.auroc_midranks(values, target))
     _, _, thr = F.precision_recall_curve(values, target)
     assert thr.tolist() == np.unique(values).tolist()
 
@@ -360,3 +352,155 @@ def test_accumulators_carry_state_across_chunks(monkeypatch, chunk):
     assert got == expected
     assert close(got[1], naive.average_precision(preds, target))
     assert close(got[2], naive.aupr_trapezoid(preds, target))
+
+
+# ---------------------------------------------------------------------------
+# ignore_index 0 or 1, AP with positives only, F1 without a positive (issue 10)
+# ---------------------------------------------------------------------------
+
+def test_midrank_oracle_agrees_with_the_pairwise_one():
+    rng = np.random.default_rng(20261201)
+    for _ in range(20):
+        preds = np.round(rng.random(30) * 6) / 6
+        target = rng.random(30) < 0.4
+        assert naive.auroc_midranks(preds, target) == naive.auroc(preds, target)
+
+
+@SETTINGS
+@given(labelled(), st.sampled_from([0, 1]), st.sampled_from([None, 5, [-1.0, 0.0, 0.25, 0.5, 3.0]]))
+def test_ignore_index_zero_or_one_matches_oracle(data, ignore, thresholds):
+    preds, target = data
+    scores, labels = naive.drop_ignored(preds, target, ignore)
+    assert set(labels) <= {1 - ignore}
+    kw = {"ignore_index": ignore, "thresholds": thresholds}
+    if not labels:  # every element ignored
+        with pytest.warns(rm.UndefinedMetricWarning, match="no samples"):
+            assert math.isnan(F.auroc(preds, target, **kw))
+        return
+    with pytest.warns(rm.UndefinedMetricWarning, match="AUROC is undefined"):  # one class is left
+        assert math.isnan(F.auroc(preds, target, **kw))
+    if thresholds is None:
+        exact_ap, exact_trap = naive.average_precision(scores, labels), naive.aupr_trapezoid(scores, labels)
+        exact_f1 = naive.f1_adaptive(scores, labels)
+        assert quiet(F.f1_adaptive_threshold, preds, target, ignore_index=ignore)[0] == exact_f1[0]
+        assert close(quiet(F.f1_max, preds, target, ignore_index=ignore), exact_f1[1])
+    else:
+        thr = np.linspace(0, 1, thresholds).tolist() if isinstance(thresholds, int) else thresholds
+        exact_ap = naive.binned_average_precision(scores, labels, thr)
+        exact_trap = naive.binned_aupr_trapezoid(scores, labels, thr)
+        exact_f1 = naive.binned_f1_adaptive(scores, labels, thr)
+        metric = rm.F1AdaptiveThreshold(thresholds=thresholds, ignore_index=ignore)
+        metric.update(preds, target)
+        assert quiet(metric.compute) == exact_f1[0] and close(metric.f1, exact_f1[1])
+    assert close(quiet(F.average_precision, preds, target, **kw), exact_ap)
+    assert close(quiet(F.aupr, preds, target, curve="trapezoid", **kw), exact_trap)
+    assert close(quiet(rm.AUPR(**kw), preds, target), exact_ap)
+    prec, rec, _ = quiet(F.precision_recall_curve, preds, target, **kw)
+    assert prec.size == rec.size
+
+
+def test_ignore_index_zero_or_one_examples():
+    preds = [0.1, 0.9, 0.5, 0.7, 0.2]
+    # ignore_index=0: the negatives are dropped, the positives alone are left: AP is 1, AUROC undefined
+    assert F.average_precision(preds, [0, 1, 1, 0, 1], ignore_index=0) == 1.0
+    assert rm.AUPR(ignore_index=0)(preds, [0, 1, 1, 0, 1]) == 1.0
+    with pytest.warns(rm.UndefinedMetricWarning, match="no negative"):
+        assert math.isnan(rm.AUROC(ignore_index=0)(preds, [0, 1, 1, 0, 1]))
+    with pytest.warns(rm.UndefinedMetricWarning, match="no positive"):
+        assert math.isnan(F.average_precision(preds, [0, 1, 1, 0, 1], ignore_index=1))
+    # the label left valid is the other one: 255 is still an error, and says what was allowed
+    with pytest.raises(ValueError, match=r"\{0, 1\} \(or ignore_index=0\), received 1 other value \(e\.g\. 255\)"):
+        F.auroc(preds, [0, 1, 255, 0, 1], ignore_index=0)
+    # bool and float labels compare with 0/1 in their own dtype
+    assert F.average_precision(preds, np.array([0, 1, 1, 0, 1], bool), ignore_index=0) == 1.0
+    assert F.f1_max(preds, np.array([0, 1, 1, 0, 1], np.float32), ignore_index=0) == 1.0
+    with pytest.warns(rm.UndefinedMetricWarning, match="F1 is undefined with no positive"):
+        assert math.isnan(F.f1_max(preds, np.array([0, 1, 1, 0, 1], bool), ignore_index=1))
+    with pytest.warns(rm.UndefinedMetricWarning, match="no samples"):
+        assert math.isnan(F.auroc(preds, [1] * 5, ignore_index=1))
+
+
+def test_average_precision_with_positives_only_is_one():
+    preds = [0.3, 0.1, 0.3, 0.8]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # defined: no warning
+        for curve in ("step", "trapezoid"):
+            assert F.aupr(preds, [1, 1, 1, 1], curve=curve) == 1.0
+            assert F.aupr(preds, [1, 1, 1, 1], curve=curve, thresholds=11) == 1.0
+            assert rm.AUPR(curve=curve)(preds, [1, 1, 1, 1]) == 1.0
+        assert F.average_precision(preds, [1, 1, 1, 1]) == 1.0
+        assert F.average_precision([0.5], [1]) == 1.0
+    for fn in (F.average_precision, lambda p, t: F.aupr(p, t, curve="trapezoid", thresholds=5)):
+        with pytest.warns(rm.UndefinedMetricWarning, match="no positive"):
+            assert math.isnan(fn(preds, [0, 0, 0, 0]))
+    # scikit-learn returns the same number
+    from sklearn.metrics import average_precision_score
+
+    assert average_precision_score([1, 1, 1, 1], preds) == 1.0
+
+
+def test_f1_max_without_a_positive_is_nan():
+    with pytest.warns(rm.UndefinedMetricWarning, match="F1 is undefined with no positive"):
+        assert math.isnan(F.f1_max([0.2, 0.7, 0.7], [0, 0, 0]))
+    m = rm.F1Max()
+    with pytest.warns(rm.UndefinedMetricWarning, match="F1 is undefined with no positive"):
+        assert math.isnan(m([0.2, 0.7], [0, 0]))
+    assert math.isnan(m.threshold)
+    m.update([0.9], [1])  # a positive arrives: defined again
+    assert m.compute() == 1.0 and m.threshold == 0.9
+    with pytest.warns(rm.UndefinedMetricWarning, match="no samples"):
+        assert math.isnan(rm.F1Max().compute())
+
+
+@pytest.mark.filterwarnings("ignore::refmetrics.BinningWarning")
+def test_f1_adaptive_threshold_fallbacks_and_f1_attribute():
+    f = rm.F1AdaptiveThreshold()
+    with pytest.warns(rm.UndefinedMetricWarning, match="highest score and F1 is undefined"):
+        assert f([0.1, 0.7, 0.3], [0, 0, 0]) == 0.7
+    assert f.value == 0.7 and math.isnan(f.f1)
+    g = rm.F1AdaptiveThreshold()
+    with pytest.warns(rm.UndefinedMetricWarning, match="lowest score"):
+        assert g([0.1, 0.7, 0.3], [1, 1, 1]) == 0.1
+    assert g.f1 == 1.0
+    # binned: the scores are not kept, so the highest / lowest given threshold (anomalib 2.x)
+    b = rm.F1AdaptiveThreshold(thresholds=[0.2, 0.5, 0.9])
+    with pytest.warns(rm.UndefinedMetricWarning, match="highest given threshold"):
+        assert b([0.1, 0.7, 0.3], [0, 0, 0]) == 0.9
+    assert math.isnan(b.f1)
+    b = rm.F1AdaptiveThreshold(thresholds=[0.2, 0.5, 0.9])
+    with pytest.warns(rm.UndefinedMetricWarning, match="lowest given threshold"):
+        assert b([0.1, 0.7, 0.3], [1, 1, 1]) == 0.2
+    assert b.f1 == float(Fraction(2 * 2, 2 * 2 + 1))  # 0.7 and 0.3 are >= 0.2, 0.1 is missed
+    d = rm.F1AdaptiveThreshold(default_value=0.25, thresholds=4)
+    with pytest.warns(rm.UndefinedMetricWarning, match="before any sample"):
+        assert d.compute() == 0.25
+    assert math.isnan(d.f1)
+
+
+@SETTINGS
+@given(labelled(dtype=np.float64), st.one_of(st.integers(2, 12),
+                                              st.lists(st.floats(-2, 2), min_size=1, max_size=8)))
+def test_f1_adaptive_threshold_binned_matches_oracle(data, thresholds):
+    preds, target = data
+    thr = np.linspace(0, 1, thresholds).tolist() if isinstance(thresholds, int) else thresholds
+    exact_thr, exact_f1 = naive.binned_f1_adaptive(preds, target, thr)
+    metric = rm.F1AdaptiveThreshold(thresholds=thresholds)
+    metric.update(preds, target)
+    assert quiet(metric.compute) == exact_thr
+    assert close(metric.f1, exact_f1)
+
+
+def test_f1_adaptive_threshold_binned_merges_and_keeps_its_config():
+    rng = np.random.default_rng(20261202)
+    preds, target = rng.random(400), rng.random(400) < 0.3
+    a, b = rm.F1AdaptiveThreshold(thresholds=25), rm.F1AdaptiveThreshold(thresholds=25)
+    a.update(preds[:150], target[:150])
+    b.update(preds[150:], target[150:])
+    exact_thr, exact_f1 = naive.binned_f1_adaptive(preds, target, np.linspace(0, 1, 25).tolist())
+    assert a.merge(b).compute() == exact_thr and close(a.f1, exact_f1)
+    assert repr(rm.F1AdaptiveThreshold(thresholds=[0.5, 0.1])) == (
+        "F1AdaptiveThreshold(default_value=0.5, thresholds=(0.1, 0.5), ignore_index=None, backend='auto')")
+    with pytest.raises(ValueError, match="same parameters"):
+        rm.F1AdaptiveThreshold(thresholds=25).merge(rm.F1AdaptiveThreshold())
+    with pytest.raises(ValueError, match="thresholds: expected None, an int"):
+        rm.F1AdaptiveThreshold(thresholds=1)

@@ -99,3 +99,29 @@ def test_manual_threshold():
     with pytest.raises(ValueError, match="same parameters"):
         m.merge(rm.ManualThreshold())
     assert not math.isnan(m.compute())
+
+
+@SETTINGS
+@given(labelled(min_size=4, max_size=40), st.sampled_from([0, 1]), st.sampled_from([0.0, 0.5]))
+def test_f1_score_ignore_index_zero_or_one(data, ignore, threshold):
+    preds, target = data
+    value = F.f1_score(preds, target, threshold=threshold, ignore_index=ignore)
+    assert abs(Fraction(value) - naive.f1_score(preds, target, threshold, ignore)) <= Fraction(1, 10**12)
+    rows = (preds.size // 2) * 2
+    p2, t2 = preds[:rows].reshape(2, -1), target[:rows].reshape(2, -1)
+    per_sample = rm.F1Score(multidim_average="samplewise", threshold=threshold, ignore_index=ignore)(p2, t2)
+    assert per_sample.tolist() == [float(naive.f1_score(p, t, threshold, ignore)) for p, t in zip(p2, t2)]
+
+
+def test_f1_score_ignore_index_zero_or_one_examples():
+    # ignore_index=0: only positives are left, F1 = 2TP / (2TP + FN)
+    assert F.f1_score([0.9, 0.2, 0.7, 0.1], [1, 0, 1, 1], ignore_index=0) == float(Fraction(4, 5))
+    # ignore_index=1: only negatives, TP + FP + FN counts the false positives
+    assert F.f1_score([0.9, 0.2, 0.7, 0.1], [1, 0, 1, 1], ignore_index=1) == 0.0
+    # an ignored 5.0 does not switch the sigmoid on, whatever label it carries
+    assert F.f1_score([5.0, 0.4, 0.6], [0, 1, 1], ignore_index=0) == float(Fraction(2, 3))
+    with pytest.raises(ValueError, match=r"\(or ignore_index=1\), received 1 other value \(e\.g\. 2\)"):
+        F.f1_score([0.9, 0.2, 0.7], [1, 0, 2], ignore_index=1)
+    samplewise = F.f1_score([[0.9, 0.2], [0.1, 0.7]], [[1, 0], [1, 0]], multidim_average="samplewise",
+                            ignore_index=0)
+    assert samplewise.tolist() == [1.0, 0.0]

@@ -134,15 +134,15 @@ def exact_values(maps, masks, batches):
     spatial = masks.ndim - 1
     image_scores = maps.reshape(maps.shape[0], -1).max(axis=1)
     image_labels = masks.reshape(masks.shape[0], -1).max(axis=1)
-    f1 = naive.f1_adaptive(maps, masks)[1]  # 0 without positives: F1 is 0 at every threshold
+    f1 = naive.f1_adaptive(maps, masks)[1]  # None (undefined) without a positive
     return {
         "image_auroc": naive.auroc(image_scores, image_labels),
         "image_ap": naive.average_precision(image_scores, image_labels),
         "pixel_auroc": naive.auroc(maps, masks),
         "pixel_ap": naive.average_precision(maps, masks),
         "pixel_f1max": f1,
-        "aupro": naive.aupro(maps, masks, 0.3, 2, spatial_dims=spatial),
-        "pro": naive.pro_score(maps, masks, 0.5, 2, spatial_dims=spatial),
+        "aupro": naive.aupro(maps, masks, 0.3, None, spatial_dims=spatial),  # full connectivity
+        "pro": naive.pro_score(maps, masks, 0.5, None, spatial_dims=spatial),
         "pixel_f1_threshold": Fraction(float(naive.f1_adaptive(maps, masks)[0])),
         "pixel_f1_score": f1_score_by_batches(maps, masks, [0] + list(batches) + [maps.shape[0]]),
         "min_score": Fraction(float(maps.min())),

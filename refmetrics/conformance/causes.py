@@ -34,7 +34,7 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def reference(case, metric, maps=None, curve="step", connectivity=2, num_thresholds=None, thresholds=None,
+def reference(case, metric, maps=None, curve="step", connectivity=None, num_thresholds=None, thresholds=None,
               batches=None):
     """refmetrics' value of ``metric`` on the case (optionally on transformed data)."""
     if batches is not None:
@@ -228,8 +228,9 @@ class Cause:
 
 CAUSES = [
     Cause("undefined_policy", "undefined-case policy",
-          "The metric is undefined on this data (one class, no region or no background); the implementation "
-          "returns a number (0, 0.5, ...) or raises where refmetrics returns NaN with a warning.",
+          "The metric is undefined on this data (no positive; for AUROC, one class; no region or no "
+          "background); the implementation returns a number (0, 0.5, ...) or raises where refmetrics returns "
+          "NaN with a warning.",
           _model_undefined, 0.0),
     Cause("float32_accumulation", "float32 arithmetic",
           "The result is a float32 number within 16 float32 ulps of the exact value: counts, rates or areas "

@@ -214,17 +214,22 @@ class ExactScores(PartsState):
         self.parts = [_DevicePart(pos, neg, is_sorted=True)]
         return pos, neg
 
-    def extreme_key(self, positive, highest):
-        """The lowest or highest key of the positives or negatives, as a one-element host array."""
+    def extreme_threshold(self, positive, highest):
+        """The lowest or highest score of the positives or negatives (float; there must be one)."""
         if self.on_device:
             from ..kernels.cuda import _driver as D
 
             pos, neg = self.device_sorted()
             keys = pos if positive else neg
-            return np.array([D.scalar(keys, -1 if highest else 0)], keys.dtype)
+            return self.threshold_of(np.array([D.scalar(keys, -1 if highest else 0)], keys.dtype))
         pos, neg = self.sorted()
         keys = pos if positive else neg
-        return keys[-1:] if highest else keys[:1]
+        return self.threshold_of(keys[-1:] if highest else keys[:1])
+
+    @staticmethod
+    def threshold_of(key):
+        """The score (float) of a group's key (a one-element array)."""
+        return float(decode_keys(key)[0])
 
     @property
     def n_pos(self):
@@ -392,6 +397,16 @@ class BinnedScores:
     def curve_counts(self):
         (keys, dtp, dfp), = self.groups()
         return self.thresholds[::-1].copy(), np.cumsum(dtp), np.cumsum(dfp)
+
+    def threshold_of(self, key):
+        """The threshold (float) of a group's key (a one-element array of a threshold index)."""
+        return float(self.thresholds[int(key[0])])
+
+    def extreme_threshold(self, positive, highest):
+        """The binned stand-in for the highest or lowest score (F1AdaptiveThreshold's
+        fall-backs): the scores are not kept, so the highest or lowest given threshold,
+        as anomalib 2.x's binned mode returns."""
+        return float(self.thresholds[-1 if highest else 0])
 
 
 # ---------------------------------------------------------------------------

@@ -80,6 +80,15 @@ def _one_class(state, what):
     return True
 
 
+def _no_positive(state, what):
+    """AP, AUPR and F1 need a positive only: with positives alone every precision is 1."""
+    if state.n_pos:
+        return False
+    why = "no samples" if not state.n_neg else "no positive (anomalous) sample"
+    V.warn_undefined(f"{what} is undefined with {why}; returning nan", stacklevel=5)
+    return True
+
+
 def auroc_from_state(state):
     if _one_class(state, "AUROC"):
         return float("nan")
@@ -93,7 +102,7 @@ def auroc_from_state(state):
 
 
 def average_precision_from_state(state):
-    if _one_class(state, "average precision"):
+    if _no_positive(state, "average precision"):
         return float("nan")
     return R.average_precision(_groups(state), state.n_pos)
 
@@ -101,7 +110,7 @@ def average_precision_from_state(state):
 def aupr_from_state(state, curve):
     if curve == "step":
         return average_precision_from_state(state)
-    if _one_class(state, "AUPR"):
+    if _no_positive(state, "AUPR"):
         return float("nan")
     return R.pr_trapezoid(_groups(state), state.n_pos)
 
@@ -130,8 +139,8 @@ def pr_from_state(state):
             thr[::-1].copy())
 
 
-def f1_from_state(state):
-    """``(threshold, f1)`` at the largest F1 (ties to the lowest threshold), or None."""
+def _f1_best(state):
+    """``(threshold, f1)`` at the largest F1, ties to the lowest threshold (needs a positive)."""
     p = state.n_pos
     if _exact_on_device(state):
         from ..kernels.cuda import _driver as D
@@ -140,27 +149,36 @@ def f1_from_state(state):
         tp, fp, key = D.f1_best(*state.device_sorted())
     else:
         tp, fp, key = R.f1_best(_groups(state), p)
-    if key is None:
-        V.warn_undefined("F1 is undefined with no samples; returning nan", stacklevel=4)
+    return state.threshold_of(key), float(Fraction(2 * tp, tp + fp + p))
+
+
+def f1_from_state(state):
+    """``(threshold, f1)`` at the largest F1 (ties to the lowest threshold), or None (and
+    an UndefinedMetricWarning) without a positive: F1-max is then undefined."""
+    if _no_positive(state, "F1"):
         return None
-    threshold = float(R.decode_keys(key)[0])
-    return threshold, float(Fraction(2 * tp, tp + fp + p))
+    return _f1_best(state)
 
 
 def f1_adaptive_from_state(state):
-    """anomalib's F1AdaptiveThreshold with its documented fall-backs."""
+    """anomalib's F1AdaptiveThreshold with its documented fall-backs; None without samples.
+
+    No anomalous sample: the highest score, and F1 NaN (undefined there, as
+    F1-max is). No normal sample: the lowest score, where F1 is the largest
+    (every positive is predicted). In binned mode (scores not kept) the highest or
+    lowest given threshold instead, as anomalib 2.x.
+    """
     p, n = state.n_pos, state.n_neg
     if not (p or n):
         return None
-    if not p or not n:
-        best = f1_from_state(state)
-        pick = state.extreme_key(positive=bool(p), highest=not p)
-        V.warn_undefined(
-            "F1AdaptiveThreshold: " + ("no anomalous sample: the threshold is the highest score"
-                                       if not p else "no normal sample: the threshold is the lowest score"),
-            stacklevel=4)
-        return float(R.decode_keys(pick)[0]), best[1]
-    return f1_from_state(state)
+    if p and n:
+        return _f1_best(state)
+    what = "given threshold" if isinstance(state, R.BinnedScores) else "score"
+    V.warn_undefined("F1AdaptiveThreshold: " + (
+        f"no anomalous sample: the threshold is the highest {what} and F1 is undefined (nan)" if not p
+        else f"no normal sample: the threshold is the lowest {what}"), stacklevel=4)
+    threshold = state.extreme_threshold(positive=bool(p), highest=not p)
+    return threshold, (_f1_best(state)[1] if p else float("nan"))
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +307,8 @@ def average_precision(preds, target, thresholds=None, ignore_index=None, backend
     float
         ``sum_k (R_k - R_{k-1}) P_k`` over thresholds in decreasing order,
         ``R_0 = 0`` (scikit-learn's definition, anomalib 2.x's AUPR). NaN with
-        an UndefinedMetricWarning when only one class is present.
+        an UndefinedMetricWarning when there is no positive; 1.0 with
+        positives only (every precision is 1), as scikit-learn and torchmetrics.
 
     Examples
     --------
@@ -319,7 +338,8 @@ def aupr(preds, target, curve="step", thresholds=None, ignore_index=None, backen
     Returns
     -------
     float
-        NaN with an UndefinedMetricWarning when only one class is present.
+        NaN with an UndefinedMetricWarning when there is no positive; 1.0 with
+        positives only (every precision is 1), with either ``curve``.
 
     Examples
     --------
@@ -349,13 +369,19 @@ def f1_max(preds, target, ignore_index=None, backend="auto"):
     -------
     float
         ``max_t 2TP/(2TP+FP+FN)`` over the distinct scores ``t`` (``score >= t``),
-        compared exactly in integers. 0.0 when there is no positive.
+        compared exactly in integers. NaN with an UndefinedMetricWarning when
+        there is no positive (recall is undefined).
 
     Examples
     --------
     >>> from refmetrics.functional import f1_max
     >>> f1_max([2.3, 1.6, 2.6, 7.9, 3.3], [0, 0, 0, 1, 1])
     1.0
+    >>> import warnings, refmetrics
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", refmetrics.UndefinedMetricWarning)
+    ...     f1_max([0.2, 0.7], [0, 0])
+    nan
     """
     state = ranking_state(preds, target, None, ignore_index, backend)
     best = f1_from_state(state)
@@ -380,8 +406,9 @@ def f1_adaptive_threshold(preds, target, ignore_index=None, backend="auto"):
     Notes
     -----
     anomalib's fall-backs, each with an UndefinedMetricWarning: without an
-    anomalous sample the threshold is the highest score; without a normal
-    sample, the lowest score.
+    anomalous sample the threshold is the highest score and the F1 is NaN
+    (undefined without a positive, as :func:`f1_max`); without a normal
+    sample, the lowest score, with its F1.
 
     Examples
     --------

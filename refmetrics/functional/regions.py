@@ -41,7 +41,7 @@ def check_num_thresholds(num_thresholds):
     return int(num_thresholds)
 
 
-def label_regions(masks, connectivity=2, spatial_dims=2, return_num=False, backend="auto"):
+def label_regions(masks, connectivity=None, spatial_dims=2, return_num=False, backend="auto"):
     """Connected regions of binary masks, labelled per sample, ids unique across the batch.
 
     Parameters
@@ -49,9 +49,23 @@ def label_regions(masks, connectivity=2, spatial_dims=2, return_num=False, backe
     masks : array_like
         {0, 1} masks: ``(H,W)``, ``(B,H,W)`` or ``(B,1,H,W)``; with
         ``spatial_dims=3``, ``(D,H,W)``, ``(B,D,H,W)`` or ``(B,1,D,H,W)``.
-    connectivity : {1, 2}
-        2 (default): full connectivity (8 neighbours in 2D, 26 in 3D), the
-        MVTec AD and anomalib convention. 1: face neighbours only (4 / 6).
+    connectivity : int in 1..spatial_dims, optional
+        scikit-image's connectivity: the most axes along which two neighbours
+        may differ (each by one pixel). None (default): full connectivity,
+        ``spatial_dims`` (8 neighbours in 2D, 26 in 3D), the MVTec AD and
+        anomalib convention. In 2D, 1 gives 4 neighbours; in 3D, 1 gives 6 and
+        2 gives 18. The neighbours of the centre pixel ``x``, each marked with
+        the smallest connectivity that joins it to ``x``::
+
+            2D, connectivity=1     2D, connectivity=2 (None)
+
+                  1                     2 1 2
+                1 x 1                   1 x 1
+                  1                     2 1 2
+
+        In 3D the 26 neighbours differ from ``x`` along 1 axis (the 6 faces),
+        2 axes (the 12 edges) or 3 axes (the 8 corners); ``connectivity=k``
+        keeps those that differ along at most ``k`` axes.
     spatial_dims : {2, 3}
     return_num : bool
         Also return the number of regions.
@@ -75,8 +89,21 @@ def label_regions(masks, connectivity=2, spatial_dims=2, return_num=False, backe
     [[[1, 0], [0, 1]], [[0, 0], [2, 2]]]
     >>> label_regions(masks, connectivity=1, return_num=True)[1]
     3
+
+    In 3D, two voxels that share only an edge are one region from
+    ``connectivity=2`` on, two voxels that share only a corner only under
+    full connectivity:
+
+    >>> import numpy as np
+    >>> volume = np.zeros((1, 2, 2, 2), bool)
+    >>> volume[0, 0, 0, 0] = volume[0, 1, 1, 0] = volume[0, 1, 1, 1] = True
+    >>> [label_regions(volume, connectivity=c, spatial_dims=3, return_num=True)[1] for c in (1, 2, 3)]
+    [2, 1, 1]
+    >>> volume[0, 1, 1, 0] = False  # (0,0,0) and (1,1,1) share a corner only
+    >>> [label_regions(volume, connectivity=c, spatial_dims=3, return_num=True)[1] for c in (1, 2, 3)]
+    [2, 2, 1]
     """
-    L.check_connectivity(connectivity)
+    connectivity = L.check_connectivity(connectivity, spatial_dims)
     A.resolve_backend(backend, masks)
     t = A.to_host(masks, "masks")  # labelling runs on the host (scikit-image) on every backend
     V.check_nonempty("masks", t)
@@ -158,7 +185,7 @@ def pro_curve_from_state(state, num_thresholds):
     return G.curve_from_groups(_groups(state, num_thresholds), state.n_bg, state.n_regions)
 
 
-def pro_curve(preds, target, num_thresholds=None, connectivity=2, spatial_dims=2, backend="auto"):
+def pro_curve(preds, target, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
     """Per-region overlap (PRO) against false positive rate, one point per threshold.
 
     Parameters
@@ -198,13 +225,13 @@ def pro_curve(preds, target, num_thresholds=None, connectivity=2, spatial_dims=2
     ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0])
     """
     num_thresholds = check_num_thresholds(num_thresholds)
-    L.check_connectivity(connectivity)
+    connectivity = L.check_connectivity(connectivity, spatial_dims)
     state = G.RegionScores()
     add_region_batch(state, preds, target, connectivity, spatial_dims, backend, finite=num_thresholds is not None)
     return pro_curve_from_state(state, num_thresholds)
 
 
-def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=2, spatial_dims=2, backend="auto"):
+def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
     """Normalised area under the PRO curve up to a false positive rate.
 
     Parameters
@@ -242,7 +269,7 @@ def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=2, spa
     """
     fpr_limit = check_fpr_limit(fpr_limit)
     num_thresholds = check_num_thresholds(num_thresholds)
-    L.check_connectivity(connectivity)
+    connectivity = L.check_connectivity(connectivity, spatial_dims)
     state = G.RegionScores()
     if num_thresholds is None:  # keep only what the area up to fpr_limit reads
         add_region_batch(state, preds, target, connectivity, spatial_dims, backend, fpr_limit)
@@ -252,7 +279,7 @@ def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=2, spa
 
 
 def pro_state_add(state, preds, target, threshold, connectivity, spatial_dims, backend):
-    L.check_connectivity(connectivity)
+    connectivity = L.check_connectivity(connectivity, spatial_dims)
     batch = G.intake_regions(preds, target, spatial_dims, backend)
     state.add(batch, threshold, connectivity)
 
@@ -264,7 +291,7 @@ def pro_from_state(state):
     return state.pro()
 
 
-def pro_score(preds, target, threshold=0.5, connectivity=2, spatial_dims=2, backend="auto"):
+def pro_score(preds, target, threshold=0.5, connectivity=None, spatial_dims=2, backend="auto"):
     """Per-region overlap at one threshold.
 
     Parameters

@@ -135,7 +135,7 @@ class AUPR(_Ranking):
         return {"curve": self.curve_kind, **super()._config()}
 
     def compute(self):
-        """The AUPR of everything seen (NaN with a warning for one class)."""
+        """The AUPR of everything seen (NaN with a warning without a positive; 1.0 with positives only)."""
         return F.aupr_from_state(self._state, self.curve_kind)
 
     def curve(self):
@@ -185,6 +185,11 @@ class F1AdaptiveThreshold(_Ranking):
     ----------
     default_value : float
         Returned (with a warning) when ``compute`` is called before any sample.
+    thresholds : None, int or array_like
+        None: every distinct score is a candidate (exact). An int ``T``: ``T``
+        thresholds evenly spaced in [0, 1]; an array: those thresholds
+        (torchmetrics' binned mode, anomalib 2.x's ``thresholds``): the candidates
+        are then the given thresholds, and the state holds counts per bin.
     ignore_index : int or float, optional
     backend : {"auto", "cpu", "cuda"}
 
@@ -193,13 +198,15 @@ class F1AdaptiveThreshold(_Ranking):
     value : float
         The last computed threshold (``default_value`` before).
     f1 : float
-        The F1 at that threshold (NaN before).
+        The F1 at that threshold (NaN before, and without an anomalous sample).
 
     Notes
     -----
     See :func:`refmetrics.functional.f1_adaptive_threshold`: ties go to the
     lowest threshold; without an anomalous sample the highest score is returned,
-    without a normal sample the lowest, each with an UndefinedMetricWarning.
+    without a normal sample the lowest, each with an UndefinedMetricWarning. In
+    binned mode, where the scores are not kept, these fall-backs are the highest
+    and the lowest given threshold (as anomalib 2.x's).
 
     Examples
     --------
@@ -212,17 +219,23 @@ class F1AdaptiveThreshold(_Ranking):
     3.3
     >>> threshold.f1
     1.0
+
+    Binned mode: the candidates are the given thresholds.
+
+    >>> binned = F1AdaptiveThreshold(thresholds=[0.0, 2.5, 3.0, 5.0])
+    >>> binned(np.array([2.3, 1.6, 2.6, 7.9, 3.3]), np.array([0, 0, 0, 1, 1]))
+    3.0
     """
 
     _outputs = ("value", "f1")
 
-    def __init__(self, default_value=0.5, ignore_index=None, backend="auto"):
+    def __init__(self, default_value=0.5, thresholds=None, ignore_index=None, backend="auto"):
         self.default_value = V.check_real("default_value", default_value)
-        super().__init__(None, ignore_index, True, backend)
+        super().__init__(thresholds, ignore_index, True, backend)
 
     def _config(self):
-        return {"default_value": self.default_value, "ignore_index": self.ignore_index,
-                "backend": self.backend}
+        return {"default_value": self.default_value, "thresholds": self.thresholds,
+                "ignore_index": self.ignore_index, "backend": self.backend}
 
     def reset(self):
         super().reset()
@@ -251,7 +264,9 @@ class F1Max(_Ranking):
     Attributes
     ----------
     threshold : float
-        The threshold that achieves it (the lowest one among ties).
+        The threshold that achieves it (the lowest one among ties). Without a
+        positive sample F1-max is undefined: ``compute`` returns NaN with an
+        UndefinedMetricWarning and the threshold is NaN.
 
     Examples
     --------
@@ -276,7 +291,7 @@ class F1Max(_Ranking):
         self.threshold = float("nan")
 
     def compute(self):
-        """The F1-max of everything seen (NaN with a warning before any sample)."""
+        """The F1-max of everything seen (NaN with a warning without a positive)."""
         best = F.f1_from_state(self._state)
         if best is None:
             return float("nan")

@@ -12,9 +12,8 @@ class _Regional(Metric):
 
     def __init__(self, connectivity, spatial_dims, backend):
         super().__init__(backend)
-        L.check_connectivity(connectivity)
         L.check_spatial_dims(spatial_dims)
-        self.connectivity = connectivity
+        self.connectivity = L.check_connectivity(connectivity, spatial_dims)  # None -> spatial_dims
         self.spatial_dims = spatial_dims
 
     def _config(self):
@@ -31,8 +30,9 @@ class AUPRO(_Regional):
     num_thresholds : int, optional
         None: the exact curve. ``T``: anomalib 1.x's sampled curve at ``T``
         thresholds evenly spaced from the smallest to the largest score.
-    connectivity : {1, 2}
-        Region connectivity; 2 (full) by default.
+    connectivity : int in 1..spatial_dims, optional
+        scikit-image's region connectivity; None (default): full (8 neighbours
+        in 2D, 26 in 3D). See :func:`refmetrics.functional.label_regions`.
     spatial_dims : {2, 3}
         3 for volumes ``(B, D, H, W)``.
     backend : {"auto", "cpu", "cuda"}
@@ -56,7 +56,7 @@ class AUPRO(_Regional):
     0.75
     """
 
-    def __init__(self, fpr_limit=0.3, num_thresholds=None, connectivity=2, spatial_dims=2, backend="auto"):
+    def __init__(self, fpr_limit=0.3, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
         super().__init__(connectivity, spatial_dims, backend)
         self.fpr_limit = F.check_fpr_limit(fpr_limit)
         self.num_thresholds = F.check_num_thresholds(num_thresholds)
@@ -111,7 +111,7 @@ class PRO(_Regional):
     0.5
     """
 
-    def __init__(self, threshold=0.5, connectivity=2, spatial_dims=2, backend="auto"):
+    def __init__(self, threshold=0.5, connectivity=None, spatial_dims=2, backend="auto"):
         super().__init__(connectivity, spatial_dims, backend)
         self.threshold = V.check_real("threshold", threshold)
         self.reset()

@@ -21,20 +21,25 @@ from .ranking import RADIX_SIZE, is_nan_bits, score_key
 
 @njit(cache=True, nogil=True)
 def binary_mask(labels, has_ignore, ignore, out):
-    """``out = labels == 1`` for {0, 1} labels; returns ``(n_ones, n_bad)``."""
+    """``out = labels == 1`` for {0, 1} labels; returns ``(n_ones, n_bad)``.
+
+    With ``has_ignore``, labels equal to ``ignore`` are dropped first (``out``
+    false, neither counted), whatever their value, 0 and 1 included.
+    """
     ones = 0
     bad = 0
     for i in range(labels.size):
         t = labels[i]
-        if t == 1:
+        if has_ignore and t == ignore:
+            out[i] = False
+        elif t == 1:
             out[i] = True
             ones += 1
         elif t == 0:
             out[i] = False
         else:
             out[i] = False
-            if not (has_ignore and t == ignore):
-                bad += 1
+            bad += 1
     return ones, bad
 
 
