@@ -448,7 +448,7 @@ def _measure(values, notes, name, func, *args):
 
 
 def _pixel_f1(pixels):
-    best = FR.f1_from_state(pixels)
+    best = FR.f1_from_state(pixels)  # None, with the undefined-metric warning, without a defect pixel
     return best[1] if best is not None else float("nan")
 
 
@@ -477,21 +477,13 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, qu
         values = {}
         _measure(values, notes, "image AUROC", F.auroc, scores, labels)
         _measure(values, notes, "image AP", F.average_precision, scores, labels)
-        if labels.any():
-            _measure(values, notes, "image F1-max", F.f1_max, scores, labels)
-        else:
-            values["image F1-max"] = float("nan")
-            _note(notes, "image F1-max: F1-max is undefined with no defective image (reported as nan)")
+        _measure(values, notes, "image F1-max", F.f1_max, scores, labels)
         step("pixel AUROC, AP, F1-max")
         pixels = R.ExactScores()
         pixels.add(R._Part(rkeys, bg, None, is_sorted=True))
         _measure(values, notes, "pixel AUROC", FR.auroc_from_state, pixels)
         _measure(values, notes, "pixel AP", FR.average_precision_from_state, pixels)
-        if rkeys.size:
-            _measure(values, notes, "pixel F1-max", _pixel_f1, pixels)
-        else:
-            values["pixel F1-max"] = float("nan")
-            _note(notes, "pixel F1-max: F1-max is undefined with no defect pixel (reported as nan)")
+        _measure(values, notes, "pixel F1-max", _pixel_f1, pixels)
         step("AUPRO")
         regions = G.RegionScores()
         regions.add(G._Part(bg, rkeys, rsizes, state.n_regions, is_sorted=True))
@@ -674,7 +666,7 @@ def _previous_files(out):
     return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
 
 
-def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, quiet=False, settings=None,
+def run(samples, out, fpr_limit=0.3, resize=None, connectivity=None, figures=True, quiet=False, settings=None,
         notes=()):
     """Evaluate samples and write the outputs into ``out``: ``(results, files written)``.
 
@@ -687,6 +679,7 @@ def run(samples, out, fpr_limit=0.3, resize=None, connectivity=2, figures=True, 
     of other categories, say) are removed with the switch, so ``out`` always
     describes one run. ``notes``: dataset-level notes for ``results.json``.
     """
+    connectivity = L.check_connectivity(connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
     check_headers(samples, resize)
     by_category = {}
     for s in samples:

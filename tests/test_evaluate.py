@@ -297,8 +297,8 @@ def test_formats_dtypes_and_undefined_categories(tmp_path):
     assert all(v is None for v in good_only["metrics"].values())
     notes = good_only["notes"]
     # each note names the metric and so its level; nothing is said twice (no figures: no curve notes either)
-    for level, metric, why in (("image", "AUROC", "no positive"), ("image", "F1-max", "no defective image"),
-                               ("pixel", "AUROC", "no positive"), ("pixel", "F1-max", "no defect pixel"),
+    for level, metric, why in (("image", "AUROC", "no positive"), ("image", "F1-max", "no positive"),
+                               ("pixel", "AUROC", "no positive"), ("pixel", "F1-max", "no positive"),
                                ("AUPRO", "AUPRO", "no defect region")):
         name = f"{level} {metric}" if level != metric else metric
         assert sum(n.startswith(f"{name}: ") and why in n and n.endswith("(reported as nan)") for n in notes) == 1, \
