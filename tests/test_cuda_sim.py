@@ -57,6 +57,7 @@ def _run_part(functions):
     timer = threading.Timer(TIMEOUT, proc.kill)
     timer.start()
     lines = []
+    print(flush=True)  # with -s, the part's lines start under pytest's own line
     try:
         for line in proc.stdout:
             lines.append(line)
