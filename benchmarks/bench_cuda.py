@@ -20,7 +20,8 @@ see ``_machine.py``) is printed first and with the ratios.
 
 Usage: ``python benchmarks/bench_cuda.py [--images 190] [--repeat 5]``; it
 needs a CUDA GPU, numba-cuda and torch with CUDA (torchmetrics and anomalib for
-their rows). Under ``NUMBA_ENABLE_CUDASIM=1`` with ``--images 1 --size 16`` it
+their rows). Under ``NUMBA_ENABLE_CUDASIM=1`` with ``--images 2 --size 16`` (the first map is
+defect-free, so one map gives NaN) it
 runs refmetrics alone on numba device arrays (a smoke test of this script).
 """
 
