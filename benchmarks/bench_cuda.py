@@ -15,9 +15,13 @@ with the ratios refmetrics / baseline, and the values (torchmetrics applies a
 float32 sigmoid to scores outside [0, 1]: its value differs; see the
 conformance report).
 
+The host machine (NumPy's version and SIMD extensions, the CPU, the cores:
+see ``_machine.py``) is printed first and with the ratios.
+
 Usage: ``python benchmarks/bench_cuda.py [--images 190] [--repeat 5]``; it
 needs a CUDA GPU, numba-cuda and torch with CUDA (torchmetrics and anomalib for
-their rows). Under ``NUMBA_ENABLE_CUDASIM=1`` with ``--images 1 --size 16`` it
+their rows). Under ``NUMBA_ENABLE_CUDASIM=1`` with ``--images 2 --size 16`` (the first map is
+defect-free, so one map gives NaN) it
 runs refmetrics alone on numba device arrays (a smoke test of this script).
 """
 
@@ -32,6 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _machine import machine_line  # noqa: E402
 from bench_ranking import make_pixels  # noqa: E402
 
 
@@ -52,6 +57,8 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
+    machine = machine_line()
+    print(f"machine: {machine}")
 
     import refmetrics
     from numba import cuda
@@ -118,7 +125,7 @@ def main(argv=None):
             ref_pro = measure("anomalib AUPRO", anomalib_aupro)
         except ImportError as exc:
             print(f"  anomalib: not measured ({exc})")
-    print("ratios (time / time; below 1 means refmetrics is faster):")
+    print(f"ratios (time / time; below 1 means refmetrics is faster) on {device_name}; host: {machine}")
     if base:
         print(f"  refmetrics auroc / torch.sort         {ours / base:.2f}")
     if ref_auroc:

@@ -12,6 +12,9 @@ child process whose peak resident memory (``ru_maxrss``) is measured:
 
 and prints the peak of each, their ratio, and the ratio to the maps' raw bytes.
 
+The machine (NumPy's version and SIMD extensions, the CPU, the cores: see
+``_machine.py``) is printed first and with every ratio.
+
 Usage: ``python benchmarks/bench_evaluate.py [--images 1000] [--size 512] [--data DIR] [--figures]``
 """
 
@@ -23,6 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine_line  # noqa: E402
 
 HOLD = """
 import resource, sys, numpy as np
@@ -88,6 +94,8 @@ def main(argv=None):
     ap.add_argument("--data", type=Path, help="dataset directory (kept; reused when it exists)")
     ap.add_argument("--figures", action="store_true", help="also write the figures")
     args = ap.parse_args(argv)
+    machine = machine_line()
+    print(f"machine: {machine}")
     tmp = None
     data = args.data
     if data is None:
@@ -109,8 +117,8 @@ def main(argv=None):
     print(f"maps: {args.images} x {args.size}x{args.size} float32 = {maps_bytes / 2**30:.3f} GiB")
     print(f"holding the maps once:  peak {hold_peak / 2**30:.3f} GiB ({hold_s:.1f} s)")
     print(f"refmetrics evaluate:    peak {eval_peak / 2**30:.3f} GiB ({eval_s:.1f} s)")
-    print(f"ratio to holding the maps once: {eval_peak / hold_peak:.3f}  [target < 1.5]")
-    print(f"ratio to the maps' bytes:       {eval_peak / maps_bytes:.3f}")
+    print(f"ratio to holding the maps once: {eval_peak / hold_peak:.3f}  [target < 1.5]  [{machine}]")
+    print(f"ratio to the maps' bytes:       {eval_peak / maps_bytes:.3f}  [{machine}]")
     if tmp is not None:
         tmp.cleanup()
 

@@ -13,6 +13,10 @@ element. The first refmetrics call of the process is timed separately: by
 default the Numba cache goes to a fresh temporary folder, so that figure is the
 real compilation time.
 
+The machine (NumPy's version and SIMD extensions, the CPU, the cores: see
+``_machine.py``) is printed first and with every ratio: NumPy 2.x sorts float32
+with AVX-512 where the CPU has it, which moves the ``np.sort`` baseline a lot.
+
 Usage: ``python benchmarks/bench_ranking.py [--images 190] [--repeat 5] [--no-sklearn]``
 """
 
@@ -27,6 +31,9 @@ if "--keep-cache" not in sys.argv:
     os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="refmetrics-bench-cache-")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import machine_line  # noqa: E402
 
 
 def make_pixels(images, size=512, seed=20261125):
@@ -77,6 +84,8 @@ def main(argv=None):
     ap.add_argument("--keep-cache", action="store_true", help="use the normal Numba cache")
     args = ap.parse_args(argv)
 
+    machine = machine_line()
+    print(f"machine: {machine}")
     scores, target = make_pixels(args.images)
     n = scores.size
     print(f"pixels: {n:,} float32 scores, {target.mean():.2%} positive; repeat={args.repeat}")
@@ -108,14 +117,16 @@ def main(argv=None):
             rows.append(("sklearn roc_auc_score", t_sk, peak_bytes(lambda: roc_auc_score(target, scores)), v))
 
     print(f"\nfirst refmetrics call (Numba compilation, excluded below): {first:.2f} s\n")
+    print(f"machine: {machine}")
     print(f"{'':32s} {'median s':>9s} {'x np.sort':>10s} {'peak MB':>9s} {'B/elem':>7s}  value")
     for name, t_fn, mem, value in rows:
         v = "" if value is None else f"{value:.15f}"
         print(f"{name:32s} {t_fn:9.3f} {t_fn / t_sort:10.2f} {mem / 2**20:9.1f} {mem / n:7.2f}  {v}")
     t_auc = rows[1][1]
-    print(f"\nrefmetrics auroc / np.sort time: {t_auc / t_sort:.2f}x  (target <= 2)")
+    print(f"\nrefmetrics auroc / np.sort time: {t_auc / t_sort:.2f}x  (target <= 2)  [{machine}]")
     if len(rows) > 4:
-        print(f"sklearn roc_auc_score / refmetrics auroc time: {rows[4][1] / t_auc:.1f}x  (target >= 20)")
+        print(f"sklearn roc_auc_score / refmetrics auroc time: {rows[4][1] / t_auc:.1f}x  (target >= 20)  "
+              f"[{machine}]")
         print(f"|refmetrics - sklearn| AUROC: {abs(rows[4][3] - rows[1][3]):.3g}")
     print(f"refmetrics auroc peak memory above the inputs: {rows[1][2] / n:.2f} B/element  (target <= 12)")
 

@@ -14,7 +14,11 @@ memory above what it held once the data was built, via /proc's VmHWM):
 and refmetrics alone on two stress shapes: 100,000 small regions, and one
 region of millions of pixels.
 
-Usage: ``python benchmarks/bench_regions.py [--images 190] [--repeat 3] [--anomalib-python PATH]``
+The machine (NumPy's version and SIMD extensions, the CPU, the cores: see
+``_machine.py``) is printed first and with every ratio, and each child's JSON
+carries it (``--anomalib-python`` may run another NumPy).
+
+Usage: ``python benchmarks/bench_regions.py [--images 190] [--repeat 3] [--anomalib-python PATH | --no-anomalib]``
 """
 
 import argparse
@@ -30,6 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _machine import machine_info, machine_line  # noqa: E402
 from bench_ranking import make_pixels  # noqa: E402
 
 
@@ -103,7 +108,8 @@ def child(impl, case, images, repeat):
         value = run()
         times.append(time.perf_counter() - t)
     peak = _vm("VmHWM") - base
-    out = {"impl": impl, "seconds": float(np.median(times)), "peak": peak, "n": int(scores.size)}
+    out = {"impl": impl, "seconds": float(np.median(times)), "peak": peak, "n": int(scores.size),
+           "machine": machine_info()}
     if not isinstance(value, np.ndarray):
         out["value"] = value
     print(json.dumps(out))
@@ -124,6 +130,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--anomalib-python", default=sys.executable,
                     help="interpreter that can import anomalib (default: this one)")
+    ap.add_argument("--no-anomalib", action="store_true", help="skip the anomalib comparison")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--case", default="mvtec", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -131,10 +138,14 @@ def main(argv=None):
         child(args.child, args.case, args.images, args.repeat)
         return
 
+    machine = machine_line()
+    print(f"machine: {machine}")
     print(f"case mvtec: {args.images} maps of 512x512 float32, repeat={args.repeat}")
     rows = {}
-    for impl, python in (("np.sort", sys.executable), ("refmetrics", sys.executable),
-                         ("anomalib", args.anomalib_python)):
+    impls = [("np.sort", sys.executable), ("refmetrics", sys.executable)]
+    if not args.no_anomalib:
+        impls.append(("anomalib", args.anomalib_python))
+    for impl, python in impls:
         res, err = run_child(python, impl, "mvtec", args.images, args.repeat if impl != "anomalib" else 1)
         if res is None:
             print(f"  {impl}: not measured ({err})")
@@ -143,17 +154,22 @@ def main(argv=None):
     base = rows["np.sort"]
     n = base["n"]
     print(f"  pixels: {n:,}")
+    print(f"  machine: {machine}")
     print(f"  {'':22s} {'median s':>9s} {'x np.sort':>10s} {'peak MB':>9s} {'B/pixel':>8s}  AUPRO")
     for res in rows.values():
         v = f"{res['value']:.15f}" if "value" in res else ""
         print(f"  {res['impl']:22s} {res['seconds']:9.3f} {res['seconds'] / base['seconds']:10.2f} "
               f"{res['peak'] / 2**20:9.1f} {res['peak'] / n:8.2f}  {v}")
     ours = rows["refmetrics"]
-    print(f"\n  refmetrics aupro / np.sort time: {ours['seconds'] / base['seconds']:.2f}x  (target <= 2.5)")
+    print(f"\n  refmetrics aupro / np.sort time: {ours['seconds'] / base['seconds']:.2f}x  (target <= 2.5)  "
+          f"[{machine}]")
     if "anomalib" in rows:
         other = rows["anomalib"]
-        print(f"  anomalib / refmetrics time: {other['seconds'] / ours['seconds']:.1f}x  (target >= 20)")
-        print(f"  refmetrics / anomalib peak memory: {ours['peak'] / other['peak']:.3f}  (target <= 0.333)")
+        if other["machine"] != ours["machine"]:  # another interpreter: possibly another NumPy
+            print(f"  anomalib's interpreter: {machine_line(other['machine'])}")
+        print(f"  anomalib / refmetrics time: {other['seconds'] / ours['seconds']:.1f}x  (target >= 20)  [{machine}]")
+        print(f"  refmetrics / anomalib peak memory: {ours['peak'] / other['peak']:.3f}  (target <= 0.333)  "
+              f"[{machine}]")
         print(f"  |refmetrics - anomalib| AUPRO: {abs(ours['value'] - other['value']):.3g}")
 
     for case in ("many-regions", "one-huge-region"):
@@ -166,7 +182,7 @@ def main(argv=None):
             r, b = got["refmetrics"], got["np.sort"]
             print(f"\ncase {case}: {r['n']:,} pixels; refmetrics aupro {r['seconds']:.3f} s = "
                   f"{r['seconds'] / b['seconds']:.2f}x np.sort ({b['seconds']:.3f} s), "
-                  f"peak {r['peak'] / r['n']:.2f} B/pixel, AUPRO {r['value']:.6f}")
+                  f"peak {r['peak'] / r['n']:.2f} B/pixel, AUPRO {r['value']:.6f}  [{machine}]")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 Classes carry anomalib's names and parameters; :mod:`refmetrics.functional`
 holds the stateless functions. Importing refmetrics imports neither torch nor
 matplotlib, and compiles nothing: kernels compile on first use and are cached.
+
+What every metric computes (comparisons, ties, end points, undefined cases,
+exactness, sources) is defined in ``docs/definitions.md`` of the source
+distribution.
 """
 
 from . import functional

@@ -1,8 +1,21 @@
 """Array intake: NumPy, ``__array__``, DLPack and ``__cuda_array_interface__``.
 
-Everything a public function receives passes through :func:`host_array` (after
-:func:`resolve_backend` has chosen where to compute). torch is never imported:
-a CPU tensor is read through DLPack (zero copy) or ``__array__``.
+A public function first asks :func:`resolve_backend` where to compute
+(``"cpu"`` or ``"cuda"``: ``auto`` follows the data), then reads each input
+with :func:`array_on` for that backend:
+
+- ``"cpu"``: :func:`host_array`, a NumPy array without a copy where possible
+  (NumPy, DLPack, ``__array__``, Python sequences), then :func:`exact_scores`
+  (the narrowest float that holds every score exactly) and :func:`labels`;
+- ``"cuda"``: :func:`device_array`, a numba device array read in place from
+  ``__cuda_array_interface__`` (CuPy, torch CUDA, numba) or copied to the
+  device once from host data, then the device twins :func:`device_scores` and
+  :func:`device_labels`.
+
+Masks that are labelled into regions go to the host with :func:`to_host`, and
+:func:`ignore_value` casts ``ignore_index`` to the labels' own dtype. torch is
+never imported: a CPU tensor is read through DLPack (zero copy) or
+``__array__``.
 """
 
 import numpy as np
