@@ -236,10 +236,14 @@ def sigmoid_gt(x, threshold):
     return s > threshold
 
 
-def f1_score(preds, target, threshold=0.5, ignore_index=None):
-    """Global F1 of one batch, torchmetrics' sigmoid rule (ignored elements dropped first)."""
+def f1_score(preds, target, threshold=0.5, ignore_index=None, use_sigmoid=None):
+    """Global F1 of one batch, torchmetrics' sigmoid rule (ignored elements dropped first).
+
+    ``use_sigmoid``: whether the batch's rule applies the sigmoid (default: decided from these scores; a
+    sample of a larger batch gets its batch's decision)."""
     scores, labels = drop_ignored(preds, target, ignore_index)
-    use_sigmoid = any(s < 0 or s > 1 for s in scores)
+    if use_sigmoid is None:
+        use_sigmoid = any(s < 0 or s > 1 for s in scores)
     tp = fp = fn = 0
     for s, y in zip(scores, labels):
         positive = sigmoid_gt(s, threshold) if use_sigmoid else s > threshold
