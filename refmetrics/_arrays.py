@@ -1,8 +1,13 @@
 """Array intake: NumPy, ``__array__``, DLPack and ``__cuda_array_interface__``.
 
-Everything a public function receives passes through :func:`host_array` (after
-:func:`resolve_backend` has chosen where to compute). torch is never imported:
-a CPU tensor is read through DLPack (zero copy) or ``__array__``.
+:func:`resolve_backend` chooses where to compute from the inputs; then every
+array a public function receives is read by :func:`array_on` for that backend:
+:func:`host_array` (NumPy arrays as they are, a CPU tensor through DLPack or
+``__array__``, without a copy) or :func:`device_array` (device data through
+``__cuda_array_interface__`` without a copy, host data copied to the device
+once). torch is never imported: a tensor that requires grad is read through
+its ``detach()`` (a view of the same memory). ``numpy.ma`` masked arrays are
+refused: what their mask means (ignore? missing?) is the caller's to say.
 """
 
 import numpy as np
@@ -18,8 +23,18 @@ def _is_numba_device_array(obj):
     return module.startswith(("numba.cuda", "numba_cuda")) and hasattr(obj, "copy_to_host")
 
 
+def _detached(obj):
+    """``obj.detach()`` for a tensor that requires grad (torch refuses to export those through
+    DLPack, ``__array__`` or ``__cuda_array_interface__``); the detached tensor shares the
+    memory. Anything else is returned as it is."""
+    if getattr(obj, "requires_grad", False) is True and callable(getattr(obj, "detach", None)):
+        return obj.detach()
+    return obj
+
+
 def is_device_array(obj):
     """True for objects that live on a CUDA device (CuPy, torch CUDA, numba)."""
+    obj = _detached(obj)
     return hasattr(obj, "__cuda_array_interface__") or _is_numba_device_array(obj)
 
 
@@ -74,6 +89,7 @@ def device_array(obj, name):
     """
     from numba import cuda
 
+    obj = _detached(obj)
     if _is_numba_device_array(obj):
         arr = obj
     elif hasattr(obj, "__cuda_array_interface__"):
@@ -155,8 +171,11 @@ def host_array(obj, name):
     """``obj`` as a NumPy array without copying where possible.
 
     Accepts NumPy arrays, objects implementing DLPack or ``__array__`` (a CPU
-    torch tensor), Python scalars and sequences.
+    torch tensor, also one that requires grad), Python scalars and sequences.
+    ``numpy.ma`` masked arrays are a TypeError.
     """
+    obj = _detached(obj)
+    _refuse_masked(obj, name)
     if isinstance(obj, np.ndarray):
         arr = obj
     elif obj is None:
@@ -186,6 +205,14 @@ def host_array(obj, name):
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
+
+
+def _refuse_masked(obj, name):
+    if isinstance(obj, np.ma.MaskedArray):
+        raise TypeError(f"{name}: expected an array, received a numpy.ma masked array; refmetrics cannot know "
+                        f"what its mask means: pass ignore_index (set the masked elements of target to it) or "
+                        f"drop the masked elements (e.g. keep = ~np.ma.getmaskarray(x); preds[keep], "
+                        f"target[keep])")
 
 
 # Scores are computed on their exact values. Every accepted dtype maps to the
