@@ -143,6 +143,32 @@ def test_binned_mode(case, backend):
                                       ignore_index=ignore, backend="cpu"))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binned_thresholds_from_a_curve(backend):
+    """``thresholds=`` takes what roc_curve returned (+inf first, +-inf scores among them) and -inf:
+    ``score >= t`` on every backend, so a +inf threshold counts only +inf scores."""
+    preds, target, ignore = RANKING["float32-ties-inf"]
+    _, _, thr = F.roc_curve(preds, target, backend="cpu")
+    thr = np.concatenate([thr[::4], [np.inf, -np.inf, 0.5]])
+    assert thr[0] == np.inf and np.isinf(preds).any()
+    values = sorted(thr.tolist())
+    scores, labels = _oracle_pairs("float32-ties-inf")
+    auroc = quiet(call, backend, F.auroc, preds, target, thresholds=thr)
+    assert close(auroc, naive.binned_roc_auc(scores, labels, values))
+    precision, recall, got = quiet(call, backend, F.precision_recall_curve, preds, target, thresholds=thr)
+    exact_p, exact_r, _ = naive.binned_pr(scores, labels, values)
+    assert got.tolist() == values and len(precision) == len(exact_p)
+    assert all(close(a, x) and close(b, y) for a, b, x, y in zip(precision, recall, exact_p, exact_r))
+    metric = rm.AUROC(thr, backend="cpu" if backend == "cpu" else "auto")
+    (p, t), _ = on(backend, preds, target)
+    metric.update(p, t)
+    assert close(quiet(metric.compute), naive.binned_roc_auc(scores, labels, values))
+    if backend != "cpu":
+        assert identical(auroc, quiet(F.auroc, preds, target, thresholds=thr, backend="cpu"))
+        assert identical((precision, recall, got),
+                         quiet(F.precision_recall_curve, preds, target, thresholds=thr, backend="cpu"))
+
+
 # ---------------------------------------------------------------------------
 # F1Score, MinMax, AnomalyScoreDistribution
 # ---------------------------------------------------------------------------
