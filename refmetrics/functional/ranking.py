@@ -167,7 +167,7 @@ def f1_adaptive_from_state(state):
 # public functions
 # ---------------------------------------------------------------------------
 
-def roc_curve(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def roc_curve(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Receiver operating characteristic curve.
 
     Parameters
@@ -209,7 +209,7 @@ def roc_curve(preds, target, thresholds=None, ignore_index=None, backend="auto")
     return roc_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def auroc(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def auroc(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Area under the ROC curve, exactly (Mann-Whitney U).
 
     Parameters
@@ -244,7 +244,7 @@ def auroc(preds, target, thresholds=None, ignore_index=None, backend="auto"):
     return auroc_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def precision_recall_curve(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def precision_recall_curve(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Precision-recall curve in torchmetrics/anomalib order.
 
     Parameters
@@ -276,7 +276,7 @@ def precision_recall_curve(preds, target, thresholds=None, ignore_index=None, ba
     return pr_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def average_precision(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def average_precision(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Average precision: the step-wise area under the precision-recall curve.
 
     Parameters
@@ -302,7 +302,7 @@ def average_precision(preds, target, thresholds=None, ignore_index=None, backend
     return average_precision_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def aupr(preds, target, curve="step", thresholds=None, ignore_index=None, backend="auto"):
+def aupr(preds, target, *, curve="step", thresholds=None, ignore_index=None, backend="auto"):
     """Area under the precision-recall curve.
 
     Parameters
@@ -337,7 +337,7 @@ def aupr(preds, target, curve="step", thresholds=None, ignore_index=None, backen
     return aupr_from_state(ranking_state(preds, target, thresholds, ignore_index, backend), curve)
 
 
-def f1_max(preds, target, ignore_index=None, backend="auto"):
+def f1_max(preds, target, *, ignore_index=None, backend="auto"):
     """The largest F1 score over all thresholds.
 
     Parameters
@@ -362,7 +362,7 @@ def f1_max(preds, target, ignore_index=None, backend="auto"):
     return float("nan") if best is None else best[1]
 
 
-def f1_adaptive_threshold(preds, target, ignore_index=None, backend="auto"):
+def f1_adaptive_threshold(preds, target, *, ignore_index=None, backend="auto"):
     """The threshold that maximises F1, and that F1.
 
     Parameters
