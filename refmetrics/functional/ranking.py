@@ -180,7 +180,8 @@ def roc_curve(preds, target, *, thresholds=None, ignore_index=None, backend="aut
         map with a ``(B,H,W)`` mask is fine).
     thresholds : None, int or array_like, optional
         None (default): the exact curve. An int ``T``: ``T`` thresholds evenly
-        spaced in [0, 1]; an array: those thresholds (torchmetrics' binned mode).
+        spaced in [0, 1]; an array: those thresholds (torchmetrics' binned mode),
+        +-inf allowed, so the thresholds a curve returned can be passed back.
     ignore_index : int or float, optional
         Elements whose target equals it are dropped first.
     backend : {"auto", "cpu", "cuda"}
