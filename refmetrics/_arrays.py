@@ -1,13 +1,21 @@
 """Array intake: NumPy, ``__array__``, DLPack and ``__cuda_array_interface__``.
 
-:func:`resolve_backend` chooses where to compute from the inputs; then every
-array a public function receives is read by :func:`array_on` for that backend:
-:func:`host_array` (NumPy arrays as they are, a CPU tensor through DLPack or
-``__array__``, without a copy) or :func:`device_array` (device data through
-``__cuda_array_interface__`` without a copy, host data copied to the device
-once). torch is never imported: a tensor that requires grad is read through
-its ``detach()`` (a view of the same memory). ``numpy.ma`` masked arrays are
-refused: what their mask means (ignore? missing?) is the caller's to say.
+A public function first asks :func:`resolve_backend` where to compute
+(``"cpu"`` or ``"cuda"``: ``auto`` follows the data), then reads each input
+with :func:`array_on` for that backend:
+
+- ``"cpu"``: :func:`host_array`, a NumPy array without a copy where possible
+  (NumPy, DLPack, ``__array__``, Python sequences), then :func:`exact_scores`
+  (the narrowest float that holds every score exactly) and :func:`labels`;
+- ``"cuda"``: :func:`device_array`, a numba device array read in place from
+  ``__cuda_array_interface__`` (CuPy, torch CUDA, numba) or copied to the
+  device once from host data, then the device twins :func:`device_scores` and
+  :func:`device_labels`.
+
+Masks that are labelled into regions go to the host with :func:`to_host`, and
+:func:`ignore_value` casts ``ignore_index`` to the labels' own dtype. torch is
+never imported: a CPU tensor is read through DLPack (zero copy) or
+``__array__``.
 """
 
 import numpy as np
