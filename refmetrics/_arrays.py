@@ -31,8 +31,18 @@ def _is_numba_device_array(obj):
     return module.startswith(("numba.cuda", "numba_cuda")) and hasattr(obj, "copy_to_host")
 
 
+def _detached(obj):
+    """``obj.detach()`` for a tensor that requires grad (torch refuses to export those through
+    DLPack, ``__array__`` or ``__cuda_array_interface__``); the detached tensor shares the
+    memory. Anything else is returned as it is."""
+    if getattr(obj, "requires_grad", False) is True and callable(getattr(obj, "detach", None)):
+        return obj.detach()
+    return obj
+
+
 def is_device_array(obj):
     """True for objects that live on a CUDA device (CuPy, torch CUDA, numba)."""
+    obj = _detached(obj)
     return hasattr(obj, "__cuda_array_interface__") or _is_numba_device_array(obj)
 
 
@@ -87,6 +97,7 @@ def device_array(obj, name):
     """
     from numba import cuda
 
+    obj = _detached(obj)
     if _is_numba_device_array(obj):
         arr = obj
     elif hasattr(obj, "__cuda_array_interface__"):
@@ -168,8 +179,11 @@ def host_array(obj, name):
     """``obj`` as a NumPy array without copying where possible.
 
     Accepts NumPy arrays, objects implementing DLPack or ``__array__`` (a CPU
-    torch tensor), Python scalars and sequences.
+    torch tensor, also one that requires grad), Python scalars and sequences.
+    ``numpy.ma`` masked arrays are a TypeError.
     """
+    obj = _detached(obj)
+    _refuse_masked(obj, name)
     if isinstance(obj, np.ndarray):
         arr = obj
     elif obj is None:
@@ -199,6 +213,14 @@ def host_array(obj, name):
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
+
+
+def _refuse_masked(obj, name):
+    if isinstance(obj, np.ma.MaskedArray):
+        raise TypeError(f"{name}: expected an array, received a numpy.ma masked array; refmetrics cannot know "
+                        f"what its mask means: pass ignore_index (set the masked elements of target to it) or "
+                        f"drop the masked elements (e.g. keep = ~np.ma.getmaskarray(x); preds[keep], "
+                        f"target[keep])")
 
 
 # Scores are computed on their exact values. Every accepted dtype maps to the

@@ -108,9 +108,10 @@ def check_ignore_index(ignore_index):
     """
     if ignore_index is None:
         return
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Real) \
-            or ignore_index != ignore_index:
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Real):
         raise TypeError(f"ignore_index: expected None or a number, received {ignore_index!r}")
+    if ignore_index != ignore_index:
+        raise ValueError(f"ignore_index: expected None or a number other than NaN, received {ignore_index!r}")
 
 
 def check_integer_scores_exact(name, arr):
@@ -120,7 +121,13 @@ def check_integer_scores_exact(name, arr):
 
 
 def check_thresholds(thresholds):
-    """``None`` (exact), an int ``T >= 2`` or a 1-D array of finite thresholds."""
+    """``None`` (exact), an int ``T >= 2`` or a 1-D array of thresholds, sorted ascending.
+
+    +-inf are valid thresholds (what a curve returns: ``roc_curve`` starts at
+    ``+inf``): with ``score >= t``, ``+inf`` predicts only ``+inf`` scores
+    positive (nothing, for finite scores) and ``-inf`` predicts every score
+    positive. NaN orders nowhere and is rejected.
+    """
     if thresholds is None:
         return None
     if isinstance(thresholds, numbers.Integral) and not isinstance(thresholds, (bool, np.bool_)):
@@ -141,14 +148,19 @@ def check_thresholds(thresholds):
                         f"received {type(thresholds).__name__} ({exc})") from exc
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"thresholds: expected a non-empty 1-D array, received shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("thresholds: expected finite values, received NaN or inf")
+    n_nan = int(np.isnan(arr).sum())
+    if n_nan:
+        raise ValueError(f"thresholds: expected real thresholds (+-inf allowed), received {n_nan:,} NaN"
+                         f"{'s' if n_nan != 1 else ''}")
     return np.sort(arr)
 
 
 def check_real(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or value != value:
+    """A real number parameter as a float: TypeError for a non-number, ValueError for NaN."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, received {value!r}")
+    if value != value:
+        raise ValueError(f"{name}: expected a real number, received NaN")
     try:
         return float(value)
     except OverflowError as exc:

@@ -12,6 +12,7 @@ on the CUDA backends, against the CPU's: results derived from integer counts
 are bit-identical.
 """
 
+import copy
 import math
 import os
 import warnings
@@ -155,6 +156,32 @@ def test_binned_mode(case, backend):
                                       ignore_index=ignore, backend="cpu"))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_binned_thresholds_from_a_curve(backend):
+    """``thresholds=`` takes what roc_curve returned (+inf first, +-inf scores among them) and -inf:
+    ``score >= t`` on every backend, so a +inf threshold counts only +inf scores."""
+    preds, target, ignore = RANKING["float32-ties-inf"]
+    _, _, thr = F.roc_curve(preds, target, backend="cpu")
+    thr = np.concatenate([thr[::4], [np.inf, -np.inf, 0.5]])
+    assert thr[0] == np.inf and np.isinf(preds).any()
+    values = sorted(thr.tolist())
+    scores, labels = _oracle_pairs("float32-ties-inf")
+    auroc = quiet(call, backend, F.auroc, preds, target, thresholds=thr)
+    assert close(auroc, naive.binned_roc_auc(scores, labels, values))
+    precision, recall, got = quiet(call, backend, F.precision_recall_curve, preds, target, thresholds=thr)
+    exact_p, exact_r, _ = naive.binned_pr(scores, labels, values)
+    assert got.tolist() == values and len(precision) == len(exact_p)
+    assert all(close(a, x) and close(b, y) for a, b, x, y in zip(precision, recall, exact_p, exact_r))
+    metric = rm.AUROC(thr, backend="cpu" if backend == "cpu" else "auto")
+    (p, t), _ = on(backend, preds, target)
+    metric.update(p, t)
+    assert close(quiet(metric.compute), naive.binned_roc_auc(scores, labels, values))
+    if backend != "cpu":
+        assert identical(auroc, quiet(F.auroc, preds, target, thresholds=thr, backend="cpu"))
+        assert identical((precision, recall, got),
+                         quiet(F.precision_recall_curve, preds, target, thresholds=thr, backend="cpu"))
+
+
 # ---------------------------------------------------------------------------
 # F1Score, MinMax, AnomalyScoreDistribution
 # ---------------------------------------------------------------------------
@@ -275,6 +302,52 @@ def test_classes_split_and_merge(backend):
             b.update(p[len(p) // 2:], t[len(t) // 2:])
             merged = a.merge(b) if device_first else b.merge(a)
             assert identical(quiet(merged.compute), quiet(whole.compute)), cls.__name__
+
+
+class _RequiresGrad:
+    """Stands for a torch tensor that requires grad: its own interfaces refuse to export it (as
+    torch's do, with a RuntimeError that ``hasattr`` does not swallow) and ``detach()`` gives the
+    same data (here the array itself)."""
+
+    requires_grad = True
+
+    def __init__(self, arr):
+        self._arr = arr
+
+    @property
+    def __cuda_array_interface__(self):
+        raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad")
+
+    def __dlpack__(self, *args, **kwargs):
+        raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+
+    def detach(self):
+        return self._arr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_copies_and_tensors_that_require_grad(backend):
+    preds, target, _ = RANKING["float32-ties-inf"]
+    maps, masks = REGIONS["float32-ties"]
+    (p, t), where = on(backend, preds, target)
+    assert identical(F.auroc(_RequiresGrad(p), t, backend=where), F.auroc(preds, target, backend="cpu"))
+    specs = [(rm.AUROC, {}, preds, target), (rm.AUROC, {"thresholds": 9}, preds, target),
+             (rm.F1Max, {}, preds, target), (rm.AUPRO, {}, maps, masks), (rm.PRO, {}, maps, masks)]
+    for cls, kwargs, p, t in specs:
+        half = len(p) // 2
+        first, whole = cls(**kwargs, backend="cpu"), cls(**kwargs, backend="cpu")
+        first.update(p[:half], t[:half])
+        whole.update(p, t)
+        (p1, t1), where = on(backend, p[:half], t[:half])
+        (p2, t2), _ = on(backend, p[half:], t[half:])
+        metric = cls(**kwargs, backend=where)
+        metric.update(_RequiresGrad(p1), t1)
+        twin = copy.copy(metric)
+        twin.update(p2, t2)
+        assert identical(quiet(metric.compute), quiet(first.compute)), cls.__name__
+        assert identical(quiet(twin.compute), quiet(whole.compute)), cls.__name__
+        metric.update(p2, t2)
+        assert identical(quiet(twin.compute), quiet(whole.compute)), cls.__name__
 
 
 # ---------------------------------------------------------------------------

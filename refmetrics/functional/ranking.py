@@ -185,7 +185,7 @@ def f1_adaptive_from_state(state):
 # public functions
 # ---------------------------------------------------------------------------
 
-def roc_curve(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def roc_curve(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Receiver operating characteristic curve.
 
     Parameters
@@ -198,7 +198,8 @@ def roc_curve(preds, target, thresholds=None, ignore_index=None, backend="auto")
         map with a ``(B,H,W)`` mask is fine).
     thresholds : None, int or array_like, optional
         None (default): the exact curve. An int ``T``: ``T`` thresholds evenly
-        spaced in [0, 1]; an array: those thresholds (torchmetrics' binned mode).
+        spaced in [0, 1]; an array: those thresholds (torchmetrics' binned mode),
+        +-inf allowed, so the thresholds a curve returned can be passed back.
     ignore_index : int or float, optional
         Elements whose target equals it are dropped first.
     backend : {"auto", "cpu", "cuda"}
@@ -227,7 +228,7 @@ def roc_curve(preds, target, thresholds=None, ignore_index=None, backend="auto")
     return roc_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def auroc(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def auroc(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Area under the ROC curve, exactly (Mann-Whitney U).
 
     Parameters
@@ -262,7 +263,7 @@ def auroc(preds, target, thresholds=None, ignore_index=None, backend="auto"):
     return auroc_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def precision_recall_curve(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def precision_recall_curve(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Precision-recall curve in torchmetrics/anomalib order.
 
     Parameters
@@ -294,7 +295,7 @@ def precision_recall_curve(preds, target, thresholds=None, ignore_index=None, ba
     return pr_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def average_precision(preds, target, thresholds=None, ignore_index=None, backend="auto"):
+def average_precision(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Average precision: the step-wise area under the precision-recall curve.
 
     Parameters
@@ -321,7 +322,7 @@ def average_precision(preds, target, thresholds=None, ignore_index=None, backend
     return average_precision_from_state(ranking_state(preds, target, thresholds, ignore_index, backend))
 
 
-def aupr(preds, target, curve="step", thresholds=None, ignore_index=None, backend="auto"):
+def aupr(preds, target, *, curve="step", thresholds=None, ignore_index=None, backend="auto"):
     """Area under the precision-recall curve.
 
     Parameters
@@ -357,7 +358,7 @@ def aupr(preds, target, curve="step", thresholds=None, ignore_index=None, backen
     return aupr_from_state(ranking_state(preds, target, thresholds, ignore_index, backend), curve)
 
 
-def f1_max(preds, target, ignore_index=None, backend="auto"):
+def f1_max(preds, target, *, ignore_index=None, backend="auto"):
     """The largest F1 score over all thresholds.
 
     Parameters
@@ -388,7 +389,7 @@ def f1_max(preds, target, ignore_index=None, backend="auto"):
     return float("nan") if best is None else best[1]
 
 
-def f1_adaptive_threshold(preds, target, ignore_index=None, backend="auto"):
+def f1_adaptive_threshold(preds, target, *, ignore_index=None, backend="auto"):
     """The threshold that maximises F1, and that F1.
 
     Parameters

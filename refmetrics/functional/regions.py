@@ -41,7 +41,7 @@ def check_num_thresholds(num_thresholds):
     return int(num_thresholds)
 
 
-def label_regions(masks, connectivity=None, spatial_dims=2, return_num=False, backend="auto"):
+def label_regions(masks, *, connectivity=None, spatial_dims=2, return_num=False, backend="auto"):
     """Connected regions of binary masks, labelled per sample, ids unique across the batch.
 
     Parameters
@@ -185,7 +185,7 @@ def pro_curve_from_state(state, num_thresholds):
     return G.curve_from_groups(_groups(state, num_thresholds), state.n_bg, state.n_regions)
 
 
-def pro_curve(preds, target, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
+def pro_curve(preds, target, *, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
     """Per-region overlap (PRO) against false positive rate, one point per threshold.
 
     Parameters
@@ -231,7 +231,7 @@ def pro_curve(preds, target, num_thresholds=None, connectivity=None, spatial_dim
     return pro_curve_from_state(state, num_thresholds)
 
 
-def aupro(preds, target, fpr_limit=0.3, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
+def aupro(preds, target, *, fpr_limit=0.3, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
     """Normalised area under the PRO curve up to a false positive rate.
 
     Parameters
@@ -291,7 +291,7 @@ def pro_from_state(state):
     return state.pro()
 
 
-def pro_score(preds, target, threshold=0.5, connectivity=None, spatial_dims=2, backend="auto"):
+def pro_score(preds, target, *, threshold=0.5, connectivity=None, spatial_dims=2, backend="auto"):
     """Per-region overlap at one threshold.
 
     Parameters

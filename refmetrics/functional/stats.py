@@ -29,7 +29,7 @@ def score_range(preds, backend):
     return lo, hi
 
 
-def min_max(preds, backend="auto"):
+def min_max(preds, *, backend="auto"):
     """Minimum and maximum of the scores.
 
     Parameters
@@ -146,7 +146,7 @@ def check_map_shapes(reference, batch):
                          f"batches, received {batch.shape[1:]}")
 
 
-def anomaly_score_distribution(anomaly_scores=None, anomaly_maps=None, backend="auto"):
+def anomaly_score_distribution(anomaly_scores=None, anomaly_maps=None, *, backend="auto"):
     """Mean and standard deviation of the log scores (anomalib's AnomalyScoreDistribution).
 
     Parameters

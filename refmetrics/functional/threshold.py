@@ -105,7 +105,8 @@ def f1_from_counts(counts):
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
 
 
-def f1_score(preds, target, threshold=0.5, multidim_average="global", ignore_index=None, backend="auto"):
+def f1_score(preds, target, *, threshold=0.5, multidim_average="global", ignore_index=None,
+             backend="auto"):
     """F1 score at a fixed threshold (torchmetrics' BinaryF1Score, wrapped by anomalib).
 
     Parameters

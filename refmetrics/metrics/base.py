@@ -35,6 +35,23 @@ class Metric:
         self._merge_state(other)
         return self
 
+    def __copy__(self):
+        """An independent metric with the same parameters and state.
+
+        The copy starts empty and merges this metric's state, so the two share
+        no mutable state (the merge step already keeps merged states apart:
+        large arrays are shared read-only and never sorted in place). Updating
+        or resetting one leaves the other unchanged; ``copy.deepcopy`` and
+        pickling copy everything.
+        """
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.reset()
+        new._merge_state(self)
+        for name in self._outputs:
+            setattr(new, name, getattr(self, name))
+        return new
+
     def __call__(self, *args, **kwargs):
         """Update with the batch and return the metric of this batch alone.
 

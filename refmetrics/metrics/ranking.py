@@ -16,7 +16,7 @@ def _thresholds_config(thresholds):
 class _Ranking(Metric):
     """Keeps every (score, label) pair exactly, or per-bin counts with ``thresholds``."""
 
-    def __init__(self, thresholds=None, ignore_index=None, validate_args=True, backend="auto"):
+    def __init__(self, thresholds=None, *, ignore_index=None, validate_args=True, backend="auto"):
         super().__init__(backend)
         self._thr = V.check_thresholds(thresholds)
         self.thresholds = _thresholds_config(thresholds)
@@ -104,9 +104,11 @@ class AUPR(_Ranking):
 
     Parameters
     ----------
+    thresholds : None, int or array_like
+        As in :class:`AUROC` (the one positional parameter, as in torchmetrics).
     curve : {"step", "trapezoid"}
         ``"step"`` (default): average precision. ``"trapezoid"``: anomalib 1.x.
-    thresholds, ignore_index, validate_args, backend
+    ignore_index, validate_args, backend
         As in :class:`AUROC`.
 
     Notes
@@ -126,10 +128,11 @@ class AUPR(_Ranking):
     0.46095238095238095
     """
 
-    def __init__(self, curve="step", thresholds=None, ignore_index=None, validate_args=True, backend="auto"):
+    def __init__(self, thresholds=None, *, curve="step", ignore_index=None, validate_args=True, backend="auto"):
         V.check_choice("curve", curve, F._CURVES)
         self.curve_kind = curve
-        super().__init__(thresholds, ignore_index, validate_args, backend)
+        super().__init__(thresholds, ignore_index=ignore_index, validate_args=validate_args,
+                         backend=backend)
 
     def _config(self):
         return {"curve": self.curve_kind, **super()._config()}
@@ -229,9 +232,9 @@ class F1AdaptiveThreshold(_Ranking):
 
     _outputs = ("value", "f1")
 
-    def __init__(self, default_value=0.5, thresholds=None, ignore_index=None, backend="auto"):
+    def __init__(self, default_value=0.5, *, thresholds=None, ignore_index=None, backend="auto"):
         self.default_value = V.check_real("default_value", default_value)
-        super().__init__(thresholds, ignore_index, True, backend)
+        super().__init__(thresholds, ignore_index=ignore_index, backend=backend)
 
     def _config(self):
         return {"default_value": self.default_value, "thresholds": self.thresholds,
@@ -280,8 +283,8 @@ class F1Max(_Ranking):
 
     _outputs = ("threshold",)
 
-    def __init__(self, ignore_index=None, backend="auto"):
-        super().__init__(None, ignore_index, True, backend)
+    def __init__(self, *, ignore_index=None, backend="auto"):
+        super().__init__(None, ignore_index=ignore_index, backend=backend)
 
     def _config(self):
         return {"ignore_index": self.ignore_index, "backend": self.backend}

@@ -56,7 +56,7 @@ class AUPRO(_Regional):
     0.75
     """
 
-    def __init__(self, fpr_limit=0.3, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
+    def __init__(self, fpr_limit=0.3, *, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
         super().__init__(connectivity, spatial_dims, backend)
         self.fpr_limit = F.check_fpr_limit(fpr_limit)
         self.num_thresholds = F.check_num_thresholds(num_thresholds)
@@ -111,7 +111,7 @@ class PRO(_Regional):
     0.5
     """
 
-    def __init__(self, threshold=0.5, connectivity=None, spatial_dims=2, backend="auto"):
+    def __init__(self, threshold=0.5, *, connectivity=None, spatial_dims=2, backend="auto"):
         super().__init__(connectivity, spatial_dims, backend)
         self.threshold = V.check_real("threshold", threshold)
         self.reset()

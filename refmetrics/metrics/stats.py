@@ -20,7 +20,7 @@ class MinMax(Metric):
     (0.0559, 0.9999)
     """
 
-    def __init__(self, backend="auto"):
+    def __init__(self, *, backend="auto"):
         super().__init__(backend)
         self.reset()
 
@@ -29,8 +29,12 @@ class MinMax(Metric):
         self.min = float("inf")
         self.max = float("-inf")
 
-    def update(self, preds):
-        """Fold a batch of scores (any shape) into the running min and max."""
+    def update(self, preds, *args, **kwargs):
+        """Fold a batch of scores (any shape) into the running min and max.
+
+        Anything after ``preds`` (labels, masks, ...) is ignored, as by anomalib's MinMax.
+        """
+        del args, kwargs
         lo, hi = F.score_range(preds, self.backend)
         self.min = min(self.min, lo)
         self.max = max(self.max, hi)
@@ -64,7 +68,7 @@ class AnomalyScoreDistribution(Metric):
     keeps the log values (8 bytes each), as anomalib keeps the tensors.
     """
 
-    def __init__(self, backend="auto"):
+    def __init__(self, *, backend="auto"):
         super().__init__(backend)
         self.reset()
 

@@ -37,7 +37,7 @@ class F1Score(Metric):
     0.5
     """
 
-    def __init__(self, threshold=0.5, multidim_average="global", ignore_index=None, validate_args=True,
+    def __init__(self, threshold=0.5, *, multidim_average="global", ignore_index=None, validate_args=True,
                  backend="auto"):
         super().__init__(backend)
         self.threshold = V.check_real("threshold", threshold)
@@ -98,7 +98,7 @@ class ManualThreshold(Metric):
     0.7
     """
 
-    def __init__(self, default_value=0.5, backend="auto"):
+    def __init__(self, default_value=0.5, *, backend="auto"):
         super().__init__(backend)
         self.default_value = V.check_real("default_value", default_value)
         self.value = self.default_value
