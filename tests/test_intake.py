@@ -185,12 +185,11 @@ def test_cuda_available_reports_the_simulator_and_its_absence():
 
 
 def test_import_is_cheap_and_framework_free():
-    code = ("import sys, time; t = time.perf_counter(); import refmetrics; "
-            "print(time.perf_counter() - t, 'torch' in sys.modules, 'matplotlib' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[1:] == ["False", "False"]
-    assert float(out[0]) < 1.0
-    assert not math.isnan(float(out[0]))
+    # what `import refmetrics` loads, not how long it takes (timings belong to benchmarks: this machine is shared)
+    heavy = ("torch", "matplotlib", "tqdm", "skimage", "numba.cuda", "PIL", "tifffile", "sklearn", "cupy")
+    code = f"import sys; import refmetrics; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_big_endian_arrays():
