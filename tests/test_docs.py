@@ -64,3 +64,12 @@ def test_every_example_on_the_page_gives_the_printed_value():
     summary = runner.summarize(verbose=False)
     assert summary.attempted >= 50
     assert summary.failed == 0, "".join(out)
+
+
+@pytest.mark.parametrize("name", sorted(refmetrics.functional.__all__))
+def test_every_function_points_at_its_section(name):
+    doc = getattr(refmetrics.functional, name).__doc__
+    found = re.search(r'Defined in ``docs/definitions.md``, section "([^"]+)"', doc)
+    assert found, f"{name}'s docstring does not point at its section of docs/definitions.md"
+    headings = re.findall(r"^#+ (.+)$", PAGE.read_text(encoding="utf-8"), re.MULTILINE)
+    assert found.group(1) in headings, (name, found.group(1))

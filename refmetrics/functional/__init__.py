@@ -1,6 +1,7 @@
 """Stateless metric functions.
 
-Each takes ``backend="auto"|"cpu"|"cuda"`` and validates its input the same way;
+What each computes (comparison, ties, end points, undefined cases, source) is
+defined in ``docs/definitions.md``. Each takes ``backend="auto"|"cpu"|"cuda"`` and validates its input the same way;
 the stateful classes in :mod:`refmetrics` call the same drivers.
 """
 

@@ -188,6 +188,8 @@ def f1_adaptive_from_state(state):
 def roc_curve(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Receiver operating characteristic curve.
 
+    Defined in ``docs/definitions.md``, section "roc_curve" (the page a paper cites).
+
     Parameters
     ----------
     preds : array_like
@@ -231,6 +233,8 @@ def roc_curve(preds, target, *, thresholds=None, ignore_index=None, backend="aut
 def auroc(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Area under the ROC curve, exactly (Mann-Whitney U).
 
+    Defined in ``docs/definitions.md``, section "AUROC" (the page a paper cites).
+
     Parameters
     ----------
     preds, target, thresholds, ignore_index, backend
@@ -266,6 +270,8 @@ def auroc(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
 def precision_recall_curve(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Precision-recall curve in torchmetrics/anomalib order.
 
+    Defined in ``docs/definitions.md``, section "precision_recall_curve" (the page a paper cites).
+
     Parameters
     ----------
     preds, target, thresholds, ignore_index, backend
@@ -298,6 +304,8 @@ def precision_recall_curve(preds, target, *, thresholds=None, ignore_index=None,
 def average_precision(preds, target, *, thresholds=None, ignore_index=None, backend="auto"):
     """Average precision: the step-wise area under the precision-recall curve.
 
+    Defined in ``docs/definitions.md``, section "average precision" (the page a paper cites).
+
     Parameters
     ----------
     preds, target, thresholds, ignore_index, backend
@@ -324,6 +332,8 @@ def average_precision(preds, target, *, thresholds=None, ignore_index=None, back
 
 def aupr(preds, target, *, curve="step", thresholds=None, ignore_index=None, backend="auto"):
     """Area under the precision-recall curve.
+
+    Defined in ``docs/definitions.md``, section "AUPR (step and trapezoid)" (the page a paper cites).
 
     Parameters
     ----------
@@ -361,6 +371,8 @@ def aupr(preds, target, *, curve="step", thresholds=None, ignore_index=None, bac
 def f1_max(preds, target, *, ignore_index=None, backend="auto"):
     """The largest F1 score over all thresholds.
 
+    Defined in ``docs/definitions.md``, section "F1-max" (the page a paper cites).
+
     Parameters
     ----------
     preds, target, ignore_index, backend
@@ -391,6 +403,8 @@ def f1_max(preds, target, *, ignore_index=None, backend="auto"):
 
 def f1_adaptive_threshold(preds, target, *, ignore_index=None, backend="auto"):
     """The threshold that maximises F1, and that F1.
+
+    Defined in ``docs/definitions.md``, section "F1AdaptiveThreshold" (the page a paper cites).
 
     Parameters
     ----------

@@ -44,6 +44,8 @@ def check_num_thresholds(num_thresholds):
 def label_regions(masks, *, connectivity=None, spatial_dims=2, return_num=False, backend="auto"):
     """Connected regions of binary masks, labelled per sample, ids unique across the batch.
 
+    Defined in ``docs/definitions.md``, section "regions (label_regions)" (the page a paper cites).
+
     Parameters
     ----------
     masks : array_like
@@ -188,6 +190,8 @@ def pro_curve_from_state(state, num_thresholds):
 def pro_curve(preds, target, *, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
     """Per-region overlap (PRO) against false positive rate, one point per threshold.
 
+    Defined in ``docs/definitions.md``, section "pro_curve" (the page a paper cites).
+
     Parameters
     ----------
     preds : array_like
@@ -233,6 +237,8 @@ def pro_curve(preds, target, *, num_thresholds=None, connectivity=None, spatial_
 
 def aupro(preds, target, *, fpr_limit=0.3, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto"):
     """Normalised area under the PRO curve up to a false positive rate.
+
+    Defined in ``docs/definitions.md``, section "AUPRO (exact and sampled)" (the page a paper cites).
 
     Parameters
     ----------
@@ -293,6 +299,8 @@ def pro_from_state(state):
 
 def pro_score(preds, target, *, threshold=0.5, connectivity=None, spatial_dims=2, backend="auto"):
     """Per-region overlap at one threshold.
+
+    Defined in ``docs/definitions.md``, section "PRO" (the page a paper cites).
 
     Parameters
     ----------

@@ -32,6 +32,8 @@ def score_range(preds, backend):
 def min_max(preds, *, backend="auto"):
     """Minimum and maximum of the scores.
 
+    Defined in ``docs/definitions.md``, section "MinMax" (the page a paper cites).
+
     Parameters
     ----------
     preds : array_like
@@ -148,6 +150,8 @@ def check_map_shapes(reference, batch):
 
 def anomaly_score_distribution(anomaly_scores=None, anomaly_maps=None, *, backend="auto"):
     """Mean and standard deviation of the log scores (anomalib's AnomalyScoreDistribution).
+
+    Defined in ``docs/definitions.md``, section "AnomalyScoreDistribution" (the page a paper cites).
 
     Parameters
     ----------

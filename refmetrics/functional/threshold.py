@@ -109,6 +109,8 @@ def f1_score(preds, target, *, threshold=0.5, multidim_average="global", ignore_
              backend="auto"):
     """F1 score at a fixed threshold (torchmetrics' BinaryF1Score, wrapped by anomalib).
 
+    Defined in ``docs/definitions.md``, section "F1Score" (the page a paper cites).
+
     Parameters
     ----------
     preds : array_like
