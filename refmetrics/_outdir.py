@@ -22,9 +22,16 @@ the switch is a small transaction with a journal:
 4. A transaction directory left by a process that died (power cut, ``kill
    -9``) is finished by the next :meth:`prepare` on the same ``out``: rolled
    back when it holds ``plan.json``, removed when it holds ``done.json`` or
-   never reached its commit (the staged files simply go). A live run holds an
-   advisory lock (``flock``) on its transaction directory, so a concurrent run
-   into the same ``out`` never touches it.
+   never reached its commit (the staged files simply go).
+
+Locks: a live run holds an advisory lock (``flock``) on a file inside its
+transaction directory, so another run never takes its transaction for a dead
+one; and :meth:`prepare` and :meth:`commit` hold a lock on ``out`` itself, so
+two runs into the same ``out`` switch one after the other, never interleaved.
+Where the filesystem has no ``flock`` (some NFS setups), a transaction is taken
+for dead when the host and process id it records name a process of this host
+that no longer runs; transactions of other hosts are left alone, with a
+warning.
 
 Every file operation of the switch goes through :meth:`OutputDir._do`, so a
 test can make the k-th one fail and check that ``out`` is exactly the old run
@@ -32,12 +39,15 @@ or exactly the new one.
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 try:
@@ -117,15 +127,33 @@ class OutputDir:
             for d in reversed(missing):
                 d.mkdir()
                 self._created.append(d)
-            self.recover()
-            self.txn = Path(tempfile.mkdtemp(prefix=PREFIX, dir=out))
-            self._lock = _lock(self.txn)
+            with _locked(out):
+                self.recover()
+                self.txn = Path(tempfile.mkdtemp(prefix=PREFIX, dir=out))
+                _write_json(self.txn / "owner.json", {"host": socket.gethostname(), "pid": os.getpid()})
+                self._lock = _lock(self.txn / "owner.json")
             (self.txn / "new").mkdir()
             (self.txn / "old").mkdir()
         except OSError as exc:
             self.abort()
             raise OutputError(f"{self.option}: cannot write into {out}: {_describe(exc)} "
                               f"({type(exc).__name__}, errno {exc.errno})") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def check_writable(self, directory):
+        """``out/directory``, where it exists, takes new files (probed with a temporary file), so that the
+        switch does not fail there after the work."""
+        d = self.out / directory
+        if not d.is_dir():
+            return
+        try:
+            fd, probe = tempfile.mkstemp(prefix=PREFIX, dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise OutputError(f"{self.option}: cannot write into {d}: {_describe(exc)}") from exc
 
     @property
     def new(self):
@@ -158,7 +186,12 @@ class OutputDir:
         ``remove``: files of the previous run that this one does not write (removed with the switch). A
         directory that the switch leaves empty and that only held those files is removed too.
         """
-        names = list(names)
+        with _locked(self.out):
+            self._commit(list(names), remove)
+
+    def _commit(self, names, remove):
+        if callable(remove):  # read under the lock: what the previous run (the one being replaced) wrote
+            remove = remove()
         remove = [n for n in remove if n not in names and (self.out / n).is_file()]
         self.check_destinations(names)
         replaced = [n for n in names if (self.out / n).exists() or (self.out / n).is_symlink()] + remove
@@ -183,6 +216,8 @@ class OutputDir:
                     if (self.out / d).is_dir() and not any((self.out / d).iterdir()):
                         self._do(os.rmdir, self.out / d)
                 self._do(os.rename, txn / "plan.json", txn / "done.json")  # the commit point
+                for d in ["."] + dirs:
+                    _fsync_dir(self.out / d)  # the renames reach the disk before the old files go
             except BaseException as exc:
                 try:
                     _rollback(self.out, txn, plan, self._do)
@@ -221,15 +256,20 @@ class OutputDir:
         if not self.out.is_dir():
             return
         for txn in sorted(self.out.glob(PREFIX + "*")):
-            if not txn.is_dir():
+            if not txn.is_dir() or txn == self.txn:
                 continue
-            lock = _lock(txn)
-            if lock is None:  # a live run's (or no locks on this filesystem: left alone)
-                continue
+            lock = _lock(txn / "owner.json")
+            if lock is None:
+                if not _dead_owner(txn):
+                    continue  # a live run's, or one this host cannot judge (warned)
             try:
                 plan_file = txn / "plan.json"
                 if plan_file.is_file():  # a switch that stopped before its commit point
-                    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+                    try:
+                        plan = json.loads(plan_file.read_text(encoding="utf-8"))
+                    except ValueError:
+                        warnings.warn(f"{txn}: unreadable plan.json; this transaction is left as it is", stacklevel=2)
+                        continue
                     _rollback(self.out, txn, plan, lambda f, *a: f(*a))
                 shutil.rmtree(txn)
             finally:
@@ -243,13 +283,16 @@ def _write_json(path, data):
         os.fsync(fh.fileno())
 
 
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF)
+
+
 def _lock(path):
-    """An exclusive advisory lock on a directory, or None when another process holds it (or the
-    filesystem has no locks)."""
+    """An exclusive advisory lock on the file ``path``; None when another process holds it, when the
+    file is missing, or when the filesystem has no locks."""
     if fcntl is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDWR)
     except OSError:
         return None
     try:
@@ -264,6 +307,57 @@ def _unlock(fd):
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextlib.contextmanager
+def _locked(directory):
+    """Hold an exclusive lock on ``directory`` itself (waiting for another run's switch to end); without
+    locks on this filesystem, go on unlocked."""
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(directory, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if fd is not None:
+                os.close(fd)
+                fd = None
+            if exc.errno not in _NO_LOCKS:
+                raise
+    try:
+        yield
+    finally:
+        _unlock(fd)
+
+
+def _dead_owner(txn):
+    """Without a lock to ask: the transaction's recorded process ran on this host and is gone."""
+    try:
+        owner = json.loads((txn / "owner.json").read_text(encoding="utf-8"))
+        host, pid = owner["host"], int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # being created right now, or not ours to judge
+    if host != socket.gethostname():
+        warnings.warn(f"{txn}: a transaction of a run on {host} (process {pid}) that this host cannot check; "
+                      "left as it is", stacklevel=3)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _fsync_dir(directory):
+    """Flush a directory's entries (best effort: not every filesystem or platform allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _rollback(out, txn, plan, do):

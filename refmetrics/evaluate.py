@@ -304,7 +304,7 @@ class CategoryState:
         self.n_bg = self.n_reg = self.n_regions = 0
         self.image_scores, self.image_labels = [], []
         self.resize = resize
-        self.contradicted = 0
+        self.contradicted = []
 
     def add(self, sample, connectivity):
         values = IO.read_map(sample.map)
@@ -317,7 +317,7 @@ class CategoryState:
                              f"pixel{'s' if n_defect_pixels != 1 else ''}; masks under ground_truth/good/ must be "
                              "all zero")
         if sample.defective is False and n_defect_pixels:
-            self.contradicted += 1  # labelled good, with defect pixels: they count as defect pixels
+            self.contradicted.append(sample.map)  # labelled good, with defect pixels: they count as defect pixels
         if values.shape != sample.target:
             from skimage.transform import resize
 
@@ -504,10 +504,11 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, qu
             curves["scores"] = (scores[labels == 0], scores[labels == 1])
         bar.update(1)
     if state.contradicted:
-        n = state.contradicted
+        n, shown = len(state.contradicted), ", ".join(str(p) for p in state.contradicted[:3])
         _note(notes, f"{n} image{'s' if n > 1 else ''} labelled good (label 0) in the manifest "
-                     f"ha{'ve' if n > 1 else 's'} defect pixels in {'their masks' if n > 1 else 'its mask'}: "
-                     "the image counts as good, its defect pixels as defect pixels")
+                     f"ha{'ve' if n > 1 else 's'} defect pixels in {'their masks' if n > 1 else 'its mask'} "
+                     f"({shown}{', ...' if n > 3 else ''}): the image counts as good, its defect pixels as "
+                     "defect pixels")
     counts = {"images": len(samples), "defective images": int(labels.sum()),
               "pixels": int(bg.size + rkeys.size), "defect pixels": int(rkeys.size), "regions": state.n_regions}
     return Result(category, values, counts, curves, notes)
@@ -666,6 +667,18 @@ def _previous_files(out):
     return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
 
 
+def _stage(staging, results, fpr_limit, figures, settings, notes):
+    """Write every output of the run into ``staging``; the files written, relative to it."""
+    (staging / "results.md").write_text(markdown_table(results, fpr_limit), encoding="utf-8")
+    (staging / "results.tex").write_text(latex_table(results, fpr_limit), encoding="utf-8")
+    written = ["results.json", "results.md", "results.tex"]
+    if figures:
+        (staging / "figures").mkdir()
+        written += [f"figures/{n}" for n in write_figures(results, fpr_limit, staging / "figures")]
+    (staging / "results.json").write_text(to_json(results, settings, written, notes), encoding="utf-8")
+    return written
+
+
 def run(samples, out, fpr_limit=0.3, resize=None, connectivity=None, figures=True, quiet=False, settings=None,
         notes=()):
     """Evaluate samples and write the outputs into ``out``: ``(results, files written)``.
@@ -685,27 +698,25 @@ def run(samples, out, fpr_limit=0.3, resize=None, connectivity=None, figures=Tru
     for s in samples:
         by_category.setdefault(s.category, []).append(s)
     target = OutputDir(out)
-    target.prepare()
     try:
+        target.prepare()
         names = ["results.json", "results.md", "results.tex"]
         if figures:
+            if (target.out / "figures").exists() and not (target.out / "figures").is_dir():
+                raise OutputError(f"--out: {target.out / 'figures'} exists and is not a directory")
+            target.check_writable("figures")
             slugs = figure_slugs(by_category).values()
             names += [f"figures/{slug}_{kind}.png" for slug in slugs for kind in FIGURE_KINDS]
-        if figures and (target.out / "figures").exists() and not (target.out / "figures").is_dir():
-            raise OutputError(f"--out: {target.out / 'figures'} exists and is not a directory")
         target.check_destinations(names)
         results = [evaluate_category(group, fpr_limit, resize, connectivity, figures, quiet)
                    for group in by_category.values()]
-        staging = target.new
         settings = dict(settings or {}, fpr_limit=fpr_limit, connectivity=connectivity, resize=resize)
-        (staging / "results.md").write_text(markdown_table(results, fpr_limit), encoding="utf-8")
-        (staging / "results.tex").write_text(latex_table(results, fpr_limit), encoding="utf-8")
-        written = ["results.json", "results.md", "results.tex"]
-        if figures:
-            (staging / "figures").mkdir()
-            written += [f"figures/{n}" for n in write_figures(results, fpr_limit, staging / "figures")]
-        (staging / "results.json").write_text(to_json(results, settings, written, notes), encoding="utf-8")
-        target.commit(written, remove=_previous_files(target.out))
+        try:
+            written = _stage(target.new, results, fpr_limit, figures, settings, notes)
+        except OSError as exc:  # a full disk, a quota: the staging area is inside --out
+            raise OutputError(f"--out: could not write the results into {target.out}: "
+                              f"{exc.strerror or exc}; {target.out} was left as it was") from exc
+        target.commit(written, remove=lambda: _previous_files(target.out))
     except BaseException:
         target.abort()
         raise

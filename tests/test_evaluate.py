@@ -458,7 +458,8 @@ def test_manifest_notes_markdown_escapes_and_no_repeated_notes(tree, capsys):
     results = _results(out)
     assert any("comment, (unnamed) ignored" in n for n in results["notes"]), results["notes"]
     notes = results["categories"]["a|b *c*"]["notes"]
-    assert any(n.startswith("2 images labelled good (label 0) in the manifest have defect pixels") for n in notes)
+    assert any(n.startswith("2 images labelled good (label 0) in the manifest have defect pixels in their masks "
+                            f"({files[0]}") for n in notes), notes
     got = results["categories"]["a|b *c*"]["metrics"]
     assert got["pixel AUROC"] == F.auroc(maps, masks)  # the defect pixels still count as defect pixels
     assert "| a\\|b \\*c\\* |" in (out / "results.md").read_text()

@@ -172,14 +172,16 @@ def test_a_run_killed_during_the_switch_is_rolled_back_or_finished_by_the_next_o
     commit = _commit_point(ops)
     args = ["evaluate", "--quiet", "--maps", str(dataset / "maps"), "--gt", str(dataset / "gt"), "--out", str(out),
             *map(str, NEW)]
-    for k in (4, commit, commit + 2):  # a replaced file moved aside; all new files in; after the commit point
+    first_move = ops.index("rename", 2) + 1  # the first old file moved aside (after the plan's two operations)
+    for k in (first_move + 1, commit, commit + 2):  # one old file aside; all new files in; after the commit
         proc = subprocess.run([sys.executable, "-c", CRASH, str(k), *args], cwd=ROOT, capture_output=True, text=True,
                               timeout=600)
         assert proc.returncode == 9, proc.stderr
         left = snapshot(out)
         assert any(name.startswith(_outdir.PREFIX) for name in left)  # the dead run's transaction
         if k <= commit:
-            assert left != old  # a mix: what the next run must repair
+            visible = {name for name in left if not name.startswith(_outdir.PREFIX)}
+            assert visible != set(old)  # a file of the old run is missing: a mix, which the next run repairs
         _outdir.OutputDir(out).recover()
         assert snapshot(out) == (old if k <= commit else new), k
         if k > commit:
@@ -241,3 +243,89 @@ def test_out_on_a_tmpfs_mount_and_on_a_read_only_filesystem(dataset):
     assert "Read-only file system" in proc.stderr and "--out" in proc.stderr
     assert "Invalid cross-device link" not in proc.stderr and "Traceback" not in proc.stderr
     assert not any((dataset / "mnt").iterdir())  # the mount was private to that process
+
+
+def test_a_failed_rollback_is_finished_by_the_next_run(dataset, monkeypatch, capsys):
+    out, old, new, ops = _old_and_new(dataset, monkeypatch)
+    plain = _outdir.OutputDir._do
+    count = [0]
+    middle = len(ops) // 2
+
+    def failing_twice(self, func, *args):  # the switch fails in the middle, then so does its first step back
+        count[0] += 1
+        if count[0] in (middle, middle + 1):
+            raise OSError(errno.EIO, f"injected I/O error {count[0]}")
+        return plain(self, func, *args)
+
+    monkeypatch.setattr(_outdir.OutputDir, "_do", failing_twice)
+    assert _evaluate(dataset, out, *NEW) == 2
+    err = capsys.readouterr().err
+    assert "and so did putting the previous ones back" in err and "puts them back" in err
+    monkeypatch.setattr(_outdir.OutputDir, "_do", plain)
+    _outdir.OutputDir(out).recover()
+    assert snapshot(out) == old
+    assert _evaluate(dataset, out, *NEW) == 0 and snapshot(out) == new
+
+
+def test_a_full_disk_while_staging_is_an_error_that_leaves_out_as_it_was(dataset, monkeypatch, capsys):
+    out = dataset / "out"
+    assert _evaluate(dataset, out) == 0
+    old = snapshot(out)
+
+    def full(results, fpr_limit, directory):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(evaluate, "write_figures", full)
+    assert _evaluate(dataset, out, "--fpr-limit", 0.2) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"refmetrics evaluate: --out: could not write the results into {out}: No space left on " \
+                          f"device; {out} was left as it was"
+    assert snapshot(out) == old
+
+
+def test_two_switches_into_one_out_do_not_interleave(tmp_path):
+    import threading
+
+    out = tmp_path / "out"
+    first, second = _outdir.OutputDir(out), _outdir.OutputDir(out)
+    first.prepare()
+    second.prepare()
+    for target, text in ((first, "first"), (second, "second")):
+        (target.new / "results.json").write_text(text)
+        (target.new / text).write_text(text)
+    inside, release = threading.Event(), threading.Event()
+    plain = _outdir.OutputDir._do
+
+    def slow_first(self, func, *args):
+        if self is first:
+            inside.set()
+            release.wait(10)
+        return plain(self, func, *args)
+
+    _outdir.OutputDir._do = slow_first
+    try:
+        worker = threading.Thread(target=first.commit, args=(["results.json", "first"],))
+        worker.start()
+        assert inside.wait(10)
+        late = threading.Thread(target=second.commit, args=(["results.json", "second"],))
+        late.start()
+        late.join(0.5)
+        assert late.is_alive()  # the second switch waits for the first one's lock on out
+        release.set()
+        worker.join(10)
+        late.join(10)
+    finally:
+        _outdir.OutputDir._do = plain
+    assert snapshot(out) == {"first": b"first", "results.json": b"second", "second": b"second"}
+
+
+def test_without_file_locks_a_dead_process_s_transaction_is_still_rolled_back(dataset, monkeypatch):
+    out, old, new, ops = _old_and_new(dataset, monkeypatch)
+    args = ["evaluate", "--quiet", "--maps", str(dataset / "maps"), "--gt", str(dataset / "gt"), "--out", str(out),
+            *map(str, NEW)]
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(_commit_point(ops)), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 9, proc.stderr
+    monkeypatch.setattr(_outdir, "fcntl", None)  # a filesystem without flock: the recorded owner decides
+    _outdir.OutputDir(out).recover()
+    assert snapshot(out) == old
