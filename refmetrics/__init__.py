@@ -5,8 +5,8 @@ holds the stateless functions. Importing refmetrics imports neither torch nor
 matplotlib, and compiles nothing: kernels compile on first use and are cached.
 
 What every metric computes (comparisons, ties, end points, undefined cases,
-exactness, sources) is defined in ``docs/definitions.md`` of the source
-distribution.
+exactness, sources) is defined in ``docs/definitions.md``, which is installed
+with the package as ``refmetrics/definitions.md``.
 """
 
 from . import functional

@@ -73,3 +73,10 @@ def test_every_function_points_at_its_section(name):
     assert found, f"{name}'s docstring does not point at its section of docs/definitions.md"
     headings = re.findall(r"^#+ (.+)$", PAGE.read_text(encoding="utf-8"), re.MULTILINE)
     assert found.group(1) in headings, (name, found.group(1))
+
+
+def test_the_installed_package_carries_the_page():
+    from importlib import resources
+
+    installed = resources.files("refmetrics").joinpath("definitions.md").read_text(encoding="utf-8")
+    assert installed == PAGE.read_text(encoding="utf-8")
