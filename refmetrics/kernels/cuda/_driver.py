@@ -169,10 +169,10 @@ def encode_batch(d_scores, d_target, has_ignore, ignore):
     n = d_scores.size
     d_keys = cuda.device_array(n, kd)
     d_labels = cuda.device_array(n, np.int8)
-    d_counts = zeros(4, np.int64)
+    d_counts = zeros(2, np.int64)
     K.encode_keys[grid(n)](d_scores.view(kd), d_target, has_ignore, ignore, consts(kd), d_keys, d_labels,
                            d_counts)
-    n_pos, n_neg, n_nan, n_bad = (int(c) for c in d_counts.copy_to_host())
+    n_nan, n_bad = (int(c) for c in d_counts.copy_to_host())
     out = []
     for value in (K.POSITIVE, K.NEGATIVE):
         d_flags = cuda.device_array(n, np.int8)

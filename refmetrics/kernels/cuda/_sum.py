@@ -7,8 +7,7 @@ today (AnomalyScoreDistribution); the region and ranking areas are summed on
 the host from the device's integer counts.
 """
 
-from numba import cuda
-
 from ..cpu import _sum as C
+from ._jit import device
 
-neumaier = cuda.jit(device=True)(C.neumaier.py_func)
+neumaier = device(C.neumaier.py_func)

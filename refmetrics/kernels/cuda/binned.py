@@ -2,8 +2,10 @@
 
 from numba import cuda
 
+from ._jit import kernel
 
-@cuda.jit(cache=True)
+
+@kernel
 def binned_histogram(scores, target, has_ignore, ignore, thresholds, hist, counts):
     """``hist[side, b] +=`` elements with exactly ``b`` thresholds ``<=`` their score (side 0 =
     positives), with integer atomics (so the counts do not depend on scheduling).
@@ -36,7 +38,7 @@ def binned_histogram(scores, target, has_ignore, ignore, thresholds, hist, count
     cuda.atomic.add(hist, (side, lo), 1)
 
 
-@cuda.jit(cache=True)
+@kernel
 def add_into(dst, src):
     """``dst += src`` elementwise (merging two device states)."""
     i = cuda.grid(1)

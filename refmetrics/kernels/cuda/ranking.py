@@ -20,6 +20,9 @@ patch them small and run the multi-block, multi-tile, multi-pass paths.
 import numpy as np
 from numba import cuda
 
+from ..cpu import ranking as C
+from ._jit import device, kernel
+
 RADIX_BITS = 8
 RADIX_SIZE = 1 << RADIX_BITS
 THREADS = 256  # threads per block (at most 1024: the shared scan buffers)
@@ -29,24 +32,20 @@ ITEMS = 16  # keys per thread in a radix tile: a tile is THREADS * ITEMS keys
 POSITIVE, NEGATIVE, NAN, BAD, IGNORED = 1, 0, 2, 3, 4
 
 
-@cuda.jit(device=True)
-def _key(b, sign, ones):
-    """Order-preserving key of float bits (as ``cpu.ranking.score_key``): -0.0 is read as +0.0."""
-    if b == sign:
-        b = sign ^ sign
-    if b & sign:
-        return b ^ ones
-    return b | sign
+# the key map and the NaN test, compiled from the CPU kernels' own Python source (one definition)
+_key = device(C.score_key.py_func)
+_is_nan = device(C.is_nan_bits.py_func)
 
 
-@cuda.jit(cache=True)
+@kernel
 def encode_keys(bits, target, has_ignore, ignore, consts, keys, labels, counts):
     """Keys of float bits and label codes.
 
     ``labels[i]`` = 1 (positive), 0 (negative), 2 (NaN score), 3 (label not in
     {0, 1}) or 4 (ignored: ``target == ignore``, dropped before anything else);
-    ``counts = [n_pos, n_neg, n_nan, n_bad]`` (integer atomics: order-free).
-    ``consts`` as ``cpu.ranking.key_constants``.
+    ``counts = [n_nan, n_bad]`` (integer atomics, order-free; only invalid data
+    touches them, so valid data never contends on them). ``consts`` as
+    ``cpu.ranking.key_constants``.
     """
     i = cuda.grid(1)
     if i >= bits.size:
@@ -56,24 +55,22 @@ def encode_keys(bits, target, has_ignore, ignore, consts, keys, labels, counts):
         labels[i] = IGNORED
         return
     b = bits[i]
-    if (b & consts[1]) > consts[2]:
+    if _is_nan(b, consts[1], consts[2]):
         labels[i] = NAN
         keys[i] = consts[3]
-        cuda.atomic.add(counts, 2, 1)
+        cuda.atomic.add(counts, 0, 1)
         return
     keys[i] = _key(b, consts[0], consts[3])
     if t == 1:
         labels[i] = POSITIVE
-        cuda.atomic.add(counts, 0, 1)
     elif t == 0:
         labels[i] = NEGATIVE
-        cuda.atomic.add(counts, 1, 1)
     else:
         labels[i] = BAD
-        cuda.atomic.add(counts, 3, 1)
+        cuda.atomic.add(counts, 1, 1)
 
 
-@cuda.jit(cache=True)
+@kernel
 def encode_plain(bits, consts, keys):
     """Keys of float bits known to hold no NaN (re-keying after a widening)."""
     i = cuda.grid(1)
@@ -81,7 +78,7 @@ def encode_plain(bits, consts, keys):
         keys[i] = _key(bits[i], consts[0], consts[3])
 
 
-@cuda.jit(cache=True)
+@kernel
 def decode_bits(keys, consts, bits):
     """Float bits of keys (the inverse of the key map)."""
     i = cuda.grid(1)
@@ -93,7 +90,7 @@ def decode_bits(keys, consts, bits):
             bits[i] = k ^ consts[3]
 
 
-@cuda.jit(cache=True)
+@kernel
 def cast(src, dst, lo, hi, counts):
     """``dst[i] = src[i]`` converted to ``dst``'s float type; ``counts[0]`` counts the
     values outside ``[lo, hi]`` (int64 scores must stay within 2**53 to be exact;
@@ -106,7 +103,7 @@ def cast(src, dst, lo, hi, counts):
         dst[i] = v
 
 
-@cuda.jit(cache=True)
+@kernel
 def gather1(src, out):
     """``out`` (flat, C order) = ``src``, a strided 1-D device array."""
     i = cuda.grid(1)
@@ -114,7 +111,7 @@ def gather1(src, out):
         out[i] = src[i]
 
 
-@cuda.jit(cache=True)
+@kernel
 def gather2(src, out):
     """As :func:`gather1` for 2-D."""
     i = cuda.grid(1)
@@ -123,7 +120,7 @@ def gather2(src, out):
         out[i] = src[i // n1, i % n1]
 
 
-@cuda.jit(cache=True)
+@kernel
 def gather3(src, out):
     """As :func:`gather1` for 3-D."""
     i = cuda.grid(1)
@@ -132,7 +129,7 @@ def gather3(src, out):
         out[i] = src[i // (n1 * n2), (i // n2) % n1, i % n2]
 
 
-@cuda.jit(cache=True)
+@kernel
 def gather4(src, out):
     """As :func:`gather1` for 4-D."""
     i = cuda.grid(1)
@@ -141,7 +138,7 @@ def gather4(src, out):
         out[i] = src[i // (n1 * n2 * n3), (i // (n2 * n3)) % n1, (i // n3) % n2, i % n3]
 
 
-@cuda.jit(cache=True)
+@kernel
 def exclusive_block_scan(values, out, block_sums):
     """Exclusive scan of ``values`` within each block (Hillis-Steele in shared memory);
     ``block_sums[b]`` gets the block's total. Needs ``blockDim.x <= 1024``."""
@@ -166,7 +163,7 @@ def exclusive_block_scan(values, out, block_sums):
         block_sums[cuda.blockIdx.x] = buf[t]
 
 
-@cuda.jit(cache=True)
+@kernel
 def add_block_offsets(out, offsets):
     """``out[i] += offsets[block of i]``: completes a two-level scan."""
     i = cuda.grid(1)
@@ -174,7 +171,7 @@ def add_block_offsets(out, offsets):
         out[i] += offsets[cuda.blockIdx.x]
 
 
-@cuda.jit(cache=True)
+@kernel
 def label_flags(labels, value, flags):
     """``flags[i] = labels[i] == value``."""
     i = cuda.grid(1)
@@ -182,7 +179,7 @@ def label_flags(labels, value, flags):
         flags[i] = 1 if labels[i] == value else 0
 
 
-@cuda.jit(cache=True)
+@kernel
 def compact(src_k, src_p, has_payload, flags, ranks, dst_k, dst_p):
     """Stream compaction: ``dst[ranks[i]] = src[i]`` where ``flags[i]`` (order kept)."""
     i = cuda.grid(1)
@@ -196,14 +193,14 @@ def compact(src_k, src_p, has_payload, flags, ranks, dst_k, dst_p):
 # LSD radix sort: per-tile histograms, a device scan, a stable scatter
 # ---------------------------------------------------------------------------
 
-@cuda.jit(device=True)
+@device
 def _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask):
     if by_payload:
         return np.int64((src_p[i] >> pshift) & pmask)
     return np.int64((src_k[i] >> kshift) & kmask)
 
 
-@cuda.jit(cache=True)
+@kernel
 def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items, hist, totals):
     """``hist[digit * tiles + tile]`` = the keys of the tile with that digit (a tile is
     ``blockDim.x * items`` keys); ``totals[digit]`` sums them over tiles (atomics)."""
@@ -228,7 +225,7 @@ def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items
             cuda.atomic.add(totals, d, np.int64(c))
 
 
-@cuda.jit(cache=True)
+@kernel
 def tile_scatter(src_k, src_p, dst_k, dst_p, has_payload, by_payload, kshift, kmask, pshift, pmask, items,
                  offsets):
     """Stable scatter of one radix pass. The tile is read in ``items`` rounds of
@@ -272,7 +269,7 @@ def tile_scatter(src_k, src_p, dst_k, dst_p, has_payload, by_payload, kshift, km
 # searches in sorted keys
 # ---------------------------------------------------------------------------
 
-@cuda.jit(device=True)
+@device
 def _first_ge(arr, k):
     lo = 0
     hi = arr.size
@@ -285,7 +282,7 @@ def _first_ge(arr, k):
     return lo
 
 
-@cuda.jit(device=True)
+@device
 def _first_gt(arr, k):
     lo = 0
     hi = arr.size
@@ -298,7 +295,7 @@ def _first_gt(arr, k):
     return lo
 
 
-@cuda.jit(cache=True)
+@kernel
 def auroc_counts(pos, neg, out):
     """Twice Mann-Whitney's U: each negative ``k`` adds ``2 #(pos > k) + #(pos == k)``,
     both found by binary search in the sorted positives; summed with integer atomics."""
@@ -311,7 +308,7 @@ def auroc_counts(pos, neg, out):
     cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
 
 
-@cuda.jit(cache=True)
+@kernel
 def count_at_least(keys, bounds, out):
     """``out[g] = #(keys >= bounds[g])`` in sorted ``keys``."""
     g = cuda.grid(1)
@@ -323,7 +320,7 @@ def count_at_least(keys, bounds, out):
 # groups: the distinct keys of two sorted arrays, decreasing, with counts
 # ---------------------------------------------------------------------------
 
-@cuda.jit(cache=True)
+@kernel
 def run_end_flags(keys, other, use_other, flags):
     """``flags[i] = 1`` at the last key of each run of equal keys, unless ``use_other``
     and the key also occurs in the sorted ``other`` (so that it is counted once)."""
@@ -339,7 +336,7 @@ def run_end_flags(keys, other, use_other, flags):
     flags[i] = 1 if last else 0
 
 
-@cuda.jit(cache=True)
+@kernel
 def merge_descending(a, b, out):
     """Merge two sorted arrays of distinct, disjoint keys into ``out``, decreasing."""
     i = cuda.grid(1)
@@ -355,7 +352,7 @@ def merge_descending(a, b, out):
     out[total - 1 - rank] = k
 
 
-@cuda.jit(cache=True)
+@kernel
 def count_equal(group_keys, a, b, ca, cb):
     """``ca[g]``, ``cb[g]`` = the keys of sorted ``a``, ``b`` equal to ``group_keys[g]``."""
     g = cuda.grid(1)
@@ -365,7 +362,7 @@ def count_equal(group_keys, a, b, ca, cb):
         cb[g] = _first_gt(b, k) - _first_ge(b, k)
 
 
-@cuda.jit(device=True)
+@device
 def _f1_wins(tp, fp, k, btp, bfp, bk, n_pos):
     """Whether (tp, fp) at key k beats (btp, bfp) at key bk: larger exact F1 = 2tp/(tp+fp+P),
     ties to the lower key (threshold), as ``cpu.ranking.acc_f1_max``."""
@@ -374,7 +371,7 @@ def _f1_wins(tp, fp, k, btp, bfp, bk, n_pos):
     return lhs > rhs or (lhs == rhs and k < bk)
 
 
-@cuda.jit(cache=True)
+@kernel
 def f1_block_best(pos, neg, best_counts, best_keys):
     """Per block, the element whose score gives the largest F1 (``TP = #pos >= k``,
     ``FP = #neg >= k``), reduced in a fixed tree order: ``best_counts[b] = (tp, fp, found)``."""

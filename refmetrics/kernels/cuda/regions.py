@@ -12,12 +12,13 @@ the CPU's.
 import numpy as np
 from numba import cuda
 
-from .ranking import _key
+from ._jit import kernel
+from .ranking import _is_nan, _key
 
 BACKGROUND, REGION, NAN = 0, 1, 2
 
 
-@cuda.jit(cache=True)
+@kernel
 def encode_pixels(bits, payload, consts, keys, codes, counts):
     """Keys of float bits; ``codes[i]`` = 0 (background: ``payload == 0``), 1 (region) or
     2 (NaN score, counted into ``counts[0]``)."""
@@ -25,7 +26,7 @@ def encode_pixels(bits, payload, consts, keys, codes, counts):
     if i >= bits.size:
         return
     b = bits[i]
-    if (b & consts[1]) > consts[2]:
+    if _is_nan(b, consts[1], consts[2]):
         codes[i] = NAN
         keys[i] = consts[3]
         cuda.atomic.add(counts, 0, 1)
@@ -34,7 +35,7 @@ def encode_pixels(bits, payload, consts, keys, codes, counts):
     codes[i] = REGION if payload[i] else BACKGROUND
 
 
-@cuda.jit(cache=True)
+@kernel
 def top_histogram(keys, codes, use_codes, shift, hist):
     """``hist[key >> shift] += 1`` over background keys (all keys when not ``use_codes``)."""
     i = cuda.grid(1)
@@ -42,7 +43,7 @@ def top_histogram(keys, codes, use_codes, shift, hist):
         cuda.atomic.add(hist, np.int64(keys[i] >> shift), 1)
 
 
-@cuda.jit(cache=True)
+@kernel
 def select_flags(keys, codes, use_codes, code, cut, flags):
     """``flags[i] = 1`` where ``codes[i] == code`` (any code when not ``use_codes``) and
     ``keys[i] >= cut``."""
@@ -52,7 +53,7 @@ def select_flags(keys, codes, use_codes, code, cut, flags):
         flags[i] = 1 if keep else 0
 
 
-@cuda.jit(cache=True)
+@kernel
 def collapse_starts(n_region, flags):
     """Groups that start an output group when runs of background-only groups are collapsed
     into one (as ``cpu.regions.next_region_groups`` with ``collapse``)."""
@@ -62,7 +63,7 @@ def collapse_starts(n_region, flags):
         flags[g] = 0 if merge else 1
 
 
-@cuda.jit(cache=True)
+@kernel
 def segment_add(values, flags, ranks, out):
     """``out[j] +=`` the values of the groups of output group ``j`` (integer atomics)."""
     g = cuda.grid(1)
@@ -70,7 +71,7 @@ def segment_add(values, flags, ranks, out):
         cuda.atomic.add(out, ranks[g] + flags[g] - 1, values[g])
 
 
-@cuda.jit(cache=True)
+@kernel
 def region_overlaps(scores, regions, threshold, above, nan):
     """``above[id] +=`` the pixels of region ``id`` with ``score > threshold``; NaNs into ``nan[0]``."""
     i = cuda.grid(1)

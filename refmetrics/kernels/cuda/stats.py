@@ -5,10 +5,12 @@ import math
 import numpy as np
 from numba import cuda
 
+from ._jit import kernel
+
 from ._sum import neumaier
 
 
-@cuda.jit(cache=True)
+@kernel
 def block_min_max(values, labels, has_ignore, ignore, out, nan):
     """Per block, ``out[b] = (min, max)`` of its values (float64, NaN skipped and counted into
     ``nan[0]``; with ``has_ignore``, elements whose label equals ``ignore`` are skipped); min and
@@ -41,7 +43,7 @@ def block_min_max(values, labels, has_ignore, ignore, out, nan):
         out[cuda.blockIdx.x, 1] = hi_buf[0] + 0.0
 
 
-@cuda.jit(cache=True)
+@kernel
 def log_values(values, out, counts):
     """``out[i] = log(values[i])`` in float64; ``counts = [n_nan, n_nonpositive]``."""
     i = cuda.grid(1)
@@ -58,7 +60,7 @@ def log_values(values, out, counts):
         out[i] = math.log(v)
 
 
-@cuda.jit(cache=True)
+@kernel
 def column_of(n_columns, out):
     """``out[i] = i % n_columns``: the column of each element of a row-major matrix."""
     i = cuda.grid(1)
@@ -66,7 +68,7 @@ def column_of(n_columns, out):
         out[i] = i % n_columns
 
 
-@cuda.jit(cache=True)
+@kernel
 def column_mean_std(values, n, mean, std):
     """As ``cpu.stats.column_mean_std`` on column-major ``values`` (column ``j`` is
     ``values[j*n:(j+1)*n]``, sorted): one thread per column, the same compensated sums

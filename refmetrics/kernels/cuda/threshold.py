@@ -3,8 +3,10 @@
 import numpy as np
 from numba import cuda
 
+from ._jit import kernel
 
-@cuda.jit(cache=True)
+
+@kernel
 def confusion_counts(preds, target, has_ignore, ignore, cut, row_size, out, bad):
     """``out[row] += [tp, fp, fn]`` of ``pred >= cut`` (integer atomics).
 
