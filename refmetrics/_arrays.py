@@ -18,6 +18,8 @@ never imported: a CPU tensor is read through DLPack (zero copy) or
 ``__array__``.
 """
 
+import sys
+
 import numpy as np
 
 from . import _validation as V
@@ -51,14 +53,50 @@ def cuda_available():
 
     True under ``NUMBA_ENABLE_CUDASIM=1`` (the numba-cuda simulator).
     """
+    return cuda_unavailable_reason() is None
+
+
+def cuda_unavailable_reason():
+    """``None`` when a CUDA device is usable, else why not, in words (for error messages and the tests:
+    a broken numba-cuda must say so, not pass for a machine without a GPU)."""
     try:
         from numba import cuda
-    except Exception:  # noqa: BLE001 - numba-cuda missing or broken: no CUDA
-        return False
+    except Exception as exc:  # noqa: BLE001 - numba-cuda missing or broken
+        return f"numba-cuda is not installed or failed to import ({_one_line(exc)})"
     try:
-        return bool(cuda.is_available())
-    except Exception:  # noqa: BLE001 - driver errors mean no usable device
-        return False
+        if cuda.is_available():
+            return _nvvm_missing()
+    except Exception as exc:  # noqa: BLE001 - driver errors mean no usable device
+        return f"the CUDA driver could not be initialised ({_one_line(exc)})"
+    try:
+        from numba.cuda.cudadrv.driver import driver
+
+        error = getattr(driver, "initialization_error", None)
+    except Exception as exc:  # noqa: BLE001 - only for the message
+        error = exc
+    return "numba-cuda found no usable CUDA device" + (f" ({_one_line(error)})" if error else "")
+
+
+def _nvvm_missing():
+    """``None`` when numba-cuda can load NVVM, the compiler of every kernel, else why not. A driver
+    without NVVM passes ``cuda.is_available()`` and would fail at the first kernel instead."""
+    import numba
+
+    if numba.config.ENABLE_CUDASIM:  # the simulator compiles nothing
+        return None
+    try:
+        from numba.cuda.cudadrv import nvvm
+
+        nvvm.NVVM()
+    except Exception as exc:  # noqa: BLE001 - a missing or broken libNVVM
+        return (f"a GPU is present but numba-cuda cannot load NVVM, its compiler ({_one_line(exc)}): install "
+                f"numba-cuda with the extra of the driver's CUDA version, e.g. pip install 'numba-cuda[cu12]'")
+    return None
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if isinstance(error, BaseException) else text
 
 
 def resolve_backend(backend, *arrays):
@@ -79,12 +117,14 @@ def resolve_backend(backend, *arrays):
                 "first, e.g. tensor.cpu()")
         return "cpu"
     if backend == "cuda" or on_device:
-        if not cuda_available():
+        reason = cuda_unavailable_reason()
+        if reason is not None:
             raise V.BackendUnavailableError(
                 "backend='cuda' was requested"
                 + (" (an input exposes __cuda_array_interface__)" if backend == "auto" else "")
                 + ", but no CUDA device is usable here: it needs an NVIDIA GPU with its driver and numba-cuda "
-                  "(pip install 'refmetrics[cuda]'); use backend='cpu' with host data (e.g. tensor.cpu())")
+                  f"(pip install 'refmetrics[cuda]'); here {reason}. Use backend='cpu' with host data "
+                  "(e.g. tensor.cpu())")
         return "cuda"
     return "cpu"
 
@@ -107,6 +147,7 @@ def device_array(obj, name):
         except Exception as exc:  # noqa: BLE001 - re-raised with the argument name
             raise TypeError(f"{name}: could not read the {type(obj).__name__} through "
                             f"__cuda_array_interface__ ({exc}); for a torch tensor pass tensor.detach()") from exc
+        _wait_for_torch(obj)
     else:
         arr = cuda.to_device(np.ascontiguousarray(host_array(obj, name)))
     V.check_numeric_dtype(name, arr)
@@ -115,6 +156,24 @@ def device_array(obj, name):
 
         arr = D.contiguous(arr)  # a strided view (x[::2], a transpose): one copy on the device
     return arr
+
+
+def _wait_for_torch(obj):
+    """Wait until torch's work on a CUDA tensor is done before the kernels read it.
+
+    torch exports ``__cuda_array_interface__`` version 2, which names no stream, so numba cannot
+    synchronise by itself (it does for CuPy, whose interface names one). The kernels run on
+    numba's default stream; a tensor written on a torch side stream (``torch.cuda.stream(s)``,
+    created non-blocking) could be read before it is ready. So the current torch stream of the
+    tensor's device is synchronised first. torch is never imported here: a torch tensor means
+    torch is already loaded.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(obj, torch.Tensor):
+        return
+    if "stream" in obj.__cuda_array_interface__:  # a torch that names its stream: numba synchronises
+        return
+    torch.cuda.current_stream(obj.device).synchronize()
 
 
 def _check_same_device(obj, name, cuda):

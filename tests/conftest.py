@@ -15,3 +15,16 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     importlib.import_module("tests.cudasim")  # small launch shapes and a thread-safe simulator (see the module)
 
 collect_ignore = ["cudasim.py"]  # simulator set-up, imported above when NUMBA_ENABLE_CUDASIM=1
+
+
+def pytest_configure(config):
+    """numba-cuda (0.30) has its own ``NumbaWarning`` class, outside ``numba.NumbaWarning`` that
+    pyproject.toml turns into errors: add it where this numba-cuda has it (a ``-W`` option naming it
+    would stop pytest at start with a numba-cuda that lacks it)."""
+    try:
+        import numba
+        from numba.cuda.core.errors import NumbaWarning
+    except Exception:  # noqa: BLE001 - no numba-cuda, or one without the class: nothing to add
+        return
+    if not issubclass(NumbaWarning, numba.NumbaWarning):
+        config.addinivalue_line("filterwarnings", "error::numba.cuda.core.errors.NumbaWarning")

@@ -378,6 +378,116 @@ def test_errors(backend):
 
 
 # ---------------------------------------------------------------------------
+# no silent CPU-only pass; torch's streams
+# ---------------------------------------------------------------------------
+
+def _numba_cuda_installed():
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version("numba-cuda")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _nvidia_driver_present():
+    import ctypes.util
+
+    return os.path.exists("/dev/nvidiactl") or ctypes.util.find_library("cuda") is not None
+
+
+def test_the_cuda_backends_run_wherever_they_can():
+    """With numba-cuda installed, the cuda and device cases must be collected under the simulator,
+    on a machine with an NVIDIA driver, and where REFMETRICS_REQUIRE_CUDA=1 (the GPU check sets it):
+    a broken numba-cuda or a driver numba-cuda cannot use must fail here, not turn this module into
+    a CPU-only pass. Without a driver, the simulator parts of tests/test_cuda_sim.py run them."""
+    from refmetrics._arrays import cuda_unavailable_reason
+
+    if not _numba_cuda_installed():
+        assert "cuda" not in BACKENDS
+        return
+    reason = cuda_unavailable_reason()
+    assert not (reason or "").startswith("numba-cuda is not installed"), f"numba-cuda is installed but {reason}"
+    expected = (os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or os.environ.get("REFMETRICS_REQUIRE_CUDA") == "1"
+                or _nvidia_driver_present())
+    if expected:
+        assert BACKENDS == ["cpu", "cuda", "device"], f"the CUDA cases were not collected: {reason}"
+    else:
+        assert BACKENDS == ["cpu"] and "driver library cannot be found" in reason, reason
+
+
+def test_numba_cuda_warnings_are_errors():
+    """numba-cuda's warnings (a slow launch, an implicit copy) fail the tests, as numba's do
+    (tests/conftest.py adds numba-cuda's own warning class to pyproject.toml's filter)."""
+    if not _numba_cuda_installed():
+        return
+    from numba.cuda.core.errors import NumbaPerformanceWarning
+
+    with pytest.raises(NumbaPerformanceWarning, match="host array"):
+        warnings.warn("a kernel was launched with a host array", NumbaPerformanceWarning)
+
+
+if "cuda" in BACKENDS:
+
+    def test_torch_tensors_are_read_after_torch_stream_work(monkeypatch):
+        """A tensor written on a torch side stream: its interface (version 2) names no stream, so
+        the current torch stream of its device is synchronised before any kernel reads it."""
+        import sys
+        import types
+
+        from numba import cuda
+
+        events = []
+
+        class Stream:
+            def synchronize(self):
+                events.append("synchronize")
+
+        class Tensor:  # what refmetrics sees of a torch CUDA tensor
+            def __init__(self, values):
+                self.values, self.device = values, types.SimpleNamespace(type="cuda", index=None)
+
+            @property
+            def __cuda_array_interface__(self):
+                return {"shape": self.values.shape, "typestr": self.values.dtype.str, "version": 2,
+                        "data": (0, False), "strides": None}
+
+        fake_torch = types.SimpleNamespace(Tensor=Tensor, cuda=types.SimpleNamespace(
+            current_stream=lambda device: events.append(("current_stream", device.type)) or Stream()))
+        monkeypatch.setitem(sys.modules, "torch", fake_torch)
+
+        def as_cuda_array(obj):  # the simulator has none: the tensor's values, as a device array
+            events.append("as_cuda_array")
+            return cuda.to_device(obj.values)
+
+        monkeypatch.setattr(cuda, "as_cuda_array", as_cuda_array, raising=False)
+        from refmetrics.kernels.cuda import ranking as KC
+
+        launch = type(KC.encode_keys).__call__
+
+        def recording_launch(self, *args):
+            if "launch" not in events:
+                events.append("launch")
+            return launch(self, *args)
+
+        monkeypatch.setattr(type(KC.encode_keys), "__call__", recording_launch)
+        preds, target, _ = RANKING["float32-ties-inf"]
+        got = F.auroc(Tensor(preds), Tensor(target))
+        assert identical(got, F.auroc(preds, target, backend="cpu"))
+        first_launch = events.index("launch")
+        assert events[:first_launch].count("synchronize") == 2, events[:first_launch]  # preds and target
+        assert ("current_stream", "cuda") in events[:first_launch]
+        # a tensor whose interface names its stream (version 3) is synchronised by numba itself
+        events.clear()
+        Tensor.__cuda_array_interface__ = property(lambda self: {"shape": self.values.shape, "version": 3,
+                                                                 "typestr": self.values.dtype.str,
+                                                                 "data": (0, False), "strides": None, "stream": 1})
+        F.auroc(Tensor(preds), Tensor(target))
+        assert "synchronize" not in events
+
+
+# ---------------------------------------------------------------------------
 # the device building blocks, where CUDA is usable
 # ---------------------------------------------------------------------------
 

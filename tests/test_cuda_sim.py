@@ -12,10 +12,18 @@ every test the others do not name, so a test added to test_backends.py always
 runs somewhere. Each part must pass with nothing skipped, and must have run at
 least as many tests, and as many CUDA cases (a ``cuda`` or ``device`` id), as
 it has today: a part that silently ran on the CPU alone fails.
+
+Each part records its kernel launches (kernel and argument types); the last test adds a sweep
+of every dtype the intake accepts (``tests/cuda_signatures.py``) and compiles every recorded
+signature to PTX for sm_80 and sm_90 (A100, H100/H200) with NVVM from PyPI, assembling it with
+ptxas where available (``tests/cuda_compile.py``). No GPU is needed: a typing or lowering error
+that the simulator, which runs the kernels as Python, cannot see fails here.
 """
 
+import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -47,9 +55,23 @@ def _keyword(functions):
     return " or ".join(functions)
 
 
-def _run_part(functions):
+RECORDS = {}  # part -> its launch records, for the compile check (filled as the parts pass)
+
+
+@pytest.fixture(scope="module")
+def records_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("launches")
+
+
+def _simulator_env(records):
+    """The environment of a simulator subprocess that records its launches into ``records``."""
+    return {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONUNBUFFERED": "1",  # lines as the tests finish
+            "REFMETRICS_RECORD_LAUNCHES": str(records)}
+
+
+def _run_part(functions, records):
     """Run the part in a subprocess; stream its lines to stdout; return ``(returncode, lines)``."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONUNBUFFERED": "1"}  # lines as the tests finish
+    env = _simulator_env(records)
     cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/test_backends.py",
            "-k", _keyword(functions)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
@@ -68,10 +90,10 @@ def _run_part(functions):
     return proc.returncode, lines
 
 
-@pytest.mark.parametrize("part", list(PARTS))
-def test_backend_suite_passes_under_the_cuda_simulator(part):
+def _check_part(part, records):
     functions, min_tests, min_cuda = PARTS[part]
-    code, lines = _run_part(functions)
+    records.unlink(missing_ok=True)
+    code, lines = _run_part(functions, records)
     tail = "".join(lines[-60:])
     assert code == 0, f"part {part}: exit {code}\n{tail}"
     results = [m for m in map(RESULT.match, lines) if m]
@@ -85,6 +107,12 @@ def test_backend_suite_passes_under_the_cuda_simulator(part):
         f"CUDA cases (at least {min_cuda})\n{tail}")
     summary = lines[-1] if lines else ""
     assert "skipped" not in summary and re.search(rf"\b{len(passed)} passed\b", summary), summary
+    RECORDS[part] = records
+
+
+@pytest.mark.parametrize("part", list(PARTS))
+def test_backend_suite_passes_under_the_cuda_simulator(part, records_dir):
+    _check_part(part, records_dir / f"{part}.jsonl")
 
 
 def test_the_parts_name_existing_tests():
@@ -92,3 +120,54 @@ def test_the_parts_name_existing_tests():
     source = (ROOT / "tests" / "test_backends.py").read_text(encoding="utf-8")
     for name in NAMED:
         assert re.search(rf"^\s*def {name}\(", source, re.MULTILINE), f"{name} is not in tests/test_backends.py"
+
+
+# ---------------------------------------------------------------------------
+# the compile check: every kernel, every recorded signature, for real GPUs
+# ---------------------------------------------------------------------------
+
+ARCHITECTURES = ("8.0", "9.0")  # A100; H100 and H200
+
+
+def _ptxas():
+    """ptxas from the PATH or from PyPI's nvidia-cuda-nvcc (cuda-toolkit[nvcc]), or None."""
+    found = shutil.which("ptxas")
+    if found:
+        return found
+    try:
+        import nvidia
+    except ImportError:
+        return None
+    for root in nvidia.__path__:
+        for path in sorted(glob.glob(os.path.join(root, "*", "bin", "ptxas*"))):
+            if os.access(path, os.X_OK):
+                return path
+    return None
+
+
+def test_every_kernel_compiles_for_sm80_and_sm90(records_dir):
+    """The signatures the simulator parts launched (parts this session did not run are run now),
+    plus every dtype the intake accepts, compiled for each architecture in a process of its own
+    (without the simulator); ptxas checks registers, spills and static shared memory."""
+    for part in PARTS:
+        if part not in RECORDS:
+            _check_part(part, records_dir / f"{part}.jsonl")
+    sweep = records_dir / "dtypes.jsonl"
+    sweep.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "tests.cuda_signatures"], cwd=ROOT, env=_simulator_env(sweep),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, f"the dtype sweep failed under the simulator:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    records = [str(RECORDS[part]) for part in PARTS] + [str(sweep)]
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    ptxas = _ptxas()
+    runs = {}
+    for cc in ARCHITECTURES:
+        cmd = [sys.executable, "-m", "tests.cuda_compile", "--cc", cc, *records]
+        if ptxas:
+            cmd += ["--ptxas", ptxas]
+        runs[cc] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+    outputs = {cc: run.communicate(timeout=TIMEOUT)[0] for cc, run in runs.items()}
+    for cc, out in outputs.items():
+        print(f"sm_{cc.replace('.', '')}: {out.strip().splitlines()[-1] if out.strip() else ''}")
+        assert runs[cc].returncode == 0, f"compiling for compute capability {cc} failed:\n{out[-6000:]}"

@@ -146,9 +146,14 @@ def test_bad_arguments():
 def test_cuda_without_a_device_is_a_clear_error(monkeypatch):
     from refmetrics import _arrays
 
-    monkeypatch.setattr(_arrays, "cuda_available", lambda: False)  # as on a machine without GPU or numba-cuda
-    with pytest.raises(rm.BackendUnavailableError, match=r"needs an NVIDIA GPU with its driver and numba-cuda"):
+    # as on a machine without numba-cuda: the error says what is needed and why it is missing here
+    monkeypatch.setattr(_arrays, "cuda_unavailable_reason", lambda: "numba-cuda is not installed or failed to "
+                                                                    "import (ModuleNotFoundError: numba.cuda)")
+    with pytest.raises(rm.BackendUnavailableError, match=r"needs an NVIDIA GPU with its driver and numba-cuda .*; "
+                                                         r"here numba-cuda is not installed or failed to import "
+                                                         r"\(ModuleNotFoundError: numba.cuda\)"):
         F.auroc(PREDS, TARGET, backend="cuda")
+    assert not rm.cuda_available()
     with pytest.raises(rm.BackendUnavailableError, match=r"\(an input exposes __cuda_array_interface__\)"):
         F.auroc(OnDevice(), TARGET[:3])
     with pytest.raises(rm.BackendUnavailableError, match="copy it to the host"):
@@ -159,6 +164,25 @@ def test_cuda_without_a_device_is_a_clear_error(monkeypatch):
     for cls in (rm.AUROC, rm.AUPR, rm.BinaryPrecisionRecallCurve, rm.F1AdaptiveThreshold, rm.F1Max,
                 rm.F1Score, rm.ManualThreshold, rm.MinMax, rm.AnomalyScoreDistribution):
         assert cls(backend="cpu").backend == "cpu"
+
+
+def test_a_gpu_without_nvvm_is_a_clear_error(monkeypatch):
+    """A driver without libNVVM passes numba's is_available(): say so before any kernel compiles."""
+    from numba import cuda
+    from numba.cuda.cudadrv import nvvm
+
+    def missing():
+        raise RuntimeError("libNVVM cannot be found")
+
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nvvm, "NVVM", missing)
+    assert not rm.cuda_available()
+    with pytest.raises(rm.BackendUnavailableError, match=r"here a GPU is present but numba-cuda cannot load NVVM, "
+                                                         r"its compiler \(RuntimeError: libNVVM cannot be found\): "
+                                                         r"install numba-cuda with the extra"):
+        F.auroc(PREDS, TARGET, backend="cuda")
+    monkeypatch.setattr(nvvm, "NVVM", lambda: None)
+    assert rm.cuda_available()
 
 
 def test_inputs_are_not_modified():
