@@ -207,7 +207,7 @@ def decode(keys):
 # ---------------------------------------------------------------------------
 
 def auroc_u2(d_pos, d_neg):
-    """``2U`` (twice Mann-Whitney's U) as a Python int."""
+    """``2U`` (twice Mann-Whitney's U) as a Python int (one atomic per block, one int64 back)."""
     out = zeros(1, np.int64)
     if d_neg.size and d_pos.size:
         K.auroc_counts[grid(d_neg.size)](d_pos, d_neg, out)
@@ -216,27 +216,29 @@ def auroc_u2(d_pos, d_neg):
 
 def f1_best(d_pos, d_neg):
     """``(tp, fp, key)`` at the largest F1 (ties to the lowest threshold), or ``(0, 0, None)``;
-    ``key`` as a one-element host array of the key dtype."""
+    ``key`` as a one-element host array of the key dtype.
+
+    ``f1_block_best`` leaves one candidate ``(tp, fp, found, key)`` per block;
+    ``f1_reduce_best`` reduces those on the device, a block of rows at a time, until one
+    row is left: that row (four uint64) is all that crosses to the host. The comparator
+    (``ranking._f1_wins``, the CPU's rule) has a unique winner, so the result is the CPU's
+    whatever the launch shape.
+    """
     n = d_pos.size + d_neg.size
     if not n:
         return 0, 0, None
     blocks, threads = grid(n)
-    d_counts = cuda.device_array((blocks, 3), np.int64)
-    d_keys = cuda.device_array(blocks, np.uint64)
-    K.f1_block_best[blocks, threads](d_pos, d_neg, d_counts, d_keys)
-    best = None
-    p = d_pos.size
-    for (tp, fp, ok), key in zip(d_counts.copy_to_host(), d_keys.copy_to_host()):
-        if not ok:
-            continue
-        tp, fp, key = int(tp), int(fp), int(key)
-        if best is None:
-            best = (tp, fp, key)
-            continue
-        lhs, rhs = tp * (best[0] + best[1] + p), best[0] * (tp + fp + p)
-        if lhs > rhs or (lhs == rhs and key < best[2]):
-            best = (tp, fp, key)
-    return best[0], best[1], np.array([best[2]], d_pos.dtype)
+    d_best = cuda.device_array((blocks, 4), np.uint64)
+    K.f1_block_best[blocks, threads](d_pos, d_neg, d_best)
+    while d_best.shape[0] > 1:
+        blocks, threads = grid(d_best.shape[0])
+        d_next = cuda.device_array((blocks, 4), np.uint64)
+        K.f1_reduce_best[blocks, threads](d_best, np.int64(d_pos.size), d_next)
+        d_best = d_next
+    tp, fp, found, key = (int(v) for v in d_best.copy_to_host()[0])
+    if not found:  # not reached: n > 0 elements always give a candidate
+        return 0, 0, None
+    return tp, fp, np.array([key], d_pos.dtype)
 
 
 def groups(d_a, d_b):
@@ -268,13 +270,29 @@ def count_at_least(d_sorted, bounds):
 # binned mode, statistics, F1Score
 # ---------------------------------------------------------------------------
 
+SHARED_BYTES = 48 * 1024  # shared memory a block may use without an opt-in (every GPU since Fermi)
+
+
 def binned_histogram(d_scores, d_target, has_ignore, ignore, thresholds, d_hist):
-    """Add one batch to the device ``(2, T+1)`` histogram ``d_hist``: ``(n_nan, n_bad)``."""
+    """Add one batch to the device ``(2, T+1)`` histogram ``d_hist``: ``(n_nan, n_bad)``.
+
+    Each block counts into a shared copy of the histogram (dynamic shared memory, int32)
+    and adds it to ``d_hist`` once, when it fits in ``SHARED_BYTES``; a block takes enough
+    elements (``items`` per thread) to have about one per bin. A larger histogram is
+    counted with warp-aggregated global atomics, one element per thread.
+    """
     from . import binned as KB
 
+    n = d_scores.size
+    bins = d_hist.size
+    threads = K.THREADS
+    use_shared = 4 * bins <= SHARED_BYTES
+    items = max(1, -(-bins // threads)) if use_shared else 1
+    blocks = max(1, -(-n // (threads * items)))
     counts = zeros(2, np.int64)
-    KB.binned_histogram[grid(d_scores.size)](d_scores, d_target, has_ignore, ignore, cuda.to_device(thresholds),
-                                             d_hist, counts)
+    KB.binned_histogram[blocks, threads, 0, 4 * bins if use_shared else 0](
+        d_scores, d_target, has_ignore, ignore, cuda.to_device(thresholds), np.int64(items), use_shared, d_hist,
+        counts)
     n_nan, n_bad = (int(c) for c in counts.copy_to_host())
     return n_nan, n_bad
 

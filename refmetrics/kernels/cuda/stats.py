@@ -14,7 +14,8 @@ from ._sum import neumaier
 def block_min_max(values, labels, has_ignore, ignore, out, nan):
     """Per block, ``out[b] = (min, max)`` of its values (float64, NaN skipped and counted into
     ``nan[0]``; with ``has_ignore``, elements whose label equals ``ignore`` are skipped); min and
-    max are exact, so the reduction order does not matter."""
+    max are exact, so the reduction order does not matter. ``nan`` takes one atomic per NaN:
+    only NaN values, an error the driver reports, touch it."""
     lo_buf = cuda.shared.array(1024, np.float64)
     hi_buf = cuda.shared.array(1024, np.float64)
     t = cuda.threadIdx.x
@@ -45,19 +46,31 @@ def block_min_max(values, labels, has_ignore, ignore, out, nan):
 
 @kernel
 def log_values(values, out, counts):
-    """``out[i] = log(values[i])`` in float64; ``counts = [n_nan, n_nonpositive]``."""
+    """``out[i] = log(values[i])`` in float64; ``counts = [n_nan, n_nonpositive]``.
+
+    Zeros are common in anomaly maps (clipped or ReLU outputs), so the counts are kept
+    in shared counters and added to ``counts`` with one atomic per block and counter.
+    """
+    local = cuda.shared.array(2, np.int32)
+    t = cuda.threadIdx.x
+    for c in range(t, 2, cuda.blockDim.x):
+        local[c] = 0
+    cuda.syncthreads()
     i = cuda.grid(1)
-    if i >= values.size:
-        return
-    v = np.float64(values[i])
-    if v != v:
-        cuda.atomic.add(counts, 0, 1)
-        out[i] = v
-    elif v <= 0.0:
-        cuda.atomic.add(counts, 1, 1)
-        out[i] = -np.inf if v == 0.0 else np.nan
-    else:
-        out[i] = math.log(v)
+    if i < values.size:
+        v = np.float64(values[i])
+        if v != v:
+            cuda.atomic.add(local, 0, 1)
+            out[i] = v
+        elif v <= 0.0:
+            cuda.atomic.add(local, 1, 1)
+            out[i] = -np.inf if v == 0.0 else np.nan
+        else:
+            out[i] = math.log(v)
+    cuda.syncthreads()
+    for c in range(t, 2, cuda.blockDim.x):
+        if local[c] != 0:
+            cuda.atomic.add(counts, c, np.int64(local[c]))
 
 
 @kernel
