@@ -346,7 +346,9 @@ def log_values(d_values):
 
 def column_mean_std(d_rows, n_rows, n_columns):
     """Column mean and std (ddof=1) of a row-major ``(n_rows, n_columns)`` float64 device
-    matrix, each column summed in sorted order (as ``cpu.stats.column_mean_std``)."""
+    matrix, each column sorted and then summed with compensated sums as
+    ``cpu.stats.column_mean_std`` does, one block per column (a parallel sum in a fixed
+    order: deterministic, within an ulp or so of the CPU's sequential sum)."""
     from . import stats as KS
 
     n = d_rows.size
@@ -360,7 +362,7 @@ def column_mean_std(d_rows, n_rows, n_columns):
     K.decode_bits[grid(n)](keys, consts(np.uint64), bits)
     mean = cuda.device_array(n_columns, np.float64)
     std = cuda.device_array(n_columns, np.float64)
-    KS.column_mean_std[grid(n_columns)](bits.view(np.float64), np.int64(n_rows), mean, std)
+    KS.column_mean_std[n_columns, K.THREADS](bits.view(np.float64), np.int64(n_rows), mean, std)
     return mean.copy_to_host(), std.copy_to_host()
 
 

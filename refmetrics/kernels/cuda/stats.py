@@ -2,12 +2,29 @@
 
 import math
 
+import numba
 import numpy as np
 from numba import cuda
 
-from ._jit import kernel
-
+from ._jit import device, kernel
 from ._sum import neumaier
+
+if numba.config.ENABLE_CUDASIM:
+
+    @device
+    def _mul_rn(a, b):
+        """``a * b`` rounded to nearest (Python floats are IEEE binary64: nothing to fuse)."""
+        return a * b
+
+else:
+    from numba.cuda import libdevice
+
+    @device
+    def _mul_rn(a, b):
+        """``a * b`` rounded to nearest, never fused with a following add: NVVM contracts
+        ``x * y + z`` into an FMA by default (``-fma=1``), and libdevice's ``dmul_rn``
+        (``mul.rn.f64``, an explicit rounding) is exempt from contraction."""
+        return libdevice.dmul_rn(a, b)
 
 
 @kernel
@@ -81,32 +98,80 @@ def column_of(n_columns, out):
         out[i] = i % n_columns
 
 
+@device
+def _tree_sum(s_buf, c_buf, p_buf):
+    """Combine the block's compensated partial sums ``(s_buf[t], c_buf[t])`` and plain sums
+    ``p_buf[t]`` into index 0, in a fixed tree order (so the same data always gives the same
+    bits): ``(s, c) + (s', c')`` is one Neumaier step adding ``s'`` (its rounding error goes
+    into the compensation) plus ``c'``. Every thread calls it (it synchronises); a barrier
+    ends it."""
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    step = 1
+    while step < nt:
+        if t % (2 * step) == 0 and t + step < nt:
+            o = t + step
+            s, c = neumaier(s_buf[t], c_buf[t], s_buf[o])
+            s_buf[t] = s
+            c_buf[t] = c + c_buf[o]
+            p_buf[t] += p_buf[o]
+        cuda.syncthreads()
+        step *= 2
+
+
 @kernel
 def column_mean_std(values, n, mean, std):
-    """As ``cpu.stats.column_mean_std`` on column-major ``values`` (column ``j`` is
-    ``values[j*n:(j+1)*n]``, sorted): one thread per column, the same compensated sums
-    in the same order."""
-    j = cuda.grid(1)
-    if j >= mean.size:
-        return
-    start = j * n
+    """Mean and std (ddof=1) of each column of column-major ``values`` (column ``j`` is
+    ``values[j*n:(j+1)*n]``, sorted, so the sums see an order fixed by the multiset):
+    as ``cpu.stats.column_mean_std``, the same compensated (Neumaier) sums, summed in
+    parallel.
+
+    One block per column: thread ``t`` sums the elements ``t, t + blockDim, ...`` of the
+    column in order (reads coalesce), and :func:`_tree_sum` combines the threads' sums in
+    a fixed order. So the device gives the same bits for the same data and launch shape;
+    the sum's order is not the CPU's sequential one, which makes the result differ from
+    the CPU's by an ulp or so at most (SPEC's 1e-12 holds: both are compensated sums).
+    A plain sum runs alongside: when it is not finite (+-inf or NaN terms) the mean is
+    ``plain / n``, as on the CPU. The squares ``d * d`` are rounded before the add
+    (:func:`_mul_rn`), as the CPU computes them.
+    """
+    s_buf = cuda.shared.array(1024, np.float64)
+    c_buf = cuda.shared.array(1024, np.float64)
+    p_buf = cuda.shared.array(1024, np.float64)
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    j = cuda.blockIdx.x
+    start = np.int64(j) * n
     s = 0.0
     c = 0.0
     plain = 0.0
-    for i in range(n):
-        s, c = neumaier(s, c, values[start + i])
-        plain += values[start + i]
-    if math.isfinite(plain):
-        mu = (s + c) / n
-    else:
-        mu = plain / n
+    for i in range(t, n, nt):
+        x = values[start + i]
+        s, c = neumaier(s, c, x)
+        plain += x
+    s_buf[t] = s
+    c_buf[t] = c
+    p_buf[t] = plain
+    cuda.syncthreads()
+    _tree_sum(s_buf, c_buf, p_buf)
+    if math.isfinite(p_buf[0]):
+        mu = (s_buf[0] + c_buf[0]) / n
+    else:  # +-inf or NaN terms: the compensation is meaningless, keep IEEE semantics
+        mu = p_buf[0] / n
+    cuda.syncthreads()  # every thread has read the sums before they are overwritten
     s = 0.0
     c = 0.0
-    for i in range(n):
+    for i in range(t, n, nt):
         d = values[start + i] - mu
-        s, c = neumaier(s, c, d * d)
-    mean[j] = mu
-    if n > 1:
-        std[j] = math.sqrt((s + c) / (n - 1))
-    else:
-        std[j] = np.nan
+        s, c = neumaier(s, c, _mul_rn(d, d))
+    s_buf[t] = s
+    c_buf[t] = c
+    p_buf[t] = 0.0
+    cuda.syncthreads()
+    _tree_sum(s_buf, c_buf, p_buf)
+    if t == 0:
+        mean[j] = mu
+        if n > 1:
+            std[j] = math.sqrt((s_buf[0] + c_buf[0]) / (n - 1))
+        else:
+            std[j] = np.nan
