@@ -828,3 +828,33 @@ if "cuda" in BACKENDS:
             tp, fp, key = D.f1_best(d_pos, d_neg)
             monkeypatch.undo()
             assert copies == [(1, 4)] and (tp, fp, int(key[0])) == (6, 2, 99)
+
+        def test_min_max_is_reduced_on_the_device(monkeypatch):
+            """MinMax's per-block results reduced on the device (two levels at 16 threads) against
+            NumPy, NaNs counted, ignored labels skipped; one row of (min, max) and the NaN count
+            are all that is copied to the host."""
+            from numba import cuda
+            from numba.cuda.simulator.cudadrv import devicearray
+
+            from refmetrics.kernels.cuda import _driver as D
+
+            rng = np.random.default_rng(8)
+            values = rng.standard_normal(300).astype(np.float32)
+            values[[5, 77]] = np.nan
+            labels = (rng.random(300) < 0.5).astype(np.uint8)
+            values[labels == 1] *= 100  # the ignored elements hold the extremes
+            d_values, d_labels = cuda.to_device(values), cuda.to_device(labels)
+            copies = []
+            copy = devicearray.FakeCUDAArray.copy_to_host
+
+            def recorded(self, *args, **kwargs):
+                copies.append(self.shape)
+                return copy(self, *args, **kwargs)
+
+            monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
+            got = D.min_max(d_values, d_labels, np.uint8(1))
+            monkeypatch.undo()
+            kept = values[(labels == 0) & ~np.isnan(values)].astype(np.float64)
+            assert got == (kept.min(), kept.max(), int(np.isnan(values[labels == 0]).sum()))
+            assert sorted(copies) == [(1,), (1, 2)]
+            assert D.min_max(d_values)[:2] == (float(np.nanmin(values)), float(np.nanmax(values)))

@@ -5,7 +5,14 @@ copy: scalars (counts, the key of one element), the 256 digit totals of each
 radix pass (to skip passes where every key has the same digit), the per-block
 totals of the top level of a scan, and the results themselves (the per-group
 integer counts for curves and areas, one row of counts per sample for F1Score,
-the region overlaps for PRO). Scores and keys stay on the device.
+the region overlaps for PRO, one row for F1-max's best threshold and for MinMax:
+their per-block results are reduced on the device). Scores and keys stay on the
+device.
+
+Counters that many elements update (confusion counts, 2U, histograms, region
+overlaps) are aggregated in shared memory or across a warp before one global
+atomic per block or warp; counters that only invalid data touches (NaN scores,
+bad labels, inexact casts) take one atomic per offending element.
 """
 
 import functools
@@ -305,7 +312,8 @@ def add_into(d_dst, d_src):
 
 def min_max(d_values, d_labels=None, ignore=0):
     """``(min, max, n_nan)`` as ``kernels.cpu.stats.min_max_nan`` gives (float64; elements whose
-    label equals ``ignore`` skipped when labels are given)."""
+    label equals ``ignore`` skipped when labels are given). Per-block results are reduced on
+    the device: one row crosses to the host."""
     from . import stats as KS
 
     n = d_values.size
@@ -315,8 +323,12 @@ def min_max(d_values, d_labels=None, ignore=0):
     has_labels = d_labels is not None
     KS.block_min_max[blocks, threads](d_values, d_labels if has_labels else d_values, has_labels,
                                       ignore if has_labels else d_values.dtype.type(0), out, nan)
-    parts = out.copy_to_host()
-    return float(parts[:, 0].min()) + 0.0, float(parts[:, 1].max()) + 0.0, int(nan.copy_to_host()[0])
+    while out.shape[0] > 1:  # reduce the block results on the device until one row is left
+        blocks, threads = grid(out.shape[0])
+        parts, out = out, cuda.device_array((blocks, 2), np.float64)
+        KS.reduce_min_max[blocks, threads](parts, out)
+    lo, hi = out.copy_to_host()[0]
+    return float(lo) + 0.0, float(hi) + 0.0, int(nan.copy_to_host()[0])
 
 
 def confusion_counts(d_scores, d_target, has_ignore, ignore, cut, rows):

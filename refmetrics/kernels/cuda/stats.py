@@ -27,12 +27,28 @@ else:
         return libdevice.dmul_rn(a, b)
 
 
+@device
+def _min_max_tree(lo_buf, hi_buf):
+    """Reduce the block's ``lo_buf``/``hi_buf`` into index 0 (a tree; every thread calls it, it
+    synchronises). min and max are exact, so the order does not matter (the sign of a zero
+    may: the results are normalised with ``+ 0.0``)."""
+    t = cuda.threadIdx.x
+    step = 1
+    while step < cuda.blockDim.x:
+        if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
+            lo_buf[t] = min(lo_buf[t], lo_buf[t + step])
+            hi_buf[t] = max(hi_buf[t], hi_buf[t + step])
+        cuda.syncthreads()
+        step *= 2
+
+
 @kernel
 def block_min_max(values, labels, has_ignore, ignore, out, nan):
     """Per block, ``out[b] = (min, max)`` of its values (float64, NaN skipped and counted into
     ``nan[0]``; with ``has_ignore``, elements whose label equals ``ignore`` are skipped); min and
     max are exact, so the reduction order does not matter. ``nan`` takes one atomic per NaN:
-    only NaN values, an error the driver reports, touch it."""
+    only NaN values, an error the driver reports, touch it. :func:`reduce_min_max` then
+    reduces the block results on the device."""
     lo_buf = cuda.shared.array(1024, np.float64)
     hi_buf = cuda.shared.array(1024, np.float64)
     t = cuda.threadIdx.x
@@ -49,13 +65,30 @@ def block_min_max(values, labels, has_ignore, ignore, out, nan):
     lo_buf[t] = lo
     hi_buf[t] = hi
     cuda.syncthreads()
-    step = 1
-    while step < cuda.blockDim.x:
-        if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
-            lo_buf[t] = min(lo_buf[t], lo_buf[t + step])
-            hi_buf[t] = max(hi_buf[t], hi_buf[t + step])
-        cuda.syncthreads()
-        step *= 2
+    _min_max_tree(lo_buf, hi_buf)
+    if t == 0:
+        out[cuda.blockIdx.x, 0] = lo_buf[0] + 0.0
+        out[cuda.blockIdx.x, 1] = hi_buf[0] + 0.0
+
+
+@kernel
+def reduce_min_max(parts, out):
+    """One level of the device reduction of :func:`block_min_max`'s results: block ``b``
+    reduces rows ``[b*blockDim, (b+1)*blockDim)`` of ``parts`` into ``out[b]``. The driver
+    repeats it until one row is left, so one row, not one per block, crosses to the host."""
+    lo_buf = cuda.shared.array(1024, np.float64)
+    hi_buf = cuda.shared.array(1024, np.float64)
+    t = cuda.threadIdx.x
+    i = cuda.grid(1)
+    lo = np.inf
+    hi = -np.inf
+    if i < parts.shape[0]:
+        lo = parts[i, 0]
+        hi = parts[i, 1]
+    lo_buf[t] = lo
+    hi_buf[t] = hi
+    cuda.syncthreads()
+    _min_max_tree(lo_buf, hi_buf)
     if t == 0:
         out[cuda.blockIdx.x, 0] = lo_buf[0] + 0.0
         out[cuda.blockIdx.x, 1] = hi_buf[0] + 0.0
