@@ -521,13 +521,14 @@ if "cuda" in BACKENDS:
         return best[1:]
 
     def _f1_tie_case():
-        """Sorted uint32 keys where keys 99 and 100 give the same largest F1 (2/3: tp 5, fp 0 at
-        100; tp 6, fp 2 at 99), each key held by elements of several blocks (300 elements: at
-        16 threads, 19 blocks, two levels of the device reduction)."""
+        """Sorted uint32 keys where keys 99 and 100 give the same largest F1 (2/5: tp 5, fp 0 at
+        100; tp 6, fp 4 at 99). At 16 threads the positive at 99 and the first positive at 100
+        fall in block 0, the other positives at 100 in block 1: the tie is decided within a block
+        and again across blocks, by the device reduction (310 elements: 20 blocks, two levels)."""
         rng = np.random.default_rng(20261128)
-        pos = np.array([100] * 5 + [99] + [10] * 4, np.uint32)
-        # 40 negatives tie with the 4 positives at 10, where F1 is smaller; the others lie below 99
-        neg = np.concatenate([[99, 99], [10] * 40, rng.integers(0, 99, 248)]).astype(np.uint32)
+        pos = np.array([10] * 14 + [99] + [100] * 5, np.uint32)
+        # 40 negatives tie with the positives at 10, where F1 is smaller; the others lie below 99
+        neg = np.concatenate([[99] * 4, [10] * 40, rng.integers(0, 99, 246)]).astype(np.uint32)
         return np.sort(pos), np.sort(neg)
 
     def test_f1_best_is_reduced_on_the_device(monkeypatch):
@@ -539,7 +540,7 @@ if "cuda" in BACKENDS:
         from refmetrics.kernels.cuda import ranking as KC
 
         pos, neg = _f1_tie_case()
-        assert _f1_oracle(pos, neg) == (6, 2, 99)  # the case is what it says: the tie goes to 99
+        assert _f1_oracle(pos, neg) == (6, 4, 99)  # the case is what it says: the tie goes to 99
         launches = []
         reduce_kernel = KC.f1_reduce_best
 
@@ -550,7 +551,7 @@ if "cuda" in BACKENDS:
 
         monkeypatch.setattr(KC, "f1_reduce_best", Recorded())
         tp, fp, key = D.f1_best(cuda.to_device(pos), cuda.to_device(neg))
-        assert (tp, fp, key.tolist(), key.dtype) == (6, 2, [99], np.dtype(np.uint32))
+        assert (tp, fp, key.tolist(), key.dtype) == (6, 4, [99], np.dtype(np.uint32))
         blocks = -(-(pos.size + neg.size) // KC.THREADS)
         levels = 0
         while blocks > 1:
@@ -566,7 +567,7 @@ if "cuda" in BACKENDS:
         preds = np.concatenate([pos, neg]).astype(np.float32)
         target = np.concatenate([np.ones(pos.size, np.uint8), np.zeros(neg.size, np.uint8)])
         got = F.f1_max(preds, target, backend="cuda")
-        assert identical(got, F.f1_max(preds, target, backend="cpu")) and close(got, Fraction(2, 3))
+        assert identical(got, F.f1_max(preds, target, backend="cpu")) and close(got, Fraction(2, 5))
 
     def _column_case():
         """Columns of logs with a large mean and a small spread (cancellation in the squares)."""
@@ -827,7 +828,7 @@ if "cuda" in BACKENDS:
             monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
             tp, fp, key = D.f1_best(d_pos, d_neg)
             monkeypatch.undo()
-            assert copies == [(1, 4)] and (tp, fp, int(key[0])) == (6, 2, 99)
+            assert copies == [(1, 4)] and (tp, fp, int(key[0])) == (6, 4, 99)
 
         def test_min_max_is_reduced_on_the_device(monkeypatch):
             """MinMax's per-block results reduced on the device (two levels at 16 threads) against
