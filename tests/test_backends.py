@@ -605,3 +605,367 @@ def test_strided_inputs(backend):
         got = call(backend, F.auroc, p2[:, ::2], t2[:, ::2])
     assert identical(got, F.auroc(np.ascontiguousarray(p2[:, ::2]), np.ascontiguousarray(t2[:, ::2]),
                                   backend="cpu"))
+
+
+# ---------------------------------------------------------------------------
+# contention: atomics aggregated per block or per warp, reductions on the device
+# ---------------------------------------------------------------------------
+
+if "cuda" in BACKENDS:
+
+    import threading
+    from fractions import Fraction
+
+    _SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+    def _f1_oracle(pos, neg):
+        """``(tp, fp, key)`` at the largest F1 = 2tp/(tp+fp+P) over the keys (``tp = #pos >= key``),
+        the lowest key among equal F1s: exact fractions over every distinct key."""
+        best = None
+        for k in sorted(set(pos.tolist()) | set(neg.tolist())):  # increasing: strict > keeps the lowest key
+            tp = int(np.sum(pos >= k))
+            fp = int(np.sum(neg >= k))
+            f1 = Fraction(2 * tp, tp + fp + pos.size)
+            if best is None or f1 > best[0]:
+                best = (f1, tp, fp, k)
+        return best[1:]
+
+    def _f1_tie_case():
+        """Sorted uint32 keys where keys 99 and 100 give the same largest F1 (2/5: tp 5, fp 0 at
+        100; tp 6, fp 4 at 99). At 16 threads the positive at 99 and the first positive at 100
+        fall in block 0, the other positives at 100 in block 1: the tie is decided within a block
+        and again across blocks, by the device reduction (310 elements: 20 blocks, two levels)."""
+        rng = np.random.default_rng(20261128)
+        pos = np.array([10] * 14 + [99] + [100] * 5, np.uint32)
+        # 40 negatives tie with the positives at 10, where F1 is smaller; the others lie below 99
+        neg = np.concatenate([[99] * 4, [10] * 40, rng.integers(0, 99, 246)]).astype(np.uint32)
+        return np.sort(pos), np.sort(neg)
+
+    def test_f1_best_is_reduced_on_the_device(monkeypatch):
+        """The device's F1 reduction against an exact oracle, with an F1 tie between two keys
+        spread over many blocks (ties go to the lower key), on the public API too."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import _driver as D
+        from refmetrics.kernels.cuda import ranking as KC
+
+        pos, neg = _f1_tie_case()
+        assert _f1_oracle(pos, neg) == (6, 4, 99)  # the case is what it says: the tie goes to 99
+        launches = []
+        reduce_kernel = KC.f1_reduce_best
+
+        class Recorded:
+            def __getitem__(self, config):
+                launches.append(config)
+                return reduce_kernel[config]
+
+        monkeypatch.setattr(KC, "f1_reduce_best", Recorded())
+        tp, fp, key = D.f1_best(cuda.to_device(pos), cuda.to_device(neg))
+        assert (tp, fp, key.tolist(), key.dtype) == (6, 4, [99], np.dtype(np.uint32))
+        blocks = -(-(pos.size + neg.size) // KC.THREADS)
+        levels = 0
+        while blocks > 1:
+            blocks = -(-blocks // KC.THREADS)
+            levels += 1
+        assert len(launches) == levels >= 1
+        for seed in range(3):  # random ties
+            rng = np.random.default_rng(seed)
+            p = np.sort(rng.integers(0, 12, 40)).astype(np.uint64)
+            n = np.sort(rng.integers(0, 12, 70)).astype(np.uint64)
+            tp, fp, key = D.f1_best(cuda.to_device(p), cuda.to_device(n))
+            assert (tp, fp, int(key[0])) == _f1_oracle(p, n), seed
+        preds = np.concatenate([pos, neg]).astype(np.float32)
+        target = np.concatenate([np.ones(pos.size, np.uint8), np.zeros(neg.size, np.uint8)])
+        got = F.f1_max(preds, target, backend="cuda")
+        assert identical(got, F.f1_max(preds, target, backend="cpu")) and close(got, Fraction(2, 5))
+
+    def _column_case():
+        """Columns of logs with a large mean and a small spread (cancellation in the squares)."""
+        rng = np.random.default_rng(20261128)
+        one = 700.0 + 1e-3 * rng.standard_normal(3000)
+        several = np.log(rng.lognormal(2.0, 0.75, (400, 5)))
+        several[:, 4] = -3.0 + 1e-9 * rng.standard_normal(400)
+        return one.reshape(-1, 1), several
+
+    def _device_mean_std(rows):
+        """``column_mean_std``'s kernel on the columns of ``rows`` sorted (as the driver sorts them),
+        at the driver's launch shape."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import ranking as KC
+        from refmetrics.kernels.cuda import stats as KS
+
+        n, m = rows.shape
+        columns = np.ascontiguousarray(np.sort(rows, axis=0).T).reshape(-1)
+        mean = cuda.device_array(m, np.float64)
+        std = cuda.device_array(m, np.float64)
+        KS.column_mean_std[m, KC.THREADS](cuda.to_device(columns), np.int64(n), mean, std)
+        return mean.copy_to_host(), std.copy_to_host()
+
+    def test_column_mean_std_in_parallel():
+        """One block per column, the threads' compensated sums combined in a tree: within 1e-12 of
+        the exact mean and std (naive.mean_std, fractions) and of the CPU's sequential sums (in
+        fact the mean within 2 ulps of the exact one, the std within 4 of the CPU's), the same bits
+        on a second run; +-inf and NaN as on the CPU."""
+        from refmetrics.functional.stats import mean_std_columns
+        from refmetrics.kernels.cuda import _driver as D
+
+        for rows in _column_case():
+            mean, std = _device_mean_std(rows)
+            again = _device_mean_std(rows)
+            assert identical((mean, std), again)
+            cpu_mean, cpu_std = mean_std_columns(rows)
+            for j in range(rows.shape[1]):
+                exact_mean, exact_std = naive.mean_std(rows[:, j].tolist())
+                assert close(mean[j], exact_mean) and abs(std[j] - exact_std) <= 1e-12, j
+                assert abs(mean[j] - cpu_mean[j]) <= 1e-12 and abs(std[j] - cpu_std[j]) <= 1e-12, j
+                assert abs(mean[j] - float(exact_mean)) <= 2 * np.spacing(abs(mean[j])), j
+                # the deviations are taken from the rounded mean on both backends (two passes), which
+                # moves a tiny std (column 4) by more than an ulp from the exact one, the same way
+                assert abs(std[j] - cpu_std[j]) <= 4 * np.spacing(std[j]), j
+        special = np.array([[1.0, 1.0, 1.0, 1.0, 5.0], [-np.inf, np.inf, np.nan, 2.0, 5.0],
+                            [3.0, -np.inf, 0.5, np.inf, 5.0]] * 7)  # 21 rows: more than one per thread
+        with warnings.catch_warnings():  # inf - inf in the simulator's threads (NumPy scalars) warns
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert identical(_device_mean_std(special), mean_std_columns(special))
+        # the driver: the device radix sort by value and column (several tiles), then the kernel
+        rows = _column_case()[1][:20]
+        got = D.column_mean_std(D.to_device(np.ascontiguousarray(rows).reshape(-1)), 20, 5)
+        assert identical(got, _device_mean_std(rows))
+        one = D.column_mean_std(D.to_device(np.array([2.5])), 1, 1)
+        assert one[0].tolist() == [2.5] and math.isnan(one[1][0])
+
+    if not _SIMULATED:
+
+        def test_column_mean_std_squares_are_not_fused():
+            """NVVM contracts ``d * d + s`` into an FMA by default: the squares go through
+            ``dmul_rn`` (PTX ``mul.rn.f64``, exempt from contraction), and no f64 FMA is left."""
+            from numba import cuda, types
+
+            from refmetrics.kernels.cuda import stats as KS
+
+            vec = types.Array(types.float64, 1, "C")
+            ptx, _ = cuda.compile_ptx(KS.column_mean_std.py_func, (vec, types.int64, vec, vec), cc=(9, 0))
+            assert "mul.rn.f64" in ptx and "fma.rn.f64" not in ptx
+
+    if _SIMULATED:
+
+        def _record_atomics(monkeypatch):
+            """Wrap the simulator's atomic add: each call appends ``(array, index, block, warp)``,
+            ``array`` being the shape of the global array (``"shared"`` for shared memory)."""
+            from numba.cuda.simulator import kernelapi
+            from numba.cuda.simulator.cudadrv.devicearray import FakeWithinKernelCUDAArray
+
+            records = []
+            lock = threading.Lock()
+            add = kernelapi.FakeCUDAAtomic.add
+
+            def recorded(self, array, index, val):
+                thread = threading.current_thread()
+                where = array._item._ary.shape if isinstance(array, FakeWithinKernelCUDAArray) else "shared"
+                with lock:
+                    records.append((where, tuple(int(k) for k in np.atleast_1d(index)), thread.blockIdx.x,
+                                    thread.thread_id // 32))
+                return add(self, array, index, val)
+
+            monkeypatch.setattr(kernelapi.FakeCUDAAtomic, "add", recorded)
+            return records
+
+        def _per(records, shape, *fields):
+            """How many global atomics on arrays of ``shape`` share each value of ``fields``
+            (indices into ``(index, block, warp)``): a dict."""
+            counts = {}
+            for where, *rest in records:
+                if where == shape:
+                    key = tuple(rest[f] for f in fields)
+                    counts[key] = counts.get(key, 0) + 1
+            return counts
+
+        INDEX, BLOCK, WARP = 0, 1, 2
+
+        def test_confusion_counts_one_atomic_per_block_and_counter(monkeypatch):
+            """F1Score's counts against NumPy, with rows of 1, 5 (blocks straddle rows) and all
+            elements: at most one global atomic per (block, row, counter)."""
+            from numba import cuda
+
+            from refmetrics.kernels.cuda import _driver as D
+            from refmetrics.kernels.cuda import ranking as KC
+
+            rng = np.random.default_rng(3)
+            n = 120
+            scores = rng.random(n).astype(np.float32)
+            target = (rng.random(n) < 0.5).astype(np.int64)
+            target[::11] = -1  # ignored
+            target[5] = 7  # a bad label
+            keep = target != -1
+            for rows in (1, n // 5, n):
+                records = _record_atomics(monkeypatch)
+                out, bad = D.confusion_counts(cuda.to_device(scores), cuda.to_device(target), True, np.int64(-1),
+                                              0.5, rows)
+                monkeypatch.undo()
+                r = np.arange(n) // (n // rows)
+                positive = scores >= 0.5
+                for col, hit in enumerate((positive & (target == 1), positive & (target == 0),
+                                           ~positive & (target == 1))):
+                    assert out[:, col].tolist() == np.bincount(r[hit & keep], minlength=rows).tolist(), (rows, col)
+                assert bad == 1
+                per = _per(records, (rows, 3), INDEX, BLOCK)
+                assert per and max(per.values()) == 1, rows
+                assert sum(per.values()) <= 3 * (-(-n // KC.THREADS) + rows)  # not one per element
+                assert _per(records, (1,), INDEX) == {((0,),): 1}  # the bad label: its own atomic
+
+        def test_auroc_counts_one_atomic_per_block(monkeypatch):
+            """2U against the pairwise count, with one global atomic per block."""
+            from numba import cuda
+
+            from refmetrics.kernels.cuda import _driver as D
+            from refmetrics.kernels.cuda import ranking as KC
+
+            rng = np.random.default_rng(4)
+            pos = np.sort(rng.integers(0, 30, 45)).astype(np.uint32)
+            neg = np.sort(rng.integers(0, 30, 70)).astype(np.uint32)
+            records = _record_atomics(monkeypatch)
+            got = D.auroc_u2(cuda.to_device(pos), cuda.to_device(neg))
+            monkeypatch.undo()
+            pairs = pos[:, None].astype(np.int64) - neg[None, :].astype(np.int64)
+            assert got == int(2 * np.sum(pairs > 0) + np.sum(pairs == 0))
+            per = _per(records, (1,), BLOCK)  # a block whose sum is 0 adds nothing
+            assert 1 <= len(per) <= -(-neg.size // KC.THREADS) and max(per.values()) == 1
+
+        @pytest.mark.parametrize("shared", [True, False])
+        def test_binned_histogram_one_atomic_per_block_and_bin(shared, monkeypatch):
+            """The binned histogram against np.searchsorted: with the per-block shared histogram,
+            at most one global atomic per (block, bin); without it (a histogram over the shared
+            limit), at most one per (warp, bin)."""
+            from numba import cuda
+
+            from refmetrics.kernels.cuda import _driver as D
+
+            rng = np.random.default_rng(5)
+            n = 150
+            scores = np.round(rng.random(n) * 4) / 4  # a few distinct scores: crowded bins
+            scores[7] = np.nan
+            target = (rng.random(n) < 0.4).astype(np.uint8)
+            target[9] = 2
+            thresholds = np.linspace(0.0, 1.0, 9)
+            if not shared:
+                monkeypatch.setattr(D, "SHARED_BYTES", 0)
+            hist = D.zeros((2, 10), np.int64)
+            records = _record_atomics(monkeypatch)
+            n_nan, n_bad = D.binned_histogram(cuda.to_device(scores), cuda.to_device(target), False, np.uint8(0),
+                                              thresholds, hist)
+            monkeypatch.undo()
+            valid = ~np.isnan(scores) & (target <= 1)
+            bins = np.searchsorted(thresholds, scores, side="right")
+            expected = [np.bincount(bins[valid & (target == side)], minlength=10).tolist() for side in (1, 0)]
+            assert hist.copy_to_host().tolist() == expected and (n_nan, n_bad) == (1, 1)
+            per = _per(records, (2, 10), INDEX, BLOCK) if shared else _per(records, (2, 10), INDEX, BLOCK, WARP)
+            assert max(per.values()) == 1 and sum(per.values()) < valid.sum()
+            assert any(where == "shared" for where, *_ in records) == shared
+
+        def test_top_histogram_and_overlaps_aggregate_per_warp(monkeypatch):
+            """The background top-bits histogram and the region overlaps against NumPy, with at
+            most one global atomic per (warp, address)."""
+            from numba import cuda
+
+            from refmetrics.kernels.cuda import _driver as D
+            from refmetrics.kernels.cuda import ranking as KC
+
+            rng = np.random.default_rng(6)
+            n = 130
+            keys = (rng.integers(0, 3, n).astype(np.uint32) << np.uint32(28)) | rng.integers(0, 1 << 20, n).astype(
+                np.uint32)
+            codes = rng.integers(0, 2, n).astype(np.int8)
+            records = _record_atomics(monkeypatch)
+            hist = D.top_histogram(cuda.to_device(keys), cuda.to_device(codes), np.uint32(24), 256)
+            monkeypatch.undo()
+            assert hist.tolist() == np.bincount(keys[codes == 0] >> 24, minlength=256).tolist()
+            per = _per(records, (256,), INDEX, BLOCK, WARP)
+            assert max(per.values()) == 1 and sum(per.values()) <= 3 * (-(-n // KC.THREADS))
+
+            ids = np.repeat(np.array([0, 1, 2, 0, 3, 4, 0, 5], np.uint32), [10, 25, 7, 13, 30, 20, 5, 20])
+            scores = rng.random(ids.size)
+            scores[3] = np.nan
+            records = _record_atomics(monkeypatch)
+            above, n_nan = D.region_overlaps(cuda.to_device(scores), cuda.to_device(ids), 5, 0.3)
+            monkeypatch.undo()
+            hit = (scores > 0.3) & (ids != 0)
+            assert above.tolist() == np.bincount(ids[hit], minlength=6).tolist() and n_nan == 1
+            per = _per(records, (6,), INDEX, BLOCK, WARP)
+            assert max(per.values()) == 1 and sum(per.values()) < hit.sum() // 3
+
+        def test_segment_add_aggregates_per_warp(monkeypatch):
+            """Folded groups' sums against np.add.at, with at most one global atomic per (warp,
+            output group)."""
+            from numba import cuda
+
+            from refmetrics.kernels.cuda import _driver as D
+            from refmetrics.kernels.cuda import regions as KR
+
+            rng = np.random.default_rng(7)
+            g = 70
+            flags = (rng.random(g) < 0.15).astype(np.int8)
+            flags[0] = 1
+            ranks = (np.cumsum(flags) - flags).astype(np.int64)
+            values = rng.integers(0, 50, g).astype(np.int64)
+            out = D.zeros(int(flags.sum()), np.int64)
+            records = _record_atomics(monkeypatch)
+            KR.segment_add[D.grid(g)](cuda.to_device(values), cuda.to_device(flags), cuda.to_device(ranks), out)
+            monkeypatch.undo()
+            expected = np.zeros(int(flags.sum()), np.int64)
+            np.add.at(expected, np.cumsum(flags) - 1, values)
+            assert out.copy_to_host().tolist() == expected.tolist()
+            per = _per(records, (int(flags.sum()),), INDEX, BLOCK, WARP)
+            assert max(per.values()) == 1 and sum(per.values()) < g // 2
+
+        def test_f1_best_brings_one_row_to_the_host(monkeypatch):
+            """Of f1_best's device arrays, one row of four values is copied to the host, not one
+            row per block."""
+            from numba import cuda
+            from numba.cuda.simulator.cudadrv import devicearray
+
+            from refmetrics.kernels.cuda import _driver as D
+
+            pos, neg = _f1_tie_case()
+            d_pos, d_neg = cuda.to_device(pos), cuda.to_device(neg)
+            copies = []
+            copy = devicearray.FakeCUDAArray.copy_to_host
+
+            def recorded(self, *args, **kwargs):
+                copies.append(self.shape)
+                return copy(self, *args, **kwargs)
+
+            monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
+            tp, fp, key = D.f1_best(d_pos, d_neg)
+            monkeypatch.undo()
+            assert copies == [(1, 4)] and (tp, fp, int(key[0])) == (6, 4, 99)
+
+        def test_min_max_is_reduced_on_the_device(monkeypatch):
+            """MinMax's per-block results reduced on the device (two levels at 16 threads) against
+            NumPy, NaNs counted, ignored labels skipped; one row of (min, max) and the NaN count
+            are all that is copied to the host."""
+            from numba import cuda
+            from numba.cuda.simulator.cudadrv import devicearray
+
+            from refmetrics.kernels.cuda import _driver as D
+
+            rng = np.random.default_rng(8)
+            values = rng.standard_normal(300).astype(np.float32)
+            values[[5, 77]] = np.nan
+            labels = (rng.random(300) < 0.5).astype(np.uint8)
+            values[labels == 1] *= 100  # the ignored elements hold the extremes
+            d_values, d_labels = cuda.to_device(values), cuda.to_device(labels)
+            copies = []
+            copy = devicearray.FakeCUDAArray.copy_to_host
+
+            def recorded(self, *args, **kwargs):
+                copies.append(self.shape)
+                return copy(self, *args, **kwargs)
+
+            monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
+            got = D.min_max(d_values, d_labels, np.uint8(1))
+            monkeypatch.undo()
+            kept = values[(labels == 0) & ~np.isnan(values)].astype(np.float64)
+            assert got == (kept.min(), kept.max(), int(np.isnan(values[labels == 0]).sum()))
+            assert sorted(copies) == [(1,), (1, 2)]
+            assert D.min_max(d_values)[:2] == (float(np.nanmin(values)), float(np.nanmax(values)))

@@ -5,7 +5,14 @@ copy: scalars (counts, the key of one element), the 256 digit totals of each
 radix pass (to skip passes where every key has the same digit), the per-block
 totals of the top level of a scan, and the results themselves (the per-group
 integer counts for curves and areas, one row of counts per sample for F1Score,
-the region overlaps for PRO). Scores and keys stay on the device.
+the region overlaps for PRO, one row for F1-max's best threshold and for MinMax:
+their per-block results are reduced on the device). Scores and keys stay on the
+device.
+
+Counters that many elements update (confusion counts, 2U, histograms, region
+overlaps) are aggregated in shared memory or across a warp before one global
+atomic per block or warp; counters that only invalid data touches (NaN scores,
+bad labels, inexact casts) take one atomic per offending element.
 """
 
 import functools
@@ -207,7 +214,7 @@ def decode(keys):
 # ---------------------------------------------------------------------------
 
 def auroc_u2(d_pos, d_neg):
-    """``2U`` (twice Mann-Whitney's U) as a Python int."""
+    """``2U`` (twice Mann-Whitney's U) as a Python int (one atomic per block, one int64 back)."""
     out = zeros(1, np.int64)
     if d_neg.size and d_pos.size:
         K.auroc_counts[grid(d_neg.size)](d_pos, d_neg, out)
@@ -216,27 +223,29 @@ def auroc_u2(d_pos, d_neg):
 
 def f1_best(d_pos, d_neg):
     """``(tp, fp, key)`` at the largest F1 (ties to the lowest threshold), or ``(0, 0, None)``;
-    ``key`` as a one-element host array of the key dtype."""
+    ``key`` as a one-element host array of the key dtype.
+
+    ``f1_block_best`` leaves one candidate ``(tp, fp, found, key)`` per block;
+    ``f1_reduce_best`` reduces those on the device, a block of rows at a time, until one
+    row is left: that row (four uint64) is all that crosses to the host. The comparator
+    (``ranking._f1_wins``, the CPU's rule) has a unique winner, so the result is the CPU's
+    whatever the launch shape.
+    """
     n = d_pos.size + d_neg.size
     if not n:
         return 0, 0, None
     blocks, threads = grid(n)
-    d_counts = cuda.device_array((blocks, 3), np.int64)
-    d_keys = cuda.device_array(blocks, np.uint64)
-    K.f1_block_best[blocks, threads](d_pos, d_neg, d_counts, d_keys)
-    best = None
-    p = d_pos.size
-    for (tp, fp, ok), key in zip(d_counts.copy_to_host(), d_keys.copy_to_host()):
-        if not ok:
-            continue
-        tp, fp, key = int(tp), int(fp), int(key)
-        if best is None:
-            best = (tp, fp, key)
-            continue
-        lhs, rhs = tp * (best[0] + best[1] + p), best[0] * (tp + fp + p)
-        if lhs > rhs or (lhs == rhs and key < best[2]):
-            best = (tp, fp, key)
-    return best[0], best[1], np.array([best[2]], d_pos.dtype)
+    d_best = cuda.device_array((blocks, 4), np.uint64)
+    K.f1_block_best[blocks, threads](d_pos, d_neg, d_best)
+    while d_best.shape[0] > 1:
+        blocks, threads = grid(d_best.shape[0])
+        d_next = cuda.device_array((blocks, 4), np.uint64)
+        K.f1_reduce_best[blocks, threads](d_best, np.int64(d_pos.size), d_next)
+        d_best = d_next
+    tp, fp, found, key = (int(v) for v in d_best.copy_to_host()[0])
+    if not found:  # not reached: n > 0 elements always give a candidate
+        return 0, 0, None
+    return tp, fp, np.array([key], d_pos.dtype)
 
 
 def groups(d_a, d_b):
@@ -268,13 +277,29 @@ def count_at_least(d_sorted, bounds):
 # binned mode, statistics, F1Score
 # ---------------------------------------------------------------------------
 
+SHARED_BYTES = 48 * 1024  # shared memory a block may use without an opt-in (every GPU since Fermi)
+
+
 def binned_histogram(d_scores, d_target, has_ignore, ignore, thresholds, d_hist):
-    """Add one batch to the device ``(2, T+1)`` histogram ``d_hist``: ``(n_nan, n_bad)``."""
+    """Add one batch to the device ``(2, T+1)`` histogram ``d_hist``: ``(n_nan, n_bad)``.
+
+    Each block counts into a shared copy of the histogram (dynamic shared memory, int32)
+    and adds it to ``d_hist`` once, when it fits in ``SHARED_BYTES``; a block takes enough
+    elements (``items`` per thread) to have about one per bin. A larger histogram is
+    counted with warp-aggregated global atomics, one element per thread.
+    """
     from . import binned as KB
 
+    n = d_scores.size
+    bins = d_hist.size
+    threads = K.THREADS
+    use_shared = 4 * bins <= SHARED_BYTES
+    items = max(1, -(-bins // threads)) if use_shared else 1
+    blocks = max(1, -(-n // (threads * items)))
     counts = zeros(2, np.int64)
-    KB.binned_histogram[grid(d_scores.size)](d_scores, d_target, has_ignore, ignore, cuda.to_device(thresholds),
-                                             d_hist, counts)
+    KB.binned_histogram[blocks, threads, 0, 4 * bins if use_shared else 0](
+        d_scores, d_target, has_ignore, ignore, cuda.to_device(thresholds), np.int64(items), use_shared, d_hist,
+        counts)
     n_nan, n_bad = (int(c) for c in counts.copy_to_host())
     return n_nan, n_bad
 
@@ -287,7 +312,8 @@ def add_into(d_dst, d_src):
 
 def min_max(d_values, d_labels=None, ignore=0):
     """``(min, max, n_nan)`` as ``kernels.cpu.stats.min_max_nan`` gives (float64; elements whose
-    label equals ``ignore`` skipped when labels are given)."""
+    label equals ``ignore`` skipped when labels are given). Per-block results are reduced on
+    the device: one row crosses to the host."""
     from . import stats as KS
 
     n = d_values.size
@@ -297,8 +323,12 @@ def min_max(d_values, d_labels=None, ignore=0):
     has_labels = d_labels is not None
     KS.block_min_max[blocks, threads](d_values, d_labels if has_labels else d_values, has_labels,
                                       ignore if has_labels else d_values.dtype.type(0), out, nan)
-    parts = out.copy_to_host()
-    return float(parts[:, 0].min()) + 0.0, float(parts[:, 1].max()) + 0.0, int(nan.copy_to_host()[0])
+    while out.shape[0] > 1:  # reduce the block results on the device until one row is left
+        blocks, threads = grid(out.shape[0])
+        parts, out = out, cuda.device_array((blocks, 2), np.float64)
+        KS.reduce_min_max[blocks, threads](parts, out)
+    lo, hi = out.copy_to_host()[0]
+    return float(lo) + 0.0, float(hi) + 0.0, int(nan.copy_to_host()[0])
 
 
 def confusion_counts(d_scores, d_target, has_ignore, ignore, cut, rows):
@@ -328,7 +358,9 @@ def log_values(d_values):
 
 def column_mean_std(d_rows, n_rows, n_columns):
     """Column mean and std (ddof=1) of a row-major ``(n_rows, n_columns)`` float64 device
-    matrix, each column summed in sorted order (as ``cpu.stats.column_mean_std``)."""
+    matrix, each column sorted and then summed with compensated sums as
+    ``cpu.stats.column_mean_std`` does, one block per column (a parallel sum in a fixed
+    order: deterministic, within an ulp or so of the CPU's sequential sum)."""
     from . import stats as KS
 
     n = d_rows.size
@@ -342,7 +374,7 @@ def column_mean_std(d_rows, n_rows, n_columns):
     K.decode_bits[grid(n)](keys, consts(np.uint64), bits)
     mean = cuda.device_array(n_columns, np.float64)
     std = cuda.device_array(n_columns, np.float64)
-    KS.column_mean_std[grid(n_columns)](bits.view(np.float64), np.int64(n_rows), mean, std)
+    KS.column_mean_std[n_columns, K.THREADS](bits.view(np.float64), np.int64(n_rows), mean, std)
     return mean.copy_to_host(), std.copy_to_host()
 
 

@@ -297,15 +297,32 @@ def _first_gt(arr, k):
 
 @kernel
 def auroc_counts(pos, neg, out):
-    """Twice Mann-Whitney's U: each negative ``k`` adds ``2 #(pos > k) + #(pos == k)``,
-    both found by binary search in the sorted positives; summed with integer atomics."""
+    """Twice Mann-Whitney's U: each negative ``k`` contributes ``2 #(pos > k) + #(pos == k)``,
+    both found by binary search in the sorted positives.
+
+    Every negative adds to the same ``out[0]``: per-element atomics there would serialise.
+    The block sums its contributions in shared memory (int64: exact, so the tree's order
+    does not matter) and thread 0 adds the block's total with one atomic.
+    """
+    buf = cuda.shared.array(1024, np.int64)
+    t = cuda.threadIdx.x
     i = cuda.grid(1)
-    if i >= neg.size:
-        return
-    k = neg[i]
-    first_ge = _first_ge(pos, k)
-    first_gt = _first_gt(pos, k)
-    cuda.atomic.add(out, 0, 2 * (pos.size - first_gt) + (first_gt - first_ge))
+    v = np.int64(0)
+    if i < neg.size:
+        k = neg[i]
+        first_ge = _first_ge(pos, k)
+        first_gt = _first_gt(pos, k)
+        v = np.int64(2 * (pos.size - first_gt) + (first_gt - first_ge))
+    buf[t] = v
+    cuda.syncthreads()
+    step = 1
+    while step < cuda.blockDim.x:
+        if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
+            buf[t] += buf[t + step]
+        cuda.syncthreads()
+        step *= 2
+    if t == 0 and buf[0] != 0:
+        cuda.atomic.add(out, 0, buf[0])
 
 
 @kernel
@@ -372,9 +389,11 @@ def _f1_wins(tp, fp, k, btp, bfp, bk, n_pos):
 
 
 @kernel
-def f1_block_best(pos, neg, best_counts, best_keys):
+def f1_block_best(pos, neg, best):
     """Per block, the element whose score gives the largest F1 (``TP = #pos >= k``,
-    ``FP = #neg >= k``), reduced in a fixed tree order: ``best_counts[b] = (tp, fp, found)``."""
+    ``FP = #neg >= k``), by :func:`_f1_block_reduce`: ``best[b] = (tp, fp, found, key)``
+    (uint64; ``found`` is 0 for a block past the end). :func:`f1_reduce_best` then
+    reduces the block results on the device."""
     tp_buf = cuda.shared.array(1024, np.int64)
     fp_buf = cuda.shared.array(1024, np.int64)
     ok_buf = cuda.shared.array(1024, np.int64)
@@ -393,20 +412,93 @@ def f1_block_best(pos, neg, best_counts, best_keys):
         key_buf[t] = np.uint64(k)
         ok_buf[t] = 1
     cuda.syncthreads()
+    _f1_block_reduce(tp_buf, fp_buf, ok_buf, key_buf, np.int64(pos.size))
+    if t == 0:
+        _f1_store(best, tp_buf, fp_buf, ok_buf, key_buf)
+
+
+# ---------------------------------------------------------------------------
+# the F1 reduction of block results, and warp aggregation (used by the other
+# kernel files: pure arithmetic, see _warp_mask)
+# ---------------------------------------------------------------------------
+
+@device
+def _f1_block_reduce(tp_buf, fp_buf, ok_buf, key_buf, n_pos):
+    """Reduce the block's candidates ``(tp, fp, key)`` (where ``ok_buf`` is 1) into index 0
+    of the shared buffers, in a fixed tree order, with :func:`_f1_wins`. Called by every
+    thread of the block after the buffers are written (it synchronises). The winner is
+    unique (ties go to the lower key, and equal keys have equal counts), so neither the
+    tree's order nor how the candidates are split into blocks can change it."""
+    t = cuda.threadIdx.x
     step = 1
     while step < cuda.blockDim.x:
         if t % (2 * step) == 0 and t + step < cuda.blockDim.x:
             o = t + step
             if ok_buf[o] == 1 and (ok_buf[t] == 0 or _f1_wins(tp_buf[o], fp_buf[o], key_buf[o], tp_buf[t],
-                                                              fp_buf[t], key_buf[t], pos.size)):
+                                                              fp_buf[t], key_buf[t], n_pos)):
                 tp_buf[t] = tp_buf[o]
                 fp_buf[t] = fp_buf[o]
                 key_buf[t] = key_buf[o]
                 ok_buf[t] = 1
         cuda.syncthreads()
         step *= 2
+
+
+@device
+def _f1_store(best, tp_buf, fp_buf, ok_buf, key_buf):
+    """``best[block] = (tp, fp, found, key)`` from index 0 of the reduced buffers."""
+    b = cuda.blockIdx.x
+    best[b, 0] = np.uint64(tp_buf[0])
+    best[b, 1] = np.uint64(fp_buf[0])
+    best[b, 2] = np.uint64(ok_buf[0])
+    best[b, 3] = key_buf[0]
+
+
+@kernel
+def f1_reduce_best(parts, n_pos, best):
+    """One level of the device reduction of :func:`f1_block_best`'s results: block ``b``
+    reduces rows ``[b*blockDim, (b+1)*blockDim)`` of ``parts`` (``(tp, fp, found, key)``,
+    uint64) into ``best[b]``, with the same comparator. The driver repeats it until one row
+    is left, so one row, not one per block, crosses to the host."""
+    tp_buf = cuda.shared.array(1024, np.int64)
+    fp_buf = cuda.shared.array(1024, np.int64)
+    ok_buf = cuda.shared.array(1024, np.int64)
+    key_buf = cuda.shared.array(1024, np.uint64)
+    t = cuda.threadIdx.x
+    i = cuda.grid(1)
+    ok_buf[t] = 0
+    tp_buf[t] = 0
+    fp_buf[t] = 0
+    key_buf[t] = 0
+    if i < parts.shape[0] and parts[i, 2] != 0:
+        # counts as int64: uint64 op int64 would be float64 in _f1_wins
+        tp_buf[t] = np.int64(parts[i, 0])
+        fp_buf[t] = np.int64(parts[i, 1])
+        key_buf[t] = parts[i, 3]
+        ok_buf[t] = 1
+    cuda.syncthreads()
+    _f1_block_reduce(tp_buf, fp_buf, ok_buf, key_buf, n_pos)
     if t == 0:
-        best_counts[cuda.blockIdx.x, 0] = tp_buf[0]
-        best_counts[cuda.blockIdx.x, 1] = fp_buf[0]
-        best_counts[cuda.blockIdx.x, 2] = ok_buf[0]
-        best_keys[cuda.blockIdx.x] = key_buf[0]
+        _f1_store(best, tp_buf, fp_buf, ok_buf, key_buf)
+
+
+@device
+def _warp_mask(thread, threads):
+    """The lanes of ``thread``'s warp that exist in a 1-D block of ``threads`` threads (the
+    last warp is partial when ``threads`` is not a multiple of 32): the ``mask`` of
+    ``cuda.match_any_sync``.
+
+    Warp aggregation, as the kernels here use it: every thread of the block (out-of-range
+    ones with a sentinel value) calls ``peers = cuda.match_any_sync(mask, address)``, and
+    only the lowest lane of each group (``cuda.ffs(peers) - 1 == cuda.laneid``) adds, once,
+    ``cuda.popc(peers)`` (or the group's sum): one atomic per (warp, distinct address)
+    instead of one per element. The call sits in block-uniform control flow (the
+    simulator's ``match_any_sync`` synchronises the whole block).
+
+    This helper is pure arithmetic on purpose: under the simulator a device function
+    that names ``cuda`` and is called from a kernel of another file races with the other
+    threads on that file's ``cuda`` global (the simulator swaps it per call).
+    """
+    first = thread - thread % 32
+    lanes = min(32, threads - first)
+    return np.uint32(0xFFFFFFFF >> (32 - lanes))

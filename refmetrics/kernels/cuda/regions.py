@@ -13,7 +13,7 @@ import numpy as np
 from numba import cuda
 
 from ._jit import kernel
-from .ranking import _is_nan, _key
+from .ranking import _is_nan, _key, _warp_mask
 
 BACKGROUND, REGION, NAN = 0, 1, 2
 
@@ -21,7 +21,8 @@ BACKGROUND, REGION, NAN = 0, 1, 2
 @kernel
 def encode_pixels(bits, payload, consts, keys, codes, counts):
     """Keys of float bits; ``codes[i]`` = 0 (background: ``payload == 0``), 1 (region) or
-    2 (NaN score, counted into ``counts[0]``)."""
+    2 (NaN score, counted into ``counts[0]``: one atomic per NaN, since only NaN scores,
+    an error the driver reports, touch it)."""
     i = cuda.grid(1)
     if i >= bits.size:
         return
@@ -37,10 +38,20 @@ def encode_pixels(bits, payload, consts, keys, codes, counts):
 
 @kernel
 def top_histogram(keys, codes, use_codes, shift, hist):
-    """``hist[key >> shift] += 1`` over background keys (all keys when not ``use_codes``)."""
+    """``hist[key >> shift] += 1`` over background keys (all keys when not ``use_codes``).
+
+    Up to 65 536 bins, too many for shared memory, and float keys concentrate in a few
+    of them: warp aggregation (``ranking._warp_mask``) adds each bin's count once per
+    warp. Out-of-range and skipped keys take part in the match with the sentinel -1.
+    """
+    t = cuda.threadIdx.x
     i = cuda.grid(1)
+    b = np.int64(-1)
     if i < keys.size and (not use_codes or codes[i] == BACKGROUND):
-        cuda.atomic.add(hist, np.int64(keys[i] >> shift), 1)
+        b = np.int64(keys[i] >> shift)
+    peers = cuda.match_any_sync(_warp_mask(t, cuda.blockDim.x), b)
+    if b >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
+        cuda.atomic.add(hist, b, np.int64(cuda.popc(peers)))
 
 
 @kernel
@@ -65,22 +76,49 @@ def collapse_starts(n_region, flags):
 
 @kernel
 def segment_add(values, flags, ranks, out):
-    """``out[j] +=`` the values of the groups of output group ``j`` (integer atomics)."""
+    """``out[j] +=`` the values of the groups of output group ``j`` (integer atomics).
+
+    Consecutive groups fold into the same ``j`` (runs of background-only groups): the
+    lanes of a warp with the same ``j`` are found with ``match_any_sync``, and the lowest
+    adds their sum (read from shared memory) with one atomic.
+    """
+    buf = cuda.shared.array(1024, np.int64)
+    t = cuda.threadIdx.x
     g = cuda.grid(1)
+    j = np.int64(-1)
+    v = np.int64(0)
     if g < values.size:
-        cuda.atomic.add(out, ranks[g] + flags[g] - 1, values[g])
+        j = np.int64(ranks[g] + flags[g] - 1)
+        v = np.int64(values[g])
+    buf[t] = v
+    cuda.syncthreads()
+    peers = cuda.match_any_sync(_warp_mask(t, cuda.blockDim.x), j)
+    if j >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
+        total = np.int64(0)
+        warp = t - cuda.laneid
+        for lane in range(32):
+            if (peers >> lane) & 1:
+                total += buf[warp + lane]
+        cuda.atomic.add(out, j, total)
 
 
 @kernel
 def region_overlaps(scores, regions, threshold, above, nan):
-    """``above[id] +=`` the pixels of region ``id`` with ``score > threshold``; NaNs into ``nan[0]``."""
+    """``above[id] +=`` the pixels of region ``id`` with ``score > threshold``; NaNs into ``nan[0]``.
+
+    The pixels of a region lie together (labelled per image), so a warp's pixels mostly
+    share one or two ids: warp aggregation adds each id's count once per warp. ``nan``
+    stays per element: only NaN scores, an error the driver reports, touch it.
+    """
+    t = cuda.threadIdx.x
     i = cuda.grid(1)
-    if i >= scores.size:
-        return
-    v = np.float64(scores[i])
-    if v != v:
-        cuda.atomic.add(nan, 0, 1)
-        return
-    r = regions[i]
-    if r != 0 and v > threshold:
-        cuda.atomic.add(above, r, 1)
+    r = np.int64(-1)
+    if i < scores.size:
+        v = np.float64(scores[i])
+        if v != v:
+            cuda.atomic.add(nan, 0, 1)
+        elif regions[i] != 0 and v > threshold:
+            r = np.int64(regions[i])
+    peers = cuda.match_any_sync(_warp_mask(t, cuda.blockDim.x), r)
+    if r >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
+        cuda.atomic.add(above, r, np.int64(cuda.popc(peers)))
