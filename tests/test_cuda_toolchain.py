@@ -60,6 +60,21 @@ def test_the_compile_check_fails_on_a_planted_lowering_error():
                         "compiled here: add a case to tests/test_backends.py or tests/cuda_signatures.py"]
 
 
+def test_column_mean_std_squares_are_not_fused():
+    """NVVM contracts ``d * d + s`` into an FMA by default: the squares go through ``dmul_rn`` (PTX
+    ``mul.rn.f64``, exempt from contraction), and no f64 FMA is left in AnomalyScoreDistribution's
+    kernel, so the device computes the compensated sums as written."""
+    from refmetrics.kernels.cuda import stats as KS
+
+    from .cuda_compile import presenting
+
+    vec = types.Array(types.float64, 1, "C")
+    for cc in ((8, 0), (9, 0)):
+        with presenting(cc):
+            ptx, _ = cuda.compile_ptx(KS.column_mean_std.py_func, (vec, types.int64, vec, vec), cc=cc)
+        assert "mul.rn.f64" in ptx and "fma.rn.f64" not in ptx
+
+
 class _Codegen:
     def magic_tuple(self):
         return ("nvptx64-nvidia-cuda", "sm_90", "")
