@@ -443,9 +443,6 @@ if "cuda" in BACKENDS:
         n_region, dfp = D.region_groups(cuda.to_device(a), cuda.to_device(b2), collapse=True)
         assert n_region.tolist() == [0, 1, 3, 1, 2] and dfp.tolist() == [3, 0, 0, 0, 0]
 
-    # a module global, so that the simulator swaps it inside test kernels (see test_match_any_sync_masks)
-    from numba import cuda as numba_cuda
-
     def _sorted_on_the_device(keys, payload=None, payload_bits=0):
         """``radix_sort`` of host arrays, results back on the host."""
         from numba import cuda
@@ -493,22 +490,15 @@ if "cuda" in BACKENDS:
         """``cuda.match_any_sync`` (the simulator's, from ``kernels/cuda/_simulator.py``, or the
         GPU's) against NumPy: a block of 48 threads is a full warp and a partial one of 16 lanes,
         the mask names the lanes that exist, and three calls in a row each see their own values."""
-        from refmetrics.kernels.cuda import ranking as KC
+        from numba import cuda
 
-        # importing the kernels installs the simulator's match_any_sync; the kernel names the module
-        # global ``numba_cuda``, which the simulator swaps for its own while the kernel runs
-        @numba_cuda.jit
-        def masks(values, out):
-            t = numba_cuda.threadIdx.x
-            lanes, _ = KC._warp_lanes(t, numba_cuda.blockDim.x)
-            for r in range(values.shape[0]):
-                out[r, t] = numba_cuda.match_any_sync(lanes, values[r, t])
+        from refmetrics.kernels.cuda import ranking as KC
 
         rng = np.random.default_rng(7)
         values = rng.integers(0, 3, (3, 48)).astype(np.int32)
         values[2] = 5  # all lanes equal
-        out = numba_cuda.device_array((3, 48), np.uint32)
-        masks[1, 48](numba_cuda.to_device(values), out)
+        out = cuda.device_array((3, 48), np.uint32)
+        KC.warp_peers[1, 48](cuda.to_device(values), out)
         expected = np.zeros((3, 48), np.uint32)
         for r in range(3):
             for t in range(48):

@@ -354,6 +354,18 @@ def digit_differences(src_k, src_p, use_payload, out):
         cuda.atomic.or_(out, t, block[t])
 
 
+@kernel
+def warp_peers(values, out):
+    """``out[r, t]`` = ``cuda.match_any_sync`` of ``values[r, t]`` over the lanes that exist in
+    thread ``t``'s warp (one block, ``values.shape[1]`` threads): the peers the sort's kernels
+    rank by, as a kernel of its own so that a test checks the intrinsic (the simulator's or
+    the GPU's) and the lane masks against NumPy, and the compile check compiles them."""
+    t = cuda.threadIdx.x
+    lanes, _ = _warp_lanes(t, cuda.blockDim.x)
+    for r in range(values.shape[0]):
+        out[r, t] = cuda.match_any_sync(lanes, values[r, t])
+
+
 # ---------------------------------------------------------------------------
 # searches in sorted keys
 # ---------------------------------------------------------------------------
