@@ -553,6 +553,127 @@ if "cuda" in BACKENDS:
         n_region, dfp = D.region_groups(cuda.to_device(a), cuda.to_device(b2), collapse=True)
         assert n_region.tolist() == [0, 1, 3, 1, 2] and dfp.tolist() == [3, 0, 0, 0, 0]
 
+    def _sorted_on_the_device(keys, payload=None, payload_bits=0):
+        """``radix_sort`` of host arrays, results back on the host."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import _driver as D
+
+        d_payload = None if payload is None else cuda.to_device(payload)
+        sk, sp = D.radix_sort(cuda.to_device(keys), d_payload, payload_bits=payload_bits)
+        return sk.copy_to_host(), (None if sp is None else sp.copy_to_host())
+
+    @pytest.mark.parametrize("radix_bits", [4, 8] if SIMULATOR else [8])
+    def test_radix_sort_warp_ranking(radix_bits, monkeypatch):
+        """The warp-ranked scatter against NumPy's stable sort: a payload of input positions
+        (``payload_bits=0``: sorted by key only) must come out as ``np.argsort(kind="stable")``,
+        so equal keys keep their input order. Cases: most keys sharing one digit in every
+        round, float keys (their high digits all equal, as scores' keys), all keys equal (every
+        pass skipped), and sizes that are not multiples of a tile or of 32."""
+        from refmetrics.kernels.cuda import ranking as KC
+
+        monkeypatch.setattr(KC, "RADIX_BITS", radix_bits)
+        monkeypatch.setattr(KC, "RADIX_SIZE", 1 << radix_bits)
+        rng = np.random.default_rng(20261128)
+        cases = [
+            rng.choice(np.array([0x11, 0x11, 0x11, 0x1F, 0xF1], np.uint32), 45),  # one digit dominates each round
+            (rng.random(70) + 1.0).astype(np.float32).view(np.uint32),  # exponent and top mantissa bits shared
+            (rng.random(37) * 1e-3 + 20.0).view(np.uint64),  # float64 keys: the top 20 bits shared
+            np.full(33, 0xDEADBEEF, np.uint32),  # every pass skipped
+            rng.integers(0, 2 ** 63, 2, dtype=np.uint64),
+        ]
+        for keys in cases:
+            index = np.arange(keys.size, dtype=np.uint64)
+            sk, sp = _sorted_on_the_device(keys, index)
+            order = np.argsort(keys, kind="stable")
+            assert sk.tolist() == np.sort(keys).tolist()
+            assert sp.tolist() == order.tolist()  # stable: ties in input order
+        # by (key, payload): payload passes first, then key passes, with ties in both
+        keys = rng.integers(0, 3, 61).astype(np.uint64) << np.uint64(60)
+        payload = rng.integers(0, 40, 61).astype(np.uint64)
+        sk, sp = _sorted_on_the_device(keys, payload, payload_bits=6)
+        order = np.lexsort((payload, keys))
+        assert sk.tolist() == keys[order].tolist() and sp.tolist() == payload[order].tolist()
+        assert _sorted_on_the_device(keys[:29])[0].tolist() == np.sort(keys[:29]).tolist()  # no payload
+
+    def test_match_any_sync_masks():
+        """``cuda.match_any_sync`` (the simulator's, from ``kernels/cuda/_simulator.py``, or the
+        GPU's) against NumPy: a block of 48 threads is a full warp and a partial one of 16 lanes,
+        the mask names the lanes that exist, and three calls in a row each see their own values."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import ranking as KC
+
+        rng = np.random.default_rng(7)
+        values = rng.integers(0, 3, (3, 48)).astype(np.int32)
+        values[2] = 5  # all lanes equal
+        out = cuda.device_array((3, 48), np.uint32)
+        KC.warp_peers[1, 48](cuda.to_device(values), out)
+        expected = np.zeros((3, 48), np.uint32)
+        for r in range(3):
+            for t in range(48):
+                first = t - t % 32
+                lanes = values[r, first:min(first + 32, 48)]
+                expected[r, t] = sum(1 << lane for lane in np.flatnonzero(lanes == values[r, t]))
+        assert out.copy_to_host().tolist() == expected.tolist()
+        assert expected[2, 40] == 0xFFFF and expected[2, 0] == 0xFFFFFFFF  # the partial warp: 16 lanes
+
+    def test_radix_sort_copies_once_per_sort(monkeypatch):
+        """A sort of random uint64 keys (every pass runs: 16 at the tests' 4-bit digits, 8 at 8)
+        copies one array to the host in all (the bits in which the keys differ, to skip passes)
+        and uploads nothing; a payload sort too. More than ``SORT_MAX_THREADS`` threads per
+        block is refused with an error that names THREADS."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import _driver as D
+        from refmetrics.kernels.cuda import ranking as KC
+
+        rng = np.random.default_rng(3)
+        keys = rng.integers(0, 2 ** 64, 50, dtype=np.uint64)
+        payload = rng.integers(0, 2 ** 10, 50, dtype=np.uint64)
+        d_keys, d_payload, d_keys2 = cuda.to_device(keys), cuda.to_device(payload), cuda.to_device(keys)
+        calls = {"copy_to_host": 0, "copy_to_device": 0, "to_device": 0}
+        array_class = type(d_keys)
+
+        def counting(name, fn):
+            def wrapper(*args, **kwargs):
+                calls[name] += 1
+                return fn(*args, **kwargs)
+            return wrapper
+
+        for name in ("copy_to_host", "copy_to_device"):
+            monkeypatch.setattr(array_class, name, counting(name, getattr(array_class, name)))
+        monkeypatch.setattr(cuda, "to_device", counting("to_device", cuda.to_device))
+        sk, _ = D.radix_sort(d_keys)
+        assert calls == {"copy_to_host": 1, "copy_to_device": 0, "to_device": 0}
+        sk2, sp2 = D.radix_sort(d_keys2, d_payload, payload_bits=10)
+        assert calls == {"copy_to_host": 2, "copy_to_device": 0, "to_device": 0}
+        monkeypatch.undo()
+        assert sk.copy_to_host().tolist() == np.sort(keys).tolist()
+        order = np.lexsort((payload, keys))
+        assert sk2.copy_to_host().tolist() == keys[order].tolist()
+        assert sp2.copy_to_host().tolist() == payload[order].tolist()
+        monkeypatch.setattr(KC, "THREADS", 512)
+        with pytest.raises(ValueError, match=r"THREADS <= 256.*received THREADS = 512"):
+            D.radix_sort(cuda.to_device(keys))
+
+    def test_radix_sort_at_the_gpu_block_shape(monkeypatch):
+        """The sort at the GPU's block shape (256 threads: 8 full warps, 8-bit digits), with 2 keys
+        per thread (the GPU has 16: more rounds of the same code; the simulator needs ~2 min per
+        9000 keys at 16, this runs in seconds): float keys, a third of them equal (long runs of one
+        digit in every warp), 1300 keys in 3 tiles, against NumPy's stable sort."""
+        from refmetrics.kernels.cuda import ranking as KC
+
+        for name, value in (("THREADS", 256), ("ITEMS", 2), ("RADIX_BITS", 8), ("RADIX_SIZE", 256)):
+            monkeypatch.setattr(KC, name, value)
+        rng = np.random.default_rng(1)
+        keys = (rng.standard_normal(1300) + 4.0).astype(np.float32).view(np.uint32)
+        keys[::3] = keys[0]
+        sk, sp = _sorted_on_the_device(keys, np.arange(keys.size, dtype=np.uint64))
+        assert sk.tolist() == np.sort(keys).tolist()
+        assert sp.tolist() == np.argsort(keys, kind="stable").tolist()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_merged_states_stay_intact(backend):
     """A state merged into another keeps its own result: no sort works in arrays both hold."""

@@ -1,12 +1,14 @@
 """Launchers of the CUDA kernels: allocation, launch shapes, scans, sorts, groups.
 
 What crosses the bus (host <-> device), besides the inputs the caller chose to
-copy: scalars (counts, the key of one element), the 256 digit totals of each
-radix pass (to skip passes where every key has the same digit), the per-block
-totals of the top level of a scan, and the results themselves (the per-group
-integer counts for curves and areas, one row of counts per sample for F1Score,
-the region overlaps for PRO, one row for F1-max's best threshold and for MinMax:
-their per-block results are reduced on the device). Scores and keys stay on the
+copy: scalars (counts, the key of one element), two words per radix sort (the
+bits in which its keys and its payloads differ, read once before the first
+pass to skip passes where every key has the same digit; a pass itself copies
+nothing either way and uploads nothing), the total of a scan where it sizes an
+array (compaction), and the results themselves (the per-group integer counts
+for curves and areas, one row of counts per sample for F1Score, the region
+overlaps for PRO, one row for F1-max's best threshold and for MinMax: their
+per-block results are reduced on the device). Scores and keys stay on the
 device.
 
 Counters that many elements update (confusion counts, 2U, histograms, region
@@ -67,22 +69,41 @@ def concatenate(arrays, dtype):
 # scans and compaction
 # ---------------------------------------------------------------------------
 
-def exclusive_scan(d_values):
-    """Exclusive prefix sum of a device integer array: ``(device int64 array, total)``.
+def scan_scratch(n):
+    """The block-total arrays of every level of a scan of ``n`` values, allocated once so
+    that repeated scans of the same size (one per radix pass) allocate nothing."""
+    sums = []
+    while True:
+        blocks, _ = grid(n)
+        sums.append(cuda.device_array(blocks, np.int64))
+        if blocks == 1:
+            return sums
+        n = blocks
 
-    Blocks scan in shared memory; the block totals are scanned the same way,
-    recursively, on the device, until one block holds them all.
+
+def scan_into(d_values, d_out, sums, level=0):
+    """Exclusive prefix sum of ``d_values`` into ``d_out`` (int64; may be ``d_values``
+    itself, each element is read and written by one thread) with the scratch of
+    :func:`scan_scratch`. Nothing crosses the bus: the total stays on the device, in
+    ``sums[-1][0]``.
+
+    Blocks scan in shared memory; the block totals are scanned the same way, in
+    place, recursively, until one block holds them all.
     """
-    n = d_values.size
-    blocks, threads = grid(n)
-    d_out = cuda.device_array(n, np.int64)
-    d_sums = cuda.device_array(blocks, np.int64)
-    K.exclusive_block_scan[blocks, threads](d_values, d_out, d_sums)
-    if blocks == 1:
-        return d_out, int(d_sums.copy_to_host()[0])
-    d_offsets, total = exclusive_scan(d_sums)
-    K.add_block_offsets[blocks, threads](d_out, d_offsets)
-    return d_out, total
+    blocks, threads = grid(d_values.size)
+    K.exclusive_block_scan[blocks, threads](d_values, d_out, sums[level])
+    if blocks > 1:
+        scan_into(sums[level], sums[level], sums, level + 1)
+        K.add_block_offsets[blocks, threads](d_out, sums[level])
+
+
+def exclusive_scan(d_values):
+    """Exclusive prefix sum of a device integer array: ``(device int64 array, total)``;
+    the total (one number) is copied to the host, for callers that size an array by it."""
+    sums = scan_scratch(d_values.size)
+    d_out = cuda.device_array(d_values.size, np.int64)
+    scan_into(d_values, d_out, sums)
+    return d_out, int(sums[-1].copy_to_host()[0])
 
 
 def compact(d_keys, d_flags, d_payload=None, payload_dtype=np.uint64):
@@ -100,37 +121,53 @@ def compact(d_keys, d_flags, d_payload=None, payload_dtype=np.uint64):
 # sort
 # ---------------------------------------------------------------------------
 
+SORT_MAX_THREADS = K.SORT_WARPS * K.WARP  # tile_scatter's per-warp digit tables
+
+
 def radix_sort(d_keys, d_payload=None, payload_bits=0):
-    """Sort device keys ascending (LSD, 8-bit digits, stable): ``(keys, payload or None)``.
+    """Sort device keys ascending (LSD, ``RADIX_BITS``-bit digits, stable): ``(keys, payload or None)``.
 
     With a payload, the payload's low ``payload_bits`` are sorted first, so the
     result is ordered by ``(key, payload)``. A pass whose digit is the same for
-    every key is skipped (only the 256 digit totals cross to the host). The
-    input arrays serve as scratch: pass arrays nobody else holds (``concatenate``
-    makes them).
+    every key moves nothing and is skipped: one kernel finds, before the first
+    pass, the bits in which the keys (and payloads) differ, and those two words are
+    the only thing that crosses the bus. Each pass then runs three launches and no
+    copy (tile histogram, scan in place, scatter), in scratch allocated once per
+    sort. The input arrays serve as scratch: pass arrays nobody else holds
+    (``concatenate`` makes them).
+
+    Raises ``ValueError`` if ``ranking.THREADS`` exceeds ``SORT_MAX_THREADS`` (256).
     """
     n = d_keys.size
     if n < 2:
         return d_keys, d_payload
     threads, items = K.THREADS, K.ITEMS
+    if threads > SORT_MAX_THREADS:
+        raise ValueError(f"expected refmetrics.kernels.cuda.ranking.THREADS <= {SORT_MAX_THREADS} for the radix "
+                         f"sort (its per-warp digit tables hold {K.SORT_WARPS} warps), received THREADS = {threads}")
     tiles = (n + threads * items - 1) // (threads * items)
     has_payload = d_payload is not None
     kt = d_keys.dtype.type
     src_k, src_p = d_keys, (d_payload if has_payload else cuda.device_array(1, np.uint64))
+    pt = src_p.dtype.type
+    bits, mask = K.RADIX_BITS, K.RADIX_SIZE - 1
+    d_diff = cuda.device_array(2, np.uint64)
+    K.fill_zero[grid(2)](d_diff)
+    K.digit_differences[tiles, threads](src_k, src_p, has_payload and payload_bits > 0, d_diff)
+    diff_k, diff_p = (int(x) for x in d_diff.copy_to_host())  # the sort's one copy to the host
+    passes = [(True, s) for s in range(0, payload_bits, bits) if diff_p >> s & mask] if has_payload else []
+    passes += [(False, s) for s in range(0, 8 * d_keys.dtype.itemsize, bits) if diff_k >> s & mask]
+    if not passes:
+        return src_k, (src_p if has_payload else None)
     dst_k = cuda.device_array_like(d_keys)
     dst_p = cuda.device_array_like(d_payload) if has_payload else src_p
-    pt = src_p.dtype.type
-    passes = [(True, s) for s in range(0, payload_bits, K.RADIX_BITS)] if has_payload else []
-    passes += [(False, s) for s in range(0, 8 * d_keys.dtype.itemsize, K.RADIX_BITS)]
-    d_hist = cuda.device_array(K.RADIX_SIZE * tiles, np.int64)
+    d_hist = cuda.device_array(K.RADIX_SIZE * tiles, np.int64)  # then, scanned in place, the offsets
+    sums = scan_scratch(d_hist.size)
     for by_payload, shift in passes:
-        d_totals = zeros(K.RADIX_SIZE, np.int64)
-        args = (by_payload, kt(shift), kt(K.RADIX_SIZE - 1), pt(shift), pt(K.RADIX_SIZE - 1), items)
-        K.tile_histogram[tiles, threads](src_k, src_p, *args, d_hist, d_totals)
-        if d_totals.copy_to_host().max() == n:
-            continue  # every key has the same digit: nothing moves
-        d_offsets, _ = exclusive_scan(d_hist)
-        K.tile_scatter[tiles, threads](src_k, src_p, dst_k, dst_p, has_payload, *args, d_offsets)
+        args = (by_payload, kt(shift), kt(mask), pt(shift), pt(mask), items)
+        K.tile_histogram[tiles, threads](src_k, src_p, *args, d_hist)
+        scan_into(d_hist, d_hist, sums)
+        K.tile_scatter[tiles, threads](src_k, src_p, dst_k, dst_p, has_payload, *args, d_hist)
         src_k, dst_k = dst_k, src_k
         if has_payload:
             src_p, dst_p = dst_p, src_p

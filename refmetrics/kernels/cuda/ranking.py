@@ -2,7 +2,10 @@
 
 The device path builds the same order-preserving keys as the CPU path, sorts
 them with an LSD radix sort (8-bit digits; per-tile digit histograms, a device
-exclusive scan, a stable per-tile scatter), and reduces the sorted keys to
+exclusive scan, a stable per-tile scatter that ranks keys per warp with
+``match_any_sync``; before the first pass one kernel finds the bits in which the
+keys differ, and those two words are all a sort copies to the host: a pass
+copies and uploads nothing), and reduces the sorted keys to
 integer counts: twice Mann-Whitney's U by binary searches, the F1-maximising
 threshold by exact integer comparisons, and the *groups* (distinct keys,
 decreasing, with the positives and negatives at each) that the CPU's
@@ -192,77 +195,175 @@ def compact(src_k, src_p, has_payload, flags, ranks, dst_k, dst_p):
 # ---------------------------------------------------------------------------
 # LSD radix sort: per-tile histograms, a device scan, a stable scatter
 # ---------------------------------------------------------------------------
+#
+# Both tile kernels read a tile of ``blockDim.x * items`` keys in ``items``
+# rounds of ``blockDim.x`` consecutive keys, and rank keys per warp:
+# ``cuda.match_any_sync`` gives each thread the lanes of its warp that hold the
+# same digit (its *peers*), ``popc`` of the peers below it is its rank among
+# them, and the lowest peer speaks for the group. Every thread of the block
+# calls it in every round (a thread past the end with the digit RADIX_SIZE,
+# which no key has), as the simulator's ``match_any_sync`` needs; the lane
+# mask names the lanes that exist, so a partial last warp (``blockDim.x`` not
+# a multiple of 32: 16 in the tests) works.
+
+WARP = 32
+SORT_WARPS = 8  # per-warp digit tables hold 8 warps: the sort needs blockDim.x <= SORT_WARPS * WARP = 256
+STAMP = 64  # tile_scatter's table entries are round stamp + count (a warp counts at most 32 keys)
+
 
 @device
 def _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask):
     if by_payload:
-        return np.int64((src_p[i] >> pshift) & pmask)
-    return np.int64((src_k[i] >> kshift) & kmask)
+        return np.int32((src_p[i] >> pshift) & pmask)
+    return np.int32((src_k[i] >> kshift) & kmask)
+
+
+@device
+def _warp_lanes(t, nt):
+    """``(lanes, below)`` for thread ``t`` of a block of ``nt``: the mask of the lanes that
+    exist in its warp (the last warp may be partial) and the mask of the lanes below it."""
+    lane = t % WARP
+    width = min(WARP, nt - (t - lane))
+    lanes = np.uint32(np.uint32(0xFFFFFFFF) >> np.uint32(WARP - width))
+    below = np.uint32((np.uint32(1) << np.uint32(lane)) - np.uint32(1))
+    return lanes, below
 
 
 @kernel
-def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items, hist, totals):
+def tile_histogram(src_k, src_p, by_payload, kshift, kmask, pshift, pmask, items, hist):
     """``hist[digit * tiles + tile]`` = the keys of the tile with that digit (a tile is
-    ``blockDim.x * items`` keys); ``totals[digit]`` sums them over tiles (atomics)."""
+    ``blockDim.x * items`` keys). Counted per warp: the lowest lane of each group of
+    equal digits adds the group's size, one shared atomic per distinct digit per warp
+    (float keys share their high digits: per-key atomics would all hit one address)."""
     local = cuda.shared.array(RADIX_SIZE, np.int32)
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
     tile = cuda.blockIdx.x
     tiles = cuda.gridDim.x
+    lanes, below = _warp_lanes(t, nt)
     for d in range(t, RADIX_SIZE, nt):
         local[d] = 0
     cuda.syncthreads()
     base = tile * nt * items
     for r in range(items):
         i = base + r * nt + t
+        d = np.int32(RADIX_SIZE)  # past the end: a digit no key has, so that every thread calls match_any_sync
         if i < src_k.size:
-            cuda.atomic.add(local, _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask), 1)
+            d = _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask)
+        peers = cuda.match_any_sync(lanes, d)
+        if d < RADIX_SIZE and (peers & below) == 0:
+            cuda.atomic.add(local, d, np.int32(cuda.popc(peers)))
     cuda.syncthreads()
     for d in range(t, RADIX_SIZE, nt):
-        c = local[d]
-        hist[d * tiles + tile] = c
-        if c:
-            cuda.atomic.add(totals, d, np.int64(c))
+        hist[d * tiles + tile] = local[d]
 
 
 @kernel
 def tile_scatter(src_k, src_p, dst_k, dst_p, has_payload, by_payload, kshift, kmask, pshift, pmask, items,
                  offsets):
-    """Stable scatter of one radix pass. The tile is read in ``items`` rounds of
-    ``blockDim.x`` consecutive keys; in a round a key goes to its digit's running
-    offset (from the scanned histogram) plus the number of keys before it in the
-    round with the same digit, so equal digits keep their input order."""
-    digits = cuda.shared.array(1024, np.int32)
+    """Stable scatter of one radix pass (``blockDim.x <= SORT_WARPS * WARP``).
+
+    ``running[d]`` starts at the tile's offset of digit ``d`` (the scanned histogram).
+    In each round a key goes to ``running[d]`` + the keys of digit ``d`` in the earlier
+    warps of the block + its rank among its warp's peers, so equal digits keep their
+    input order. The lowest peer writes its warp's count of the digit into a shared
+    table ``counts[warp, d]``, and after the round adds it to ``running[d]``.
+
+    Table entries are ``stamp + count`` with ``stamp = (round + 1) * STAMP``; an entry
+    counts only in the round that wrote it, so no entry needs resetting and each round
+    needs two barriers: writes before the first, reads between them, the ``running``
+    updates after the second (the next round's writes come after its own
+    ``match_any_sync``, past that barrier).
+    """
     running = cuda.shared.array(RADIX_SIZE, np.int64)
+    counts = cuda.shared.array((SORT_WARPS, RADIX_SIZE), np.int32)
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
     tile = cuda.blockIdx.x
     tiles = cuda.gridDim.x
     n = src_k.size
+    warp = t // WARP
+    lanes, below = _warp_lanes(t, nt)
     for d in range(t, RADIX_SIZE, nt):
         running[d] = offsets[d * tiles + tile]
+    for e in range(t, (nt + WARP - 1) // WARP * RADIX_SIZE, nt):  # the rows of the warps that exist
+        counts[e // RADIX_SIZE, e % RADIX_SIZE] = 0  # stamp 0: no round reads it
     cuda.syncthreads()
     base = tile * nt * items
     for r in range(items):
+        stamp = np.int32((r + 1) * STAMP)
         i = base + r * nt + t
-        d = -1
+        d = np.int32(RADIX_SIZE)  # past the end: a digit no key has, so that every thread calls match_any_sync
         if i < n:
             d = _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask)
-        digits[t] = d
+        peers = cuda.match_any_sync(lanes, d)
+        lead = i < n and (peers & below) == 0
+        size = np.int32(cuda.popc(peers))
+        if lead:
+            counts[warp, d] = stamp + size
         cuda.syncthreads()
         if i < n:
-            rank = 0
-            for j in range(t):
-                if digits[j] == d:
-                    rank += 1
-            dst = running[d] + rank
+            dst = running[d] + np.int64(cuda.popc(peers & below))
+            for w in range(warp):
+                c = counts[w, d]
+                if c > stamp:
+                    dst += c - stamp
             dst_k[dst] = src_k[i]
             if has_payload:
                 dst_p[dst] = src_p[i]
         cuda.syncthreads()
-        if i < n:
-            cuda.atomic.add(running, d, 1)
-        cuda.syncthreads()
+        if lead:
+            cuda.atomic.add(running, d, np.int64(size))
+
+
+@kernel
+def fill_zero(out):
+    """``out[:] = 0`` (device arrays are not zeroed; this spares a host upload)."""
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = 0
+
+
+@kernel
+def digit_differences(src_k, src_p, use_payload, out):
+    """``out[0] |=`` the OR over all keys of ``key ^ src_k[0]``; ``out[1]`` the same for the
+    payload when ``use_payload``. A bit of it is clear where every element has the first
+    one's bit, so a radix pass over bits ``[s, s + RADIX_BITS)`` would leave every key in
+    place (one digit holds all of them) exactly when those bits are clear: the sort
+    reads these two words once instead of a histogram per pass. Grid-stride; one shared
+    atomic per thread and one global atomic per block and word; ``out`` zeroed before."""
+    block = cuda.shared.array(2, np.uint64)
+    t = cuda.threadIdx.x
+    if t < 2:
+        block[t] = 0
+    cuda.syncthreads()
+    k0 = src_k[0]
+    p0 = src_p[0]
+    dk = np.uint64(0)
+    dp = np.uint64(0)
+    for i in range(cuda.grid(1), src_k.size, cuda.gridsize(1)):
+        dk |= np.uint64(src_k[i] ^ k0)
+        if use_payload:
+            dp |= np.uint64(src_p[i] ^ p0)
+    if dk:
+        cuda.atomic.or_(block, 0, dk)
+    if dp:
+        cuda.atomic.or_(block, 1, dp)
+    cuda.syncthreads()
+    if t < 2 and block[t]:
+        cuda.atomic.or_(out, t, block[t])
+
+
+@kernel
+def warp_peers(values, out):
+    """``out[r, t]`` = ``cuda.match_any_sync`` of ``values[r, t]`` over the lanes that exist in
+    thread ``t``'s warp (one block, ``values.shape[1]`` threads): the peers the sort's kernels
+    rank by, as a kernel of its own so that a test checks the intrinsic (the simulator's or
+    the GPU's) and the lane masks against NumPy, and the compile check compiles them."""
+    t = cuda.threadIdx.x
+    lanes, _ = _warp_lanes(t, cuda.blockDim.x)
+    for r in range(values.shape[0]):
+        out[r, t] = cuda.match_any_sync(lanes, values[r, t])
 
 
 # ---------------------------------------------------------------------------
