@@ -5,7 +5,7 @@ import numpy as np
 from numba import cuda
 
 from ._jit import kernel
-from .ranking import _warp_mask
+from .ranking import _warp_lanes
 
 
 @kernel
@@ -37,7 +37,7 @@ def binned_histogram(scores, target, has_ignore, ignore, thresholds, items, use_
         for c in range(t, hist.size, nt):
             local[c] = 0
     cuda.syncthreads()
-    mask = _warp_mask(t, nt)
+    mask = _warp_lanes(t, nt)[0]
     base = (cuda.grid(1) - t) * items
     for r in range(items):
         i = base + r * nt + t

@@ -220,8 +220,20 @@ def _digit(src_k, src_p, i, by_payload, kshift, kmask, pshift, pmask):
 
 @device
 def _warp_lanes(t, nt):
-    """``(lanes, below)`` for thread ``t`` of a block of ``nt``: the mask of the lanes that
-    exist in its warp (the last warp may be partial) and the mask of the lanes below it."""
+    """``(lanes, below)`` for thread ``t`` of a 1-D block of ``nt``: the mask of the lanes that
+    exist in its warp (the last warp is partial when ``nt`` is not a multiple of 32; the
+    ``mask`` of ``cuda.match_any_sync``) and the mask of the lanes below it.
+
+    Warp aggregation, as the kernels use it (here and in the other kernel files): every
+    thread of the block (out-of-range ones with a sentinel value) calls
+    ``peers = cuda.match_any_sync(lanes, address)``, and only the lowest lane of each group
+    adds, once, ``cuda.popc(peers)`` (or the group's sum): one atomic per (warp, distinct
+    address) instead of one per element. The call sits in block-uniform control flow (the
+    simulator's ``match_any_sync`` synchronises the whole block).
+
+    This helper is pure arithmetic on purpose: under the simulator a device function that
+    names ``cuda`` and is called from a kernel of another file races with the other threads
+    on that file's ``cuda`` global (the simulator swaps it per call)."""
     lane = t % WARP
     width = min(WARP, nt - (t - lane))
     lanes = np.uint32(np.uint32(0xFFFFFFFF) >> np.uint32(WARP - width))
@@ -519,8 +531,7 @@ def f1_block_best(pos, neg, best):
 
 
 # ---------------------------------------------------------------------------
-# the F1 reduction of block results, and warp aggregation (used by the other
-# kernel files: pure arithmetic, see _warp_mask)
+# the F1 reduction of block results
 # ---------------------------------------------------------------------------
 
 @device
@@ -581,25 +592,3 @@ def f1_reduce_best(parts, n_pos, best):
     _f1_block_reduce(tp_buf, fp_buf, ok_buf, key_buf, n_pos)
     if t == 0:
         _f1_store(best, tp_buf, fp_buf, ok_buf, key_buf)
-
-
-@device
-def _warp_mask(thread, threads):
-    """The lanes of ``thread``'s warp that exist in a 1-D block of ``threads`` threads (the
-    last warp is partial when ``threads`` is not a multiple of 32): the ``mask`` of
-    ``cuda.match_any_sync``.
-
-    Warp aggregation, as the kernels here use it: every thread of the block (out-of-range
-    ones with a sentinel value) calls ``peers = cuda.match_any_sync(mask, address)``, and
-    only the lowest lane of each group (``cuda.ffs(peers) - 1 == cuda.laneid``) adds, once,
-    ``cuda.popc(peers)`` (or the group's sum): one atomic per (warp, distinct address)
-    instead of one per element. The call sits in block-uniform control flow (the
-    simulator's ``match_any_sync`` synchronises the whole block).
-
-    This helper is pure arithmetic on purpose: under the simulator a device function
-    that names ``cuda`` and is called from a kernel of another file races with the other
-    threads on that file's ``cuda`` global (the simulator swaps it per call).
-    """
-    first = thread - thread % 32
-    lanes = min(32, threads - first)
-    return np.uint32(0xFFFFFFFF >> (32 - lanes))

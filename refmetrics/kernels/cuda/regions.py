@@ -13,7 +13,7 @@ import numpy as np
 from numba import cuda
 
 from ._jit import kernel
-from .ranking import _is_nan, _key, _warp_mask
+from .ranking import _is_nan, _key, _warp_lanes
 
 BACKGROUND, REGION, NAN = 0, 1, 2
 
@@ -41,7 +41,7 @@ def top_histogram(keys, codes, use_codes, shift, hist):
     """``hist[key >> shift] += 1`` over background keys (all keys when not ``use_codes``).
 
     Up to 65 536 bins, too many for shared memory, and float keys concentrate in a few
-    of them: warp aggregation (``ranking._warp_mask``) adds each bin's count once per
+    of them: warp aggregation (``ranking._warp_lanes``) adds each bin's count once per
     warp. Out-of-range and skipped keys take part in the match with the sentinel -1.
     """
     t = cuda.threadIdx.x
@@ -49,7 +49,7 @@ def top_histogram(keys, codes, use_codes, shift, hist):
     b = np.int64(-1)
     if i < keys.size and (not use_codes or codes[i] == BACKGROUND):
         b = np.int64(keys[i] >> shift)
-    peers = cuda.match_any_sync(_warp_mask(t, cuda.blockDim.x), b)
+    peers = cuda.match_any_sync(_warp_lanes(t, cuda.blockDim.x)[0], b)
     if b >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
         cuda.atomic.add(hist, b, np.int64(cuda.popc(peers)))
 
@@ -92,7 +92,7 @@ def segment_add(values, flags, ranks, out):
         v = np.int64(values[g])
     buf[t] = v
     cuda.syncthreads()
-    peers = cuda.match_any_sync(_warp_mask(t, cuda.blockDim.x), j)
+    peers = cuda.match_any_sync(_warp_lanes(t, cuda.blockDim.x)[0], j)
     if j >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
         total = np.int64(0)
         warp = t - cuda.laneid
@@ -119,6 +119,6 @@ def region_overlaps(scores, regions, threshold, above, nan):
             cuda.atomic.add(nan, 0, 1)
         elif regions[i] != 0 and v > threshold:
             r = np.int64(regions[i])
-    peers = cuda.match_any_sync(_warp_mask(t, cuda.blockDim.x), r)
+    peers = cuda.match_any_sync(_warp_lanes(t, cuda.blockDim.x)[0], r)
     if r >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
         cuda.atomic.add(above, r, np.int64(cuda.popc(peers)))

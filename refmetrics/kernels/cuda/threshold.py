@@ -4,7 +4,7 @@ import numpy as np
 from numba import cuda
 
 from ._jit import kernel
-from .ranking import _warp_mask
+from .ranking import _warp_lanes
 
 MAX_ROWS = 1024  # rows one block can span: at most one per thread (blockDim <= 1024)
 CELLS = 3 * MAX_ROWS  # the shared counters (a shared array's size must be a compile-time constant)
@@ -53,7 +53,7 @@ def confusion_counts(preds, target, has_ignore, ignore, cut, row_size, out, bad)
                     cell = r + 1
             else:
                 cuda.atomic.add(bad, 0, 1)
-    peers = cuda.match_any_sync(_warp_mask(t, nt), cell)
+    peers = cuda.match_any_sync(_warp_lanes(t, nt)[0], cell)
     if cell >= 0 and cuda.ffs(peers) - 1 == cuda.laneid:
         cuda.atomic.add(local, cell, np.int32(cuda.popc(peers)))
     cuda.syncthreads()
