@@ -858,6 +858,21 @@ if "cuda" in BACKENDS:
 
     if _SIMULATED:
 
+        def _record_copies(monkeypatch):
+            """Record the shape of every device array copied to the host (the simulator's
+            ``copy_to_host``), until ``monkeypatch.undo()``."""
+            from numba.cuda.simulator.cudadrv import devicearray
+
+            copies = []
+            copy = devicearray.FakeCUDAArray.copy_to_host
+
+            def recorded(self, *args, **kwargs):
+                copies.append(self.shape)
+                return copy(self, *args, **kwargs)
+
+            monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
+            return copies
+
         def _record_atomics(monkeypatch):
             """Wrap the simulator's atomic add: each call appends ``(array, index, block, warp)``,
             ``array`` being the shape of the global array (``"shared"`` for shared memory)."""
@@ -1030,20 +1045,12 @@ if "cuda" in BACKENDS:
             """Of f1_best's device arrays, one row of four values is copied to the host, not one
             row per block."""
             from numba import cuda
-            from numba.cuda.simulator.cudadrv import devicearray
 
             from refmetrics.kernels.cuda import _driver as D
 
             pos, neg = _f1_tie_case()
             d_pos, d_neg = cuda.to_device(pos), cuda.to_device(neg)
-            copies = []
-            copy = devicearray.FakeCUDAArray.copy_to_host
-
-            def recorded(self, *args, **kwargs):
-                copies.append(self.shape)
-                return copy(self, *args, **kwargs)
-
-            monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
+            copies = _record_copies(monkeypatch)
             tp, fp, key = D.f1_best(d_pos, d_neg)
             monkeypatch.undo()
             assert copies == [(1, 4)] and (tp, fp, int(key[0])) == (6, 4, 99)
@@ -1053,7 +1060,6 @@ if "cuda" in BACKENDS:
             NumPy, NaNs counted, ignored labels skipped; one row of (min, max) and the NaN count
             are all that is copied to the host."""
             from numba import cuda
-            from numba.cuda.simulator.cudadrv import devicearray
 
             from refmetrics.kernels.cuda import _driver as D
 
@@ -1063,14 +1069,7 @@ if "cuda" in BACKENDS:
             labels = (rng.random(300) < 0.5).astype(np.uint8)
             values[labels == 1] *= 100  # the ignored elements hold the extremes
             d_values, d_labels = cuda.to_device(values), cuda.to_device(labels)
-            copies = []
-            copy = devicearray.FakeCUDAArray.copy_to_host
-
-            def recorded(self, *args, **kwargs):
-                copies.append(self.shape)
-                return copy(self, *args, **kwargs)
-
-            monkeypatch.setattr(devicearray.FakeCUDAArray, "copy_to_host", recorded)
+            copies = _record_copies(monkeypatch)
             got = D.min_max(d_values, d_labels, np.uint8(1))
             monkeypatch.undo()
             kept = values[(labels == 0) & ~np.isnan(values)].astype(np.float64)

@@ -7,9 +7,10 @@ a GPU. On a GPU, tests/test_backends.py also runs natively in this process.
 The simulator runs every CUDA thread as a Python thread, so the whole suite
 takes minutes. It runs as a few parts, one subprocess each, so that pytest
 reports each part as it passes (``-v`` names them); with ``-s`` the
-subprocess's own ``-v`` lines are streamed as they come. The last part takes
+subprocess's own ``-v`` lines are streamed as they come. The fifth part takes
 every test the others do not name, so a test added to test_backends.py always
-runs somewhere. Each part must pass with nothing skipped, and must have run at
+runs somewhere; a sixth runs one case of each family again at the GPU's own
+launch shapes (256 threads per block, 16 keys per thread, 8-bit digits). Each part must pass with nothing skipped, and must have run at
 least as many tests, and as many CUDA cases (a ``cuda`` or ``device`` id), as
 it has today: a part that silently ran on the CPU alone fails.
 
@@ -35,15 +36,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (test functions of tests/test_backends.py, at least this many tests, of which CUDA cases)
 PARTS = {
-    "ranking-scalars": (["test_ranking_scalars"], 54, 36),
+    "ranking-scalars": (["test_ranking_scalars"], 72, 48),
     "curves-binned-f1": (["test_curves_and_f1", "test_binned_mode", "test_f1_score",
-                          "test_sigmoid_cut_reproduces_the_cpu_rule"], 31, 20),
+                          "test_sigmoid_cut_reproduces_the_cpu_rule"], 46, 30),
     "regions": (["test_region_metrics"], 6, 4),
     "states-and-statistics": (["test_classes_split_and_merge", "test_merged_states_stay_intact",
                                "test_float32_and_float64_batches_merge", "test_min_max_and_distribution"], 12, 8),
-    "errors-inputs-device-blocks": (None, 9, 7),  # everything else: errors, strided inputs, sorts, groups, new tests
+    "errors-inputs-device-blocks": (None, 33, 17),  # everything else: errors, strided inputs, sorts, groups, new tests
 }
 NAMED = [name for functions, _, _ in PARTS.values() if functions for name in functions]
+# One more part runs one case of each family again at the GPU's own launch shapes (256 threads per block, 16
+# keys per thread, 8-bit digits; tests/cudasim.py with REFMETRICS_SIM_SHAPES=gpu): full warps, the sort's
+# real tables. The simulator runs each of a block's 256 threads as a Python thread, so a case takes about
+# a minute: the small shapes above cover the multi-block and multi-tile paths, these the real ones.
+GPU_SHAPES = ("(test_ranking_scalars and auroc-float32-ties-inf-cuda) or (test_curves_and_f1 and float32-ties-inf-device) "
+              "or (test_region_metrics and float32-ties-cuda) or (test_f1_score and float32-ties-inf-device) "
+              "or (test_binned_mode and float32-ties-inf-cuda) or (test_min_max_and_distribution and device) "
+              "or test_radix_sort_at_the_gpu_block_shape")
+PARTS["gpu-shapes"] = (GPU_SHAPES, 7, 7)
 RESULT = re.compile(r"^(tests/test_backends\.py::(\S+)) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 CUDA_CASE = re.compile(r"[\[-](cuda|device)[\]-]|_device\b|_device\[|radix_sort")
 TIMEOUT = 1800  # seconds per part; the slowest takes a few minutes on two shared cores
@@ -52,6 +62,8 @@ TIMEOUT = 1800  # seconds per part; the slowest takes a few minutes on two share
 def _keyword(functions):
     if functions is None:
         return "not (" + " or ".join(NAMED) + ")"
+    if isinstance(functions, str):  # the GPU shapes: CUDA cases only
+        return f"({functions}) and not cpu"
     return " or ".join(functions)
 
 
@@ -69,9 +81,11 @@ def _simulator_env(records):
             "REFMETRICS_RECORD_LAUNCHES": str(records)}
 
 
-def _run_part(functions, records):
+def _run_part(functions, records, gpu_shapes=False):
     """Run the part in a subprocess; stream its lines to stdout; return ``(returncode, lines)``."""
     env = _simulator_env(records)
+    if gpu_shapes:
+        env["REFMETRICS_SIM_SHAPES"] = "gpu"
     cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests/test_backends.py",
            "-k", _keyword(functions)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
@@ -93,7 +107,7 @@ def _run_part(functions, records):
 def _check_part(part, records):
     functions, min_tests, min_cuda = PARTS[part]
     records.unlink(missing_ok=True)
-    code, lines = _run_part(functions, records)
+    code, lines = _run_part(functions, records, gpu_shapes=part == "gpu-shapes")
     tail = "".join(lines[-60:])
     assert code == 0, f"part {part}: exit {code}\n{tail}"
     results = [m for m in map(RESULT.match, lines) if m]
