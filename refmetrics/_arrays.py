@@ -59,9 +59,15 @@ def cuda_available():
 def cuda_unavailable_reason():
     """``None`` when a CUDA device is usable, else why not, in words (for error messages and the tests:
     a broken numba-cuda must say so, not pass for a machine without a GPU)."""
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version("numba-cuda")
+    except importlib.metadata.PackageNotFoundError:  # numba's own, deprecated CUDA target is not used
+        return "numba-cuda is not installed"
     try:
         from numba import cuda
-    except Exception as exc:  # noqa: BLE001 - numba-cuda missing or broken
+    except Exception as exc:  # noqa: BLE001 - numba-cuda broken
         return f"numba-cuda is not installed or failed to import ({_one_line(exc)})"
     try:
         if cuda.is_available():
