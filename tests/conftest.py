@@ -14,7 +14,9 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 
     importlib.import_module("tests.cudasim")  # small launch shapes and a thread-safe simulator (see the module)
 
-collect_ignore = ["cudasim.py"]  # simulator set-up, imported above when NUMBA_ENABLE_CUDASIM=1
+# simulator set-up (imported above when NUMBA_ENABLE_CUDASIM=1) and the compile check's two scripts, which
+# tests/test_cuda_sim.py runs in subprocesses (the sweep only under the simulator, the compiler only outside it)
+collect_ignore = ["cudasim.py", "cuda_signatures.py", "cuda_compile.py"]
 
 
 def pytest_configure(config):
