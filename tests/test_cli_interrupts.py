@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 INTERRUPTED = textwrap.dedent("""
     import os, signal, sys
+    # as at a terminal: a shell starts background jobs (a CI script run with &) with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from refmetrics import cli, evaluate
     add, seen = evaluate.CategoryState.add, [0]
     def add_then_ctrl_c(self, sample, connectivity):
