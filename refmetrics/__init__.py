@@ -26,6 +26,7 @@ from .metrics import (
     Metric,
     MinMax,
 )
+from .state import PixelState
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ __all__ = [
     "Metric",
     "MinMax",
     "PRO",
+    "PixelState",
     "UndefinedMetricWarning",
     "cuda_available",
     "functional",

@@ -167,6 +167,15 @@ def check_real(name, value):
         raise ValueError(f"{name}: expected a number within the float64 range, received {value!r}") from exc
 
 
+def check_count(name, value, minimum=0):
+    """A whole-number parameter (at least ``minimum``) as an int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, received {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer of at least {minimum}, received {value}")
+    return int(value)
+
+
 def check_same_config(a, b):
     if type(a) is not type(b):
         raise TypeError(f"other: expected a {type(a).__name__} to merge, received {type(b).__name__}")

@@ -49,15 +49,12 @@ from . import _labels as L
 from ._outdir import InterruptedAfterCommit, OutputDir, OutputError  # noqa: F401 - the command catches them
 from . import _validation as V
 from . import functional as F
-from .functional import _ranked as R
-from .functional import _regions as G
-from .functional import ranking as FR
-from .functional import regions as FG
-from .kernels.cpu import regions as KG
+from . import registry
+from .state import PixelState
 
 InputError = IO.InputError
 
-METRICS = ("image AUROC", "image AP", "image F1-max", "pixel AUROC", "pixel AP", "pixel F1-max", "AUPRO")
+METRICS = registry.evaluate_columns()  # ("image AUROC", ..., "AUPRO"): the columns of every table
 RESIZE = {"nearest": 0, "bilinear": 1}
 CURVE_CELLS = 2000  # figure curves keep a point where it enters a new cell of a 2000x2000 grid
 
@@ -284,29 +281,19 @@ _WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uin
 
 
 class CategoryState:
-    """The exact state of one category, filled one image at a time.
+    """The exact state of one category, filled one image at a time: a :class:`refmetrics.state.PixelState`
+    for the pixels (every pixel in one key buffer), the image scores and labels beside it."""
 
-    One key buffer holds every pixel of the category (4 bytes per float32 pixel,
-    8 for float64): background keys fill it from the front, defect pixels' keys
-    from the back. The defect pixels' region sizes (4 bytes each, a few percent
-    of the pixels) are kept per image and joined once at the end.
-    """
-
-    def __init__(self, samples, resize):
+    def __init__(self, samples, resize, connectivity):
         wide = any(s.dtype.newbyteorder("=") in _WIDE or s.target != s.shape for s in samples)
-        self.float = np.dtype(np.float64 if wide else np.float32)
-        self.kd = R._KEY_OF[self.float]
-        self.consts = R._CONSTS[self.kd]
         total = sum(s.target[0] * s.target[1] for s in samples)
         V.check_size_limit(total)
-        self.keys = np.empty(total, self.kd)
-        self.rsizes = []
-        self.n_bg = self.n_reg = self.n_regions = 0
+        self.pixels = PixelState(total, np.float64 if wide else np.float32, connectivity)
         self.image_scores, self.image_labels = [], []
         self.resize = resize
         self.contradicted = []
 
-    def add(self, sample, connectivity):
+    def add(self, sample):
         values = IO.read_map(sample.map)
         # the image score is the maximum of the map as stored (before any resizing)
         score = sample.score if sample.score is not None else float(values.max())
@@ -323,41 +310,10 @@ class CategoryState:
 
             values = resize(values.astype(np.float64), sample.target, order=RESIZE[self.resize],
                             preserve_range=True, anti_aliasing=False)
-        flat = np.ascontiguousarray(values, dtype=self.float).reshape(-1)
         defective = sample.defective if sample.defective is not None else bool(mask is not None and mask.any())
-        bits = flat.view(self.kd)
-        if mask is None or not mask.any():
-            self.n_bg, n_nan = KG.partition_background(bits, self.consts, self.kd.type(0), self.keys, self.n_bg)
-        else:
-            regions, n = L.label_sample(mask, connectivity)
-            regions = regions.reshape(-1)
-            sizes = np.bincount(regions, minlength=n + 1).astype(np.int64)
-            n_defect = int(flat.size - sizes[0])
-            end = self.keys.size - self.n_reg
-            rsizes = np.empty(n_defect, np.uint32)  # a region of one image: fewer than 2**32 pixels
-            self.n_bg, _, n_nan = KG.partition_regions(bits, regions, sizes, self.consts, self.kd.type(0),
-                                                       self.keys, self.n_bg, self.keys[end - n_defect:end],
-                                                       rsizes, 0)
-            self.rsizes.append(rsizes)
-            self.n_reg += n_defect
-            self.n_regions += n
-        if n_nan:  # float maps were checked when read; resized maps cannot hold NaN either
-            raise InputError(f"{sample.map}: the anomaly map holds {n_nan:,} NaN values")
+        self.pixels.add(values, mask, name=str(sample.map))  # NaN: float maps were checked when read
         self.image_scores.append(score)
         self.image_labels.append(int(defective))
-
-    def sorted(self):
-        """Sort in place (background keys) and by (key, size) (defect pixels, with a scratch copy)."""
-        bg = self.keys[:self.n_bg]
-        bg.sort()  # NumPy's in-place sort: no second copy of the background
-        rkeys = self.keys[self.keys.size - self.n_reg:]  # the images' defect keys, last image first
-        rsizes = np.concatenate(self.rsizes[::-1]) if self.rsizes else np.empty(0, np.uint32)
-        self.rsizes = []
-        tk, tp = np.empty_like(rkeys), np.empty_like(rsizes)
-        if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
-            rkeys[...], rsizes[...] = tk, tp
-        del tk, tp
-        return bg, rkeys, rsizes
 
 
 # ---------------------------------------------------------------------------
@@ -392,18 +348,9 @@ def _thin_stream(points, stop=None):
     return tuple(np.concatenate([k[i] for k in kept]) for i in range(len(kept[0])))
 
 
-def _pixel_curves(pos, neg):
+def _pixel_curves(pixels):
     """ROC and PR points for the figures (thinned; the numbers themselves are exact)."""
-    p, n = pos.size, neg.size
-
-    def points():
-        tp = fp = 0
-        for _keys, dtp, dfp in R.exact_groups(pos, neg):
-            ctp, cfp = np.cumsum(dtp) + tp, np.cumsum(dfp) + fp
-            tp, fp = int(ctp[-1]), int(cfp[-1])
-            yield cfp / n, ctp / p, ctp / (ctp + cfp)
-
-    thinned = _thin_stream(points())
+    thinned = _thin_stream(pixels.roc_pr_points())
     if thinned is None:
         return None
     fpr, tpr, precision = thinned
@@ -411,19 +358,9 @@ def _pixel_curves(pos, neg):
             "pr": (np.concatenate([[0.0], tpr]), np.concatenate([[1.0], precision]))}
 
 
-def _pro_curve(bg, rkeys, rsizes, n_regions, fpr_limit):
+def _pro_curve(pixels, fpr_limit):
     """PRO points up to just past ``fpr_limit`` for the figure (thinned)."""
-    n_bg = bg.size
-
-    def points():
-        fp, s = 0, 0.0
-        for dfp, dsh, dsl in G.exact_region_groups(bg, rkeys, rsizes):
-            cfp = np.cumsum(dfp) + fp
-            cs = np.cumsum(dsh + dsl) + s
-            fp, s = int(cfp[-1]), float(cs[-1])
-            yield cfp / n_bg, cs / n_regions
-
-    thinned = _thin_stream(points(), stop=fpr_limit)
+    thinned = _thin_stream(pixels.pro_points(), stop=fpr_limit)
     if thinned is None:
         return None
     return np.concatenate([[0.0], thinned[0]]), np.concatenate([[0.0], thinned[1]])
@@ -447,20 +384,16 @@ def _measure(values, notes, name, func, *args):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _pixel_f1(pixels):
-    best = FR.f1_from_state(pixels)  # None, with the undefined-metric warning, without a defect pixel
-    return best[1] if best is not None else float("nan")
-
-
 def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, quiet=True):
     """Stream one category's samples into its state and compute every metric (and, with ``figures``,
     the curves to draw)."""
     from tqdm.auto import tqdm
 
     category = samples[0].category
-    state = CategoryState(samples, resize)
+    state = CategoryState(samples, resize, connectivity)
+    pixels = state.pixels
     for sample in tqdm(samples, desc=f"{category}: reading", unit="map", disable=quiet, leave=False):
-        state.add(sample, connectivity)
+        state.add(sample)
     notes = []
     steps = ["sorting", "image metrics", "pixel AUROC, AP, F1-max", "AUPRO"] + (["curves"] if figures else [])
     with tqdm(total=len(steps), desc=f"{category}: computing", disable=quiet, leave=False,
@@ -469,8 +402,8 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, qu
             bar.set_postfix_str(name, refresh=False)
             bar.update(0 if name == steps[0] else 1)
 
-        step(f"sorting {state.n_bg + state.n_reg:,} pixels")
-        bg, rkeys, rsizes = state.sorted()
+        step(f"sorting {pixels.n_bg + pixels.n_defect:,} pixels")
+        pixels.finish()
         step("image metrics")
         scores = np.array(state.image_scores)
         labels = np.array(state.image_labels, np.uint8)
@@ -479,15 +412,11 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, qu
         _measure(values, notes, "image AP", F.average_precision, scores, labels)
         _measure(values, notes, "image F1-max", F.f1_max, scores, labels)
         step("pixel AUROC, AP, F1-max")
-        pixels = R.ExactScores()
-        pixels.add(R._Part(rkeys, bg, None, is_sorted=True))
-        _measure(values, notes, "pixel AUROC", FR.auroc_from_state, pixels)
-        _measure(values, notes, "pixel AP", FR.average_precision_from_state, pixels)
-        _measure(values, notes, "pixel F1-max", _pixel_f1, pixels)
+        _measure(values, notes, "pixel AUROC", pixels.auroc)
+        _measure(values, notes, "pixel AP", pixels.average_precision)
+        _measure(values, notes, "pixel F1-max", pixels.f1_max)
         step("AUPRO")
-        regions = G.RegionScores()
-        regions.add(G._Part(bg, rkeys, rsizes, state.n_regions, is_sorted=True))
-        _measure(values, notes, "AUPRO", FG.aupro_from_state, regions, fpr_limit, None)
+        _measure(values, notes, "AUPRO", pixels.aupro, fpr_limit)
         curves = {}
         if figures:  # the curves' own undefined warnings repeat the metrics' notes: dropped
             step("curves")
@@ -496,11 +425,11 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, qu
                 precision, recall, _ = F.precision_recall_curve(scores, labels)
                 curves = {"image roc": F.roc_curve(scores, labels)[:2],
                           "image pr": (recall[::-1], precision[::-1])}
-                pixel = _pixel_curves(rkeys, bg) if rkeys.size and bg.size else None
+                pixel = _pixel_curves(pixels) if pixels.n_defect and pixels.n_bg else None
                 if pixel:
                     curves["pixel roc"], curves["pixel pr"] = pixel["roc"], pixel["pr"]
-                if state.n_regions and bg.size:
-                    curves["pro"] = _pro_curve(bg, rkeys, rsizes, state.n_regions, fpr_limit)
+                if pixels.n_regions and pixels.n_bg:
+                    curves["pro"] = _pro_curve(pixels, fpr_limit)
             curves["scores"] = (scores[labels == 0], scores[labels == 1])
         bar.update(1)
     if state.contradicted:
@@ -510,7 +439,8 @@ def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, qu
                      f"({shown}{', ...' if n > 3 else ''}): the image counts as good, its defect pixels as "
                      "defect pixels")
     counts = {"images": len(samples), "defective images": int(labels.sum()),
-              "pixels": int(bg.size + rkeys.size), "defect pixels": int(rkeys.size), "regions": state.n_regions}
+              "pixels": pixels.n_bg + pixels.n_defect, "defect pixels": pixels.n_defect,
+              "regions": pixels.n_regions}
     return Result(category, values, counts, curves, notes)
 
 

@@ -389,3 +389,18 @@ def pro_score(preds, masks, threshold=0.5, connectivity=None, spatial_dims=2):
     if not regions:
         return None
     return sum(Fraction(sum(1 for i in r if scores[i] > threshold), len(r)) for r in regions) / len(regions)
+
+
+# ---------------------------------------------------------------------------
+# thin oracles named by the registry (refmetrics/registry.py)
+# ---------------------------------------------------------------------------
+
+def f1_max(preds, target):
+    """The largest exact F1 over every threshold (None without a positive)."""
+    return f1_adaptive(preds, target)[1]
+
+
+def min_max(preds):
+    """The smallest and largest score, as floats."""
+    scores = [float(s) for s in _flat(preds)]
+    return min(scores), max(scores)

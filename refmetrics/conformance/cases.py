@@ -7,8 +7,9 @@ from importlib import resources
 
 import numpy as np
 
-METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "pixel_f1max", "aupro", "pro",
-           "pixel_f1_threshold", "pixel_f1_score", "min_score", "max_score")
+from ..registry import conformance_metrics
+
+METRICS = conformance_metrics()  # from the registry (refmetrics/registry.py): each metric checks an entry
 METRIC_DOCS = {
     "image_auroc": "AUROC of image scores (max of each map) against image labels (any defect pixel)",
     "image_ap": "average precision (step-wise, scikit-learn's) of the image scores",

@@ -19,14 +19,12 @@ import numpy as np
 from .. import _arrays as A
 from .. import _validation as V
 from ..kernels.cpu import binned as KB
+from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import ranking as K
 
 CHUNK = 1 << 16  # groups per accumulator call: small buffers, negligible call overhead
 
-_KEY_OF = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
-_FLOAT_OF = {v: k for k, v in _KEY_OF.items()}
-_SHIFTS = {k: K.digit_shifts(k) for k in _FLOAT_OF}
-_CONSTS = {k: K.key_constants(k) for k in _FLOAT_OF}
+_SHIFTS = {k: K.digit_shifts(k) for k in KEYS.FLOAT_OF}
 
 
 class Batch:
@@ -68,24 +66,8 @@ def intake_pair(preds, target, ignore_index, backend):
 
 
 # ---------------------------------------------------------------------------
-# keys
+# sorting keys (the key map itself: kernels/cpu/keys.py)
 # ---------------------------------------------------------------------------
-
-def decode_keys(keys):
-    """Scores (float64) of order-preserving keys."""
-    kd = keys.dtype
-    top = kd.type(1 << (8 * kd.itemsize - 1))
-    bits = np.where(keys & top, keys ^ top, ~keys)
-    return bits.view(_FLOAT_OF[kd]).astype(np.float64)
-
-
-def widen_keys(keys32):
-    """float32 keys re-keyed as float64 keys (exact)."""
-    values = decode_keys(keys32) + 0.0
-    bits = values.view(np.uint64)
-    top = np.uint64(1 << 63)
-    return np.where(bits & top, ~bits, bits | top)
-
 
 def _histogram(keys):
     shifts = _SHIFTS[keys.dtype]
@@ -121,7 +103,7 @@ class _Part:
         self.shared = False  # also held by another state (merged): never sorted in place
 
     def widened(self):
-        pos, neg = widen_keys(self.pos), widen_keys(self.neg)
+        pos, neg = KEYS.widen_keys(self.pos), KEYS.widen_keys(self.neg)
         return _Part(pos, neg, np.stack([_histogram(pos), _histogram(neg)]))
 
 
@@ -157,12 +139,12 @@ def partition(batch):
         pos, neg, n_nan, n_bad = D.encode_batch(batch.scores, batch.labels, batch.has_ignore, batch.ignore)
         batch.check(n_nan, n_bad)
         return _DevicePart(pos, neg)
-    kd = _KEY_OF[batch.scores.dtype]
+    kd = KEYS.KEY_OF[batch.scores.dtype]
     shifts = _SHIFTS[kd]
     out = np.empty(batch.scores.size, kd)
     hist = np.zeros((2, shifts.size - 1, K.RADIX_SIZE), np.int64)
     lo, hi, n_nan, n_bad = K.partition(batch.scores.view(kd), batch.labels, batch.has_ignore, batch.ignore,
-                                       out, hist, shifts, _CONSTS[kd])
+                                       out, hist, shifts, KEYS.CONSTS[kd])
     batch.check(n_nan, n_bad)
     return _Part(out[:lo], out[hi:], hist)
 
@@ -229,7 +211,7 @@ class ExactScores(PartsState):
     @staticmethod
     def threshold_of(key):
         """The score (float) of a group's key (a one-element array)."""
-        return float(decode_keys(key)[0])
+        return float(KEYS.decode_keys(key)[0])
 
     @property
     def n_pos(self):
@@ -305,7 +287,7 @@ def device_curve_counts(pos, neg):
     if not chunks:
         return np.empty(0), np.empty(0, np.int64), np.empty(0, np.int64)
     keys = np.concatenate([c[0] for c in chunks])
-    return (decode_keys(keys), np.cumsum(np.concatenate([c[1] for c in chunks])),
+    return (KEYS.decode_keys(keys), np.cumsum(np.concatenate([c[1] for c in chunks])),
             np.cumsum(np.concatenate([c[2] for c in chunks])))
 
 
@@ -317,7 +299,7 @@ def exact_curve_counts(pos, neg):
     dfp = np.empty(g, np.int64)
     cursor = np.array([pos.size - 1, neg.size - 1], np.int64)
     K.next_groups(pos, neg, cursor, keys, dtp, dfp)
-    return decode_keys(keys), np.cumsum(dtp), np.cumsum(dfp)
+    return KEYS.decode_keys(keys), np.cumsum(dtp), np.cumsum(dfp)
 
 
 class BinnedScores:

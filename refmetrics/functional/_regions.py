@@ -13,6 +13,7 @@ import numpy as np
 from .. import _arrays as A
 from .. import _labels as L
 from .. import _validation as V
+from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import ranking as KR
 from ..kernels.cpu import regions as K
 from . import _ranked as R
@@ -113,7 +114,7 @@ class _Part:
         self.shared = False  # also held by another state (merged): never sorted in place
 
     def widened(self):
-        return _Part(R.widen_keys(self.bg), R.widen_keys(self.rkeys), self.rsizes, self.n_regions, self.dropped)
+        return _Part(KEYS.widen_keys(self.bg), KEYS.widen_keys(self.rkeys), self.rsizes, self.n_regions, self.dropped)
 
 
 def cut_for_limit(hist, n_bg, fpr_limit, key_dtype):
@@ -198,8 +199,8 @@ def partition_regions(batch, connectivity, fpr_limit=1.0):
     """
     if batch.device:
         return partition_regions_device(batch, connectivity, fpr_limit)
-    kd = R._KEY_OF[batch.scores.dtype]
-    consts = R._CONSTS[kd]
+    kd = KEYS.KEY_OF[batch.scores.dtype]
+    consts = KEYS.CONSTS[kd]
     n_bg_all = batch.scores.size - batch.n_pos
     cut = kd.type(0)
     n_keep = n_bg_all
@@ -409,10 +410,10 @@ def device_sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
     """As :func:`sampled_region_groups` for sorted device arrays."""
     from ..kernels.cuda import _driver as D
 
-    ends = [(D.decode(np.array([D.scalar(a, 0), D.scalar(a, -1)], a.dtype))) for a in (bg, rkeys) if a.size]
+    ends = [(KEYS.decode_keys(np.array([D.scalar(a, 0), D.scalar(a, -1)], a.dtype))) for a in (bg, rkeys) if a.size]
     lo = min(e[0] for e in ends) if ends else np.inf
     hi = max(e[1] for e in ends) if ends else -np.inf
-    bounds = threshold_keys(_thresholds_between(lo, hi, num_thresholds), bg.dtype)
+    bounds = KEYS.threshold_keys(_thresholds_between(lo, hi, num_thresholds), bg.dtype)
     at_least_bg = D.count_at_least(bg, bounds)
     at_least_r = D.count_at_least(rkeys, bounds)
     dfp = np.diff(at_least_bg, prepend=0)
@@ -429,7 +430,7 @@ def sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
     lo = min(_decode_end(bg, 0), _decode_end(rkeys, 0))
     hi = max(_decode_end(bg, -1), _decode_end(rkeys, -1))
     thresholds = _thresholds_between(lo, hi, num_thresholds)
-    bounds = threshold_keys(thresholds, bg.dtype)
+    bounds = KEYS.threshold_keys(thresholds, bg.dtype)
     dfp = np.empty(num_thresholds, np.int64)
     dsh = np.empty(num_thresholds, np.float64)
     dsl = np.empty(num_thresholds, np.float64)
@@ -440,23 +441,8 @@ def sampled_region_groups(bg, rkeys, rsizes, num_thresholds):
 def _decode_end(keys, index):
     if keys.size == 0:
         return np.inf if index == 0 else -np.inf
-    return float(R.decode_keys(keys[index:index + 1] if index >= 0 else keys[index:])[0])
+    return float(KEYS.decode_keys(keys[index:index + 1] if index >= 0 else keys[index:])[0])
 
-
-def threshold_keys(thresholds, key_dtype):
-    """Keys ``k`` such that ``score >= t`` iff ``key(score) >= k``, for float64 thresholds ``t``.
-
-    For float32 scores ``t`` is rounded up to the next float32 when inexact.
-    """
-    ft = R._FLOAT_OF[np.dtype(key_dtype)]
-    t = thresholds.astype(ft)
-    if ft == np.float32:
-        low = t.astype(np.float64) < thresholds
-        t[low] = np.nextafter(t[low], np.float32(np.inf))
-    t = t + ft.type(0.0)  # -0.0 -> +0.0
-    bits = t.view(key_dtype)
-    top = np.dtype(key_dtype).type(1 << (8 * np.dtype(key_dtype).itemsize - 1))
-    return np.where(bits & top, ~bits, bits | top).astype(key_dtype)
 
 
 def aupro_from_groups(groups, n_bg, n_regions, fpr_limit):

@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _arrays as A
 from .. import _validation as V
+from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import threshold as KT
 
 _AVERAGES = ("global", "samplewise")
@@ -46,16 +47,6 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
     return out
 
 
-def _key(x):
-    bits = int(np.float64(x).view(np.uint64))
-    return bits | (1 << 63) if not bits >> 63 else (~bits) & ((1 << 64) - 1)
-
-
-def _value(key):
-    bits = key ^ (1 << 63) if key >> 63 else (~key) & ((1 << 64) - 1)
-    return float(np.uint64(bits).view(np.float64))
-
-
 def positive_cut(threshold, sigmoid):
     """The float64 ``cut`` with ``x >= cut`` iff ``x`` is predicted positive by the CPU rule
     (``x > threshold``, after the CPU's float64 sigmoid when ``sigmoid``); NaN when no
@@ -70,14 +61,14 @@ def positive_cut(threshold, sigmoid):
         return -np.inf
     if not KT.sigmoid_above(np.inf, threshold):
         return float("nan")
-    lo, hi = _key(-np.inf), _key(np.inf)  # sigmoid_above(lo) false, (hi) true
+    lo, hi = KEYS.key_of(-np.inf), KEYS.key_of(np.inf)  # sigmoid_above(lo) false, (hi) true
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if KT.sigmoid_above(_value(mid), threshold):
+        if KT.sigmoid_above(KEYS.value_of(mid), threshold):
             hi = mid
         else:
             lo = mid
-    return _value(hi)
+    return KEYS.value_of(hi)
 
 
 def _device_counts(p, t, threshold, rows, ignore_index):

@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from ._sum import add_dd, dd_over, div_dd, scale_dd
+from .keys import is_nan_bits, score_key
 
 RADIX_BITS = 11
 RADIX_SIZE = 1 << RADIX_BITS
@@ -40,41 +41,6 @@ def digit_shifts(dtype):
     width = np.dtype(dtype).itemsize * 8
     npass = (width + RADIX_BITS - 1) // RADIX_BITS
     return np.array([RADIX_BITS * p for p in range(npass)] + [RADIX_MASK], dtype=dtype)
-
-
-def key_constants(dtype):
-    """``[sign bit, magnitude mask, bits of +inf, all ones]`` of the key dtype.
-
-    Typed as the key (uint32 or uint64), so one kernel serves float32 and
-    float64 scores and no operation is promoted to a wider or signed type
-    (numba types ``~uint32`` as int64).
-    """
-    if np.dtype(dtype) == np.uint32:
-        return np.array([0x80000000, 0x7FFFFFFF, 0x7F800000, 0xFFFFFFFF], dtype=np.uint32)
-    return np.array([1 << 63, (1 << 63) - 1, 0x7FF0000000000000, (1 << 64) - 1], dtype=np.uint64)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def is_nan_bits(b, magnitude, inf):
-    """Whether float bits ``b`` are a NaN (``magnitude``, ``inf`` from :func:`key_constants`)."""
-    return (b & magnitude) > inf
-
-
-@njit(cache=True, nogil=True, inline="always")
-def score_key(b, sign, ones):
-    """Order-preserving key of non-NaN float bits ``b``: -0.0 folded onto +0.0,
-    negative floats get every bit flipped, positive ones the sign bit set.
-
-    Kernels pass the constants as scalars loaded once, not the array: loads
-    inside the loop would not be hoisted past the stores to the outputs.
-    """
-    if b == sign:
-        b = sign ^ sign
-    if b & sign:
-        k = b ^ ones
-    else:
-        k = b | sign
-    return k
 
 
 @njit(cache=True, nogil=True)
@@ -335,13 +301,22 @@ def finish_pr_trapezoid(counts, sums, n_pos):
     return dd_over(sums[0], sums[1], 2.0 * n_pos)
 
 
-@njit(cache=True, nogil=True)
-def _f1_better(tp, fp, btp, bfp, n_pos):
-    # F1 = 2 tp / (tp + fp + P); compare tp/(tp+fp+P) >= btp/(btp+bfp+P) exactly.
-    # Both products are below 2 n^2 < 2^64 for n < 3e9 elements (checked upstream).
+@njit(cache=True, nogil=True, inline="always")
+def f1_order(tp, fp, btp, bfp, n_pos):
+    """Exact order of two F1 values ``F1 = 2 tp / (tp + fp + P)``: 1 if ``(tp, fp)`` is
+    larger than ``(btp, bfp)``, 0 if equal, -1 if smaller. The one F1 comparison of the
+    library: the CUDA kernels compile their twin from this function's Python source.
+
+    Compares ``tp / (tp + fp + P)`` with ``btp / (btp + bfp + P)`` by cross products in
+    uint64: both are below 2 n^2 < 2^64 for n < 3e9 elements (checked upstream).
+    """
     lhs = np.uint64(tp) * np.uint64(btp + bfp + n_pos)
     rhs = np.uint64(btp) * np.uint64(tp + fp + n_pos)
-    return lhs >= rhs
+    if lhs > rhs:
+        return 1
+    if lhs == rhs:
+        return 0
+    return -1
 
 
 @njit(cache=True, nogil=True)
@@ -356,7 +331,8 @@ def acc_f1_max(keys, dtp, dfp, n_pos, state, best_key):
     for g in range(dtp.size):
         tp += dtp[g]
         fp += dfp[g]
-        if state[4] == 0 or _f1_better(tp, fp, state[2], state[3], n_pos):
+        # thresholds come in decreasing order: an equal F1 later is at a lower threshold
+        if state[4] == 0 or f1_order(tp, fp, state[2], state[3], n_pos) >= 0:
             state[2] = tp
             state[3] = fp
             best_key[0] = keys[g]

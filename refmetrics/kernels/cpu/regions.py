@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit
 
 from ._sum import add_dd, div_dd, dd_over, mul_dd, scale_dd, two_prod
-from .ranking import RADIX_SIZE, is_nan_bits, score_key
+from .keys import is_nan_bits, score_key
+from .ranking import RADIX_SIZE
 
 
 @njit(cache=True, nogil=True)
@@ -49,7 +50,7 @@ def partition_regions(bits, regions, sizes, consts, cut, bg, n_bg, rkeys, rsizes
     (key and region size) to ``rkeys[n_reg:]`` / ``rsizes[n_reg:]``.
 
     ``regions`` holds the sample's region ids (0 = background, ids 1..),
-    ``sizes[id]`` their pixel counts. ``consts`` as ``ranking.key_constants``.
+    ``sizes[id]`` their pixel counts. ``consts`` as ``keys.key_constants``.
     Pixels whose key is below ``cut`` are counted out (0 keeps all). Returns
     ``(n_bg, n_reg, n_nan)`` after this sample.
     """

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from numba import cuda
 
-from ..cpu.ranking import key_constants
+from ..cpu.keys import decode_keys, key_constants
 from . import ranking as K
 
 KEY_OF = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
@@ -238,12 +238,7 @@ def widen(d_keys32):
     return keys
 
 
-def decode(keys):
-    """Host float64 values of host keys (as ``functional._ranked.decode_keys``)."""
-    kd = keys.dtype
-    top = kd.type(1 << (8 * kd.itemsize - 1))
-    bits = np.where(keys & top, keys ^ top, ~keys)
-    return bits.view({np.dtype(np.uint32): np.float32, np.dtype(np.uint64): np.float64}[kd]).astype(np.float64)
+decode = decode_keys  # host float64 values of host keys (one definition: cpu/keys.py)
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 from numba import cuda
 
 from ..cpu import ranking as C
+from . import keys as KEYS
 from ._jit import device, kernel
 
 RADIX_BITS = 8
@@ -36,8 +37,7 @@ POSITIVE, NEGATIVE, NAN, BAD, IGNORED = 1, 0, 2, 3, 4
 
 
 # the key map and the NaN test, compiled from the CPU kernels' own Python source (one definition)
-_key = device(C.score_key.py_func)
-_is_nan = device(C.is_nan_bits.py_func)
+_key, _is_nan, _key_bits = KEYS.score_key, KEYS.is_nan, KEYS.key_bits
 
 
 @kernel
@@ -48,7 +48,7 @@ def encode_keys(bits, target, has_ignore, ignore, consts, keys, labels, counts):
     {0, 1}) or 4 (ignored: ``target == ignore``, dropped before anything else);
     ``counts = [n_nan, n_bad]`` (integer atomics, order-free; only invalid data
     touches them, so valid data never contends on them). ``consts`` as
-    ``cpu.ranking.key_constants``.
+    ``cpu.keys.key_constants``.
     """
     i = cuda.grid(1)
     if i >= bits.size:
@@ -86,11 +86,7 @@ def decode_bits(keys, consts, bits):
     """Float bits of keys (the inverse of the key map)."""
     i = cuda.grid(1)
     if i < keys.size:
-        k = keys[i]
-        if k & consts[0]:
-            bits[i] = k ^ consts[0]
-        else:
-            bits[i] = k ^ consts[3]
+        bits[i] = _key_bits(keys[i], consts[0], consts[3])
 
 
 @kernel
@@ -492,13 +488,15 @@ def count_equal(group_keys, a, b, ca, cb):
         cb[g] = _first_gt(b, k) - _first_ge(b, k)
 
 
+_f1_order = device(C.f1_order.py_func)
+
+
 @device
 def _f1_wins(tp, fp, k, btp, bfp, bk, n_pos):
-    """Whether (tp, fp) at key k beats (btp, bfp) at key bk: larger exact F1 = 2tp/(tp+fp+P),
+    """Whether (tp, fp) at key k beats (btp, bfp) at key bk: larger exact F1 (``cpu.ranking.f1_order``),
     ties to the lower key (threshold), as ``cpu.ranking.acc_f1_max``."""
-    lhs = np.uint64(tp) * np.uint64(btp + bfp + n_pos)
-    rhs = np.uint64(btp) * np.uint64(tp + fp + n_pos)
-    return lhs > rhs or (lhs == rhs and k < bk)
+    order = _f1_order(tp, fp, btp, bfp, n_pos)
+    return order > 0 or (order == 0 and k < bk)
 
 
 @kernel

@@ -13,7 +13,9 @@ import numpy as np
 from numba import cuda
 
 from ._jit import kernel
-from .ranking import _is_nan, _key, _warp_lanes
+from .keys import is_nan as _is_nan
+from .keys import score_key as _key
+from .ranking import _warp_lanes
 
 BACKGROUND, REGION, NAN = 0, 1, 2
 

@@ -1,0 +1,218 @@
+"""The pooled exact pixel state of a set of images, image by image, with per-image offsets.
+
+:class:`PixelState` is what ``refmetrics evaluate`` builds for one category, and
+what a user builds to compute every pixel metric of a test set from one pass
+over its maps, in bounded memory: one key buffer holds every pixel (4 bytes per
+float32 pixel, 8 per float64), background keys filled from the front and defect
+pixels' keys from the back, with each defect pixel's region size (4 bytes) kept
+beside it. Per-image offsets into that buffer give each image's own pixels
+(per-image metrics such as AUPIMO need them) until :meth:`PixelState.finish`
+sorts the pooled keys.
+
+Example
+-------
+>>> import numpy as np
+>>> from refmetrics.state import PixelState
+>>> maps = np.array([[[0.1, 0.2], [0.3, 0.4]], [[0.9, 0.2], [0.8, 0.1]]], np.float32)
+>>> masks = np.array([[[0, 0], [0, 0]], [[1, 0], [1, 0]]], np.uint8)
+>>> state = PixelState(n_pixels=maps.size)
+>>> for m, t in zip(maps, masks):
+...     state.add(m, t)
+>>> state.pixels_per_image.tolist()  # (background, defect) pixels of each image
+[[4, 0], [2, 2]]
+>>> state.finish()
+>>> state.auroc(), round(state.aupro(fpr_limit=0.3), 12)
+(1.0, 1.0)
+"""
+
+import numpy as np
+
+from . import _labels as L
+from . import _validation as V
+from .functional import _ranked as R
+from .functional import _regions as G
+from .functional import ranking as FR
+from .functional import regions as FG
+from .kernels.cpu import keys as KEYS
+from .kernels.cpu import regions as KG
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class PixelState:
+    """Every pixel of a set of images as exact keys, split into background and defect pixels.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Room for this many pixels in all (the buffer is allocated once).
+    dtype : {numpy.float32, numpy.float64}
+        The float type the maps are converted to (float64 for float64 or wide
+        integer maps: keys must hold every score exactly).
+    connectivity : int, optional
+        Region connectivity of the masks (``None``: full, 8-connected in 2-D), as
+        :func:`refmetrics.functional.aupro`.
+
+    Notes
+    -----
+    Images are added with :meth:`add`; :meth:`finish` sorts the pooled keys
+    once, after which the metrics are read (:meth:`auroc`, :meth:`average_precision`,
+    :meth:`f1_max`, :meth:`aupro`, :meth:`roc_pr_points`, :meth:`pro_points`) and
+    no image can be added. Results equal the functional API's on the same
+    pixels, bit for bit, whatever the order the images were added in.
+    """
+
+    def __init__(self, n_pixels, dtype=np.float32, connectivity=None):
+        n_pixels = V.check_count("n_pixels", n_pixels)
+        dtype = np.dtype(dtype)
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype: expected float32 or float64, received {dtype}")
+        V.check_size_limit(n_pixels)
+        self.float = dtype
+        self.kd = KEYS.KEY_OF[dtype]
+        self._consts = KEYS.CONSTS[self.kd]
+        self.connectivity = connectivity
+        self._keys = np.empty(n_pixels, self.kd)
+        self._rsizes = []
+        self.n_bg = self.n_defect = self.n_regions = 0
+        self._offsets = [(0, 0)]  # (background, defect) pixels before each image
+        self._sorted = None
+
+    # -- filling --------------------------------------------------------------
+
+    @property
+    def n_images(self):
+        return len(self._offsets) - 1
+
+    @property
+    def offsets(self):
+        """``(n_images + 1, 2)`` int64: background and defect pixels before each image (and in all)."""
+        return np.array(self._offsets, np.int64)
+
+    @property
+    def pixels_per_image(self):
+        """``(n_images, 2)`` int64: each image's background and defect pixel counts."""
+        return np.diff(self.offsets, axis=0)
+
+    def add(self, scores, mask=None, name="scores"):
+        """Add one image: its map (any shape) and its mask (same shape, nonzero = defect; None = none).
+
+        ``name`` names the map in errors (a file name, say). A map holding NaN
+        raises ValueError, and the state is then unusable (its counts are not
+        rolled back): start again.
+        """
+        if self._sorted is not None:
+            raise RuntimeError("PixelState.add: the state is finished (sorted); add every image before finish()")
+        flat = np.ascontiguousarray(scores, dtype=self.float).reshape(-1)
+        if self.n_bg + self.n_defect + flat.size > self._keys.size:
+            raise ValueError(f"{name}: the state holds {self._keys.size:,} pixels, "
+                             f"{self._keys.size - self.n_bg - self.n_defect:,} of them free; received "
+                             f"{flat.size:,} more")
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != np.shape(scores):
+                raise ValueError(f"mask: expected the shape of {name} {np.shape(scores)}, received {mask.shape}")
+        bits = flat.view(self.kd)
+        zero = self.kd.type(0)
+        if mask is None or not mask.any():
+            self.n_bg, n_nan = KG.partition_background(bits, self._consts, zero, self._keys, self.n_bg)
+        else:
+            regions, n = L.label_sample(mask != 0, self.connectivity)
+            regions = regions.reshape(-1)
+            sizes = np.bincount(regions, minlength=n + 1).astype(np.int64)
+            n_defect = int(flat.size - sizes[0])
+            end = self._keys.size - self.n_defect
+            rsizes = np.empty(n_defect, np.uint32)  # a region of one image: fewer than 2**32 pixels
+            self.n_bg, _, n_nan = KG.partition_regions(bits, regions, sizes, self._consts, zero, self._keys,
+                                                       self.n_bg, self._keys[end - n_defect:end], rsizes, 0)
+            self._rsizes.append(rsizes)
+            self.n_defect += n_defect
+            self.n_regions += n
+        if n_nan:
+            raise ValueError(f"{name}: expected scores without NaN, received {int(n_nan):,} NaN values")
+        self._offsets.append((self.n_bg, self.n_defect))
+
+    def image_keys(self, i):
+        """``(background, defect)`` keys of image ``i`` (views, in the image's pixel order less
+        NaNs), available until :meth:`finish`. Decode with ``kernels.cpu.keys.decode_keys``."""
+        if self._sorted is not None:
+            raise RuntimeError("PixelState.image_keys: the state is finished (sorted): per-image keys are "
+                               "gone; read them before finish()")
+        if not -self.n_images <= i < self.n_images:
+            raise IndexError(f"i: expected an image index below {self.n_images}, received {i}")
+        i %= self.n_images
+        (b0, d0), (b1, d1) = self._offsets[i], self._offsets[i + 1]
+        end = self._keys.size
+        return self._keys[b0:b1], self._keys[end - d1:end - d0]
+
+    # -- sorting --------------------------------------------------------------
+
+    def finish(self):
+        """Sort the pooled keys in place: background keys, then defect keys by (key, region size)."""
+        if self._sorted is not None:
+            return
+        bg = self._keys[:self.n_bg]
+        bg.sort()  # NumPy's in-place sort: no second copy of the background
+        rkeys = self._keys[self._keys.size - self.n_defect:]  # the images' defect keys, last image first
+        rsizes = np.concatenate(self._rsizes[::-1]) if self._rsizes else np.empty(0, np.uint32)
+        self._rsizes = []
+        tk, tp = np.empty_like(rkeys), np.empty_like(rsizes)
+        if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
+            rkeys[...], rsizes[...] = tk, tp
+        del tk, tp
+        self._sorted = (bg, rkeys, rsizes)
+        pixels = R.ExactScores()
+        pixels.add(R._Part(rkeys, bg, None, is_sorted=True))
+        regions = G.RegionScores()
+        regions.add(G._Part(bg, rkeys, rsizes, self.n_regions, is_sorted=True))
+        self._pixels, self._regions = pixels, regions
+
+    def _need_sorted(self, what):
+        if self._sorted is None:
+            raise RuntimeError(f"PixelState.{what}: call finish() first (it sorts the pooled keys)")
+        return self._sorted
+
+    # -- metrics --------------------------------------------------------------
+
+    def auroc(self):
+        """Pixel AUROC (as :func:`refmetrics.functional.auroc`)."""
+        self._need_sorted("auroc")
+        return FR.auroc_from_state(self._pixels)
+
+    def average_precision(self):
+        """Pixel average precision (as :func:`refmetrics.functional.average_precision`)."""
+        self._need_sorted("average_precision")
+        return FR.average_precision_from_state(self._pixels)
+
+    def f1_max(self):
+        """Pixel F1-max (as :func:`refmetrics.functional.f1_max`); NaN without a defect pixel."""
+        self._need_sorted("f1_max")
+        best = FR.f1_from_state(self._pixels)  # None, with the undefined-metric warning
+        return best[1] if best is not None else float("nan")
+
+    def aupro(self, fpr_limit=0.3):
+        """AUPRO up to ``fpr_limit`` (as :func:`refmetrics.functional.aupro`)."""
+        self._need_sorted("aupro")
+        return FG.aupro_from_state(self._regions, FG.check_fpr_limit(fpr_limit), None)
+
+    def roc_pr_points(self):
+        """Yield ``(fpr, tpr, precision)`` chunks, one point per distinct score, decreasing
+        threshold (exact ratios of integer counts; the curves ``evaluate`` draws)."""
+        bg, rkeys, _ = self._need_sorted("roc_pr_points")
+        p, n = rkeys.size, bg.size
+        tp = fp = 0
+        for _keys, dtp, dfp in R.exact_groups(rkeys, bg):
+            ctp, cfp = np.cumsum(dtp) + tp, np.cumsum(dfp) + fp
+            tp, fp = int(ctp[-1]), int(cfp[-1])
+            yield cfp / n, ctp / p, ctp / (ctp + cfp)
+
+    def pro_points(self):
+        """Yield ``(fpr, pro)`` chunks of the PRO curve, one point per distinct score, decreasing threshold."""
+        bg, rkeys, rsizes = self._need_sorted("pro_points")
+        n_bg = bg.size
+        fp, s = 0, 0.0
+        for dfp, dsh, dsl in G.exact_region_groups(bg, rkeys, rsizes):
+            cfp = np.cumsum(dfp) + fp
+            cs = np.cumsum(dsh + dsl) + s
+            fp, s = int(cfp[-1]), float(cs[-1])
+            yield cfp / n_bg, cs / self.n_regions
