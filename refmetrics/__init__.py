@@ -27,6 +27,9 @@ from .metrics import (
     MinMax,
 )
 
+# --- PIMO / AUPIMO (issue 13, section 1) ---
+from .metrics import AUPIMO  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -47,4 +50,6 @@ __all__ = [
     "UndefinedMetricWarning",
     "cuda_available",
     "functional",
+    # PIMO / AUPIMO
+    "AUPIMO",
 ]
