@@ -13,7 +13,9 @@ class AUPIMO(Metric):
     ----------
     fpr_bounds : (float, float)
         Shared-FPR integration range ``(L, U)``, ``0 < L < U <= 1``;
-        ``(1e-5, 1e-4)`` by default, as anomalib's ``AUPIMO``.
+        ``(1e-5, 1e-4)`` by default, as anomalib's ``AUPIMO``. Keyword-only:
+        anomalib's first positional parameter is ``num_thresholds``, which
+        refmetrics does not have (every distinct score is a threshold).
     backend : {"auto", "cpu", "cuda"}
 
     Attributes
@@ -48,7 +50,7 @@ class AUPIMO(Metric):
 
     _outputs = ("per_image",)
 
-    def __init__(self, fpr_bounds=(1e-5, 1e-4), *, backend="auto"):
+    def __init__(self, *, fpr_bounds=(1e-5, 1e-4), backend="auto"):
         super().__init__(backend)
         self.fpr_bounds = F.check_fpr_bounds(fpr_bounds)
         self.reset()
