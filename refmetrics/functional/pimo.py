@@ -34,6 +34,11 @@ from ..kernels.cpu import pimo as K
 from ..kernels.cpu import regions as KR
 from . import _ranked as R
 
+# The score-key map, used here by these four names only. On this branch they live in functional/_ranked.py;
+# after the lead's key module (kernels/cpu/keys.py) they are KEYS.KEY_OF, KEYS.CONSTS, KEYS.decode_keys and
+# KEYS.widen_keys: this line is the whole change a merge needs.
+_KEY_OF, _CONSTS, _decode_keys, _widen_keys = R._KEY_OF, R._CONSTS, R.decode_keys, R.widen_keys
+
 TOP_BITS = 16  # resolution of the histogram that finds the window of normal scores
 AREA_CELLS = 1 << 24  # window columns x images counted at once (bounds the count arrays to 2 x 128 MiB)
 
@@ -106,13 +111,13 @@ class _Part:
 
             widen = D.widen
         else:
-            widen = R.widen_keys
+            widen = _widen_keys
         return _Part(self.n_per, widen(self.normal), widen(self.defect), self.n_defect,
                      None if self.other is None else widen(self.other), self.anomalous, self.device)
 
 
 def _partition_host(scores, labels, n_images, n_per, keep_other):
-    kd = R._KEY_OF[scores.dtype]
+    kd = _KEY_OF[scores.dtype]
     positives = np.empty(n_images, np.int64)
     n_bad = K.image_positives(labels, n_per, positives)
     if n_bad:
@@ -124,7 +129,7 @@ def _partition_host(scores, labels, n_images, n_per, keep_other):
     normal = np.empty(n_norm, kd)
     defect = np.empty(n_def, kd)
     other = np.empty(max(n_oth, 0), kd)
-    nn, nd, no, n_nan = K.partition_images(scores.view(kd), labels, n_per, positives, R._CONSTS[kd], keep_other,
+    nn, nd, no, n_nan = K.partition_images(scores.view(kd), labels, n_per, positives, _CONSTS[kd], keep_other,
                                            normal, defect, other)
     V.raise_if_nan("preds", n_nan)
     return _Part(n_per, normal, defect, positives[anomalous], other if keep_other else None, anomalous)
@@ -447,7 +452,7 @@ def pimo_from_state(state):
             start += count
             tpr[image_rows[a]] = (count - np.searchsorted(keys, thresholds, side="left")) / np.float64(count)
         row += p.anomalous.size
-    return R.decode_keys(thresholds.astype(kd)), shared, tpr, classes
+    return _decode_keys(thresholds.astype(kd)), shared, tpr, classes
 
 
 def pimo_curve(preds, target, *, backend="auto"):
