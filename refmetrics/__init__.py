@@ -28,6 +28,9 @@ from .metrics import (
 )
 from .state import PixelState
 
+# --- PIMO / AUPIMO (issue 13, section 1) ---
+from .metrics import AUPIMO  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -49,4 +52,6 @@ __all__ = [
     "UndefinedMetricWarning",
     "cuda_available",
     "functional",
+    # PIMO / AUPIMO
+    "AUPIMO",
 ]

@@ -106,6 +106,13 @@ METRICS = (
     MetricSpec("aupro", "AUPRO", "aupro", "maps", "no defect region or no defect-free pixel", True,
                "AUPRO (exact and sampled)", evaluate=("AUPRO",), conformance=("aupro",)),
     MetricSpec("pro_score", "PRO", "pro_score", "maps", "no defect region", False, "PRO", conformance=("pro",)),
+    MetricSpec("pimo_curve", None, None, "maps",
+               "no normal image (the shared FPR is NaN) or no anomalous image (every TPR row is NaN)", True,
+               "PIMO curve and AUPIMO"),
+    MetricSpec("aupimo", "AUPIMO", "aupimo_mean", "maps",
+               "no normal image, no anomalous image, or fpr_bounds' lower bound below the smallest positive "
+               "shared FPR reachable (the warning gives the range)", True, "PIMO curve and AUPIMO",
+               conformance=("aupimo",)),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

@@ -404,3 +404,87 @@ def min_max(preds):
     """The smallest and largest score, as floats."""
     scores = [float(s) for s in _flat(preds)]
     return min(scores), max(scores)
+
+# PIMO / AUPIMO (issue 13, section 1)
+# ---------------------------------------------------------------------------
+
+def _images(maps, masks):
+    """``[(scores, labels), ...]`` per image: ``maps``/``masks`` as arrays ``(B, ...)`` or as lists of
+    per-image arrays (images of different sizes)."""
+    out = []
+    for m, g in zip(maps, masks):
+        scores, labels = _pairs(m, g)
+        out.append((scores, labels))
+    return out
+
+
+def pimo_curve(maps, masks):
+    """``(thresholds desc, shfpr, tprs, classes)`` by counting at every distinct score.
+
+    ``shfpr[k]`` is the Fraction mean over normal images of ``FP_i / N_i`` (None without a normal
+    image); ``tprs[i][k]`` the Fraction ``TP_i / P_i`` (None for normal images); classes 1 = anomalous.
+    """
+    images = _images(maps, masks)
+    classes = [1 if any(t == 1 for t in lab) else 0 for _, lab in images]
+    thr = sorted({s for sc, _ in images for s in sc}, reverse=True)
+    normal = [sc for (sc, _), c in zip(images, classes) if c == 0]
+    shfpr, tprs = [], [[] if c else None for c in classes]
+    for t in thr:
+        shfpr.append(sum(Fraction(sum(1 for s in sc if s >= t), len(sc)) for sc in normal) / len(normal)
+                     if normal else None)
+        for i, ((sc, lab), c) in enumerate(zip(images, classes)):
+            if c:
+                pos = [s for s, y in zip(sc, lab) if y == 1]
+                tprs[i].append(Fraction(sum(1 for s in pos if s >= t), len(pos)))
+    return thr, shfpr, tprs, classes
+
+
+def _ln(fraction):
+    # ln of a positive Fraction as ln(numerator) - ln(denominator) (math.log is exact-input for big ints)
+    return math.log(fraction.numerator) - math.log(fraction.denominator)
+
+
+def aupimo(maps, masks, fpr_bounds=(1e-5, 1e-4)):
+    """``(mean, per_image)`` by the definition; ``(None, [None...])`` when undefined.
+
+    The curve's points (one per distinct score, decreasing) joined by straight lines in
+    ``(ln shFPR, TPR_i)``; for each pair of consecutive points the part inside ``[ln L, ln U]``
+    is a trapezoid, its ends interpolated linearly; the sum is divided by ``ln U - ln L``.
+    """
+    lower, upper = fpr_bounds
+    thr, shfpr, tprs, classes = pimo_curve(maps, masks)
+    undefined = (None, [None] * len(classes))
+    if not any(classes) or all(classes):
+        return undefined
+    smallest = min(x for x in shfpr if x > 0)
+    if Fraction(lower) < smallest:
+        return undefined
+    lo, hi = math.log(lower), math.log(upper)
+    per_image = []
+    for tpr in tprs:
+        if tpr is None:
+            per_image.append(None)
+            continue
+        area = 0.0
+        for j in range(len(thr) - 1):
+            xa, xb = shfpr[j], shfpr[j + 1]
+            if xa == 0 or xa == xb:
+                continue  # left of ln(smallest) <= ln L, or vertical
+            la, lb = _ln(xa), _ln(xb)
+            a, b = max(la, lo), min(lb, hi)
+            if a >= b:
+                continue
+            ya, yb = float(tpr[j]), float(tpr[j + 1])
+
+            def at(u):
+                return ya + (yb - ya) * (u - la) / (lb - la)
+
+            area += (b - a) * (at(a) + at(b)) / 2
+        per_image.append(min(1.0, max(0.0, area / (hi - lo))))
+    values = [v for v in per_image if v is not None]
+    return sum(values) / len(values), per_image
+
+
+def aupimo_mean(maps, masks):
+    """The registry's oracle of ``aupimo``: the mean alone (None when undefined), default bounds."""
+    return aupimo(maps, masks)[0]

@@ -490,3 +490,49 @@ def test_masked_arrays_are_refused_in_every_intake_path():
         with pytest.raises(TypeError, match=rf"^{culprit}: " + message):
             call(_masked(MASKS if culprit == "masks" else MAPS))
 
+
+
+# ---------------------------------------------------------------------------
+# PIMO / AUPIMO (issue 13, section 1): entries of the tables above
+# ---------------------------------------------------------------------------
+
+PIMO_MAPS = np.array([[[0.1, 0.2, 0.3, 0.9]], [[0.1, 0.2, 0.4, 0.5]], [[0.8, 0.45, 0.2, 0.1]]])
+PIMO_MASKS = np.array([[[0, 0, 0, 0]], [[0, 0, 0, 0]], [[1, 1, 0, 0]]])
+PIMO_BOUNDS = (0.125, 1.0)
+
+DATA_ARGS.update({
+    "aupimo": ((PIMO_MAPS, PIMO_MASKS), PIMO_BOUNDS),
+    "pimo_curve": ((PIMO_MAPS, PIMO_MASKS), "cpu"),
+})
+FIRST_POSITIONAL["AUPIMO"] = None  # anomalib's first positional is num_thresholds, which refmetrics lacks
+NAN_PARAMETERS.update({
+    "aupimo": (lambda **kw: F.aupimo(PIMO_MAPS, PIMO_MASKS, **kw), []),  # fpr_bounds: a pair, tested in test_pimo
+    "pimo_curve": (lambda **kw: F.pimo_curve(PIMO_MAPS, PIMO_MASKS, **kw), []),
+    "AUPIMO": (rm.AUPIMO, []),
+})
+
+_calls_without_pimo = _calls
+_class_calls_without_pimo = _class_calls
+
+
+def _calls(data):  # noqa: F811 - the table above, with the PIMO functions
+    out = _calls_without_pimo(data)
+    maps, masks = data(PIMO_MAPS), data(PIMO_MASKS)
+    out.update({
+        "aupimo": [(lambda: F.aupimo(maps, masks, fpr_bounds=PIMO_BOUNDS), SCALAR),
+                   (lambda: F.aupimo(maps, masks, fpr_bounds=PIMO_BOUNDS, return_per_image=True), (SCALAR, CURVE)),
+                   (lambda: F.aupimo(maps, masks), SCALAR)],  # undefined: nan
+        "pimo_curve": [(lambda: F.pimo_curve(maps, masks), (CURVE, CURVE, CURVE, LABELS))],
+    })
+    return out
+
+
+def _class_calls(data):  # noqa: F811 - the table above, with AUPIMO
+    out = _class_calls_without_pimo(data)
+    out["AUPIMO"] = [(rm.AUPIMO(fpr_bounds=PIMO_BOUNDS), (data(PIMO_MAPS), data(PIMO_MASKS)), SCALAR,
+                      {"per_image": CURVE})]
+    return out
+
+
+CALLS = _calls(np.asarray)
+CLASS_CASES = _class_calls(np.asarray)

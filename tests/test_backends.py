@@ -1076,3 +1076,67 @@ if "cuda" in BACKENDS:
             assert got == (kept.min(), kept.max(), int(np.isnan(values[labels == 0]).sum()))
             assert sorted(copies) == [(1,), (1, 2)]
             assert D.min_max(d_values)[:2] == (float(np.nanmin(values)), float(np.nanmax(values)))
+
+
+# ---------------------------------------------------------------------------
+# PIMO / AUPIMO (issue 13, section 1)
+# ---------------------------------------------------------------------------
+
+def _pimo_cases():
+    rng = np.random.default_rng(20261128)
+    cases = {}
+    maps = np.round(rng.standard_normal((6, 4, 5)) * 2).astype(np.float32) / 2  # ties across images
+    masks = np.zeros(maps.shape, np.uint8)
+    masks[3, 1:3, 1:4] = 1
+    masks[4, 0, :] = 1
+    masks[5, 3, 4] = 1
+    maps[masks == 1] += 1
+    maps[0, 0, 0] = np.inf
+    cases["float32-ties-inf"] = (maps, masks, (1.01 / 60, 0.5))
+    maps = rng.standard_normal((5, 3, 7))  # float64
+    masks = (rng.random(maps.shape) < 0.4).astype(bool)
+    masks[:2] = False
+    cases["float64-bool"] = (maps, masks, (1.01 / 42, 1.0))
+    return cases
+
+
+PIMO = _pimo_cases()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(PIMO))
+def test_aupimo_and_pimo_curve_on_every_backend(backend, case):
+    maps, masks, bounds = PIMO[case]
+    expected_mean, expected = naive.aupimo(maps, masks, bounds)
+    mean, per_image = call(backend, F.aupimo, maps, masks, fpr_bounds=bounds, return_per_image=True)
+    assert abs(mean - expected_mean) <= 1e-9
+    assert all(abs(x - e) <= 1e-9 if e is not None else math.isnan(x) for x, e in zip(per_image.tolist(), expected))
+    assert identical((mean, per_image), F.aupimo(maps, masks, fpr_bounds=bounds, return_per_image=True,
+                                                 backend="cpu"))
+    curve = call(backend, F.pimo_curve, maps, masks)
+    assert identical(curve, F.pimo_curve(maps, masks, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_aupimo_class_batches_and_host_device_merge(backend):
+    maps, masks, bounds = PIMO["float32-ties-inf"]
+    whole = F.aupimo(maps, masks, fpr_bounds=bounds, return_per_image=True, backend="cpu")
+    first, second = rm.AUPIMO(fpr_bounds=bounds), rm.AUPIMO(fpr_bounds=bounds)
+    args, where = on(backend, maps[:4], masks[:4])
+    first.backend = where
+    first.update(*args)
+    second.update(maps[4:], masks[4:])  # a host part merged with a device part computes on the device
+    assert identical((first.merge(second).compute(), first.per_image), whole)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_aupimo_errors_and_undefined_on_every_backend(backend):
+    maps, masks, _ = PIMO["float64-bool"]
+    bad = maps.copy()
+    bad[1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="preds: expected no NaN values, received 1 NaN"):
+        call(backend, F.aupimo, bad, masks)
+    with pytest.raises(ValueError, match=r"target: expected binary labels in \{0, 1\}.*e\.g\. 2"):
+        call(backend, F.aupimo, maps, masks.astype(np.uint8) * 2)
+    with pytest.warns(rm.UndefinedMetricWarning, match=r"reachable shared FPR range is \[0\.0238095, 1\]"):
+        assert math.isnan(call(backend, F.aupimo, maps, masks))

@@ -289,7 +289,7 @@ def test_not_applicable_cases_are_counted_and_listed():
         assert ("    scikit-learn: computes only image_auroc, image_ap, pixel_auroc, pixel_ap, pixel_f1max"
                 in text.splitlines())
     if "anomalib" not in report.skipped:
-        assert "    anomalib: aupro, pro not on volume_3d" in text.splitlines()
+        assert "    anomalib: aupro, pro, aupimo not on volume_3d" in text.splitlines()  # aupimo: (N, H, W) only
 
 
 def test_output_files_are_written_atomically(tmp_path, monkeypatch):
@@ -318,3 +318,27 @@ def test_output_files_are_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(TypeError):  # a failure while writing: the old file stays whole
         C.write_atomic(target, b"bytes are not text")
     assert target.read_text() == "second" and sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+
+
+# ---------------------------------------------------------------------------
+# PIMO / AUPIMO (issue 13, section 1)
+# ---------------------------------------------------------------------------
+
+def test_anomalib_aupimo_rows_agree_or_are_explained_by_its_sampled_thresholds():
+    """anomalib 2.7's AUPIMO: every row agrees, is undefined where anomalib raises, or is reproduced
+    (within 1e-9) by the model of its 300,000 sampled thresholds and nearest-index bounds."""
+    pytest.importorskip("anomalib")
+    from refmetrics.conformance.causes import _model_aupimo_sampled
+
+    report = C.run(impls=["anomalib"], metrics=["aupimo"],
+                   cases=["continuous", "heavy_ties", "quantised_16", "defect_free_images", "one_class"])
+    rows = {r.case: r for r in report.rows}
+    assert not report.unexplained
+    assert rows["one_class"].verdict == KNOWN and rows["one_class"].cause.key == "undefined_policy"
+    assert rows["defect_free_images"].verdict == AGREES
+    for case in ("continuous", "heavy_ties", "quantised_16"):
+        row = rows[case]
+        assert row.verdict == KNOWN and row.cause.key == "aupimo_sampled_thresholds", case
+        (c,) = C.load_cases([case])
+        assert abs(_model_aupimo_sampled(c, "aupimo")[0] - row.value) <= 1e-12
+    assert abs(rows["heavy_ties"].diff) > 0.05  # nearest-index bounds on a coarse shared-FPR staircase

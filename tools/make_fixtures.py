@@ -4,7 +4,8 @@ Writes ``refmetrics/conformance/fixtures/<case>.npz`` (maps, masks, batch
 boundaries) and ``manifest.json``: per case its seed, a sentence on what it
 probes, the sha256 of its npz, and the exact expected value of every metric,
 as a fraction and as float64, computed by the brute-force oracles of
-``tests/naive.py`` (exact fractions; they share no code with refmetrics).
+``tests/naive.py`` (exact fractions; they share no code with refmetrics). AUPIMO's
+area is irrational (logarithms): its entry is the fraction of the oracle's float64.
 
 Run from the repository root: ``python tools/make_fixtures.py``.
 """
@@ -147,7 +148,21 @@ def exact_values(maps, masks, batches):
         "pixel_f1_score": f1_score_by_batches(maps, masks, [0] + list(batches) + [maps.shape[0]]),
         "min_score": Fraction(float(maps.min())),
         "max_score": Fraction(float(maps.max())),
+        "aupimo": aupimo_expected(maps, masks),
     }
+
+
+# --- PIMO / AUPIMO (issue 13, section 1) ---
+from refmetrics.conformance.cases import AUPIMO_BOUNDS  # noqa: E402 - (1e-2, 1e-1): the cases are small
+
+
+def aupimo_expected(maps, masks):
+    """The oracle's mean AUPIMO (None when undefined). Its counts and rates are exact fractions, but
+    the area is taken in ln shFPR and is irrational: the manifest holds the fraction of its float64
+    value (the oracle's logarithms are ``ln p - ln q`` of the exact rates), which refmetrics must
+    match within the suite's 1e-9."""
+    mean, _ = naive.aupimo(maps, masks, AUPIMO_BOUNDS)
+    return None if mean is None else Fraction(mean)
 
 
 def main():

@@ -143,6 +143,8 @@ def _anomalib(metric, case):
     from anomalib.metrics.f1_score import _F1Max
     from anomalib.metrics.pro import _PRO
 
+    if metric == "aupimo":
+        return _anomalib_aupimo(case)  # defined at the end of this module
     if metric.endswith("auroc"):
         return _stateful(_AUROC(), metric, case)
     if metric.endswith("_ap"):
@@ -223,7 +225,7 @@ ADAPTERS = {
                             "roc_auc_score, average_precision_score, precision_recall_curve"),
     "torchmetrics": Adapter("torchmetrics", "torchmetrics", _torchmetrics,
                             "BinaryAUROC, BinaryAveragePrecision, BinaryPrecisionRecallCurve (exact mode)"),
-    "anomalib": Adapter("anomalib", "anomalib", _anomalib, "AUROC, AUPR, F1Max, AUPRO, PRO"),
+    "anomalib": Adapter("anomalib", "anomalib", _anomalib, "AUROC, AUPR, F1Max, AUPRO, PRO, AUPIMO"),
     "adeval": Adapter("adeval", "ADEval", _adeval, "ADEval's EvalAccumulator (binned AUROC, AUPR, AUPRO)"),
     "mvtec-ad": Adapter("mvtec-ad", None, _published(published.mvtec_ad_aupro),
                         "MVTec AD official AUPRO algorithm"),
@@ -255,3 +257,21 @@ def from_function(name, fn):
         preds, target = _data(metric, case)
         return fn(metric, np.asarray(preds), np.asarray(target))
     return Adapter(name, None, run, f"user implementation {name}")
+
+
+# --- anomalib's AUPIMO (issue 13, section 1) ------------------------------------------------
+
+def _anomalib_aupimo(case):
+    """anomalib 2.7's ``_AUPIMO`` (the metric logic under its Batch wrapper ``AUPIMO``) with its defaults
+    (300,000 thresholds, ``return_average=True``) but the suite's ``fpr_bounds``, fed batch by batch."""
+    if case.spatial_dims != 2:
+        raise NotImplementedError  # (N, H, W) maps only
+    import torch
+    from anomalib.metrics.pimo.pimo import _AUPIMO
+
+    from .cases import AUPIMO_BOUNDS
+
+    metric = _AUPIMO(fpr_bounds=AUPIMO_BOUNDS)
+    for maps, masks in case.batches():
+        metric.update(torch.from_numpy(np.ascontiguousarray(maps)), torch.from_numpy(masks.astype(bool)))
+    return metric.compute()

@@ -24,6 +24,13 @@ METRIC_DOCS = {
     "max_score": "MinMax: the largest score",
 }
 
+# --- PIMO / AUPIMO (issue 13, section 1) ---
+# The cases are small: their normal images reach no shared FPR below ~2e-3, so the default bounds
+# (1e-5, 1e-4) would make AUPIMO undefined on every case. The suite integrates from 1e-2 to 1e-1.
+AUPIMO_BOUNDS = (1e-2, 1e-1)
+METRIC_DOCS["aupimo"] = ("mean AUPIMO over anomalous images (images = first axis), fpr_bounds=(1e-2, 1e-1); "
+                         "its expected value is the float64 of the oracle's log-space area (irrational)")
+
 
 class Case:
     """One fixture: maps ``(B, ...)``, {0, 1} masks, batch split points and expected values."""

@@ -71,6 +71,10 @@ def reference(case, metric, maps=None, curve="step", connectivity=None, num_thre
         return F.min_max(maps)[0]
     if metric == "max_score":
         return F.min_max(maps)[1]
+    if metric == "aupimo":  # issue 13, section 1
+        from .cases import AUPIMO_BOUNDS
+
+        return _quiet(F.aupimo, maps, masks, fpr_bounds=AUPIMO_BOUNDS)
     raise ValueError(metric)
 
 
@@ -280,3 +284,81 @@ def attribute(case, metric, value):
         except Exception:  # noqa: BLE001 - a model that cannot run on this case explains nothing
             continue
     return None
+
+
+# --- PIMO / AUPIMO (issue 13, section 1) -----------------------------------------------------
+
+AUPIMO_THRESHOLDS = 300_000  # anomalib 2.7's AUPIMO default
+
+
+def _linspace_like_torch(lo, hi, n, dtype):
+    """``n`` thresholds from ``lo`` to ``hi`` in ``dtype`` as torch.linspace gives them (torch's own
+    values where torch is importable: its vectorised CPU kernel rounds a few percent of them one ulp
+    away from NumPy's; else the formula of its scalar loop: the first half ``lo + step * i``, the second
+    ``hi - step * (n - 1 - i)``, ``step = (hi - lo) / (n - 1)``, all in ``dtype``)."""
+    try:
+        import torch
+
+        tdt = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+        return torch.linspace(float(lo), float(hi), n, dtype=tdt).numpy()
+    except ImportError:
+        dt = np.dtype(dtype)
+        start, end = dt.type(lo), dt.type(hi)
+        step = (end - start) / dt.type(n - 1)
+        i = np.arange(n)
+        half = n // 2
+        return np.concatenate([start + step * i[:half].astype(dt), end - step * (n - 1 - i[half:]).astype(dt)])
+
+
+def _model_aupimo_sampled(case, metric):
+    """anomalib 2.7's AUPIMO, rewritten from its description: thresholds evenly spaced (300,000, in the
+    maps' dtype) from the smallest to the largest score of the *normal* images; per image the counts at
+    ``score >= t``; the shared FPR the float64 mean of the normal images' FPRs; the integration range cut
+    at the thresholds whose shared FPR is *nearest* each bound (no interpolation; the first such index
+    on ties); points with shared FPR 0 dropped; ``np.trapezoid`` in ``ln shFPR``, divided by
+    ``ln(U / L)``, clipped to [0, 1]; the mean over anomalous images. Cases anomalib refuses (no normal
+    or anomalous image, a bound outside the reachable range, 30 points or fewer) predict nothing."""
+    if metric != "aupimo" or case.spatial_dims != 2:
+        return []
+    from .cases import AUPIMO_BOUNDS
+
+    lower, upper = AUPIMO_BOUNDS
+    b = case.maps.shape[0]
+    maps = case.maps.reshape(b, -1)
+    masks = case.masks.reshape(b, -1).astype(bool)
+    anomalous = masks.any(axis=1)
+    if anomalous.all() or not anomalous.any():
+        return []
+    normal = maps[~anomalous]
+    thresholds = _linspace_like_torch(normal.min(), normal.max(), AUPIMO_THRESHOLDS, maps.dtype)
+    if np.any(np.diff(thresholds) <= 0):
+        return []  # anomalib requires strictly increasing thresholds
+    fprs = [(img.size - np.searchsorted(np.sort(img), thresholds, side="left")) / np.float64(img.size)
+            for img in normal]
+    shared = np.mean(np.stack(fprs), axis=0)
+    if not shared.min() <= lower <= upper <= shared.max():
+        return []
+    i_low = int(np.argmin(np.abs(shared - lower)))  # the higher threshold
+    i_up = int(np.argmin(np.abs(shared - upper)))
+    if i_up >= i_low:
+        return []
+    with np.errstate(divide="ignore"):
+        x = np.log(shared[i_up:i_low + 1][::-1])
+    keep = np.isfinite(x)
+    if keep.sum() <= 30:
+        return []
+    areas = []
+    for img, gt in zip(maps[anomalous], masks[anomalous]):
+        pos = np.sort(img[gt])
+        tpr = (pos.size - np.searchsorted(pos, thresholds[i_up:i_low + 1], side="left")) / np.float64(pos.size)
+        areas.append(min(1.0, max(0.0, _trapz(tpr[::-1][keep], x[keep]) / float(np.log(upper / lower)))))
+    return [float(np.mean(areas))]
+
+
+CAUSES.append(Cause(
+    "aupimo_sampled_thresholds", "AUPIMO on sampled thresholds with nearest-index bounds",
+    "anomalib's AUPIMO evaluates the curve at 300,000 thresholds evenly spaced (in float32 for float32 maps) "
+    "over the normal images' score range instead of at every distinct score, and integrates between the "
+    "thresholds whose shared FPR is nearest each bound instead of interpolating at the bounds (model: that "
+    "computation, re-run).", _model_aupimo_sampled, 1e-9))
+CAUSE_BY_KEY[CAUSES[-1].key] = CAUSES[-1]

@@ -18,6 +18,9 @@ from .regions import aupro, label_regions, pro_curve, pro_score
 from .stats import anomaly_score_distribution, min_max
 from .threshold import f1_score
 
+# --- PIMO / AUPIMO (issue 13, section 1) ---
+from .pimo import aupimo, pimo_curve  # noqa: E402
+
 __all__ = [
     "anomaly_score_distribution",
     "aupr",
@@ -33,4 +36,7 @@ __all__ = [
     "pro_score",
     "precision_recall_curve",
     "roc_curve",
+    # PIMO / AUPIMO
+    "aupimo",
+    "pimo_curve",
 ]

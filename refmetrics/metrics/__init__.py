@@ -6,6 +6,9 @@ from .regions import AUPRO, PRO
 from .stats import AnomalyScoreDistribution, MinMax
 from .threshold import F1Score, ManualThreshold
 
+# --- PIMO / AUPIMO (issue 13, section 1) ---
+from .pimo import AUPIMO  # noqa: E402
+
 __all__ = [
     "AUPR",
     "AUPRO",
@@ -19,4 +22,6 @@ __all__ = [
     "Metric",
     "MinMax",
     "PRO",
+    # PIMO / AUPIMO
+    "AUPIMO",
 ]

@@ -505,3 +505,56 @@ for _name in ("exclusive_scan", "compact", "radix_sort", "to_float", "encode_bat
               "confusion_counts", "log_values", "column_mean_std", "encode_pixels", "top_histogram", "select",
               "region_groups", "region_overlaps", "contiguous"):
     globals()[_name] = _quiet(globals()[_name])
+
+
+# ---------------------------------------------------------------------------
+# PIMO / AUPIMO (issue 13, section 1): what crosses the bus is one count per
+# image (its defect pixels), the NaN and bad-label counts, the histogram of the
+# normal keys' top bits and the few keys above the window's cut (both through
+# the region helpers above), the window thresholds (uploaded), and two rows of
+# integer counts per anomalous image.
+# ---------------------------------------------------------------------------
+
+def pimo_partition(d_scores, d_target, n_images, n_per, keep_other):
+    """Keys of a batch of images split as ``cpu.pimo.partition_images`` does, image order kept:
+    ``(normal, defect, other or None, positives (host int64 per image), n_nan, n_bad)``."""
+    from . import pimo as KP
+
+    kd = KEY_OF[d_scores.dtype]
+    n = d_scores.size
+    d_pos = zeros(n_images, np.int64)
+    d_bad = zeros(1, np.int64)
+    KP.image_positives[n_images, K.THREADS](d_target, np.int64(n_per), d_pos, d_bad)
+    keys = cuda.device_array(n, kd)
+    codes = cuda.device_array(n, np.int8)
+    counts = zeros(1, np.int64)
+    KP.encode_images[grid(n)](d_scores.view(kd), d_target, np.int64(n_per), d_pos, consts(kd), keys, codes,
+                              counts)
+    out = []
+    for code in (KP.NORMAL, KP.DEFECT) + ((KP.OTHER,) if keep_other else ()):
+        flags = cuda.device_array(n, np.int8)
+        K.label_flags[grid(n)](codes, np.int8(code), flags)
+        out.append(compact(keys, flags)[0])
+    other = out[2] if keep_other else None
+    return (out[0], out[1], other, d_pos.copy_to_host(), int(counts.copy_to_host()[0]),
+            int(d_bad.copy_to_host()[0]))
+
+
+def pimo_defect_bins(d_defect, offsets, window):
+    """Host ``(at_le, at_lt)`` of ``cpu.pimo.defect_bins`` for the images whose defect keys are
+    ``d_defect[offsets[0]:offsets[-1]]`` (``offsets`` a host int64 array, ``window`` host keys ascending)."""
+    from . import pimo as KP
+
+    rows = offsets.size - 1
+    at_le = zeros((rows, window.size + 1), np.int64)
+    at_lt = zeros((rows, window.size + 1), np.int64)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if hi > lo:
+        keys = d_defect[lo:hi]
+        KP.defect_bins[grid(hi - lo)](keys, cuda.to_device(np.ascontiguousarray(offsets - lo)),
+                                      cuda.to_device(window), at_le, at_lt)
+    return at_le.copy_to_host(), at_lt.copy_to_host()
+
+
+for _name in ("pimo_partition", "pimo_defect_bins"):
+    globals()[_name] = _quiet(globals()[_name])
