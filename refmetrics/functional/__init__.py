@@ -15,15 +15,18 @@ from .ranking import (
     roc_curve,
 )
 from .regions import aupro, label_regions, pro_curve, pro_score
+from .spro import au_spro, defects_from_channels, read_defects_config, spro_curve
 from .stats import anomaly_score_distribution, min_max
 from .threshold import f1_score
 
 __all__ = [
     "anomaly_score_distribution",
+    "au_spro",
     "aupr",
     "aupro",
     "auroc",
     "average_precision",
+    "defects_from_channels",
     "f1_adaptive_threshold",
     "f1_max",
     "f1_score",
@@ -32,5 +35,7 @@ __all__ = [
     "pro_curve",
     "pro_score",
     "precision_recall_curve",
+    "read_defects_config",
     "roc_curve",
+    "spro_curve",
 ]
