@@ -395,11 +395,12 @@ def pro_score(preds, masks, threshold=0.5, connectivity=None, spatial_dims=2):
 # sPRO / AU-sPRO (MVTec LOCO AD)
 # ---------------------------------------------------------------------------
 
-def spro_points(preds, defects):
+def spro_points(preds, defects, thresholds=None):
     """sPRO curve points [(fpr, spro)] as Fractions: one per threshold ``t`` among the
     distinct scores (decreasing) and one below them all, a pixel positive when
     ``score > t``; consecutive equal points are kept once (the curve does not move).
-    ``None`` coordinates where undefined (no defect / no defect-free pixel)."""
+    ``None`` coordinates where undefined (no defect / no defect-free pixel). With
+    ``thresholds``: one point per given threshold, in that order."""
     import math
 
     images = [[float(s) for s in _flat(p)] for p in preds]
@@ -418,7 +419,7 @@ def spro_points(preds, defects):
         bg += [scores[i] for i in range(len(scores)) if not inside[i]]
     every = sorted({s for scores in images for s in scores}, reverse=True)
     points = []
-    for t in every + [None]:
+    for t in (every + [None] if thresholds is None else thresholds):
         def positive(v):
             return True if t is None else v > t
         fpr = Fraction(sum(1 for v in bg if positive(v)), len(bg)) if bg else None
@@ -430,7 +431,7 @@ def spro_points(preds, defects):
             spro = total / len(found)
         else:
             spro = None
-        if not points or points[-1] != (fpr, spro):
+        if thresholds is not None or not points or points[-1] != (fpr, spro):
             points.append((fpr, spro))
     return points
 

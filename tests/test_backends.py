@@ -1115,9 +1115,13 @@ def test_spro_metrics(case, backend):
     points = naive.spro_points(maps, defects)
     assert len(curve[0]) == len(points)
     assert all(close(f, x) and close(s, y) for f, s, (x, y) in zip(*curve, points))
+    at = [0.5, -np.inf, 1.0 / 3, 0.0]
+    sampled = quiet(F.spro_curve, d_maps, defects, thresholds=at, backend=where)
+    assert all(close(f, x) and close(s, y) for f, s, (x, y) in zip(*sampled, naive.spro_points(maps, defects, at)))
     if backend != "cpu":
         assert identical(tuple(got), tuple(quiet(F.au_spro, maps, defects, fpr_limit=SPRO_LIMITS, backend="cpu")))
         assert identical(curve, quiet(F.spro_curve, maps, defects, backend="cpu"))
+        assert identical(sampled, quiet(F.spro_curve, maps, defects, thresholds=at, backend="cpu"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -66,6 +66,18 @@ def test_au_spro_and_curve_match_the_oracle(data, limit):
 
 
 @SETTINGS
+@given(images_and_defects(), st.lists(st.sampled_from([0.0, 0.5, 1.0, -1.0, 3.0, 0.25, np.inf, -np.inf, 1e-3]),
+                                      min_size=1, max_size=6))
+def test_the_curve_at_given_thresholds_matches_the_oracle(data, thresholds):
+    preds, defects = data
+    fpr, spro = quiet(F.spro_curve, preds, defects, thresholds=thresholds)
+    points = naive.spro_points(preds, defects, thresholds)
+    assert len(fpr) == len(thresholds)
+    for x, y, (ex, ey) in zip(fpr.tolist(), spro.tolist(), points):
+        assert close(x, ex) and close(y, ey)
+
+
+@SETTINGS
 @given(images_and_defects(), st.lists(st.integers(0, 3), max_size=3), st.randoms(use_true_random=False))
 def test_batches_merges_and_orders_are_bit_identical(data, cuts, rnd):
     preds, defects = data
@@ -183,6 +195,8 @@ def test_undefined_cases_are_nan_with_the_reason(defects, reason):
     (lambda: F.au_spro(np.zeros((1, 1, 2)), [[]], fpr_limit=0.0), ValueError, r"fpr_limit: expected numbers in \(0, 1\]"),
     (lambda: F.au_spro(np.zeros((1, 1, 2)), [[]], fpr_limit=[]), ValueError, "fpr_limit: expected"),
     (lambda: rm.AUsPRO(fpr_limit=[0.3, 2.0]), ValueError, "fpr_limit"),
+    (lambda: F.spro_curve(np.zeros((1, 1, 2)), [[]], thresholds=[0.5, np.nan]), ValueError, "thresholds: .*NaN"),
+    (lambda: F.spro_curve(np.zeros((1, 1, 2)), [[]], thresholds=[]), ValueError, "thresholds: expected a non-empty"),
 ])
 def test_bad_inputs_name_the_argument(call, error, match):
     with pytest.raises(error, match=match):

@@ -321,7 +321,47 @@ def spro_curve_from_state(state):
 # public functions
 # ---------------------------------------------------------------------------
 
-def spro_curve(preds, defects, *, backend="auto"):
+def _check_curve_thresholds(thresholds):
+    values = arrays.host_array(thresholds, "thresholds")
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"thresholds: expected a non-empty 1-D array of thresholds, received shape {values.shape}")
+    values = values.astype(np.float64)
+    n_nan = int(np.isnan(values).sum())
+    if n_nan:
+        raise ValueError(f"thresholds: expected real thresholds (+-inf allowed), received {n_nan:,} NaN"
+                         f"{'s' if n_nan != 1 else ''}")
+    return values
+
+
+def spro_at_thresholds_from_state(state, thresholds):
+    """``(fpr, spro)`` at each threshold (``score > t``), in the order given.
+
+    Counts are exact integers; the sum of ``1/S`` over the counted pixels is taken per
+    distinct ``S`` (count / S) and added with ``math.fsum`` (correctly rounded), so the
+    result depends only on the data, not on how it was batched.
+    """
+    if _undefined(state, "the sPRO curve", stacklevel=5) and not (state.n_bg or state.n_region_pixels):
+        return np.full(thresholds.size, np.nan), np.full(thresholds.size, np.nan)
+    if state.on_device:
+        bg, rkeys, rsizes = (a.copy_to_host() for a in state.device_sorted())
+    else:
+        bg, rkeys, rsizes = state.sorted()
+    bg_values = ranked.decode_keys(bg)
+    by_size = {int(s): np.sort(ranked.decode_keys(rkeys[rsizes == s])) for s in np.unique(rsizes)}
+    n_bg, k = state.n_bg, state.n_regions
+    fpr = np.empty(thresholds.size)
+    spro = np.empty(thresholds.size)
+    for i, t in enumerate(thresholds.tolist()):
+        fp = bg_values.size - int(np.searchsorted(bg_values, t, side="right"))
+        fpr[i] = fp / n_bg if n_bg else np.nan
+        terms = [float(state.n_full)]
+        for s, values in by_size.items():
+            terms.append((values.size - int(np.searchsorted(values, t, side="right"))) / s)
+        spro[i] = math.fsum(terms) / k if k else np.nan
+    return fpr, spro
+
+
+def spro_curve(preds, defects, *, thresholds=None, backend="auto"):
     """Mean saturated per-region overlap (sPRO) against the false positive rate, exact.
 
     Defined in ``docs/definitions.md``, section "sPRO and AU-sPRO" (the page a paper cites).
@@ -339,13 +379,18 @@ def spro_curve(preds, defects, *, backend="auto"):
         the defect's area in (0, 1] if relative, else an int number of pixels.
         :func:`read_defects_config` and :func:`defects_from_channels` build them
         from the MVTec LOCO AD files.
+    thresholds : array_like, optional
+        None (default): the exact curve. Otherwise the points at these
+        thresholds (``score > t`` positive), in the order given: how a sampled
+        evaluation (the official script) sees the curve.
     backend : {"auto", "cpu", "cuda"}
 
     Returns
     -------
     fpr, spro : ndarray of float64
         The start (nothing predicted anomalous), then one point per distinct
-        score at which the curve moves, in decreasing score order.
+        score at which the curve moves, in decreasing score order (with
+        ``thresholds``: one point per threshold).
 
     Notes
     -----
@@ -377,9 +422,15 @@ def spro_curve(preds, defects, *, backend="auto"):
     >>> fpr, spro = spro_curve(maps, [[defect]])
     >>> fpr.tolist(), spro.tolist()
     ([0.0, 0.0, 0.5, 1.0], [0.0, 1.0, 1.0, 1.0])
+    >>> [a.tolist() for a in spro_curve(maps, [[defect]], thresholds=[0.85, 0.5, 0.0])]
+    [[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
     """
+    if thresholds is not None:
+        thresholds = _check_curve_thresholds(thresholds)
     state = DefectScores()
     add_batch(state, preds, defects, backend)
+    if thresholds is not None:
+        return spro_at_thresholds_from_state(state, thresholds)
     return spro_curve_from_state(state)
 
 
