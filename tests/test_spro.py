@@ -235,16 +235,16 @@ def test_defects_config_reader_and_channels(tmp_path):
     b[1, :] = 7
     Image.fromarray(a).save(tmp_path / "000.png")
     Image.fromarray(b).save(tmp_path / "001.png")
-    defects = F.defects_from_channels([tmp_path / "000.png", str(tmp_path / "001.png")], config)
+    defects = F.defects_from_channels([tmp_path / "000.png", str(tmp_path / "001.png")], config=config)
     assert [(m.tolist(), t, r) for m, t, r in defects] == [
         ([[True, True, False], [False, False, False]], 1.0, True),
         ([[False, False, False], [True, True, True]], 3, False)]
     maps = np.arange(6, dtype=np.float64).reshape(1, 2, 3)
     assert F.au_spro(maps, [defects], fpr_limit=1.0) == naive.au_spro(maps, [defects], 1.0)
     with pytest.raises(ValueError, match="pixel value listed in the defects config"):
-        F.defects_from_channels([np.array([[0, 9]])], config)
+        F.defects_from_channels([np.array([[0, 9]])], config=config)
     with pytest.raises(ValueError, match="exactly one positive pixel value"):
-        F.defects_from_channels([np.array([[7, 255]])], config)
+        F.defects_from_channels([np.array([[7, 255]])], config=config)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"defect_name": "x", "pixel_value": 300, "saturation_threshold": 1,
                                 "relative_saturation": False}]))

@@ -506,8 +506,10 @@ class DefectType:
         return isinstance(other, DefectType) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
 
-def read_defects_config(path):
+def read_defects_config(path, *, encoding="utf-8"):
     """Read an MVTec LOCO AD ``defects_config.json``: ``{pixel_value: DefectType}``.
+
+    Defined in ``docs/definitions.md``, section "sPRO and AU-sPRO" (the page a paper cites).
 
     Parameters
     ----------
@@ -515,6 +517,8 @@ def read_defects_config(path):
         The file: a JSON list of objects with ``defect_name``, ``pixel_value``
         (1..255: the value of the defect's pixels in its ground-truth PNG),
         ``saturation_threshold`` and ``relative_saturation``.
+    encoding : str
+        The file's text encoding.
 
     Returns
     -------
@@ -533,7 +537,7 @@ def read_defects_config(path):
     >>> read_defects_config(path)[255].defect_name
     'missing_box'
     """
-    with open(os.fspath(path)) as f:
+    with open(os.fspath(path), encoding=encoding) as f:
         try:
             entries = json.load(f)
         except json.JSONDecodeError as exc:
@@ -555,8 +559,10 @@ def read_defects_config(path):
     return out
 
 
-def defects_from_channels(channels, config):
+def defects_from_channels(channels, *, config):
     """The defects of one image from its ground-truth channels and the dataset's config.
+
+    Defined in ``docs/definitions.md``, section "sPRO and AU-sPRO" (the page a paper cites).
 
     Parameters
     ----------
@@ -578,7 +584,7 @@ def defects_from_channels(channels, config):
     >>> import numpy as np
     >>> from refmetrics.functional.spro import DefectType, defects_from_channels
     >>> config = {7: DefectType("extra_part", 7, 2, False)}
-    >>> [(m.tolist(), t, r) for m, t, r in defects_from_channels([np.array([[0, 7], [7, 7]])], config)]
+    >>> [(m.tolist(), t, r) for m, t, r in defects_from_channels([np.array([[0, 7], [7, 7]])], config=config)]
     [([[False, True], [True, True]], 2, False)]
     """
     out = []
