@@ -147,7 +147,15 @@ def exact_values(maps, masks, batches):
         "pixel_f1_score": f1_score_by_batches(maps, masks, [0] + list(batches) + [maps.shape[0]]),
         "min_score": Fraction(float(maps.min())),
         "max_score": Fraction(float(maps.max())),
+        "au_spro": naive.au_spro(*spro_defects(maps, masks), 0.05),
     }
+
+
+def spro_defects(maps, masks):
+    """The cases' sPRO ground truth: per image with a defect pixel one defect, its whole mask
+    (flattened), relative saturation 1.0 (as ``refmetrics.conformance.cases.spro_data``)."""
+    n = maps.shape[0]
+    return maps.reshape(n, 1, -1), [[(m.reshape(1, -1), 1.0, True)] if m.any() else [] for m in masks]
 
 
 def main():

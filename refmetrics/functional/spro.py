@@ -149,7 +149,7 @@ def intake(preds, defects, backend):
                 validation.warn_undefined(
                     f"{name}: the saturation area is 0 ({'floor(' + repr(thr) + ' * ' + str(area) + ')' if relative else 'threshold 0'}): "
                     f"0 of 0 pixels needed, so this defect's sPRO is taken as 1 at every threshold (the official "
-                    f"script divides by 0 and returns NaN)", stacklevel=4)
+                    f"script divides by 0 and returns NaN)", stacklevel=5)
             image.append((flat, area, s))
             union = flat.copy() if union is None else np.logical_or(union, flat, out=union)
         images.append(image)
