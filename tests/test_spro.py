@@ -269,3 +269,24 @@ def test_official_limits_at_once_equal_each_limit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert metric.compute() == values
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_curves_and_areas_longer_than_one_chunk_of_groups(chunk, monkeypatch):
+    """The group walk hands out chunks of CHUNK groups in reused buffers (65 536 groups: maps of
+    a few hundred thousand distinct scores); a tiny CHUNK makes every chunk boundary show."""
+    from refmetrics.functional import _regions
+
+    monkeypatch.setattr(_regions, "CHUNK", chunk)
+    rng = np.random.default_rng(20261129)
+    maps = np.round(rng.random((3, 4, 5)) * 12) / 12
+    masks = rng.random((3, 4, 5)) < 0.4
+    defects = [[(masks[0], 0.5, True), (masks[0] | masks[1], 3, False)], [], [(masks[2] | ~masks[1], 1.0, True)]]
+    maps[0][masks[0]] += 0.2
+    fpr, spro = F.spro_curve(maps, defects)
+    points = naive.spro_points(maps, defects)
+    assert len(fpr) == len(points) > 3 * chunk
+    assert all(close(x, ex) and close(y, ey) for x, y, (ex, ey) in zip(fpr.tolist(), spro.tolist(), points))
+    values = F.au_spro(maps, defects, fpr_limit=OFFICIAL)
+    for limit, value in zip(OFFICIAL, values):
+        assert close(value, naive.au_spro(maps, defects, limit)), limit

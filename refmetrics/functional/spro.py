@@ -290,24 +290,24 @@ def au_spro_from_state(state, limits):
     """One float per limit (NaN, with one warning, when undefined)."""
     if _undefined(state, "AU-sPRO"):
         return [float("nan")] * len(limits)
-    chunks = list(_groups(state, True, max(limits)))
     n_bg, k = state.n_bg, state.n_regions
-    out = []
-    for limit in limits:
-        counts = np.zeros(2, np.int64)
-        sums = np.array([0.0, 0.0, float(state.n_full), 0.0])  # the curve starts at n_full / K
-        for dfp, dsh, dsl in chunks:
-            cpu_regions.acc_aupro(dfp, dsh, dsl, n_bg, limit, counts, sums)
-            if counts[1]:
-                break
-        out.append(float(cpu_regions.finish_aupro(sums, n_bg, k, limit)))
-    return out
+    counts = [np.zeros(2, np.int64) for _ in limits]
+    sums = [np.array([0.0, 0.0, float(state.n_full), 0.0]) for _ in limits]  # the curve starts at n_full / K
+    # one pass over the group chunks (the generator reuses its buffers: each chunk is read before the next)
+    for dfp, dsh, dsl in _groups(state, True, max(limits)):
+        for limit, c, s in zip(limits, counts, sums):
+            if not c[1]:
+                cpu_regions.acc_aupro(dfp, dsh, dsl, n_bg, limit, c, s)
+        if all(c[1] for c in counts):
+            break
+    return [float(cpu_regions.finish_aupro(s, n_bg, k, limit)) for limit, s in zip(limits, sums)]
 
 
 def spro_curve_from_state(state):
     if _undefined(state, "the sPRO curve") and not (state.n_bg or state.n_region_pixels or state.n_regions):
         return np.zeros(1), np.full(1, np.nan)
-    chunks = list(_groups(state, False))
+    # copies: the CPU generator reuses its buffers from one chunk to the next
+    chunks = [(a.copy(), b.copy(), c.copy()) for a, b, c in _groups(state, False)]
     dfp = np.concatenate([c[0] for c in chunks]) if chunks else np.empty(0, np.int64)
     dsh = np.concatenate([c[1] for c in chunks]) if chunks else np.empty(0)
     dsl = np.concatenate([c[2] for c in chunks]) if chunks else np.empty(0)
@@ -340,7 +340,8 @@ def spro_at_thresholds_from_state(state, thresholds):
     distinct ``S`` (count / S) and added with ``math.fsum`` (correctly rounded), so the
     result depends only on the data, not on how it was batched.
     """
-    if _undefined(state, "the sPRO curve", stacklevel=5) and not (state.n_bg or state.n_region_pixels):
+    if _undefined(state, "the sPRO curve", stacklevel=5) and not (state.n_bg or state.n_region_pixels
+                                                                   or state.n_regions):
         return np.full(thresholds.size, np.nan), np.full(thresholds.size, np.nan)
     if state.on_device:
         bg, rkeys, rsizes = (a.copy_to_host() for a in state.device_sorted())
