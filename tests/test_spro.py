@@ -1,5 +1,6 @@
 """sPRO curve and AU-sPRO (MVTec LOCO AD) against the exact oracle (``naive.spro_points``)."""
 
+import itertools
 import json
 import math
 import warnings
@@ -49,7 +50,7 @@ def images_and_defects(draw, max_side=5, max_images=3):
 
 def _split(preds, defects, cuts):
     bounds = [0] + sorted(cuts) + [preds.shape[0]]
-    return [(preds[a:c], defects[a:c]) for a, c in zip(bounds, bounds[1:]) if c > a]
+    return [(preds[a:c], defects[a:c]) for a, c in itertools.pairwise(bounds) if c > a]
 
 
 @SETTINGS

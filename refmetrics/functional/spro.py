@@ -59,7 +59,7 @@ def saturation_area(area, saturation_threshold, relative_saturation):
     """``S`` of a defect of ``area`` pixels: ``floor(thr * area)`` (the float64 product,
     as the official script computes it) if relative, else ``min(thr, area)``."""
     if relative_saturation:
-        return int(math.floor(float(saturation_threshold) * float(area)))
+        return math.floor(float(saturation_threshold) * float(area))
     return int(min(int(saturation_threshold), area))
 
 
@@ -103,7 +103,7 @@ class DefectBatch:
     """One validated batch: flat scores (host or device), per image its defects as
     ``(flat bool mask, area, S)`` and the union of its masks."""
 
-    __slots__ = ("scores", "images", "unions", "n_pixels", "device")
+    __slots__ = ("device", "images", "n_pixels", "scores", "unions")
 
     def __init__(self, scores, images, unions, n_pixels, device):
         self.scores, self.images, self.unions = scores, images, unions
@@ -492,7 +492,7 @@ def au_spro(preds, defects, *, fpr_limit=0.05, backend="auto"):
 class DefectType:
     """One entry of ``defects_config.json``."""
 
-    __slots__ = ("defect_name", "pixel_value", "saturation_threshold", "relative_saturation")
+    __slots__ = ("defect_name", "pixel_value", "relative_saturation", "saturation_threshold")
 
     def __init__(self, defect_name, pixel_value, saturation_threshold, relative_saturation):
         self.defect_name, self.pixel_value = defect_name, pixel_value
@@ -544,7 +544,8 @@ def read_defects_config(path, *, encoding="utf-8"):
         except json.JSONDecodeError as exc:
             raise ValueError(f"path: expected a JSON file, received {os.fspath(path)!r} ({exc})") from exc
     if not isinstance(entries, list):
-        raise ValueError(f"path: expected a JSON list of defect entries, received a {type(entries).__name__}")
+        raise ValueError(  # noqa: TRY004 - the file's content is wrong, not an argument's type
+            f"path: expected a JSON list of defect entries, received a {type(entries).__name__}")
     out = {}
     keys = ("defect_name", "pixel_value", "saturation_threshold", "relative_saturation")
     for i, e in enumerate(entries):
