@@ -100,7 +100,6 @@ METRICS = (
                conformance=("min_score", "max_score")),
     MetricSpec("anomaly_score_distribution", "AnomalyScoreDistribution", None, "other",
                "fewer than two values: the standard deviation is NaN", False, "AnomalyScoreDistribution"),
-    MetricSpec("label_regions", None, None, "other", "never", False, "regions (label_regions)"),
     MetricSpec("pro_curve", None, "pro_points", "maps", "no defect region or no defect-free pixel", True,
                "pro_curve"),
     MetricSpec("aupro", "AUPRO", "aupro", "maps", "no defect region or no defect-free pixel", True,
@@ -113,7 +112,19 @@ METRICS = (
                "no normal image, no anomalous image, or fpr_bounds' lower bound below the smallest positive "
                "shared FPR reachable (the warning gives the range)", True, "PIMO curve and AUPIMO",
                conformance=("aupimo",)),
+    MetricSpec("spro_curve", None, "spro_points", "other",
+               "no defect (sPRO is NaN) or no defect-free pixel (FPR is NaN)", False, "sPRO and AU-sPRO"),
+    MetricSpec("au_spro", "AUsPRO", "au_spro", "other", "no defect or no defect-free pixel", False,
+               "sPRO and AU-sPRO", conformance=("au_spro",)),
 )
+
+#: functions of :mod:`refmetrics.functional` that are not metrics: helpers that build a metric's input,
+#: with their section of ``docs/definitions.md``
+UTILITIES = {
+    "label_regions": "regions (label_regions)",
+    "read_defects_config": "sPRO and AU-sPRO",
+    "defects_from_channels": "sPRO and AU-sPRO",
+}
 
 _BY_NAME = {m.name: m for m in METRICS}
 

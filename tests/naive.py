@@ -488,3 +488,54 @@ def aupimo(maps, masks, fpr_bounds=(1e-5, 1e-4)):
 def aupimo_mean(maps, masks):
     """The registry's oracle of ``aupimo``: the mean alone (None when undefined), default bounds."""
     return aupimo(maps, masks)[0]
+
+
+# sPRO / AU-sPRO (MVTec LOCO AD)
+# ---------------------------------------------------------------------------
+
+def spro_points(preds, defects, thresholds=None):
+    """sPRO curve points [(fpr, spro)] as Fractions: one per threshold ``t`` among the
+    distinct scores (decreasing) and one below them all, a pixel positive when
+    ``score > t``; consecutive equal points are kept once (the curve does not move).
+    ``None`` coordinates where undefined (no defect / no defect-free pixel). With
+    ``thresholds``: one point per given threshold, in that order."""
+    import math
+
+    images = [[float(s) for s in _flat(p)] for p in preds]
+    bg = []
+    found = []  # per defect: (scores of its pixels, S)
+    for scores, items in zip(images, defects):
+        inside = [False] * len(scores)
+        for mask, thr, relative in items:
+            m = [bool(v) for v in _flat(mask)]
+            pixels = [scores[i] for i in range(len(m)) if m[i]]
+            area = len(pixels)
+            s = math.floor(float(thr) * area) if relative else min(int(thr), area)
+            found.append((pixels, s))
+            for i in range(len(m)):
+                inside[i] = inside[i] or m[i]
+        bg += [scores[i] for i in range(len(scores)) if not inside[i]]
+    every = sorted({s for scores in images for s in scores}, reverse=True)
+    points = []
+    for t in (every + [None] if thresholds is None else thresholds):
+        def positive(v):
+            return True if t is None else v > t
+        fpr = Fraction(sum(1 for v in bg if positive(v)), len(bg)) if bg else None
+        if found:
+            total = Fraction(0)
+            for pixels, s in found:
+                tp = sum(1 for v in pixels if positive(v))
+                total += 1 if s == 0 else min(Fraction(tp, s), Fraction(1))
+            spro = total / len(found)
+        else:
+            spro = None
+        if thresholds is not None or not points or points[-1] != (fpr, spro):
+            points.append((fpr, spro))
+    return points
+
+
+def au_spro(preds, defects, fpr_limit=0.05):
+    points = spro_points(preds, defects)
+    if any(x is None or y is None for x, y in points):
+        return None
+    return area_to_limit(points, fpr_limit)

@@ -9,7 +9,9 @@ import copy
 import inspect
 import json
 import math
+import os
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
@@ -25,6 +27,15 @@ PREDS = np.array([0.1, 0.8, 0.3, 0.9, 0.5, 0.2, 0.8, 0.3])
 TARGET = np.array([0, 1, 0, 1, 1, 0, 0, 1])
 MAPS = np.array([[[0.9, 0.5, 0.1], [0.3, 0.7, 0.2]], [[0.6, 0.4, 0.8], [0.1, 0.2, 0.3]]])
 MASKS = np.array([[[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [0, 0, 0]]])
+
+# sPRO: per image a list of (mask, saturation threshold, relative saturation); a defects_config.json
+SPRO_DEFECTS = [[(MASKS[0], 1.0, True)], [(MASKS[1], 1, False)]]
+_CONFIG_DIR = tempfile.mkdtemp(prefix="refmetrics-api-")
+CONFIG_PATH = os.path.join(_CONFIG_DIR, "defects_config.json")
+with open(CONFIG_PATH, "w") as _f:
+    json.dump([{"defect_name": "missing", "pixel_value": 255, "saturation_threshold": 1.0,
+                "relative_saturation": True}], _f)
+CHANNEL = np.array([[0, 255], [255, 0]], np.uint8)
 
 FUNCTIONS = sorted(F.__all__)
 CLASSES = sorted(name for name in rm.__all__
@@ -60,6 +71,10 @@ DATA_ARGS = {
     "pro_curve": ((MAPS, MASKS), 5),
     "aupro": ((MAPS, MASKS), 0.5),
     "pro_score": ((MAPS, MASKS), 0.4),
+    "spro_curve": ((MAPS, SPRO_DEFECTS), [0.5]),
+    "au_spro": ((MAPS, SPRO_DEFECTS), 0.3),
+    "read_defects_config": ((CONFIG_PATH,), "utf-8"),
+    "defects_from_channels": (([CHANNEL],), F.read_defects_config(CONFIG_PATH)),
 }
 
 
@@ -89,6 +104,7 @@ FIRST_POSITIONAL = {
     "ManualThreshold": "default_value",
     "MinMax": None,
     "PRO": "threshold",
+    "AUsPRO": "fpr_limit",
 }
 
 
@@ -158,6 +174,16 @@ def _calls(data):
         "aupro": [(lambda: F.aupro(maps, masks), SCALAR), (lambda: F.aupro(maps, masks, num_thresholds=5), SCALAR),
                   (lambda: F.aupro(maps, np.zeros_like(MASKS)), SCALAR)],
         "pro_score": [(lambda: F.pro_score(maps, masks), SCALAR)],
+        "spro_curve": [(lambda: F.spro_curve(maps, [[(masks[0], 1.0, True)], []]), (CURVE, CURVE)),
+                       (lambda: F.spro_curve(maps, [[(masks[0], 1.0, True)], []], thresholds=[0.5]),
+                        (CURVE, CURVE))],
+        "au_spro": [(lambda: F.au_spro(maps, [[(masks[0], 1.0, True)], []]), SCALAR),
+                    (lambda: F.au_spro(maps, [[], []]), SCALAR)],
+        # the readers return a dict and a list: their numbers are checked
+        "read_defects_config": [(lambda: F.read_defects_config(CONFIG_PATH)[255].saturation_threshold, SCALAR)],
+        "defects_from_channels": [(lambda: F.defects_from_channels([data(CHANNEL)],
+                                                                   config=F.read_defects_config(CONFIG_PATH))[0][1],
+                                   SCALAR)],
     }
 
 
@@ -186,6 +212,8 @@ def _class_calls(data):
         "AUPRO": [(rm.AUPRO(), (maps, masks), SCALAR, {"curve": (CURVE, CURVE)}),
                   (rm.AUPRO(num_thresholds=5), (maps, masks), SCALAR, {})],
         "PRO": [(rm.PRO(), (maps, masks), SCALAR, {})],
+        "AUsPRO": [(rm.AUsPRO(), (maps, [[(masks[0], 1.0, True)], [(masks[1], 1, False)]]), SCALAR,
+                    {"curve": (CURVE, CURVE)})],
     }
 
 
@@ -306,7 +334,8 @@ def _same_result(a, b):
 
 def _extra_batch(args):
     """Another batch shaped like ``args`` that changes every metric's result."""
-    return tuple(np.asarray(a)[::-1] * 1.5 - 0.2 if i == 0 else np.asarray(a)[::-1] for i, a in enumerate(args))
+    return tuple(np.asarray(a)[::-1] * 1.5 - 0.2 if i == 0 else a[::-1] if isinstance(a, list)  # sPRO defects
+                 else np.asarray(a)[::-1] for i, a in enumerate(args))
 
 
 @pytest.mark.parametrize("name", CLASSES)
@@ -418,6 +447,11 @@ NAN_PARAMETERS = {
     "AnomalyScoreDistribution": (rm.AnomalyScoreDistribution, []),
     "AUPRO": (rm.AUPRO, ["fpr_limit"]),
     "PRO": (rm.PRO, ["threshold"]),
+    "spro_curve": (lambda **kw: F.spro_curve(MAPS, SPRO_DEFECTS, **kw), ["thresholds"]),
+    "au_spro": (lambda **kw: F.au_spro(MAPS, SPRO_DEFECTS, **kw), ["fpr_limit"]),
+    "read_defects_config": (lambda **kw: F.read_defects_config(CONFIG_PATH, **kw), []),
+    "defects_from_channels": (lambda **kw: F.defects_from_channels([CHANNEL], config={}, **kw), []),
+    "AUsPRO": (rm.AUsPRO, ["fpr_limit"]),
 }
 
 

@@ -1140,3 +1140,64 @@ def test_aupimo_errors_and_undefined_on_every_backend(backend):
         call(backend, F.aupimo, maps, masks.astype(np.uint8) * 2)
     with pytest.warns(rm.UndefinedMetricWarning, match=r"reachable shared FPR range is \[0\.0238095, 1\]"):
         assert math.isnan(call(backend, F.aupimo, maps, masks))
+
+
+# sPRO / AU-sPRO (MVTec LOCO AD): defects as (mask, saturation threshold, relative)
+# ---------------------------------------------------------------------------
+
+def _spro_cases():
+    rng = np.random.default_rng(20261128)
+    cases = {}
+    maps = (np.round(rng.random((3, 5, 6)) * 6) / 6).astype(np.float32)  # heavy ties
+    m = rng.random((3, 5, 6)) < 0.35
+    one = np.zeros((5, 6), bool)
+    one[2, 3] = True
+    defects = [[(m[0], 0.5, True), (m[0] | m[1], 4, False), (one, 0.5, True)],  # overlap; S = 0 for `one`
+               [],
+               [(m[2], 1.0, True), (m[2] & ~m[1] | one, 2, False)]]
+    cases["float32-ties-overlap"] = (maps, defects)
+    maps64 = rng.standard_normal((2, 1, 4, 5)) + 1e-9 * np.arange(40).reshape(2, 1, 4, 5)
+    maps64[0, 0, 0, 0] = np.inf
+    cases["float64-b1hw"] = (maps64, [[(rng.random((4, 5)) < 0.5, 0.3, True)], [(np.eye(4, 5), 3, False)]])
+    return cases
+
+
+SPRO = _spro_cases()
+SPRO_LIMITS = [0.01, 0.05, 0.1, 0.3, 1.0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", list(SPRO))
+def test_spro_metrics(case, backend):
+    maps, defects = SPRO[case]
+    (d_maps,), where = on(backend, maps)
+    got = quiet(F.au_spro, d_maps, defects, fpr_limit=SPRO_LIMITS, backend=where)
+    for limit, value in zip(SPRO_LIMITS, got):
+        assert close(value, naive.au_spro(maps, defects, limit)), limit
+    curve = quiet(F.spro_curve, d_maps, defects, backend=where)
+    points = naive.spro_points(maps, defects)
+    assert len(curve[0]) == len(points)
+    assert all(close(f, x) and close(s, y) for f, s, (x, y) in zip(*curve, points))
+    at = [0.5, -np.inf, 1.0 / 3, 0.0]
+    sampled = quiet(F.spro_curve, d_maps, defects, thresholds=at, backend=where)
+    assert all(close(f, x) and close(s, y) for f, s, (x, y) in zip(*sampled, naive.spro_points(maps, defects, at)))
+    if backend != "cpu":
+        assert identical(tuple(got), tuple(quiet(F.au_spro, maps, defects, fpr_limit=SPRO_LIMITS, backend="cpu")))
+        assert identical(curve, quiet(F.spro_curve, maps, defects, backend="cpu"))
+        assert identical(sampled, quiet(F.spro_curve, maps, defects, thresholds=at, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spro_class_split_and_merge(backend):
+    maps, defects = SPRO["float32-ties-overlap"]
+    whole = rm.AUsPRO(fpr_limit=SPRO_LIMITS, backend="cpu")
+    quiet(whole.update, maps, defects)
+    (first,), where = on(backend, maps[:2])
+    for device_first in (True, False):  # a host state merged into a device one, and the reverse
+        a = rm.AUsPRO(fpr_limit=SPRO_LIMITS, backend=where)
+        quiet(a.update, first, defects[:2])
+        b = rm.AUsPRO(fpr_limit=SPRO_LIMITS, backend="cpu")
+        quiet(b.update, maps[2:], defects[2:])
+        merged = a.merge(b) if device_first else b.merge(a)
+        assert identical(tuple(quiet(merged.compute)), tuple(quiet(whole.compute)))
+        assert identical(quiet(merged.curve), quiet(whole.curve))

@@ -149,6 +149,7 @@ def exact_values(maps, masks, batches):
         "min_score": Fraction(float(maps.min())),
         "max_score": Fraction(float(maps.max())),
         "aupimo": aupimo_expected(maps, masks),
+        "au_spro": naive.au_spro(*spro_defects(maps, masks), 0.05),
     }
 
 
@@ -163,6 +164,14 @@ def aupimo_expected(maps, masks):
     match within the suite's 1e-9."""
     mean, _ = naive.aupimo(maps, masks, AUPIMO_BOUNDS)
     return None if mean is None else Fraction(mean)
+
+
+
+def spro_defects(maps, masks):
+    """The cases' sPRO ground truth: per image with a defect pixel one defect, its whole mask
+    (flattened), relative saturation 1.0 (as ``refmetrics.conformance.cases.spro_data``)."""
+    n = maps.shape[0]
+    return maps.reshape(n, 1, -1), [[(m.reshape(1, -1), 1.0, True)] if m.any() else [] for m in masks]
 
 
 def main():

@@ -219,6 +219,14 @@ def _published(fn):
     return run
 
 
+def _published_spro(metric, case):
+    if metric != "au_spro":
+        raise NotImplementedError
+    from .cases import spro_data
+
+    return published.mvtec_loco_au_spro(*spro_data(case.maps, case.masks), fpr_limit=0.05)
+
+
 ADAPTERS = {
     "refmetrics": Adapter("refmetrics", None, _refmetrics, "this library (the reference)"),
     "scikit-learn": Adapter("scikit-learn", "scikit-learn", _sklearn,
@@ -233,6 +241,8 @@ ADAPTERS = {
                            "MVTec 3D-AD AUPRO, 100 sampled thresholds"),
     "aupro-200": Adapter("aupro-200", None, _published(published.aupro_200),
                          "the 200-threshold AUPRO many papers copied"),
+    "mvtec-loco": Adapter("mvtec-loco", None, _published_spro,
+                          "MVTec LOCO AD official AU-sPRO algorithm, sampled and refined thresholds"),
 }
 
 

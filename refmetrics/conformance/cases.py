@@ -22,6 +22,8 @@ METRIC_DOCS = {
     "pixel_f1_score": "F1Score at 0.5, torchmetrics' per-update sigmoid rule, fed batch by batch",
     "min_score": "MinMax: the smallest score",
     "max_score": "MinMax: the largest score",
+    "au_spro": "AU-sPRO to FPR 0.05 (MVTec LOCO AD), one defect per image with a defect: its whole mask "
+               "(every component, any dimension: sPRO does not label regions), relative saturation 1.0",
 }
 
 # --- PIMO / AUPIMO (issue 13, section 1) ---
@@ -86,3 +88,14 @@ def load_cases(names=None):
         with np.load(io.BytesIO(data)) as npz:
             out.append(Case(name, entry, npz["maps"], npz["masks"], npz["batches"]))
     return out
+
+
+# --- sPRO / AU-sPRO (MVTec LOCO AD) ---------------------------------------------------
+
+def spro_data(maps, masks):
+    """A case as sPRO data: ``(maps (B, 1, N), defects)``, one defect per image that has a defect
+    pixel (its whole mask, flattened, relative saturation 1.0, so ``S`` is its area), none otherwise."""
+    n = maps.shape[0]
+    flat = np.asarray(maps).reshape(n, 1, -1)
+    defects = [[(m.reshape(1, -1) > 0, 1.0, True)] if m.any() else [] for m in np.asarray(masks)]
+    return flat, defects

@@ -75,6 +75,10 @@ def reference(case, metric, maps=None, curve="step", connectivity=None, num_thre
         from .cases import AUPIMO_BOUNDS
 
         return _quiet(F.aupimo, maps, masks, fpr_bounds=AUPIMO_BOUNDS)
+    if metric == "au_spro":
+        from .cases import spro_data
+
+        return _quiet(F.au_spro, *spro_data(maps, masks), fpr_limit=0.05)
     raise ValueError(metric)
 
 
@@ -200,6 +204,23 @@ def _model_connectivity(case, metric):
     return [reference(case, metric, connectivity=1)] if metric in ("aupro", "pro") else []
 
 
+def _model_loco_refined(case, metric):
+    """The official MVTec LOCO AD threshold selection (50 quantile thresholds, refined to 0.01) with
+    refmetrics' exact curve at those thresholds, integrated the official way."""
+    if metric != "au_spro" or case.expected[metric] is None:
+        return []
+    from . import published
+    from .cases import spro_data
+
+    maps, defects = spro_data(case.maps, case.masks)
+
+    def points(thresholds):
+        fpr, spro = _quiet(F.spro_curve, maps, defects, thresholds=np.asarray(thresholds, np.float64))
+        return spro, fpr
+
+    return [published.mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, points=points)]
+
+
 class Cause:
     """A named cause: ``model(case, metric)`` gives the values the cause predicts.
 
@@ -271,6 +292,11 @@ CAUSES = [
     Cause("per_batch_normalisation", "per-batch normalisation",
           "Scores are min-max normalised per batch before the metric, so batches are put on different scales.",
           _model_batch_norm, 1e-9),
+    Cause("sampled_thresholds_refined", "sampled thresholds refined to a curve resolution",
+          "The sPRO curve is evaluated only at sampled thresholds: 50 at evenly spaced positions of the sorted "
+          "scores, then more between adjacent points further than 0.01 apart (MVTec LOCO AD's evaluation); "
+          "steps between them are cut as straight lines (model: refmetrics' exact curve at the thresholds "
+          "that evaluation selects, integrated its way).", _model_loco_refined, 1e-9),
 ]
 CAUSE_BY_KEY = {c.key: c for c in CAUSES}
 

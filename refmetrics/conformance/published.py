@@ -14,6 +14,11 @@
   above, regions from ``skimage.measure.label``; keeps the points with FPR below
   the limit, rescales their FPR to [0, 1] by min-max, and takes the trapezoid,
   with no interpolation at the limit.
+- :func:`mvtec_loco_au_spro`: the MVTec LOCO AD evaluation of AU-sPRO: 50
+  initial thresholds at evenly spaced positions of up to 10M sampled scores
+  (seeded here), refined until adjacent (sPRO, FPR) points are within 0.01,
+  every evaluated threshold a curve point, the trapezoid to the limit with
+  interpolation there.
 """
 
 import numpy as np
@@ -108,3 +113,144 @@ def aupro_200(maps, masks, fpr_limit=0.3, steps=200):
     fprs = (fprs - fprs.min()) / (fprs.max() - fprs.min())
     order = np.argsort(fprs, kind="stable")
     return float((getattr(np, "trapezoid", None) or np.trapz)(pros[order], fprs[order]))
+
+
+# ---------------------------------------------------------------------------
+# MVTec LOCO AD: AU-sPRO with sampled, refined thresholds
+# ---------------------------------------------------------------------------
+
+LOCO_MAX_SCORES = 10_000_000  # scores sampled for the initial thresholds
+LOCO_INITIAL = 50  # initial thresholds (the two ends included)
+LOCO_EPSILON = 1e-6  # added to the largest and taken from the smallest score for the two end thresholds
+LOCO_MAX_DISTANCE = 0.01  # refinement stops when adjacent (sPRO, FPR) points are this close (Euclidean)
+LOCO_MIN_QUERIES, LOCO_MAX_QUERIES, LOCO_MAX_STEPS = 20, 100, 10
+
+
+def loco_points(maps, defects, thresholds):
+    """``(spro, fpr)`` at each threshold (``score > t``), as the official script forms them: integer
+    true-positive counts per defect, ``min(tp / S, 1)`` per defect in float64, their mean with
+    ``np.mean`` over the defects, and ``FP / (FP + TN)`` over the pixels of no defect."""
+    t = np.asarray(thresholds, np.float64)
+    per_defect = []
+    fp = np.zeros(t.size, np.int64)
+    n_free = 0
+    for b, items in enumerate(defects):
+        scores = maps[b].reshape(-1)
+        union = np.zeros(scores.size, bool)
+        for mask, thr, relative in items:
+            m = np.asarray(mask).reshape(-1) > 0
+            union |= m
+            area = int(m.sum())
+            s = int(thr * area) if relative else min(thr, area)
+            inside = np.sort(scores[m].astype(np.float64))
+            tp = inside.size - np.searchsorted(inside, t, side="right")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_defect.append(np.minimum(tp / s, 1.0))
+        free = np.sort(scores[~union].astype(np.float64))
+        fp += free.size - np.searchsorted(free, t, side="right")
+        n_free += free.size
+    spro = np.mean(per_defect, axis=0) if per_defect else None
+    fpr = fp / n_free if n_free else None
+    return spro, fpr
+
+
+def _loco_initial_thresholds(maps, seed):
+    """50 thresholds, decreasing: the largest score + epsilon, 48 scores at evenly spaced positions of
+    the sorted sampled scores, the smallest score - epsilon. At most 10M scores are sampled, the same
+    number from each image, without replacement (seeded here; the original draws from NumPy's global
+    generator). The arithmetic with epsilon is in the maps' dtype, as the original's."""
+    rng = np.random.default_rng(seed)
+    n_images = maps.shape[0]
+    per_image = maps[0].size
+    if n_images * per_image > LOCO_MAX_SCORES:
+        per_image = int(np.floor(LOCO_MAX_SCORES / n_images))
+    sampled = [m.reshape(-1) if per_image == m.size else rng.choice(m.reshape(-1), size=per_image, replace=False)
+               for m in maps]
+    sampled = np.sort(np.concatenate(sampled))
+    positions = np.linspace(0, sampled.size - 1, num=LOCO_INITIAL, endpoint=True, dtype=int)[1:-1]
+    inner = sampled[positions].tolist()[::-1]
+    return [maps.max() + LOCO_EPSILON] + inner + [maps.min() - LOCO_EPSILON]
+
+
+def _loco_refine(queries, values, evaluate, steps):
+    """The official binary refinement: split the intervals whose adjacent (sPRO, FPR) points are more
+    than 0.01 apart (the 100 farthest), spreading up to 20 new thresholds by distance; repeat at most
+    10 times. ``queries`` decreasing. Thresholds equal to one already queried are dropped: the original
+    asserts distinct thresholds and stops with an AssertionError where scores tie (binary or quantised
+    maps give equal initial thresholds)."""
+    while steps > 0:
+        candidates = []
+        for i in range(len(queries) - 1):
+            distance = float(np.linalg.norm(values[i] - values[i + 1]))
+            if distance > LOCO_MAX_DISTANCE:
+                candidates.append((distance, queries[i], queries[i + 1]))
+        if not candidates:
+            break
+        candidates = sorted(candidates, key=lambda c: c[0], reverse=True)[:LOCO_MAX_QUERIES]
+        remaining = max(LOCO_MIN_QUERIES - len(candidates), 0)
+        total = sum(c[0] for c in candidates)
+        new = []
+        for distance, left, right in candidates:
+            extra = int(np.round(distance / total * remaining))
+            new.extend(np.linspace(left, right, num=2 + 1 + extra)[1:-1].tolist())
+            remaining -= extra
+            total -= distance
+        seen = set(queries)
+        new = [q for q in dict.fromkeys(new) if q not in seen]
+        if not new:
+            break
+        new_values = evaluate(new)
+        merged = sorted(zip(queries + new, list(values) + list(new_values)), key=lambda qv: qv[0], reverse=True)
+        queries = [q for q, _ in merged]
+        values = [v for _, v in merged]
+        steps -= 1
+    return queries, values
+
+
+def _loco_area(fpr, spro, limit):
+    """The official area: trapezoid of the points (FPR increasing) up to ``limit``, the segment that
+    crosses it cut with a linearly interpolated value, divided by ``limit``; it requires the curve to
+    run from FPR 0 to 1."""
+    from bisect import bisect
+
+    x, y = np.asarray(fpr, np.float64), np.asarray(spro, np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if not (x[0] == 0 and x[-1] == 1):
+        raise AssertionError("the sampled curve does not run from FPR 0 to 1")
+    correction = 0.0
+    if limit not in x:
+        i = bisect(x, limit)
+        y_at = y[i - 1] + (y[i] - y[i - 1]) * (limit - x[i - 1]) / (x[i] - x[i - 1])
+        correction = 0.5 * (y_at + y[i - 1]) * (limit - x[i - 1])
+    keep = x <= limit
+    x, y = x[keep], y[keep]
+    return float((np.sum(0.5 * (y[1:] + y[:-1]) * (x[1:] - x[:-1])) + correction) / limit)
+
+
+def mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, seed=20261125, points=None):
+    """AU-sPRO as the official MVTec LOCO AD evaluation computes it (Bergmann et al., IJCV 2022).
+
+    ``maps`` ``(B, H, W)``; ``defects[b]`` a list of ``(mask, saturation_threshold,
+    relative_saturation)``. Thresholds: 50 initial ones (:func:`_loco_initial_thresholds`), refined
+    until adjacent curve points are within 0.01 (:func:`_loco_refine`); every threshold evaluated
+    becomes a curve point; the area as :func:`_loco_area`. ``points(thresholds) -> (spro, fpr)``
+    replaces the per-threshold evaluation (default :func:`loco_points`, the original's). NaN when
+    there is no defect or no defect-free pixel (the original fails with a TypeError or a
+    ZeroDivisionError).
+    """
+    maps = np.asarray(maps)
+    points = points or (lambda t: loco_points(maps, defects, t))
+
+    def evaluate(thresholds):
+        spro, fpr = points(thresholds)
+        return [np.array([s, f]) for s, f in zip(spro, fpr)]
+
+    spro, fpr = points([0.0])
+    if spro is None or fpr is None:
+        return float("nan")
+    initial = list(dict.fromkeys(_loco_initial_thresholds(maps, seed)))
+    queries, values = _loco_refine(initial, evaluate(initial), evaluate, LOCO_MAX_STEPS)
+    spro = [v[0] for v in values]
+    fpr = [v[1] for v in values]
+    return _loco_area(fpr, spro, fpr_limit)  # thresholds decreasing: FPR increasing

@@ -15,6 +15,7 @@ from .ranking import (
     roc_curve,
 )
 from .regions import aupro, label_regions, pro_curve, pro_score
+from .spro import au_spro, defects_from_channels, read_defects_config, spro_curve
 from .stats import anomaly_score_distribution, min_max
 from .threshold import f1_score
 
@@ -23,10 +24,12 @@ from .pimo import aupimo, pimo_curve  # noqa: E402
 
 __all__ = [
     "anomaly_score_distribution",
+    "au_spro",
     "aupr",
     "aupro",
     "auroc",
     "average_precision",
+    "defects_from_channels",
     "f1_adaptive_threshold",
     "f1_max",
     "f1_score",
@@ -35,8 +38,11 @@ __all__ = [
     "pro_curve",
     "pro_score",
     "precision_recall_curve",
+    "read_defects_config",
     "roc_curve",
     # PIMO / AUPIMO
     "aupimo",
     "pimo_curve",
+    # sPRO / AU-sPRO
+    "spro_curve",
 ]

@@ -3,6 +3,7 @@
 from .base import Metric
 from .ranking import AUPR, AUROC, BinaryPrecisionRecallCurve, F1AdaptiveThreshold, F1Max
 from .regions import AUPRO, PRO
+from .spro import AUsPRO
 from .stats import AnomalyScoreDistribution, MinMax
 from .threshold import F1Score, ManualThreshold
 
@@ -13,6 +14,7 @@ __all__ = [
     "AUPR",
     "AUPRO",
     "AUROC",
+    "AUsPRO",
     "AnomalyScoreDistribution",
     "BinaryPrecisionRecallCurve",
     "F1AdaptiveThreshold",
