@@ -194,7 +194,8 @@ def build_parser():
                                     "cases and explain, metric by metric, where they differ from the exact value.")
     co.add_argument("--impl", action="append", metavar="NAME",
                     help="an adapter (refmetrics, scikit-learn, torchmetrics, anomalib, adeval, mvtec-ad, "
-                         "mvtec-3d-ad, aupro-200) or package.module:function taking (metric, preds, target); "
+                         "mvtec-3d-ad, aupro-200, ader-adeval, aupro-100, cflow-aupro, anomalib-2.2-aupro, visa) or "
+                         "package.module:function taking (metric, preds, target); "
                          "repeatable; default: all")
     from .conformance.cases import METRICS
 
@@ -204,7 +205,9 @@ def build_parser():
     co.add_argument("--json", metavar="FILE", help="write every result as JSON")
     co.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     co.add_argument("--details", action="store_true", help="list agreeing results too")
-    co.add_argument("--strict", action="store_true", help="exit 1 on an unexplained disagreement or error")
+    co.add_argument("--strict", action="store_true",
+                    help="exit 1 on an unexplained disagreement or error (findings, named defects of an "
+                         "implementation, are explained and do not fail it)")
     co.add_argument("--quiet", action="store_true", help="no progress lines")
     co.set_defaults(func=cmd_conformance)
     ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps: the per-category table, JSON/Markdown/LaTeX, "

@@ -12,7 +12,7 @@ import pytest
 
 from refmetrics import conformance as C
 from refmetrics.conformance.causes import reference
-from refmetrics.conformance.runner import AGREES, DISAGREES, KNOWN
+from refmetrics.conformance.runner import AGREES, DISAGREES, FINDING, KNOWN
 
 
 def test_manifest_entries_are_complete_and_match_the_files():
@@ -59,9 +59,11 @@ def test_published_algorithms_are_attributed():
     assert abs(heavy.diff) > 0.01
     assert all(r.verdict != DISAGREES for r in _rows(report, "mvtec-3d-ad"))
     # the 200-threshold routine breaks down (NaN) where too few sampled points fall below the limit:
-    # a NaN where a value exists is never excused
+    # a NaN where a value exists is never excused as a convention; it is a named finding
     for r in _rows(report, "aupro-200"):
-        assert (r.verdict == DISAGREES) == (math.isnan(r.value) and not math.isnan(r.reference))
+        assert (r.verdict == FINDING) == (math.isnan(r.value) and not math.isnan(r.reference))
+        if r.verdict == FINDING:
+            assert r.cause.key == "rescaled_aupro_degenerate"
 
 
 def test_scikit_learn_auroc_agrees():
@@ -264,7 +266,8 @@ def test_deviation_sizes_are_shown_and_equal_the_json():
         case, _value, _exact, deviation, verdict = fields
         (row,) = [r for r in shown if f"{r['impl']} {r['version']}: {r['metric']}" == heading and r["case"] == case]
         assert deviation == (f"{row['diff']:.2g}" if finite(row["diff"]) else "nan"), (line, row)
-        assert verdict == (row["cause"] or row["verdict"])
+        expected = f"finding:{row['cause']}" if row["verdict"] == FINDING else (row["cause"] or row["verdict"])
+        assert verdict == expected, (line, row)
         seen += 1
     assert seen == len(shown)
 
@@ -346,3 +349,292 @@ def test_anomalib_aupimo_rows_agree_or_are_explained_by_its_sampled_thresholds()
         (c,) = C.load_cases([case])
         assert abs(_model_aupimo_sampled(c, "aupimo")[0] - row.value) <= 1e-12
     assert abs(rows["heavy_ties"].diff) > 0.05  # nearest-index bounds on a coarse shared-FPR staircase
+
+
+# =====================================================================================================
+# Issue 13, section 6: conformance with zero unexplained rows. Every ADEval convention, the anomalib 2.7
+# defects, and the rewritten published routines (VisA, ADer, anomalib <= 2.2) are a cause whose model
+# reproduces the implementation's number, or a finding (a named defect with a one-line reproduction).
+# =====================================================================================================
+
+import numpy as np
+
+from refmetrics.conformance import adapters as conformance_adapters
+from refmetrics.conformance import causes as conformance_causes
+from refmetrics.conformance import published as conformance_published
+from refmetrics.conformance.cases import METRICS as ALL_METRICS
+from refmetrics.conformance.cases import Case
+from refmetrics.conformance.findings import FINDING_BY_KEY, FINDINGS
+
+
+def _case(name):
+    (case,) = C.load_cases([name])
+    return case
+
+
+def _made_case(maps, masks):
+    """A case that is not in the manifest (its expected values are never read by the models used here)."""
+    entry = {"probes": "built in a test", "seed": 0, "expected": {m: None for m in ALL_METRICS}}
+    return Case("made", entry, np.asarray(maps), np.asarray(masks, np.uint8), np.array([], int))
+
+
+def test_adeval_model_on_a_hand_worked_case():
+    # one normal pixel at 0, one defect pixel at 1: a perfect detector, exact AP 1 and AUROC 1. ADEval's
+    # edges run from 0 to 1; the defect pixel is in the last bin at every edge but the first, so recall
+    # is 1 at every edge: its PR curve never leaves recall 1 and its trapezoid area is 0. Its ROC points
+    # are (1, 1) and (0, 1): area 1.
+    case = _made_case([[[0.0, 1.0]]], [[[0, 1]]])
+    assert conformance_causes.adeval_model(case, "pixel_ap") == 0.0
+    assert conformance_causes.adeval_model(case, "pixel_auroc") == 1.0
+    edges = conformance_causes.adeval_edges(0.25, 0.75, 4)
+    assert edges.tolist() == [0.25, 0.375, 0.5, 0.625, 0.75]
+    # float64 scores closer than float32 collapse ADEval's float32 edges to one value
+    assert np.unique(conformance_causes.adeval_edges(1.0, 1.0 + 1e-12, 1000)).size == 1
+    pytest.importorskip("adeval")
+    assert conformance_adapters._adeval("pixel_ap", case) == 0.0
+    assert conformance_adapters._adeval("pixel_auroc", case) == 1.0
+
+
+def test_adeval_model_predicts_its_errors_and_nan_without_adeval():
+    Raises = conformance_causes.Raises
+    bounds = conformance_causes.adeval_model(_case("binary_maps"), "image_auroc")  # every image score is 1
+    assert isinstance(bounds, Raises) and bounds.name == "AssertionError"
+    collapsed = conformance_causes.adeval_model(_case("float64_close"), "aupro")
+    assert isinstance(collapsed, Raises) and collapsed.name == "IndexError"
+    assert math.isnan(conformance_causes.adeval_model(_case("anomalib_aupr_example"), "aupro"))
+    assert _case("anomalib_aupr_example").expected["aupro"] == 0  # the exact value exists: 0
+
+
+@pytest.mark.parametrize("adapter,nstrips,case,metric", [
+    ("adeval", 1000, "continuous", "image_ap"),
+    ("adeval", 1000, "continuous", "pixel_auroc"),
+    ("adeval", 1000, "continuous", "pixel_ap"),
+    ("adeval", 1000, "continuous", "aupro"),
+    ("adeval", 1000, "float64_close", "pixel_auroc"),  # collapsed float32 edges: 0 where the exact is 0.86
+    ("ader-adeval", 50, "heavy_tailed", "pixel_auroc"),
+    ("ader-adeval", 50, "heavy_tailed", "pixel_ap"),
+    ("ader-adeval", 50, "heavy_tailed", "aupro"),
+])
+def test_adeval_binned_curve_reproduces_adeval(adapter, nstrips, case, metric):
+    pytest.importorskip("adeval")
+    c = _case(case)
+    live = C.ADAPTERS[adapter](metric, c)
+    assert abs(live - c.expected_float(metric)) > 1e-5  # a difference to explain
+    assert abs(conformance_causes.adeval_model(c, metric, nstrips) - live) <= 1e-12
+    report = C.run(impls=[adapter], metrics=[metric], cases=[case])
+    (row,) = report.rows
+    assert row.verdict == KNOWN and row.cause.key == "adeval_binned_curve"
+
+
+def test_adeval_errors_are_a_cause_or_findings():
+    pytest.importorskip("adeval")
+    report = C.run(impls=["adeval"], metrics=["image_auroc", "aupro"],
+                   cases=["binary_maps", "float64_close", "anomalib_aupr_example"])
+    (row,) = _rows(report, "adeval", "image_auroc", "binary_maps")
+    assert row.verdict == KNOWN and row.cause.key == "adeval_equal_bounds" and "AssertionError" in row.note
+    (row,) = _rows(report, "adeval", "aupro", "float64_close")
+    assert row.verdict == FINDING and row.cause.key == "adeval_aupro_index_error" and "IndexError" in row.note
+    (row,) = _rows(report, "adeval", "aupro", "anomalib_aupr_example")
+    assert row.verdict == FINDING and row.cause.key == "adeval_aupro_nan" and math.isnan(row.value)
+    assert not report.unexplained and len(report.findings) == 2
+
+
+def test_findings_belong_to_their_implementations():
+    # the same NaN from another implementation is no ADEval finding: it stays unexplained
+    nan = C.from_function("mine", lambda metric, p, t: float("nan"))
+    report = C.run(impls=[nan], metrics=["aupro"], cases=["anomalib_aupr_example"])
+    assert [r.verdict for r in report.rows] == [DISAGREES]
+    # a finding that predicts an error explains that error only, not a value
+    finding = FINDING_BY_KEY["anomalib_pro_float64"]
+    heavy = _case("heavy_ties")  # float64 maps
+    assert finding.explains(heavy, "pro", float("nan"), error="TypeError")
+    assert not finding.explains(heavy, "pro", float("nan"), error="ValueError")
+    assert not finding.explains(heavy, "pro", 0.5)
+
+
+def test_anomalib_findings():
+    pytest.importorskip("anomalib")
+    report = C.run(impls=["anomalib"], metrics=["pro", "aupro"], cases=["heavy_ties", "anomalib_auroc_example"])
+    (row,) = _rows(report, "anomalib", "pro", "heavy_ties")
+    assert row.verdict == FINDING and row.cause.key == "anomalib_pro_float64" and "TypeError" in row.note
+    for metric, value in (("pro", 1.0), ("aupro", 0.0)):
+        (row,) = _rows(report, "anomalib", metric, "anomalib_auroc_example")
+        assert row.verdict == FINDING and row.cause.key == "anomalib_full_mask_region_lost"
+        assert row.value == value and row.reference == 0.5
+
+
+def test_anomalib_full_mask_model_matches_anomalib_when_some_regions_survive():
+    pytest.importorskip("anomalib")
+    rng = np.random.default_rng(20261128)
+    masks = np.zeros((3, 4, 4), np.uint8)
+    masks[0] = 1                 # all defect: anomalib drops this region
+    masks[1, 1:3, 1:3] = 1       # kept
+    masks[2, 0, 3] = 1           # kept
+    maps = (rng.random((3, 4, 4)) + 0.6 * masks).astype(np.float32)
+    maps[0] = rng.random((4, 4)) * 0.4  # the lost region scores low: its overlap at 0.5 is 0
+    case = _made_case(maps, masks)
+    model = FINDING_BY_KEY["anomalib_full_mask_region_lost"].model
+    for metric in ("pro", "aupro"):
+        live = conformance_adapters._anomalib(metric, case)
+        exact = conformance_causes.reference(case, metric)
+        assert abs(live - exact) > 1e-3, metric  # the lost region changes the value
+        (predicted,) = model(case, metric)
+        assert abs(live - predicted) <= conformance_causes.F32_ULPS, (metric, live, predicted)
+
+
+def test_visa_pixel_auroc_is_reproduced_by_its_cause():
+    case = _case("continuous")
+    value = conformance_published.visa_pixel_auroc(case.maps, case.masks)
+    assert value == round(value, 4) and abs(value - case.expected_float("pixel_auroc")) > 1e-3
+    (modelled,) = conformance_causes._model_visa(case, "pixel_auroc")
+    assert modelled == value
+    thresholds = conformance_published.visa_thresholds(case.maps, case.masks)
+    assert thresholds.size == 202 and np.all(np.diff(thresholds) <= 0)
+    # the 1e-8 widening is done in the maps' dtype: for these float32 maps it rounds away at the top
+    assert thresholds[0] == case.maps.max()
+    report = C.run(impls=["visa"], cases=["continuous", "one_class"])
+    (row,) = _rows(report, "visa", "pixel_auroc", "continuous")
+    assert row.verdict == KNOWN and row.cause.key == "visa_sampled_thresholds"
+    (row,) = _rows(report, "visa", "pixel_auroc", "one_class")  # no defect pixel: undefined, it raises
+    assert row.verdict == KNOWN and row.cause.key == "undefined_policy"
+
+
+# anomalib v2.0.0's own AUPRO (src/anomalib/metrics/aupro.py at tag v2.0.0, run once on these cases with
+# torch float32 and the same regions) gave these numbers; the float64 rewrite matches them to float32
+# rounding. (Out-of-range maps go through torchmetrics' sigmoid first there, which keeps their order
+# unless scores saturate: none of these cases saturate.)
+ANOMALIB_2_0_AUPRO = {"continuous": 0.5658227205276489, "heavy_ties": 0.6782455444335938,
+                      "quantised_16": 0.5744959115982056, "binary_maps": 0.4084489047527313}
+
+
+@pytest.mark.parametrize("case", sorted(ANOMALIB_2_0_AUPRO))
+def test_anomalib_legacy_aupro_rewrite_and_its_cause(case):
+    c = _case(case)
+    value = conformance_published.anomalib_legacy_aupro(c.maps, c.masks)
+    assert abs(value - ANOMALIB_2_0_AUPRO[case]) <= 1e-6
+    assert abs(value - c.expected_float("aupro")) > 1e-4  # the legacy aggregation deviates
+    (modelled,) = conformance_causes._model_legacy_anomalib(c, "aupro")
+    assert abs(modelled - value) <= 1e-9
+    report = C.run(impls=["anomalib-2.2-aupro"], metrics=["aupro"], cases=[case])
+    (row,) = report.rows
+    assert row.verdict == KNOWN and row.cause.key == "averaged_end_point_normalisation"
+
+
+def test_aupro_100_is_the_rescaled_routine_with_100_steps():
+    case = _case("continuous")
+    value = conformance_published.aupro_100(case.maps, case.masks)
+    assert value == conformance_published.aupro_200(case.maps, case.masks, steps=100)
+    assert abs(value - conformance_published.aupro_200(case.maps, case.masks)) > 1e-3  # not the 200-step value
+    assert abs(conformance_causes._rescaled_area(case, 100) - value) <= 1e-9
+    report = C.run(impls=["aupro-100"], cases=["continuous", "binary_maps"])
+    (row,) = _rows(report, "aupro-100", "aupro", "continuous")
+    assert row.verdict == KNOWN and row.cause.key == "sampled_thresholds_fpr_rescaled"
+    (row,) = _rows(report, "aupro-100", "aupro", "binary_maps")
+    assert row.verdict == FINDING and row.cause.key == "rescaled_aupro_degenerate"
+
+
+def test_findings_are_shown_in_every_report():
+    report = _full_report()
+    found = report.findings
+    assert found and all(r.cause.key in FINDING_BY_KEY for r in found)
+    assert not set(found) & set(report.unexplained)
+    text = C.text(report, width=100)
+    md = C.markdown(report)
+    data = json.loads(C.to_json(report))
+    assert text.splitlines()[-1] == f"  {len(report.unexplained)} unexplained disagreements; {len(found)} findings"
+    for key in {r.cause.key for r in found}:
+        finding = FINDING_BY_KEY[key]
+        assert f"finding:{key}" in text
+        assert "reproduce: " + finding.reproduction.split()[0] in text
+        assert f"| **{key}** |" in md and f"`{finding.reproduction}`" in md.replace("\\|", "|")
+        assert data["findings"][key]["reproduction"] == finding.reproduction
+    assert sum(r["verdict"] == FINDING for r in data["rows"]) == len(found) == data["n_findings"]
+    assert sum(sum(v["count"] for v in e["findings"].values()) for e in data["summary"]) == len(found)
+
+
+# each finding's reproduction, run with the implementation alone, shows the defect (marker in its output)
+REPRODUCED = {"adeval_aupro_nan": ("adeval", "nan"), "adeval_aupro_index_error": ("adeval", "IndexError"),
+              "anomalib_pro_float64": ("anomalib", "TypeError"),
+              "anomalib_full_mask_region_lost": ("anomalib", "tensor([0]"),
+              "rescaled_aupro_degenerate": (None, "nan")}
+
+
+@pytest.mark.parametrize("key", sorted(REPRODUCED))
+def test_each_finding_reproduces_in_one_line(key):
+    package, marker = REPRODUCED[key]
+    if package:
+        pytest.importorskip(package)
+    finding = FINDING_BY_KEY[key]
+    assert finding.reproduction.startswith("python -c ") and "\n" not in finding.reproduction
+    import os
+    import shlex
+
+    argv = shlex.split(finding.reproduction)
+    argv[0] = sys.executable
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert marker in proc.stdout + proc.stderr, (proc.stdout, proc.stderr[-500:])
+
+
+def test_every_finding_is_documented():
+    for finding in FINDINGS:
+        assert finding.impls and finding.sentence and finding.reproduction
+        assert set(finding.impls) <= set(C.ADAPTERS), finding.key
+
+
+def test_full_report_has_no_unexplained_row():
+    report = _full_report()
+    if report.skipped:
+        pytest.skip(f"adapters not installed, so the zero-unexplained check cannot be made: {report.skipped}")
+    unexplained = [(r.impl, r.metric, r.case, r.value, r.note) for r in report.unexplained]
+    assert not unexplained, unexplained
+    for r in report.rows:
+        assert r.verdict == AGREES or r.cause is not None, r.as_dict()
+
+
+def test_cflow_aupro_is_reproduced_by_its_cause():
+    case = _case("heavy_ties")
+    value = conformance_published.cflow_aupro(case.maps, case.masks)
+    assert abs(value - case.expected_float("aupro")) > 0.01
+    (modelled,) = conformance_causes._model_cflow(case, "aupro")
+    assert abs(modelled - value) <= 1e-9
+    # not the ADer/200-step routine: another grid, and FPR <= limit kept (inclusive)
+    assert all(abs(v - value) > 1e-6 for v in conformance_causes._model_rescaled(case, "aupro"))
+    report = C.run(impls=["cflow-aupro"], cases=["heavy_ties", "anomalib_auroc_example"])
+    (row,) = _rows(report, "cflow-aupro", "aupro", "heavy_ties")
+    assert row.verdict == KNOWN and row.cause.key == "sampled_thresholds_fpr_rescaled_cflow"
+    (row,) = _rows(report, "cflow-aupro", "aupro", "anomalib_auroc_example")
+    assert row.verdict == FINDING and row.cause.key == "rescaled_aupro_degenerate"
+
+
+def test_cflow_overlap_counts_a_regions_holes():
+    # a ring: 8 defect pixels around a normal centre (17 normal pixels in all), the 9 of them scoring 1,
+    # one more normal pixel 0.5, the rest 0. cflow-ad counts the centre in the ring's overlap (scikit-image's
+    # filled_image), so once the 9 are positive the ring's overlap is 9/8, not 1.
+    masks = np.zeros((1, 5, 5), np.uint8)
+    masks[0, 1:4, 1:4] = 1
+    masks[0, 2, 2] = 0
+    maps = np.zeros((1, 5, 5))
+    maps[0, 1:4, 1:4] = 1.0
+    maps[0, 0, 0] = 0.5
+    value = conformance_published.cflow_aupro(maps, masks, max_step=4)  # thresholds 1, 0.75, 0.5, 0.25
+    # points (FPR, PRO): (0, 0) at 1; (1/17, 9/8) at 0.75 and at 0.5 (the 0.5 pixel is not above 0.5);
+    # (2/17, 9/8) at 0.25. Rescaled: (0, 0), (0.5, 9/8), (0.5, 9/8), (1, 9/8)
+    assert abs(value - (0.5 * 9 / 8 / 2 + 0.5 * 9 / 8)) <= 1e-12
+
+
+def test_adeval_quadratic_closing_is_the_linear_interpolation():
+    # ADEval closes its AUPRO with rect * t + tri * t**2 (t: the fraction of the last segment's width
+    # below the limit); that is exactly the area under the straight segment cut at t, which is what
+    # adeval_model integrates: a linear interpolation at the limit, nothing quadratic about the curve.
+    mem_effic = pytest.importorskip("adeval.mem_effic")
+    rng = np.random.default_rng(20261128)
+    for _ in range(200):
+        y1, y2 = np.sort(rng.random(2))
+        width, t = rng.random() + 1e-3, rng.random()
+        segment = width * (y1 + y2) / 2
+        linear = t * width * y1 + (t * width) ** 2 * (y2 - y1) / width / 2
+        assert abs(mem_effic._trapezoid_intep(t, segment, y1, y2) - linear) <= 1e-12
+    zero = np.float64(0.0)  # ADEval passes NumPy floats: 0/0 is NaN there (the adeval_aupro_nan finding)
+    with np.errstate(invalid="ignore"):
+        assert math.isnan(mem_effic._trapezoid_intep(0.5, 0.0, zero, zero))

@@ -1,5 +1,8 @@
 """The conformance suite: golden fixtures, adapters to other implementations, and a
-report that explains, metric by metric, where they agree with refmetrics and why not.
+report that explains, metric by metric, where they agree with refmetrics and why not:
+each difference is a cause (a convention whose model reproduces the value) or a
+finding (a named defect of the implementation, with a one-line reproduction), or
+else an unexplained disagreement.
 
 >>> from refmetrics import conformance
 >>> report = conformance.run(impls=["refmetrics"], metrics=["pixel_auroc"], cases=["continuous"])
@@ -16,6 +19,7 @@ Plug in your own implementation, ``f(metric, preds, target) -> float``:
 from .adapters import ADAPTERS, from_function, user_adapter
 from .cases import METRICS, load_cases
 from .causes import CAUSES
+from .findings import FINDINGS
 from .report import (
            check_output_file,
            markdown,
@@ -26,5 +30,5 @@ from .report import (
 )
 from .runner import Report, run
 
-__all__ = ["ADAPTERS", "CAUSES", "METRICS", "Report", "check_output_file", "from_function", "load_cases", "markdown",
-           "report_width", "run", "text", "to_json", "user_adapter", "write_atomic"]
+__all__ = ["ADAPTERS", "CAUSES", "FINDINGS", "METRICS", "Report", "check_output_file", "from_function", "load_cases",
+           "markdown", "report_width", "run", "text", "to_json", "user_adapter", "write_atomic"]

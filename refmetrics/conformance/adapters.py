@@ -182,7 +182,7 @@ _ADEVAL_KEYS = {"image_auroc": "i_auroc", "image_ap": "i_aupr", "pixel_auroc": "
                 "aupro": "p_aupro"}
 
 
-def _adeval(metric, case):
+def _adeval(metric, case, nstrips=None):
     """ADEval's EvalAccumulator (1000 histogram strips between the bounds it is given: here the exact
     smallest and largest score, the best a user can do)."""
     if metric not in _ADEVAL_KEYS or case.spatial_dims != 2:
@@ -194,7 +194,7 @@ def _adeval(metric, case):
     map_bounds = (float(maps.min()), float(maps.max()))
     # ADEval requires lower < upper for image scores even when only pixel metrics are asked for
     image_bounds = (float(scores.min()), float(scores.max())) if metric.startswith("image_") else map_bounds
-    acc = EvalAccumulator(*image_bounds, *map_bounds, skip_pixel_aupro=metric != "aupro")
+    acc = EvalAccumulator(*image_bounds, *map_bounds, skip_pixel_aupro=metric != "aupro", nstrips=nstrips)
     restore = not hasattr(np, "trapz")
     if restore:  # ADEval 1.1.0 calls np.trapz, which NumPy 2.4 removed; np.trapezoid is the same function
         np.trapz = np.trapezoid
@@ -285,3 +285,39 @@ def _anomalib_aupimo(case):
     for maps, masks in case.batches():
         metric.update(torch.from_numpy(np.ascontiguousarray(maps)), torch.from_numpy(masks.astype(bool)))
     return metric.compute()
+
+
+# =====================================================================================================
+# Issue 13, section 6: adapters for ADer's ADEval setting and the rewritten published routines
+# =====================================================================================================
+
+def _ader_adeval(metric, case):
+    """ADer's ``use_adeval`` evaluation: ADEval with 50 strips between the maps' smallest and largest
+    score, for the pixel metrics (ADer takes image metrics from scikit-learn). ADer runs ADEval's CUDA
+    accumulator; this runs its CPU twin, the same histogram."""
+    if metric not in ("pixel_auroc", "pixel_ap", "aupro"):
+        raise NotImplementedError
+    return _adeval(metric, case, nstrips=50)
+
+
+def _published_metric(name, fn, two_d_only=True):
+    def run(metric, case):
+        if metric != name or (two_d_only and case.spatial_dims != 2):
+            raise NotImplementedError
+        return fn(case.maps, case.masks)
+    return run
+
+
+ADAPTERS.update({
+    "ader-adeval": Adapter("ader-adeval", "ADEval", _ader_adeval,
+                           "ADer's use_adeval setting: ADEval with 50 strips (pixel AUROC, AUPR, AUPRO)"),
+    "aupro-100": Adapter("aupro-100", None, _published_metric("aupro", published.aupro_100),
+                         "ADer's AUPRO: the min-max rescaled routine with 100 thresholds"),
+    "anomalib-2.2-aupro": Adapter("anomalib-2.2-aupro", None,
+                                  _published_metric("aupro", published.anomalib_legacy_aupro),
+                                  "anomalib <= 2.2's AUPRO: index-resampled curves, end-point normalised"),
+    "cflow-aupro": Adapter("cflow-aupro", None, _published_metric("aupro", published.cflow_aupro),
+                           "cflow-ad's AUPRO: 1000 thresholds from the top, FPR <= 0.3 min-max rescaled"),
+    "visa": Adapter("visa", None, _published_metric("pixel_auroc", published.visa_pixel_auroc, two_d_only=False),
+                    "the VisA official pixel AUROC: 200 thresholds, rounded to 4 decimals"),
+})

@@ -147,40 +147,38 @@ def _model_mvtec3d(case, metric):
 
 
 def _model_rescaled(case, metric):
-    """The exact PRO (refmetrics) at 200 thresholds from min to max, FPR kept below 0.3 and min-max rescaled."""
+    """The exact PRO (refmetrics) at 200 (the routine many papers copied) or 100 (ADer's max_step_aupro)
+    thresholds from min to max, FPR kept below 0.3 and min-max rescaled."""
     if metric != "aupro" or not case.masks.any() or case.masks.all():
         return []
+    return [_rescaled_area(case, steps) for steps in (200, 100)]
+
+
+def _rescaled_area(case, steps):
     scores = case.maps.astype(np.float64)
     lo, hi = scores.min(), scores.max()
     if hi == lo:
-        return [float("nan")]
-    thresholds = np.arange(lo, hi, (hi - lo) / 200)
+        return float("nan")
+    thresholds = np.arange(lo, hi, (hi - lo) / steps)
     bg = np.sort(scores[case.masks == 0])
     fpr = (bg.size - np.searchsorted(bg, thresholds, side="right")) / bg.size
     pro = _pro_above(case, thresholds)
     keep = fpr < 0.3
     fpr, pro = fpr[keep], pro[keep]
     if fpr.size < 2 or fpr.max() == fpr.min():
-        return [float("nan")]
+        return float("nan")  # 0/0 in the rescale: a finding (findings.py), never a cause
     fpr = (fpr - fpr.min()) / (fpr.max() - fpr.min())
     order = np.argsort(fpr, kind="stable")
-    return [_trapz(pro[order], fpr[order])]
+    return _trapz(pro[order], fpr[order])
 
 
 def _model_binning(case, metric):
     """refmetrics' binned mode on the per-batch sigmoided scores; for AUROC also the trapezoid over the
-    binned points alone, without the (0, 0) start (torchmetrics' binned ROC)."""
+    binned points alone, without the (0, 0) start (torchmetrics' binned ROC). (ADEval's strips have their
+    own, exact model: :func:`_model_adeval`.)"""
     if metric not in ("image_auroc", "pixel_auroc", "image_ap", "pixel_ap"):
         return []
     out = []
-    # ADEval: 1000 strips between the smallest and largest score (float32 edges), trapezoid areas
-    values = case.maps if metric.startswith("pixel") else case.image_level()[0]
-    lo, hi = float(values.min()), float(values.max())
-    if hi > lo:
-        edges = np.linspace(0.0, 1.0, 1001, dtype=np.float32) * np.float32(hi - lo) + np.float32(lo)
-        edges = np.unique(edges.astype(np.float64))
-        out.append(reference(case, metric, thresholds=edges, curve="trapezoid"))
-        out.append(reference(case, metric, thresholds=edges))
     sig = np.concatenate(_sigmoid32_batches(case))
     for t in (100, 200, 1000):
         out.append(reference(case, metric, thresholds=t, maps=sig))
@@ -221,6 +219,168 @@ def _model_loco_refined(case, metric):
     return [published.mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, points=points)]
 
 
+# =====================================================================================================
+# Issue 13, section 6: ADEval's conventions, and the rewritten published routines' models.
+# Each model re-runs the case: refmetrics' exact counts at the implementation's thresholds, then the
+# implementation's own way of turning them into a number (or the error it raises, as a Raises).
+# =====================================================================================================
+
+class Raises:
+    """A model's prediction that the implementation raises ``name`` (an exception type) on the case."""
+
+    def __init__(self, name, why):
+        self.name, self.why = name, why
+
+    def __repr__(self):
+        return f"Raises({self.name!r}, {self.why!r})"
+
+
+def adeval_inputs(case, metric):
+    """What the ADEval adapters feed: image maxima and labels, or the maps (cast to float32 unless
+    float64, as ADEval's OpenCV resize needs) and masks."""
+    if metric.startswith("image_"):
+        return case.image_level()
+    return (case.maps if case.maps.dtype == np.float64 else case.maps.astype(np.float32)), case.masks
+
+
+def adeval_edges(lo, hi, nstrips):
+    """ADEval's finite bin edges (``_AccumulateStatCurve``): ``nstrips + 1`` points evenly spaced in [0, 1]
+    in float32, times ``float32(hi - lo)``, plus ``float32(lo)``, in float32 arithmetic. Two overflow bins,
+    [-inf, e_0) and [e_n, +inf], hold the rest but are never a threshold: its curves have no end points."""
+    unit = np.linspace(0.0, 1.0, nstrips + 1).astype(np.float32)
+    return (unit * np.float32(hi - lo) + np.float32(lo)).astype(np.float64)
+
+
+def _counts_at(values, edges):
+    """How many ``values`` are ``>= edge`` for each edge (a histogram's upper cumulative counts)."""
+    values = np.sort(values.astype(np.float64))
+    return values.size - np.searchsorted(values, edges, side="left")
+
+
+def adeval_model(case, metric, nstrips=1000, fpr_limit=0.3):
+    """ADEval's ``EvalAccumulator`` result on the case, bounds the exact smallest and largest score (what
+    the adapters give it): a float, or a :class:`Raises`; None for a metric it does not compute.
+
+    At each edge ``e`` a score is positive when ``score >= e``. AUROC and AUPR are the trapezoid over the
+    edges' points alone, from the highest edge down (no (0, 0) start, no recall-0 end; precision 1 where
+    nothing is predicted). AUPRO weights each defect pixel by float32 ``1 / area`` of its 8-connected region
+    (the weighted TPR is the PRO up to those weights), integrates the points with FPR <= limit, and adds the
+    exact area under the straight segment to the next point, cut at the limit (its "quadratic" formula:
+    ``rect * t + tri * t**2`` with ``t`` the fraction of the segment's width, which is that area). That
+    formula divides by the segment's mean height, so it is NaN when the PRO is 0 on both sides of the
+    limit; it indexes the points on each side without a check, so an empty side raises IndexError.
+    """
+    scores, labels = adeval_inputs(case, metric)
+    lo, hi = float(scores.min()), float(scores.max())
+    if not lo < hi:
+        return Raises("AssertionError", "its bins need lower < upper bound: every score is equal")
+    edges = adeval_edges(lo, hi, nstrips)
+    if metric in ("image_auroc", "pixel_auroc"):
+        fpr, tpr, _ = _quiet(F.roc_curve, scores, labels, thresholds=edges)
+        return _trapz(tpr[1:], fpr[1:])  # [1:]: without refmetrics' (0, 0) start
+    if metric in ("image_ap", "pixel_ap"):
+        precision, recall, _ = _quiet(F.precision_recall_curve, scores, labels, thresholds=edges)
+        return _trapz(precision[-2::-1], recall[-2::-1])  # without refmetrics' (recall 0, precision 1) end
+    if metric != "aupro":
+        return None
+    regions = np.asarray(_quiet(F.label_regions, labels))
+    sizes = np.bincount(regions.ravel())
+    if sizes.size < 2 or not sizes[0]:
+        return None  # no region or no background: undefined (undefined_policy)
+    weights = (1.0 / sizes[1:]).astype(np.float32).astype(np.float64)
+    flat, ids = scores.reshape(-1), regions.reshape(-1)
+    fpr = _counts_at(flat[ids == 0], edges) / sizes[0]
+    weighted = sum(w * _counts_at(flat[ids == r], edges) for r, w in enumerate(weights, start=1))
+    pro = weighted / float(np.sum(weights * sizes[1:]))
+    x, y = fpr[::-1], pro[::-1]  # increasing FPR
+    n_below = int(np.count_nonzero(x <= fpr_limit))
+    if n_below in (0, x.size):
+        return Raises("IndexError", "no bin edge on one side of the FPR limit")
+    x0, x1, y0, y1 = x[n_below - 1], x[n_below], y[n_below - 1], y[n_below]
+    if y0 + y1 == 0:
+        return float("nan")
+    cut = fpr_limit - x0
+    partial = cut * y0 + cut * cut * (y1 - y0) / (x1 - x0) / 2
+    return (_trapz(y[:n_below], x[:n_below]) + partial) / fpr_limit
+
+
+ADEVAL_NSTRIPS = (1000, 50)  # ADEval's default; ADer's use_adeval setting
+
+
+def _model_adeval(case, metric):
+    out = [adeval_model(case, metric, n) for n in ADEVAL_NSTRIPS]
+    return [v for v in out if isinstance(v, float) and not math.isnan(v)]
+
+
+def _model_adeval_bounds(case, metric):
+    out = [adeval_model(case, metric, n) for n in ADEVAL_NSTRIPS[:1]]
+    return [v for v in out if isinstance(v, Raises) and v.name == "AssertionError"]
+
+
+def _pro_fpr_above(case, thresholds):
+    """refmetrics' exact (FPR, PRO) with a pixel positive when ``score > t``, at each threshold: the exact
+    curve's point after the distinct scores above ``t``."""
+    fpr, pro = _quiet(F.pro_curve, case.maps, case.masks, spatial_dims=case.spatial_dims)
+    distinct = np.unique(case.maps.astype(np.float64))
+    above = distinct.size - np.searchsorted(distinct, thresholds, side="right")
+    return fpr[above], pro[above]
+
+
+def _model_cflow(case, metric):
+    """cflow-ad's grid (1000 thresholds from the largest score down, FPR <= limit kept, min-max rescaled)
+    on refmetrics' exact curve; the filled-region overlap is the plain overlap for regions without holes."""
+    if metric != "aupro" or case.spatial_dims != 2 or not case.masks.any() or case.masks.all():
+        return []
+    scores = case.maps.astype(np.float64)
+    lo, hi = scores.min(), scores.max()
+    if hi == lo:
+        return [float("nan")]
+    fpr, pro = _pro_fpr_above(case, hi - np.arange(1000) * ((hi - lo) / 1000))
+    keep = fpr <= 0.3
+    fpr, pro = fpr[keep], pro[keep]
+    if fpr.size < 2 or fpr.max() == fpr.min():
+        return [float("nan")]  # 0/0 in the rescale: a finding (findings.py)
+    fpr = (fpr - fpr.min()) / (fpr.max() - fpr.min())
+    return [_trapz(pro, fpr)]
+
+
+def _model_visa(case, metric):
+    """refmetrics' binned ROC at the VisA thresholds (``score > t`` is ``score >= nextafter(t)``), the
+    trapezoid over those points in threshold order, rounded to 4 decimals."""
+    if metric != "pixel_auroc" or not case.masks.any() or case.masks.all():
+        return []
+    from . import published
+
+    thresholds = published.visa_thresholds(case.maps, case.masks).astype(np.float64)
+    above = np.nextafter(thresholds, np.inf)
+    fpr, tpr, thr = _quiet(F.roc_curve, case.maps, case.masks, thresholds=above)
+    # refmetrics' binned points come one per distinct threshold, decreasing, after its (0, 0) start
+    at = {t: (f, r) for t, f, r in zip(thr[1:], fpr[1:], tpr[1:])}
+    points = np.array([at[t] for t in above])
+    return [round(_trapz(points[:, 1], points[:, 0]), 4)]
+
+
+def _model_legacy_anomalib(case, metric):
+    """refmetrics' exact ROC per region (against the background alone) and over all pixels, aggregated as
+    anomalib <= 2.2 did (published.legacy_resampled_aupro)."""
+    if metric != "aupro" or case.spatial_dims != 2:
+        return []
+    from . import published
+
+    regions = np.asarray(_quiet(F.label_regions, case.masks)).reshape(-1)
+    if regions.max() == 0 or not (regions == 0).any():
+        return []
+    scores = case.maps.reshape(-1)
+    background = regions == 0
+    global_fpr = _quiet(F.roc_curve, scores, ~background)[0]
+    curves = []
+    for r in range(1, int(regions.max()) + 1):
+        keep = background | (regions == r)
+        fpr, tpr, _ = _quiet(F.roc_curve, scores[keep], regions[keep] == r)
+        curves.append((fpr, tpr))
+    return [published.legacy_resampled_aupro(global_fpr, curves)]
+
+
 class Cause:
     """A named cause: ``model(case, metric)`` gives the values the cause predicts.
 
@@ -230,11 +390,17 @@ class Cause:
     float32 arithmetic. A NaN where the exact value exists is never explained.
     """
 
-    def __init__(self, key, title, sentence, model, tol):
+    def __init__(self, key, title, sentence, model, tol, impls=()):
         self.key, self.title, self.sentence, self.model, self.tol = key, title, sentence, model, tol
+        self.impls = tuple(impls)  # the implementations it is modelled on: tried first for them
 
-    def explains(self, case, metric, value):
+    def explains(self, case, metric, value, error=None):
+        """Whether the model reproduces ``value``, or (``error``: the exception type's name) the error."""
         for modelled in self.model(case, metric):
+            if isinstance(modelled, Raises) or error is not None:
+                if error is not None and isinstance(modelled, Raises) and modelled.name == error:
+                    return True
+                continue
             if isinstance(modelled, str):  # undefined-case policy: any finite answer where none exists
                 if not math.isnan(value):
                     return True
@@ -273,8 +439,8 @@ CAUSES = [
           _model_trapezoid, 1e-9),
     Cause("histogram_binning", "histogram binning",
           "Scores are binned to a fixed set of thresholds instead of using every distinct score: T in [0, 1] "
-          "after a sigmoid (torchmetrics' thresholds=T), or 1000 strips between the smallest and largest "
-          "score (ADEval) (model: refmetrics' binned mode at those thresholds).", _model_binning, 1e-6),
+          "after a sigmoid (torchmetrics' thresholds=T) (model: refmetrics' binned mode at those thresholds).",
+          _model_binning, 1e-6),
     Cause("sampled_thresholds", "sampled thresholds",
           "The PRO curve is evaluated at T thresholds evenly spaced from the smallest to the largest score "
           "(anomalib 1.x num_thresholds) instead of every distinct score.", _model_sampled, 1e-6),
@@ -283,9 +449,9 @@ CAUSES = [
           "background scores, with overlaps counted strictly above them (MVTec 3D-AD's evaluation).",
           _model_mvtec3d, 1e-9),
     Cause("sampled_thresholds_fpr_rescaled", "sampled thresholds with min-max rescaled FPR",
-          "200 thresholds from min to max, only the points below the FPR limit kept, their FPR rescaled to "
-          "[0, 1] and no interpolation at the limit (the routine many papers copied); the value is not a "
-          "normalised area to the limit.", _model_rescaled, 1e-9),
+          "200 thresholds (the routine many papers copied; 100 in ADer's evaluator) from min to max, only the "
+          "points below the FPR limit kept, their FPR rescaled to [0, 1] and no interpolation at the limit; "
+          "the value is not a normalised area to the limit.", _model_rescaled, 1e-9),
     Cause("connectivity", "connected-component differences",
           "Regions are labelled with 4-connectivity (face neighbours) instead of 8-connectivity, so regions "
           "touching at a corner are split.", _model_connectivity, 1e-9),
@@ -297,15 +463,51 @@ CAUSES = [
           "scores, then more between adjacent points further than 0.01 apart (MVTec LOCO AD's evaluation); "
           "steps between them are cut as straight lines (model: refmetrics' exact curve at the thresholds "
           "that evaluation selects, integrated its way).", _model_loco_refined, 1e-9),
+    # --- issue 13, section 6: ADEval's conventions ---
+    Cause("adeval_binned_curve", "ADEval's binned curves",
+          "ADEval (and ADer's use of it, 50 strips) counts scores in nstrips (1000) float32 bins between "
+          "the bounds it is given plus two +-inf overflow bins that are never a threshold, and takes "
+          "trapezoids over the bin edges' points only (no (0, 0) or recall-0 end point); AUPRO weights "
+          "defect pixels by float32 1/area and closes at the limit with the exact area of the cut segment "
+          "(model: refmetrics' counts at those edges, integrated the same way).", _model_adeval, 1e-12,
+          impls=("adeval", "ader-adeval")),
+    Cause("adeval_equal_bounds", "ADEval needs lower < upper bound",
+          "Every score is equal, so the bounds the data gives are equal, and ADEval asserts "
+          "lower < upper when it builds its bins (AssertionError; a user must invent wider bounds).",
+          _model_adeval_bounds, 0.0, impls=("adeval", "ader-adeval")),
+    # --- issue 13, section 6: rewritten published routines ---
+    Cause("visa_sampled_thresholds", "VisA's 200 thresholds, rounded",
+          "The VisA evaluation's pixel AUROC: 100 percentiles of the defect-pixel scores, 100 evenly spaced "
+          "between their extremes and the score range widened by 1e-8; positive when strictly above; the "
+          "trapezoid over those points, rounded to 4 decimals (model: refmetrics' counts at those "
+          "thresholds).", _model_visa, 1e-12, impls=("visa",)),
+    Cause("sampled_thresholds_fpr_rescaled_cflow", "cflow-ad's 1000 thresholds with min-max rescaled FPR",
+          "cflow-ad's AUPRO: 1000 thresholds from the largest score down (the smallest never reached), the "
+          "points with FPR <= 0.3 kept, their FPR rescaled to [0, 1] and no interpolation at the limit "
+          "(model: refmetrics' exact curve at those thresholds; cflow-ad's overlap counts a region's holes, "
+          "which no case here has).", _model_cflow, 1e-9, impls=("cflow-aupro",)),
+    Cause("averaged_end_point_normalisation", "index-resampled curves, normalised by their end point",
+          "anomalib <= 2.2's AUPRO: each region's ROC against the background is resampled by index (not by "
+          "FPR) onto as many points as the global curve has below the limit, the curves are averaged, and "
+          "the area is divided by the averaged curve's last FPR instead of the limit, which inflates it "
+          "(model: refmetrics' exact per-region curves, aggregated the same way).",
+          _model_legacy_anomalib, 1e-9, impls=("anomalib-2.2-aupro",)),
 ]
 CAUSE_BY_KEY = {c.key: c for c in CAUSES}
 
 
-def attribute(case, metric, value):
-    """The first cause whose model reproduces ``value``, or None."""
-    for cause in CAUSES:
+def attribute(case, metric, value, error=None, impl=None):
+    """The first finding of ``impl`` (findings.py) whose model reproduces ``value`` (or ``error``, the
+    exception type's name), else the first cause modelled on ``impl`` that does, else the first other
+    cause that does, or None."""
+    from .findings import FINDINGS
+
+    mine = [c for c in CAUSES if impl is not None and impl in c.impls]
+    candidates = [f for f in FINDINGS if impl is not None and impl in f.impls] + mine + \
+        [c for c in CAUSES if c not in mine]
+    for cause in candidates:
         try:
-            if cause.explains(case, metric, value):
+            if cause.explains(case, metric, value, error):
                 return cause
         except Exception:  # noqa: BLE001 - a model that cannot run on this case explains nothing
             continue

@@ -254,3 +254,165 @@ def mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, seed=20261125, points=None
     spro = [v[0] for v in values]
     fpr = [v[1] for v in values]
     return _loco_area(fpr, spro, fpr_limit)  # thresholds decreasing: FPR increasing
+
+
+# =====================================================================================================
+# Issue 13, section 6: more published evaluation routines, rewritten from their published code (read,
+# not copied). Each has an adapter (adapters.py) and a cause that reproduces its value (causes.py).
+#
+# - aupro_100: ADer's ``Evaluator.cal_pro_score`` with ``max_step_aupro=100``: :func:`aupro_200`'s
+#   routine (it cites cflow-ad) with 100 thresholds.
+# - cflow_aupro: cflow-ad's own routine (``train.py``), which differs: 1000 thresholds from the top,
+#   FPR <= limit kept, overlaps counted on filled regions.
+# - visa_pixel_auroc: the VisA benchmark's official pixel AUROC (amazon-science/spot-diff,
+#   ``utils/metrics.py``, ``compute_localization_metrics``): 200 thresholds, then rounded to 4 decimals.
+# - anomalib_legacy_aupro: anomalib <= 2.2's ``AUPRO`` (``metrics/aupro.py`` up to v2.0.0 and the 2.1/2.2
+#   releases): per-region ROC curves resampled by index, averaged, and the area divided by the averaged
+#   curve's last FPR instead of the limit.
+# =====================================================================================================
+
+def aupro_100(maps, masks, fpr_limit=0.3):
+    """ADer's AUPRO (``cal_pro_score``, ``max_step_aupro=100``): :func:`aupro_200` with 100 thresholds."""
+    return aupro_200(maps, masks, fpr_limit=fpr_limit, steps=100)
+
+
+def visa_thresholds(maps, masks, num=200):
+    """The VisA evaluation's thresholds, decreasing: ``num // 2`` percentiles (100 down to 0, linear
+    interpolation) of the defect-pixel scores, ``num // 2`` evenly spaced from their largest to their
+    smallest, and the smallest and largest score moved out by 1e-8 (in the maps' own dtype, as NumPy
+    computes ``array.min() - 1e-8``: for float32 maps of magnitude above ~0.1 the shift rounds away).
+    Raises ValueError with no defect pixel or no normal pixel (the official code does too)."""
+    scores = np.asarray(maps)
+    defect = np.asarray(masks) == 1
+    if not defect.any() or defect.all():
+        raise ValueError("VisA's pixel AUROC needs at least one normal and one anomalous pixel")
+    kind = scores.dtype.type if scores.dtype.kind == "f" else np.float64
+    th_min = kind(scores.min()) - kind(1e-8)
+    th_max = kind(scores.max()) + kind(1e-8)
+    positives = scores[defect]
+    by_percentile = np.percentile(positives, np.linspace(100, 0, num=num // 2))
+    evenly = np.linspace(positives.max(), positives.min(), num=num // 2)
+    thresholds = np.concatenate([by_percentile, evenly, [th_min, th_max]])
+    return np.sort(thresholds)[::-1]
+
+
+def visa_pixel_auroc(maps, masks, num=200):
+    """The VisA official pixel AUROC: at each of :func:`visa_thresholds` a pixel is positive when its score
+    is strictly above it; the trapezoid of (FPR, TPR) in threshold order, rounded to 4 decimals."""
+    thresholds = visa_thresholds(maps, masks, num)
+    scores = np.asarray(maps).reshape(-1)
+    defect = np.asarray(masks).reshape(-1) == 1
+    pos, neg = np.sort(scores[defect]), np.sort(scores[~defect])
+    tpr = (pos.size - np.searchsorted(pos, thresholds, side="right")) / pos.size
+    fpr = (neg.size - np.searchsorted(neg, thresholds, side="right")) / neg.size
+    area = float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2))
+    return round(area, 4)
+
+
+def exact_roc(scores, positive):
+    """The exact ROC (torchmetrics' binary_roc without thresholds): a (0, 0) start, then one point per
+    distinct score, decreasing, ties crossed together; float64."""
+    order = np.argsort(-scores, kind="stable")
+    s, p = scores[order], positive[order]
+    last_of_tie = np.append(s[1:] != s[:-1], True)
+    tp = np.cumsum(p)[last_of_tie]
+    fp = np.cumsum(~p)[last_of_tie]
+    return np.concatenate([[0.0], fp / max(fp[-1], 1)]), np.concatenate([[0.0], tp / max(tp[-1], 1)])
+
+
+def _legacy_interp1d(old_x, old_y, new_x):
+    """anomalib's ``interp1d``: piecewise linear, extrapolating the end segments, slopes regularised by
+    float32's eps (its tensors are float32)."""
+    eps = float(np.finfo(np.float32).eps)
+    slope = (old_y[1:] - old_y[:-1]) / (eps + (old_x[1:] - old_x[:-1]))
+    idx = np.clip(np.searchsorted(old_x, new_x, side="left") - 1, 0, old_x.size - 2)
+    return old_y[idx] + slope[idx] * (new_x - old_x[idx])
+
+
+def legacy_resampled_aupro(global_fpr, region_curves, fpr_limit=0.3):
+    """anomalib <= 2.2's aggregation, given the global FPR curve and each region's (fpr, tpr) curve
+    against the background alone (exact, (0, 0) start, increasing).
+
+    The output has as many points as the global curve has at FPR <= limit. Each region's points up to the
+    limit (with the next one, when none falls on it, the last point then placed by linear interpolation at
+    the limit) are spread evenly over that *index* range and resampled there; FPR and TPR are averaged over
+    regions point by point; the area (trapezoid, sorted by FPR) is divided by the last averaged FPR
+    (``aupro / fpr[-1]``), not by the limit.
+    """
+    output_size = int(np.count_nonzero(global_fpr <= fpr_limit))
+    new_idx = np.arange(output_size, dtype=np.float64)
+    tpr_sum = np.zeros(output_size)
+    fpr_sum = np.zeros(output_size)
+    for fpr, tpr in region_curves:
+        new_idx[-1] = output_size - 1
+        below = fpr[fpr <= fpr_limit]
+        limit = fpr[fpr > fpr_limit].min() if below.max() == 0 else fpr_limit
+        idx = np.nonzero(fpr <= limit)[0]
+        interp = False
+        if not abs(fpr[idx].max() - fpr_limit) <= 1e-8 + 1e-5 * fpr_limit:  # torch.allclose's tolerances
+            nxt = int(np.searchsorted(fpr, fpr_limit, side="left"))
+            idx = np.append(idx, nxt)
+            weight = 1 - (fpr[nxt] - fpr_limit) / (fpr[nxt] - fpr[nxt - 1])
+            interp = True
+        f, t = fpr[idx], tpr[idx]
+        position = idx.astype(np.float64)
+        position = position / position.max() * new_idx.max()
+        if interp:
+            new_idx[-1] = position[-2] + (position[-1] - position[-2]) * weight
+        tpr_sum += _legacy_interp1d(position, t, new_idx)
+        fpr_sum += _legacy_interp1d(position, f, new_idx)
+    fpr = fpr_sum / len(region_curves)
+    tpr = tpr_sum / len(region_curves)
+    order = np.argsort(fpr, kind="stable")
+    area = float(np.sum((fpr[order][1:] - fpr[order][:-1]) * (tpr[order][1:] + tpr[order][:-1]) / 2))
+    return area / fpr[-1]
+
+
+def anomalib_legacy_aupro(maps, masks, fpr_limit=0.3):
+    """anomalib <= 2.2's ``AUPRO`` (exact thresholds; 8-connected regions per image), in float64 and
+    without torchmetrics' sigmoid of scores outside [0, 1] (see :func:`legacy_resampled_aupro`)."""
+    labels, k = _regions(masks)
+    flat = labels.reshape(-1)
+    background = flat == 0
+    if k == 0 or not background.any():
+        return float("nan")
+    scores = maps.reshape(-1).astype(np.float64)
+    global_fpr = exact_roc(scores, ~background)[0]
+    curves = []
+    for r in range(1, k + 1):
+        keep = background | (flat == r)
+        curves.append(exact_roc(scores[keep], flat[keep] == r))
+    return legacy_resampled_aupro(global_fpr, curves, fpr_limit)
+
+
+def cflow_aupro(maps, masks, fpr_limit=0.3, max_step=1000):
+    """cflow-ad's AUPRO (gudovskiy/cflow-ad, ``train.py``; ADer's ``cal_pro_score`` cites it): thresholds
+    ``max - k * (max - min) / max_step`` for ``k = 0 .. max_step - 1`` (from the largest score down; the
+    smallest is never reached), a pixel positive when strictly above; each region's overlap is the number
+    of positive pixels in its *filled* image (scikit-image ``filled_image``: holes included) over its
+    area, averaged over regions; the points with FPR <= limit (inclusive, unlike :func:`aupro_200`) have
+    their FPR rescaled to [0, 1] by min-max, and the trapezoid is taken, with no interpolation at the
+    limit. NaN where fewer than two distinct FPR values remain (0/0 in the rescale)."""
+    from skimage import measure
+
+    scores = maps.astype(np.float64)
+    lo, hi = scores.min(), scores.max()
+    background = masks == 0
+    if hi == lo or not background.any() or not masks.any():
+        return float("nan")
+    thresholds = hi - np.arange(max_step) * ((hi - lo) / max_step)
+    overlaps = []
+    for b in range(masks.shape[0]):
+        for region in measure.regionprops(measure.label(masks[b] > 0, connectivity=masks.ndim - 1)):
+            top, left, bottom, right = region.bbox
+            inside = np.sort(scores[b, top:bottom, left:right][region.image_filled])
+            overlaps.append((inside.size - np.searchsorted(inside, thresholds, side="right")) / region.area)
+    pros = np.mean(overlaps, axis=0)
+    ok = np.sort(scores[background])
+    fprs = (ok.size - np.searchsorted(ok, thresholds, side="right")) / ok.size
+    keep = fprs <= fpr_limit
+    fprs, pros = fprs[keep], pros[keep]
+    if fprs.size < 2 or fprs.max() == fprs.min():
+        return float("nan")
+    fprs = (fprs - fprs.min()) / (fprs.max() - fprs.min())
+    return float(np.sum((fprs[1:] - fprs[:-1]) * (pros[1:] + pros[:-1]) / 2))

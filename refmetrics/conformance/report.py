@@ -3,7 +3,9 @@
 The text report fits the terminal: :func:`report_width` columns (the terminal's, or ``COLUMNS``; 100 when
 the output is not a terminal; never fewer than 60). Prose is wrapped, and a table row too wide for the
 width has its verdict, then its numbers, stacked below it. The Markdown report keeps one table row per
-result (tables may be wider) and wraps its prose at 100 columns. The JSON is the full record.
+result (tables may be wider) and wraps its prose at 100 columns. The JSON is the full record. A finding (a
+defect of one implementation) shows as ``finding:NAME`` and is listed at the end with the line that
+reproduces it.
 """
 
 import json
@@ -16,7 +18,8 @@ from collections import OrderedDict
 
 from .cases import METRICS
 from .causes import AGREE_TOL, CAUSES
-from .runner import AGREES, DISAGREES, ERROR, KNOWN
+from .findings import FINDINGS
+from .runner import AGREES, DISAGREES, ERROR, FINDING, KNOWN
 
 MIN_WIDTH = 60
 DEFAULT_WIDTH = 100
@@ -101,6 +104,10 @@ def _verdict_items(group):
         caused = [r for r in rows if r.cause is not None and r.cause.key == cause.key]
         if caused:
             items.append(f"{len(caused)} {cause.key} ({_what(caused)})")
+    for finding in FINDINGS:
+        found = [r for r in rows if r.verdict == FINDING and r.cause.key == finding.key]
+        if found:
+            items.append(f"{len(found)} {_verdict(found[0])} ({_what(found)})")
     bad = [r for r in rows if r.verdict == DISAGREES]
     if bad:
         items.append(f"{len(bad)} DISAGREE ({_what(bad)})")
@@ -173,7 +180,14 @@ def _wrap_items(items, width, first, rest):
 def _verdict(r):
     if r.verdict == KNOWN and r.cause is not None:
         return r.cause.key
+    if r.verdict == FINDING:
+        return f"finding:{r.cause.key}"
     return r.verdict
+
+
+def _findings_used(report):
+    used = {r.cause.key for r in report.findings}
+    return [f for f in FINDINGS if f.key in used]
 
 
 def _detail_lines(rows, width):
@@ -227,8 +241,9 @@ def text(report, details=False, width=None):
     if groups:
         lines.append("")
         lines += _wrap("verdicts per implementation and metric; a known deviation is named by its cause, with "
-                       "the largest deviation from the exact value (n/a: the implementation does not apply to "
-                       "the case)", width, "  ", "  ")
+                       "the largest deviation from the exact value; finding:NAME is a defect of the "
+                       "implementation, listed below with its reproduction (n/a: the implementation does not "
+                       "apply to the case)", width, "  ", "  ")
         wm = max(len(metric) for _, _, metric in groups)
         current = None
         for (impl, version, metric), group in groups.items():
@@ -255,9 +270,20 @@ def text(report, details=False, width=None):
         for cause in CAUSES:
             if cause.key in used:
                 lines += _wrap(f"{cause.key}: {cause.sentence}", width, "    ", "      ")
+    findings = _findings_used(report)
+    if findings:
+        lines.append("")
+        lines += _wrap("findings (defects of one implementation, not conventions; each with a line that "
+                       "reproduces it):", width, "  ", "  ")
+        for finding in findings:
+            lines += _wrap(f"finding:{finding.key} ({', '.join(finding.impls)}): {finding.sentence}", width,
+                           "    ", "      ")
+            lines += _wrap(f"reproduce: {finding.reproduction}", width, "      ", "        ")
     n_bad = len(report.unexplained)
+    n_found = len(report.findings)
     lines.append("")
-    lines.append(f"  {n_bad} unexplained disagreement{'s' if n_bad != 1 else ''}")
+    lines.append(f"  {n_bad} unexplained disagreement{'s' if n_bad != 1 else ''}; "
+                 f"{n_found} finding{'s' if n_found != 1 else ''}")
     return "\n".join(lines)
 
 
@@ -274,8 +300,9 @@ def markdown(report):
     lines = ["# refmetrics conformance report", ""]
     lines += fill(f"{len(report.rows)} results on {len(report.cases)} cases. Agrees: within {AGREE_TOL:g} of "
                   f"the exact value (fractions in the fixture manifest). A known deviation is named by its cause, "
-                  f"with the largest deviation from the exact value; n/a: the implementation does not apply to "
-                  f"the case.") + [""]
+                  f"with the largest deviation from the exact value; finding:NAME is a defect of the "
+                  f"implementation (see Findings); n/a: the implementation does not apply to the case. "
+                  f"{len(report.unexplained)} unexplained, {len(report.findings)} findings.") + [""]
     if report.skipped:
         lines += ["Skipped:", ""]
         for k, v in report.skipped.items():
@@ -294,11 +321,20 @@ def markdown(report):
               "|---|---|---|---:|---:|---:|---|"]
     for r in (row for group in groups.values() for row in group["rows"]):
         verdict = r.verdict + (f" ({r.cause.key})" if r.cause else "") + (f" [{r.note}]" if r.note else "")
+        if r.verdict == FINDING:
+            verdict = f"**{verdict}**"
         lines.append(f"| {_cell(r.impl)} | {r.metric} | {r.case} | {_fmt(r.value)} | {_fmt(r.reference)} | "
                      f"{_fmt(r.diff)} | {_cell(verdict)} |")
     lines += ["", "## Causes", ""]
     for c in CAUSES:
         lines += fill(f"- **{c.key}** ({c.title}): {c.sentence}", "  ")
+    lines += ["", "## Findings", ""]
+    lines += fill("Defects of one implementation (not conventions): the verdict `finding`, with a line that "
+                  "reproduces each with the implementation alone.") + [""]
+    lines += ["| finding | implementations | what | reproduction |", "|---|---|---|---|"]
+    for f in FINDINGS:
+        lines.append(f"| **{f.key}** | {_cell(', '.join(f.impls))} | {_cell(f.sentence)} | "
+                     f"`{_cell(f.reproduction)}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -311,8 +347,13 @@ def _json_summary(report):
             caused = [r for r in rows if r.cause is not None and r.cause.key == cause.key]
             if caused:
                 causes[cause.key] = {"count": len(caused), "largest_deviation": largest_deviation(caused)}
+        findings = OrderedDict()
+        for finding in FINDINGS:
+            found = [r for r in rows if r.verdict == FINDING and r.cause.key == finding.key]
+            if found:
+                findings[finding.key] = {"count": len(found), "largest_deviation": largest_deviation(found)}
         out.append({"impl": impl, "version": version, "metric": metric,
-                    "agree": sum(r.verdict == AGREES for r in rows), "causes": causes,
+                    "agree": sum(r.verdict == AGREES for r in rows), "causes": causes, "findings": findings,
                     "disagree": sum(r.verdict == DISAGREES for r in rows),
                     "error": sum(r.verdict == ERROR for r in rows), "not_applicable": list(group["n/a"])})
     return out
@@ -326,7 +367,10 @@ def to_json(report):
                        "not_applicable": [{k: getattr(r, k) for k in ("impl", "version", "metric", "case")}
                                           for r in report.not_applicable],
                        "summary": _json_summary(report),
-                       "causes": {c.key: c.sentence for c in CAUSES}}, indent=1)
+                       "causes": {c.key: c.sentence for c in CAUSES},
+                       "findings": {f.key: {"impls": list(f.impls), "title": f.title, "sentence": f.sentence,
+                                            "reproduction": f.reproduction} for f in FINDINGS},
+                       "unexplained": len(report.unexplained), "n_findings": len(report.findings)}, indent=1)
 
 
 def check_output_file(option, path):

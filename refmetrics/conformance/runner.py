@@ -10,6 +10,7 @@ from .cases import METRICS, load_cases
 from .causes import AGREE_TOL, attribute
 
 AGREES, KNOWN, DISAGREES, ERROR = "agrees", "known deviation", "DISAGREES", "error"
+FINDING = "finding"  # a named defect of the implementation (findings.py): explained, but not a convention
 NOT_APPLICABLE = "n/a"  # the adapter raised NotImplementedError: the metric or the case is outside its scope
 
 
@@ -32,6 +33,10 @@ class Row:
 class Report:
     """Rows of implementation x metric x case, plus the implementations skipped and why.
 
+    A row's verdict is ``"agrees"``, ``"known deviation"`` (``cause``: the Cause whose model reproduces
+    it), ``"finding"`` (``cause``: the Finding, a named defect of that implementation whose model
+    reproduces it), or, unexplained, ``"DISAGREES"`` or ``"error"``.
+
     ``not_applicable`` holds a row (verdict ``"n/a"``, no value) for each metric x case an implementation
     does not apply to (its adapter raised NotImplementedError); ``impls`` is ``[(name, version), ...]`` of
     the implementations that ran and ``cases`` the case names, both in run order.
@@ -48,21 +53,33 @@ class Report:
     def unexplained(self):
         return [r for r in self.rows if r.verdict in (DISAGREES, ERROR)]
 
+    @property
+    def findings(self):
+        """The rows explained by a finding (a defect of the implementation, with its reproduction)."""
+        return [r for r in self.rows if r.verdict == FINDING]
 
-def _classify(case, metric, value, error):
+
+def _explained(found):
+    from .findings import Finding
+
+    return FINDING if isinstance(found, Finding) else KNOWN
+
+
+def _classify(case, metric, value, error, impl=None, error_type=None):
     exact = case.expected[metric]
     ref = case.expected_float(metric)
     if error is not None:
         if exact is None:
             return ref, float("nan"), KNOWN, attribute(case, metric, 0.0), f"raised {error}"
-        return ref, float("nan"), ERROR, None, f"raised {error}"
+        found = attribute(case, metric, float("nan"), error=error_type or error.split(":")[0], impl=impl)
+        return ref, float("nan"), (_explained(found) if found else ERROR), found, f"raised {error}"
     if exact is None and math.isnan(value):
         return ref, float("nan"), AGREES, None, None
     diff = float("nan") if math.isnan(value) or exact is None else value - ref
     if not math.isnan(diff) and abs(diff) <= AGREE_TOL:
         return ref, diff, AGREES, None, None
-    cause = attribute(case, metric, value)
-    return ref, diff, (KNOWN if cause else DISAGREES), cause, None
+    found = attribute(case, metric, value, impl=impl)
+    return ref, diff, (_explained(found) if found else DISAGREES), found, None
 
 
 def run(impls=None, metrics=None, cases=None, progress=None):
@@ -98,7 +115,7 @@ def run(impls=None, metrics=None, cases=None, progress=None):
             if progress:
                 progress(f"{adapter.name} {version}: {case.name}")
             for metric in metrics:
-                error = None
+                error = error_type = None
                 value = float("nan")
                 disabled = logging.root.manager.disable
                 logging.disable(logging.CRITICAL)  # implementations' log lines about a case are no report
@@ -112,9 +129,10 @@ def run(impls=None, metrics=None, cases=None, progress=None):
                     continue
                 except Exception as exc:  # noqa: BLE001 - reported in the table, never hidden
                     error = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+                    error_type = type(exc).__name__
                 finally:
                     logging.disable(disabled)
-                ref, diff, verdict, cause, note = _classify(case, metric, value, error)
+                ref, diff, verdict, cause, note = _classify(case, metric, value, error, adapter.name, error_type)
                 rows.append(Row(impl=adapter.name, version=version, metric=metric, case=case.name, value=value,
                                 reference=ref, diff=diff, verdict=verdict, cause=cause, note=note))
     return Report(rows, skipped, time.perf_counter() - t0, not_applicable=not_applicable, impls=ran,
