@@ -339,3 +339,20 @@ def test_collapsed_groups_do_not_depend_on_the_buffer_size(monkeypatch):
         monkeypatch.setattr(G, "CHUNK", chunk)
         assert groups() == reference, chunk
     assert close(F.aupro(maps, masks, fpr_limit=1.0), naive.aupro(maps, masks, 1.0))
+
+
+def test_pro_curve_spanning_several_chunks_of_groups(monkeypatch):
+    # the group walk hands out chunks of CHUNK groups in reused buffers; a curve made of several chunks
+    # must keep each chunk's points (it once kept the last chunk's in every place, past 65,536 groups)
+    import refmetrics.functional._regions as G
+
+    rng = np.random.default_rng(5)
+    maps = rng.random((2, 5, 6))
+    masks = np.zeros((2, 5, 6), np.uint8)
+    masks[0, 1:3, 1:4] = 1
+    masks[1, 3:, 4:] = 1
+    monkeypatch.setattr(G, "CHUNK", 7)
+    fpr, pro = F.pro_curve(maps, masks)
+    points = naive.pro_points(maps, masks)
+    assert fpr.size == len(points) > 3 * 7
+    assert all(close(x, px) and close(y, py) for x, y, (px, py) in zip(fpr, pro, points))

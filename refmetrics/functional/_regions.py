@@ -456,7 +456,8 @@ def aupro_from_groups(groups, n_bg, n_regions, fpr_limit):
 
 
 def curve_from_groups(groups, n_bg, n_regions):
-    chunks = list(groups)
+    # the group walk reuses its buffers from one chunk to the next: copy each chunk before the next
+    chunks = [tuple(np.array(a) for a in chunk) for chunk in groups]
     dfp = np.concatenate([c[0] for c in chunks]) if chunks else np.empty(0, np.int64)
     dsh = np.concatenate([c[1] for c in chunks]) if chunks else np.empty(0)
     dsl = np.concatenate([c[2] for c in chunks]) if chunks else np.empty(0)
