@@ -48,3 +48,8 @@ __all__ = [
     "cuda_available",
     "functional",
 ]
+
+# --- issue 13, sections 3-4: PBn/PGn, the validation threshold ---
+from .metrics import PBn, PGn, ValidationThreshold  # noqa: E402
+
+__all__ += ["PBn", "PGn", "ValidationThreshold"]
