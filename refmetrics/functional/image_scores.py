@@ -73,9 +73,10 @@ def image_scores(maps, *, reduce="max", k=0.01, kernel=16, backend="auto"):
     Every value is read exactly (float64). ``max`` is exact. ``top_k_mean`` adds the selected
     pixels in increasing order with Neumaier's compensated sum and divides by their count.
     ``pooled_max`` sums each window row left to right (compensated, kept as a double-double),
-    adds the ``kernel`` row sums top to bottom as double-doubles and divides by ``kernel**2``
-    with one rounding; the window with the largest mean gives the score. Both are within an
-    ulp or two of the exact mean (exact for all but pathological inputs), deterministic, and
+    adds the ``kernel`` row sums top to bottom as double-doubles, rounds the total to float64 and
+    divides it by ``kernel**2`` (exact for a power-of-two area such as ADer's 16 x 16); the window
+    with the largest mean gives the score. Both are within an ulp or two of the exact mean,
+    deterministic, and
     bit-identical on the CPU and CUDA backends. A mean over both +inf and -inf is NaN (with an
     UndefinedMetricWarning); a single sign of infinity gives that infinity.
 

@@ -213,7 +213,7 @@ def add_maps(state, maps, backend):
         from ..kernels.cuda import segmentation as DS
 
         flat = A.device_scores(arr, "maps")
-        chunks = [DS.moment_buckets(flat[i:i + KS.MAX_CHUNK]) for i in range(0, flat.size, KS.MAX_CHUNK)]
+        chunks = [DS.moments(flat[i:i + KS.MAX_CHUNK]) for i in range(0, flat.size, KS.MAX_CHUNK)]
     else:
         if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
             V.check_integer_scores_exact("maps", arr)

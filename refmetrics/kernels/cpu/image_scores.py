@@ -8,10 +8,12 @@ code is shared) give bit-identical results. Kernels never validate and never
 raise: NaN counts are returned for the caller to report.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
-from ._sum import add_dd, dd_over, neumaier, two_sum
+from ._sum import add_dd, neumaier, two_sum
 
 
 @njit(cache=True, nogil=True)
@@ -43,7 +45,7 @@ def ascending_mean(values, start, stop):
         s, c = neumaier(s, c, x)
         plain += x
     count = np.float64(stop - start)
-    if np.isfinite(plain):
+    if math.isfinite(plain):
         return (s + c) / count
     return plain / count
 
@@ -77,17 +79,19 @@ def window_row_sum(maps, b, y, x, kernel):
 def window_mean(row_hi, row_lo, row_plain, b, y, x, kernel):
     """Mean of the ``kernel x kernel`` window with top-left corner ``(y, x)`` from its row sums
     (``row_*[b, y + i, x]``, i = 0..kernel-1): the double-double row sums added top to bottom
-    (``add_dd``), then divided by ``kernel**2`` (``dd_over``, one rounding). When any row sum
-    is not finite the plain sums are added instead (IEEE: +inf, -inf or NaN)."""
+    (``add_dd``), the total rounded to float64 (its high part) and divided by ``kernel**2``.
+    Only additions and one division: no product that a GPU compiler could fuse into an FMA, so
+    the CUDA twin gives the same bits. When any row sum is not finite the plain sums are added
+    instead (IEEE: +inf, -inf or NaN)."""
     hi = 0.0
     lo = 0.0
     plain = 0.0
     for i in range(kernel):
         hi, lo = add_dd(hi, lo, row_hi[b, y + i, x], row_lo[b, y + i, x])
         plain += row_plain[b, y + i, x]
-    area = np.float64(kernel) * np.float64(kernel)
-    if np.isfinite(plain):
-        return dd_over(hi, lo, area)
+    area = np.float64(kernel * kernel)
+    if math.isfinite(plain):
+        return hi / area
     return plain / area
 
 
