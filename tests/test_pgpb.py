@@ -128,3 +128,43 @@ def test_ignore_index():
         warnings.simplefilter("error")
         assert F.pbn(preds, target, fpr=0.0, ignore_index=-1) == 0.5
         assert rm.PGn(0.0, ignore_index=-1)(preds, target) == 0.5
+
+
+# ---------------------------------------------------------------------------
+# conformance: anomalib 2.7's PBn / PGn
+# ---------------------------------------------------------------------------
+
+# image scores where anomalib's float32 quantile (q = float32(1) - float32(0.05)) moves the threshold
+# across a score (found by a seeded search): PBn is 3/8 exactly, anomalib gives 1/4
+FLOAT32_QUANTILE_SCORES = [0.3750002086162567, 0.8750001192092896, 0.7500001788139343, 0.25000008940696716,
+                           0.12500010430812836, 0.875, 0.12500010430812836, 0.5000001192092896,
+                           0.12500019371509552, 0.7500001192092896, 0.7500001788139343, 0.625, 0.75,
+                           0.5000001192092896, 0.25000008940696716, 2.0000000233721948e-07]
+FLOAT32_QUANTILE_LABELS = [0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1]
+
+
+def _case(scores, labels):
+    from refmetrics.conformance.cases import Case
+
+    maps = np.array(scores, np.float32).reshape(-1, 1, 1)
+    masks = np.array(labels, np.uint8).reshape(-1, 1, 1)
+    expected = {"image_pbn": naive.pbn(maps, masks, 0.05), "image_pgn": naive.pgn(maps, masks, 0.05)}
+    entry = {"probes": "float32 quantile", "seed": 0,
+             "expected": {k: {"fraction": f"{v.numerator}/{v.denominator}"} for k, v in expected.items()}}
+    return Case("float32_quantile", entry, maps, masks, [8])
+
+
+def test_the_float32_quantile_cause_reproduces_anomalib():
+    from refmetrics.conformance.causes import CAUSE_BY_KEY, attribute, reference
+
+    case = _case(FLOAT32_QUANTILE_SCORES, FLOAT32_QUANTILE_LABELS)
+    assert case.expected["image_pbn"] == Fraction(3, 8) and reference(case, "image_pbn") == 0.375
+    cause = CAUSE_BY_KEY["float32_quantile"]
+    assert cause.model(case, "image_pbn") == [0.25]
+    assert cause.explains(case, "image_pbn", 0.25) and not cause.explains(case, "image_pbn", 0.125)
+    assert attribute(case, "image_pbn", 0.25) is cause
+    pytest.importorskip("anomalib")
+    from refmetrics.conformance.adapters import ADAPTERS
+
+    assert ADAPTERS["anomalib"]("image_pbn", case) == 0.25  # anomalib's own number
+    assert ADAPTERS["anomalib"]("image_pgn", case) == float(np.float32(case.expected_float("image_pgn")))

@@ -78,3 +78,13 @@ def load_cases(names=None):
         with np.load(io.BytesIO(data)) as npz:
             out.append(Case(name, entry, npz["maps"], npz["masks"], npz["batches"]))
     return out
+
+
+# --- issue 13, section 3: PBn / PGn (image level, anomalib's defaults) ---
+METRICS = METRICS + ("image_pbn", "image_pgn")
+METRIC_DOCS.update({
+    "image_pbn": "PBn at fpr 0.05: the fraction of defective images scored above the 0.95 quantile (np.quantile, "
+                 "linear) of the good images' scores",
+    "image_pgn": "PGn at fnr 0.05: the fraction of good images scored below the 0.05 quantile of the defective "
+                 "images' scores",
+})
