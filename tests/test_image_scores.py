@@ -125,14 +125,16 @@ def test_channel_axis_and_dtypes():
 def test_bad_input():
     maps = np.zeros((2, 4, 5), np.float32)
     cases = [
-        (dict(reduce="mean"), ValueError, "reduce: expected one of 'max', 'top_k_mean', 'pooled_max', received 'mean'"),
-        (dict(reduce="top_k_mean", k=0.0), ValueError, r"k: expected a fraction of the pixels in \(0, 1\], received 0.0"),
-        (dict(reduce="top_k_mean", k=1.5), ValueError, r"k: expected a fraction .* received 1.5"),
-        (dict(k=float("nan")), ValueError, "k: expected a real number, received NaN"),
-        (dict(reduce="pooled_max", kernel=5), ValueError, r"kernel: expected an int in \[1, 4\] .* received 5"),
-        (dict(reduce="pooled_max", kernel=0), ValueError, r"kernel: expected an int in \[1, 4\]"),
-        (dict(reduce="pooled_max", kernel=2.0), TypeError, "kernel: expected a positive int"),
-        (dict(reduce="pooled_max", kernel=True), TypeError, "kernel: expected a positive int"),
+        ({"reduce": "mean"}, ValueError,
+         "reduce: expected one of 'max', 'top_k_mean', 'pooled_max', received 'mean'"),
+        ({"reduce": "top_k_mean", "k": 0.0}, ValueError,
+         r"k: expected a fraction of the pixels in \(0, 1\], received 0.0"),
+        ({"reduce": "top_k_mean", "k": 1.5}, ValueError, r"k: expected a fraction .* received 1.5"),
+        ({"k": float("nan")}, ValueError, "k: expected a real number, received NaN"),
+        ({"reduce": "pooled_max", "kernel": 5}, ValueError, r"kernel: expected an int in \[1, 4\] .* received 5"),
+        ({"reduce": "pooled_max", "kernel": 0}, ValueError, r"kernel: expected an int in \[1, 4\]"),
+        ({"reduce": "pooled_max", "kernel": 2.0}, TypeError, "kernel: expected a positive int"),
+        ({"reduce": "pooled_max", "kernel": True}, TypeError, "kernel: expected a positive int"),
     ]
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):

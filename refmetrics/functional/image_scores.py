@@ -32,7 +32,7 @@ def _check_kernel(kernel, h, w):
 def top_k_count(k, n_pixels):
     """``max(1, floor(k * n_pixels))`` with the product rounded to float64 first (as Dinomaly's
     ``int(n * ratio)``)."""
-    return max(1, int(math.floor(k * n_pixels)))
+    return max(1, math.floor(k * n_pixels))
 
 
 def _maps_shape(shape):

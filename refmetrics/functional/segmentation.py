@@ -178,7 +178,7 @@ class Moments:
     ``total_sq = squares * 2**-SQ_OFFSET``. Order-free: any batching or merge gives the same state.
     """
 
-    __slots__ = ("count", "sums", "squares", "posinf", "neginf")
+    __slots__ = ("count", "neginf", "posinf", "squares", "sums")
 
     def __init__(self):
         self.count, self.sums, self.squares, self.posinf, self.neginf = 0, 0, 0, 0, 0
