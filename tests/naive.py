@@ -505,7 +505,11 @@ def image_pooled_max(image, kernel):
     return best
 
 
-def ader_segmentation(preds, target, thresholds):
+ADER_THRESHOLDS = (0.2, 0.30000000000000004, 0.4000000000000001, 0.5000000000000001, 0.6000000000000001,
+                   0.7000000000000002, 0.8000000000000003)  # ADer's np.arange(0.2, 0.8 + 1e-3, 0.1), written out
+
+
+def ader_segmentation(preds, target, thresholds=ADER_THRESHOLDS):
     """ADer's mF1 / mAcc / mIoU with exact rates: pixels positive when ``(x - min) / (max - min) > t``
     evaluated in float64 (Python floats), rates as Fractions (0 for a zero denominator), means as Fractions."""
     scores, labels = _pairs(preds, target)
@@ -520,3 +524,33 @@ def ader_segmentation(preds, target, thresholds):
         iou += r["iou"]
     n = len(thresholds)
     return {"mF1": f1 / n, "mAcc": acc / n, "mIoU": iou / n}
+
+
+def segmentation_scores(preds, target, threshold, strict=True):
+    """The global result of ``segmentation_scores``: counts (ints) and rates (Fractions)."""
+    tp, fp, fn, tn = segmentation_counts(preds, target, threshold, strict)
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, **segmentation_rates(tp, fp, fn, tn)}
+
+
+def validation_threshold(maps, n_std=3.0):
+    """``mean + n_std * std`` (ddof 0) of every value, exactly (std to 60 digits); None without a value."""
+    values = [float(v) for v in _flat(maps)]
+    if not values:
+        return None
+    mean, var = mean_var_population(values)
+    return mean + Fraction(n_std) * sqrt_fraction(var)
+
+
+def image_scores(maps, reduce="max", k=0.01, kernel=16):
+    """One exact score per image of ``(B, H, W)`` maps (finite values), as Fractions."""
+    out = []
+    for image in maps:
+        rows = [list(row) for row in image]
+        n = len(rows) * len(rows[0])
+        if reduce == "max":
+            out.append(Fraction(image_max(rows)))
+        elif reduce == "top_k_mean":
+            out.append(image_top_k_mean(rows, max(1, math.floor(k * n))))
+        else:
+            out.append(image_pooled_max(rows, kernel))
+    return out

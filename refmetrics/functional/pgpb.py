@@ -14,6 +14,19 @@ import numpy as np
 from .. import _validation as V
 from . import _ranked as R
 
+try:  # the one key map (kernels/cpu/keys.py, the lead's refactor of issue 13)
+    from ..kernels.cpu.keys import decode_keys, keys_of
+except ImportError:  # before it: the same map, in functional/_ranked.py
+    from ._ranked import decode_keys
+
+    def keys_of(values):
+        """Keys of a float32/float64 array without NaN (-0.0 folded onto +0.0)."""
+        values = np.asarray(values)
+        kd = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}[values.dtype]
+        bits = (values + values.dtype.type(0.0)).view(kd)
+        top = kd(1 << (8 * values.itemsize - 1))
+        return np.where(bits & top, ~bits, bits | top).astype(kd)
+
 _FLOAT_OF = {np.dtype(np.uint32): np.float32, np.dtype(np.uint64): np.float64}
 
 
@@ -55,10 +68,10 @@ def quantile_index(n, q):
 def _value_at(keys, index):
     """The score (float) of ``keys[index]`` (host or device sorted keys)."""
     if isinstance(keys, np.ndarray):
-        return float(R.decode_keys(keys[index:index + 1])[0])
+        return float(decode_keys(keys[index:index + 1])[0])
     from ..kernels.cuda import _driver as D
 
-    return float(R.decode_keys(np.array([D.scalar(keys, index)], keys.dtype))[0])
+    return float(decode_keys(np.array([D.scalar(keys, index)], keys.dtype))[0])
 
 
 def sorted_quantile(keys, q):
@@ -67,12 +80,6 @@ def sorted_quantile(keys, q):
     a = _value_at(keys, lower)
     b = a if upper == lower else _value_at(keys, upper)
     return lerp(a, b, gamma)
-
-
-def _key_of(value, ftype, kd):
-    bits = int(np.array([ftype(value) + ftype(0.0)], ftype).view(kd)[0])  # -0.0 folded onto +0.0
-    top = 1 << (8 * np.dtype(kd).itemsize - 1)
-    return kd.type(bits ^ ((top << 1) - 1) if bits & top else bits | top)
 
 
 def bound_key(threshold, kd, above):
@@ -90,7 +97,7 @@ def bound_key(threshold, kd, above):
         if threshold == -math.inf:
             return None
         v = f if float(f) < threshold else np.nextafter(f, -inf)
-    return _key_of(v, ftype, np.dtype(kd))
+    return keys_of(np.array([v], ftype))[0]
 
 
 def count_beyond(keys, threshold, above):
