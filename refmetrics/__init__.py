@@ -57,3 +57,8 @@ __all__ = [
     # PIMO / AUPIMO
     "AUPIMO",
 ]
+
+# --- issue 13, sections 3-4: PBn/PGn, the validation threshold ---
+from .metrics import PBn, PGn, ValidationThreshold  # noqa: E402
+
+__all__ += ["PBn", "PGn", "ValidationThreshold"]

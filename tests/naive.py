@@ -539,3 +539,167 @@ def au_spro(preds, defects, fpr_limit=0.05):
     if any(x is None or y is None for x, y in points):
         return None
     return area_to_limit(points, fpr_limit)
+
+
+# issue 13, sections 3-5: PBn/PGn, segmentation scores at a threshold, image scores from maps
+# ---------------------------------------------------------------------------
+
+def np_quantile(values, q):
+    """``np.quantile(float64 values, q)`` (NumPy's own, the definition's reference) where it is defined;
+    with an infinite neighbour, the limit of the interpolation (the definition's rule), found here by
+    NumPy on the values with the infinities replaced by huge finite stand-ins and mapped back."""
+    import numpy as np
+
+    xs = sorted(float(v) for v in values)
+    n = len(xs)
+    v = (n - 1) * q
+    lo = n - 1 if v >= n - 1 else math.floor(v)
+    hi = lo if v >= n - 1 else lo + 1
+    a, b = xs[lo], xs[hi]
+    if math.isfinite(a) and math.isfinite(b):
+        return float(np.quantile(np.array(xs, np.float64), q))
+    g = v - lo if v < n - 1 else 0.0
+    if a == b or g == 0.0:
+        return a
+    if a == -math.inf and b == math.inf:
+        return math.nan
+    return a if a == -math.inf else b
+
+
+def pbn(preds, target, fpr=0.05):
+    """Fraction of positives strictly above the ``1 - fpr`` quantile of the negatives; None if undefined."""
+    scores, labels = _pairs(preds, target)
+    pos = [s for s, t in zip(scores, labels) if t == 1]
+    neg = [s for s, t in zip(scores, labels) if t == 0]
+    if not pos or not neg:
+        return None
+    thr = np_quantile(neg, 1.0 - fpr)
+    if math.isnan(thr):
+        return None
+    return Fraction(sum(1 for s in pos if s > thr), len(pos))
+
+
+def pgn(preds, target, fnr=0.05):
+    """Fraction of negatives strictly below the ``fnr`` quantile of the positives; None if undefined."""
+    scores, labels = _pairs(preds, target)
+    pos = [s for s, t in zip(scores, labels) if t == 1]
+    neg = [s for s, t in zip(scores, labels) if t == 0]
+    if not pos or not neg:
+        return None
+    thr = np_quantile(pos, fnr)
+    if math.isnan(thr):
+        return None
+    return Fraction(sum(1 for s in neg if s < thr), len(neg))
+
+
+def segmentation_counts(preds, target, threshold, strict=True):
+    """``(tp, fp, fn, tn)`` of ``score > threshold`` (``>=`` when not strict)."""
+    scores, labels = _pairs(preds, target)
+    tp = fp = fn = tn = 0
+    for s, y in zip(scores, labels):
+        positive = s > threshold if strict else s >= threshold
+        tp += positive and y == 1
+        fp += positive and y == 0
+        fn += (not positive) and y == 1
+        tn += (not positive) and y == 0
+    return tp, fp, fn, tn
+
+
+def segmentation_rates(tp, fp, fn, tn):
+    """precision, recall, F1, IoU as Fractions, 0 where the denominator is 0."""
+    def ratio(a, b):
+        return Fraction(a, b) if b else Fraction(0)
+
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "f1": ratio(2 * tp, 2 * tp + fp + fn),
+            "iou": ratio(tp, tp + fp + fn)}
+
+
+def mean_var_population(values):
+    """Exact mean and population variance (ddof 0) as Fractions."""
+    xs = [Fraction(float(v)) for v in values]
+    mean = sum(xs, Fraction(0)) / len(xs)
+    return mean, sum(((x - mean) ** 2 for x in xs), Fraction(0)) / len(xs)
+
+
+def sqrt_fraction(value, digits=60):
+    """``sqrt(value)`` as a Fraction accurate to ``digits`` significant digits (decimal arithmetic)."""
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = digits
+        root = (decimal.Decimal(value.numerator) / decimal.Decimal(value.denominator)).sqrt()
+    return Fraction(root)
+
+
+def image_max(image):
+    return max(float(v) for v in _flat(image))
+
+
+def image_top_k_mean(image, count):
+    """Exact mean of the ``count`` largest values (finite values)."""
+    xs = sorted((float(v) for v in _flat(image)), reverse=True)[:count]
+    return sum((Fraction(x) for x in xs), Fraction(0)) / count
+
+
+def image_pooled_max(image, kernel):
+    """Largest exact mean over every ``kernel x kernel`` window of a 2-D list/array (finite values)."""
+    rows = [[float(v) for v in row] for row in image]
+    h, w = len(rows), len(rows[0])
+    best = None
+    for y in range(h - kernel + 1):
+        for x in range(w - kernel + 1):
+            total = sum((Fraction(rows[y + i][x + j]) for i in range(kernel) for j in range(kernel)), Fraction(0))
+            mean = total / (kernel * kernel)
+            best = mean if best is None or mean > best else best
+    return best
+
+
+ADER_THRESHOLDS = (0.2, 0.30000000000000004, 0.4000000000000001, 0.5000000000000001, 0.6000000000000001,
+                   0.7000000000000002, 0.8000000000000003)  # ADer's np.arange(0.2, 0.8 + 1e-3, 0.1), written out
+
+
+def ader_segmentation(preds, target, thresholds=ADER_THRESHOLDS):
+    """ADer's mF1 / mAcc / mIoU with exact rates: pixels positive when ``(x - min) / (max - min) > t``
+    evaluated in float64 (Python floats), rates as Fractions (0 for a zero denominator), means as Fractions."""
+    scores, labels = _pairs(preds, target)
+    lo, hi = min(scores), max(scores)
+    f1 = acc = iou = Fraction(0)
+    for t in thresholds:
+        norm = [(s - lo) / (hi - lo) for s in scores]
+        tp, fp, fn, tn = segmentation_counts(norm, labels, t)
+        r = segmentation_rates(tp, fp, fn, tn)
+        f1 += r["f1"]
+        acc += r["recall"]
+        iou += r["iou"]
+    n = len(thresholds)
+    return {"mF1": f1 / n, "mAcc": acc / n, "mIoU": iou / n}
+
+
+def segmentation_scores(preds, target, threshold, strict=True):
+    """The global result of ``segmentation_scores``: counts (ints) and rates (Fractions)."""
+    tp, fp, fn, tn = segmentation_counts(preds, target, threshold, strict)
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, **segmentation_rates(tp, fp, fn, tn)}
+
+
+def validation_threshold(maps, n_std=3.0):
+    """``mean + n_std * std`` (ddof 0) of every value, exactly (std to 60 digits); None without a value."""
+    values = [float(v) for v in _flat(maps)]
+    if not values:
+        return None
+    mean, var = mean_var_population(values)
+    return mean + Fraction(n_std) * sqrt_fraction(var)
+
+
+def image_scores(maps, reduce="max", k=0.01, kernel=16):
+    """One exact score per image of ``(B, H, W)`` maps (finite values), as Fractions."""
+    out = []
+    for image in maps:
+        rows = [list(row) for row in image]
+        n = len(rows) * len(rows[0])
+        if reduce == "max":
+            out.append(Fraction(image_max(rows)))
+        elif reduce == "top_k_mean":
+            out.append(image_top_k_mean(rows, max(1, math.floor(k * n))))
+        else:
+            out.append(image_pooled_max(rows, kernel))
+    return out

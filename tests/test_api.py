@@ -561,10 +561,71 @@ def _calls(data):  # noqa: F811 - the table above, with the PIMO functions
     return out
 
 
+# issue 13, sections 3-5: PBn/PGn, segmentation scores at a threshold, image scores from maps
+# ---------------------------------------------------------------------------
+
+DATA_ARGS.update({
+    "pbn": ((PREDS, TARGET), 0.1),
+    "pgn": ((PREDS, TARGET), 0.1),
+    "segmentation_scores": ((MAPS, MASKS, 0.5), False),
+    "validation_threshold": ((MAPS,), 2.0),
+    "ader_segmentation": ((MAPS, MASKS), (0.5,)),
+    "image_scores": ((MAPS,), "top_k_mean"),
+})
+FIRST_POSITIONAL.update({"PBn": "fpr", "PGn": "fnr", "ValidationThreshold": "n_std"})
+NAN_PARAMETERS.update({
+    "pbn": (lambda **kw: F.pbn(PREDS, TARGET, **kw), ["fpr", "ignore_index"]),
+    "pgn": (lambda **kw: F.pgn(PREDS, TARGET, **kw), ["fnr", "ignore_index"]),
+    "segmentation_scores": (lambda **kw: F.segmentation_scores(MAPS, MASKS, **{"threshold": 0.5, **kw}),
+                            ["threshold", "ignore_index"]),
+    "validation_threshold": (lambda **kw: F.validation_threshold(MAPS, **kw), ["n_std"]),
+    "ader_segmentation": (lambda **kw: F.ader_segmentation(MAPS, MASKS, **kw), []),
+    "image_scores": (lambda **kw: F.image_scores(MAPS, **kw), ["k"]),
+    "PBn": (rm.PBn, ["fpr", "ignore_index"]),
+    "PGn": (rm.PGn, ["fnr", "ignore_index"]),
+    "ValidationThreshold": (rm.ValidationThreshold, ["n_std"]),
+})
+_SEGMENTATION_KEYS = ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "iou")
+_calls_before_issue_13 = _calls
+
+
+def _calls(data):  # noqa: F811 - extends the table above with the functions of issue 13
+    out = _calls_before_issue_13(data)
+    p, t, maps, masks = data(PREDS), data(TARGET), data(MAPS), data(MASKS)
+    out.update({
+        "pbn": [(lambda: F.pbn(p, t), SCALAR)],
+        "pgn": [(lambda: F.pgn(p, t, fnr=0.5), SCALAR)],
+        "segmentation_scores": [
+            (lambda: tuple(F.segmentation_scores(maps, masks, 0.5)[k] for k in _SEGMENTATION_KEYS),
+             (COUNT,) * 4 + (SCALAR,) * 4),
+            (lambda: tuple(F.segmentation_scores(maps, masks, 0.5, average="samplewise")[k]
+                           for k in _SEGMENTATION_KEYS + ("mean_f1",)), (LABELS,) * 4 + (CURVE,) * 4 + (SCALAR,))],
+        "validation_threshold": [(lambda: F.validation_threshold(maps), SCALAR)],
+        "ader_segmentation": [(lambda: tuple(F.ader_segmentation(maps, masks).values()), (SCALAR,) * 3)],
+        "image_scores": [(lambda: F.image_scores(maps, reduce=r, kernel=2), CURVE)
+                         for r in ("max", "top_k_mean", "pooled_max")],
+    })
+    return out
+
+
 def _class_calls(data):  # noqa: F811 - the table above, with AUPIMO
     out = _class_calls_without_pimo(data)
     out["AUPIMO"] = [(rm.AUPIMO(fpr_bounds=PIMO_BOUNDS), (data(PIMO_MAPS), data(PIMO_MASKS)), SCALAR,
                       {"per_image": CURVE})]
+    return out
+
+
+_class_calls_before_issue_13 = _class_calls
+
+
+def _class_calls(data):  # noqa: F811 - extends the table above with the classes of issue 13
+    out = _class_calls_before_issue_13(data)
+    p, t, maps = data(PREDS), data(TARGET), data(MAPS)
+    out.update({
+        "PBn": [(rm.PBn(), (p, t), SCALAR, {})],
+        "PGn": [(rm.PGn(0.5), (p, t), SCALAR, {})],
+        "ValidationThreshold": [(rm.ValidationThreshold(), (maps,), SCALAR, {})],
+    })
     return out
 
 

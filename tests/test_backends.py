@@ -1201,3 +1201,119 @@ def test_spro_class_split_and_merge(backend):
         merged = a.merge(b) if device_first else b.merge(a)
         assert identical(tuple(quiet(merged.compute)), tuple(quiet(whole.compute)))
         assert identical(quiet(merged.curve), quiet(whole.curve))
+
+
+# issue 13, sections 3-5: PBn/PGn, segmentation scores at a threshold, the validation threshold,
+# ADer's mF1/mAcc/mIoU, image scores from maps
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["float32-ties-inf", "float64-bool", "int16-ignore", "one-class"])
+def test_pbn_pgn(case, backend):
+    preds, target, ignore = RANKING[case]
+    scores, labels = _oracle_pairs(case)
+    for rate in (0.05, 0.0, 0.5, 1.0):
+        got = quiet(call, backend, F.pbn, preds, target, fpr=rate, ignore_index=ignore)
+        assert close(got, naive.pbn(scores, labels, rate)), rate
+        got_g = quiet(call, backend, F.pgn, preds, target, fnr=rate, ignore_index=ignore)
+        assert close(got_g, naive.pgn(scores, labels, rate)), rate
+        if backend != "cpu":
+            assert identical(got, quiet(F.pbn, preds, target, fpr=rate, ignore_index=ignore, backend="cpu"))
+            assert identical(got_g, quiet(F.pgn, preds, target, fnr=rate, ignore_index=ignore, backend="cpu"))
+    # the classes: two device updates merged with a host state give the functional value
+    metric, other = rm.PBn(0.2, ignore_index=ignore), rm.PBn(0.2, ignore_index=ignore)
+    half = np.asarray(preds).size // 2
+    args, where = on(backend, np.asarray(preds)[:half], np.asarray(target)[:half])
+    metric = rm.PBn(0.2, ignore_index=ignore, backend=where)
+    metric.update(*args)
+    other.update(np.asarray(preds)[half:], np.asarray(target)[half:])
+    assert identical(quiet(metric.merge(other).compute),
+                     quiet(F.pbn, preds, target, fpr=0.2, ignore_index=ignore, backend="cpu"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_segmentation_scores_and_ader(backend):
+    preds, target, ignore = RANKING["int16-ignore"]
+    for threshold, strict in ((0.0, True), (0.0, False), (-np.inf, False), (np.inf, True), (2.5, True)):
+        got = call(backend, F.segmentation_scores, preds, target, threshold=threshold, strict=strict,
+                   ignore_index=ignore)
+        scores, labels = _oracle_pairs("int16-ignore")
+        counts = naive.segmentation_counts(scores, labels, threshold, strict)
+        assert (got["tp"], got["fp"], got["fn"], got["tn"]) == counts
+        assert got["f1"] == float(naive.segmentation_rates(*counts)["f1"])
+    maps, masks = RANKING["float32-ties-inf"][0].reshape(4, 16), RANKING["float32-ties-inf"][1].reshape(4, 16)
+    got = call(backend, F.segmentation_scores, maps, masks, threshold=0.25, average="samplewise")
+    for i in range(4):
+        counts = naive.segmentation_counts(maps[i], masks[i], 0.25)
+        assert tuple(int(got[k][i]) for k in ("tp", "fp", "fn", "tn")) == counts
+    if backend != "cpu":
+        cpu = F.segmentation_scores(maps, masks, 0.25, average="samplewise", backend="cpu")
+        assert all(np.array_equal(got[k], cpu[k]) and np.asarray(got[k]).dtype == np.asarray(cpu[k]).dtype
+                   for k in cpu)
+    maps = np.abs(RANKING["float64-bool"][0]).reshape(6, 8)
+    masks = RANKING["float64-bool"][1].reshape(6, 8)
+    from refmetrics.functional.segmentation import ADER_THRESHOLDS
+
+    got = call(backend, F.ader_segmentation, maps, masks)
+    exact = naive.ader_segmentation(maps, masks, ADER_THRESHOLDS)
+    assert all(close(got[k], exact[k]) for k in exact)
+    if backend != "cpu":
+        assert got == F.ader_segmentation(maps, masks, backend="cpu")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_validation_threshold(backend):
+    from fractions import Fraction
+
+    for values in (RANKING["float64-bool"][0].reshape(6, 8), RANKING["float16"][0].reshape(5, 10),
+                   np.array([1e8 + 1, 1e8 - 1, 1e8 + 1, 1e8 - 1]), np.array([3e-310, -2.5, 0.0, 1e300], np.float64),
+                   RANKING["int16-ignore"][0]):
+        got = call(backend, F.validation_threshold, values)
+        mean, var = naive.mean_var_population(np.asarray(values).ravel().tolist())
+        exact = Fraction(float(mean)) + 3 * naive.sqrt_fraction(var)
+        assert abs(Fraction(got) - exact) <= Fraction(1, 10**12) * max(1, abs(exact))
+        if backend != "cpu":
+            assert identical(got, F.validation_threshold(values, backend="cpu"))
+    # a device state merged with a host state
+    values = RANKING["float64-bool"][0]
+    args, where = on(backend, values[:20])
+    metric = rm.ValidationThreshold(backend=where)
+    metric.update(*args)
+    other = rm.ValidationThreshold()
+    other.update(values[20:])
+    assert identical(metric.merge(other).compute(), F.validation_threshold(values, backend="cpu"))
+    with pytest.warns(rm.UndefinedMetricWarning, match="infinite pixels"):
+        assert math.isnan(call(backend, F.validation_threshold, RANKING["float32-ties-inf"][0]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_image_scores(dtype, backend):
+    from fractions import Fraction
+
+    rng = np.random.default_rng(13)
+    maps = (np.round(rng.standard_normal((3, 5, 6)) * 4) / 4 * (1e15 if dtype == np.float64 else 1)).astype(dtype)
+    if dtype == np.float64:
+        maps[1, 2, 3] = 1.0  # a small value among huge ones: the compensated sums keep it
+    for reduce, kw in (("max", {}), ("top_k_mean", {"k": 0.3}), ("top_k_mean", {"k": 1.0}),
+                       ("pooled_max", {"kernel": 3}), ("pooled_max", {"kernel": 1})):
+        got = call(backend, F.image_scores, maps, reduce=reduce, **kw)
+        for i in range(3):
+            if reduce == "max":
+                exact = Fraction(naive.image_max(maps[i]))
+            elif reduce == "top_k_mean":
+                exact = naive.image_top_k_mean(maps[i], max(1, math.floor(kw["k"] * 30)))
+            else:
+                exact = naive.image_pooled_max(maps[i], kw["kernel"])
+            assert abs(Fraction(got[i]) - exact) <= Fraction(1, 10**12) * max(1, abs(exact)), (reduce, i)
+        if backend != "cpu":
+            assert identical(got, F.image_scores(maps, reduce=reduce, backend="cpu", **kw)), reduce
+    with_inf = np.zeros((2, 3, 3), np.float32)
+    with_inf[0, 0, 0], with_inf[0, 2, 2], with_inf[1, 1, 1] = np.inf, -np.inf, np.inf
+    with pytest.warns(rm.UndefinedMetricWarning, match="both \\+inf and -inf"):
+        got = call(backend, F.image_scores, with_inf, reduce="pooled_max", kernel=3)
+    assert math.isnan(got[0]) and got[1] == np.inf
+    with pytest.raises(ValueError, match="maps: expected no NaN values, received 1 NaN"):
+        bad = np.zeros((2, 3, 3))
+        bad[1, 1, 1] = np.nan
+        call(backend, F.image_scores, bad, reduce="top_k_mean")

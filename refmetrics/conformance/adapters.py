@@ -321,3 +321,33 @@ ADAPTERS.update({
     "visa": Adapter("visa", None, _published_metric("pixel_auroc", published.visa_pixel_auroc, two_d_only=False),
                     "the VisA official pixel AUROC: 200 thresholds, rounded to 4 decimals"),
 })
+
+
+# --- issue 13, section 3: anomalib 2.7's PBn / PGn (``anomalib.metrics.pg_pb``) ---
+
+def _anomalib_pgpb(metric, case):
+    """anomalib's ``_PBn(fpr=0.05)`` / ``_PGn(fnr=0.05)`` fed the image scores (maximum of each map) and
+    image labels batch by batch, as its Evaluator does. The scores are passed as float32, the dtype of
+    anomalib's ``pred_score`` (its ``torch.quantile`` refuses float64 scores with its float32 rate)."""
+    import torch
+    from anomalib.metrics.pg_pb import _PBn, _PGn
+
+    obj = _PBn(fpr=0.05) if metric == "image_pbn" else _PGn(fnr=0.05)
+    for maps, masks in case.batches():
+        scores = maps.reshape(maps.shape[0], -1).max(axis=1).astype(np.float32)
+        labels = masks.reshape(masks.shape[0], -1).max(axis=1).astype(np.int64)
+        obj.update(torch.from_numpy(scores), torch.from_numpy(labels))
+    return float(obj.compute())
+
+
+_anomalib_before_issue_13 = _anomalib
+
+
+def _anomalib_with_pgpb(metric, case):
+    if metric in ("image_pbn", "image_pgn"):
+        return _anomalib_pgpb(metric, case)
+    return _anomalib_before_issue_13(metric, case)
+
+
+ADAPTERS["anomalib"].fn = _anomalib_with_pgpb
+ADAPTERS["anomalib"].description += ", PBn, PGn"

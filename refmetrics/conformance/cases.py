@@ -99,3 +99,12 @@ def spro_data(maps, masks):
     flat = np.asarray(maps).reshape(n, 1, -1)
     defects = [[(m.reshape(1, -1) > 0, 1.0, True)] if m.any() else [] for m in np.asarray(masks)]
     return flat, defects
+
+
+# --- issue 13, section 3: PBn / PGn (image level, anomalib's defaults) ---
+METRIC_DOCS.update({
+    "image_pbn": "PBn at fpr 0.05: the fraction of defective images scored above the 0.95 quantile (np.quantile, "
+                 "linear) of the good images' scores",
+    "image_pgn": "PGn at fnr 0.05: the fraction of good images scored below the 0.05 quantile of the defective "
+                 "images' scores",
+})

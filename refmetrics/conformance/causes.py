@@ -590,3 +590,59 @@ CAUSES.append(Cause(
     "thresholds whose shared FPR is nearest each bound instead of interpolating at the bounds (model: that "
     "computation, re-run).", _model_aupimo_sampled, 1e-9))
 CAUSE_BY_KEY[CAUSES[-1].key] = CAUSES[-1]
+
+
+# --- issue 13, section 3: PBn / PGn ---
+_reference_before_issue_13 = reference
+
+
+def reference(case, metric, maps=None, **kwargs):  # noqa: F811 - extends reference() above
+    """refmetrics' value of ``metric`` on the case; PBn and PGn here, every other metric above."""
+    if metric not in ("image_pbn", "image_pgn"):
+        return _reference_before_issue_13(case, metric, maps=maps, **kwargs)
+    if kwargs.get("batches") is not None:
+        maps = np.concatenate(list(kwargs["batches"]))
+    maps = case.maps if maps is None else maps
+    scores = maps.reshape(maps.shape[0], -1).max(axis=1)
+    labels = case.masks.reshape(case.masks.shape[0], -1).max(axis=1)
+    if metric == "image_pbn":
+        return _quiet(F.pbn, scores, labels, fpr=0.05)
+    return _quiet(F.pgn, scores, labels, fnr=0.05)
+
+
+def _torch_quantile32(values, q):
+    """torch.quantile's linear interpolation in float32 (anomalib's): rank ``q * (n - 1)``, its
+    truncation and ceiling, the weight ``rank - below`` and torch's ``lerp``, every step in float32."""
+    f = np.float32
+    xs = np.sort(np.asarray(values, f))
+    rank = f(q) * f(xs.size - 1)
+    below, above = int(rank), int(np.ceil(rank))
+    w = f(rank - f(below))
+    a, b = xs[below], xs[above]
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a + w * (b - a) if w < f(0.5) else b - (b - a) * (f(1) - w)
+
+
+def _model_float32_quantile(case, metric):
+    """PBn/PGn with the image scores cast to float32, the rate a float32 (``1 - fpr`` in float32 for
+    PBn) and the quantile interpolated in float32, as anomalib's ``torch.quantile`` does."""
+    if metric not in ("image_pbn", "image_pgn"):
+        return []
+    scores = case.maps.reshape(case.maps.shape[0], -1).max(axis=1).astype(np.float32)
+    labels = case.masks.reshape(case.masks.shape[0], -1).max(axis=1)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if not pos.size or not neg.size:
+        return []
+    if metric == "image_pbn":
+        thr = _torch_quantile32(neg, np.float32(1) - np.float32(0.05))
+        return [float(np.sum(pos > thr)) / pos.size]
+    thr = _torch_quantile32(pos, np.float32(0.05))
+    return [float(np.sum(neg < thr)) / neg.size]
+
+
+CAUSES.append(Cause(
+    "float32_quantile", "float32 quantile",
+    "The quantile is computed in float32 (torch.quantile on float32 scores, with a float32 rate, so "
+    "1 - 0.05 is 0.95000005): the threshold moves by float32 rounding and can cross a score (reproduced: "
+    "the same quantile in float32 arithmetic).", _model_float32_quantile, 1e-9))
+CAUSE_BY_KEY["float32_quantile"] = CAUSES[-1]

@@ -46,3 +46,10 @@ __all__ = [
     # sPRO / AU-sPRO
     "spro_curve",
 ]
+
+# --- issue 13, sections 3-5: PBn/PGn, segmentation scores at a threshold, image scores from maps ---
+from .image_scores import image_scores  # noqa: E402
+from .pgpb import pbn, pgn  # noqa: E402
+from .segmentation import ader_segmentation, segmentation_scores, validation_threshold  # noqa: E402
+
+__all__ += ["ader_segmentation", "image_scores", "pbn", "pgn", "segmentation_scores", "validation_threshold"]

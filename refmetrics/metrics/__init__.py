@@ -27,3 +27,9 @@ __all__ = [
     # PIMO / AUPIMO
     "AUPIMO",
 ]
+
+# --- issue 13, sections 3-4: PBn/PGn, the validation threshold ---
+from .pgpb import PBn, PGn  # noqa: E402
+from .segmentation import ValidationThreshold  # noqa: E402
+
+__all__ += ["PBn", "PGn", "ValidationThreshold"]
