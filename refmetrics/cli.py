@@ -114,6 +114,7 @@ def cmd_evaluate(args):
 
     data_given = args.maps or args.gt or args.manifest
     notes = []
+    image_score = E.ImageScore(args.image_score, args.top_k, args.pool_kernel)
     out = args.out
     try:
         if args.demo or not data_given:  # no dataset: the bundled demo, whatever the other options
@@ -127,7 +128,8 @@ def cmd_evaluate(args):
                 samples = E.discover_mvtec(demo / "maps", demo / "gt", args.categories)
                 out = args.out or Path("refmetrics-demo")
                 results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
-                                         quiet=args.quiet, settings={"dataset": "refmetrics demo (bundled)"})
+                                         quiet=args.quiet, settings={"dataset": "refmetrics demo (bundled)"},
+                                         image_score=image_score)
         else:
             if args.manifest:
                 if args.maps or args.gt:
@@ -142,7 +144,7 @@ def cmd_evaluate(args):
                 settings = {"maps": str(args.maps), "gt": str(args.gt)}
             out = args.out or Path("refmetrics-results")
             results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
-                                     quiet=args.quiet, settings=settings, notes=notes)
+                                     quiet=args.quiet, settings=settings, notes=notes, image_score=image_score)
     except (E.InputError, E.OutputError) as exc:
         print(f"refmetrics evaluate: {exc}", file=sys.stderr)
         return 2
@@ -158,6 +160,8 @@ def cmd_evaluate(args):
     if args.resize:
         _print_wrapped(f"(maps resized to their masks' size, {args.resize} interpolation: scikit-image resize, "
                        f"order {E.RESIZE[args.resize]}, no anti-aliasing)", width)
+    if args.image_score != "max":
+        _print_wrapped(f"(image scores: {image_score.describe()})", width)
     for note in notes:
         _print_wrapped(f"note: {note}", width)
     for r in results:
@@ -169,13 +173,23 @@ def cmd_evaluate(args):
     return 0
 
 
-def _fpr_limit(text):
+def _unit_interval(text):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], received {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], received {text!r}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, received {text!r}")
     return value
 
 
@@ -225,9 +239,17 @@ def build_parser():
     ev.add_argument("--out", type=Path, metavar="DIR",
                     help="where to write results.json/.md/.tex and figures/ (default: refmetrics-results, "
                          "or refmetrics-demo with --demo)")
-    ev.add_argument("--fpr-limit", type=_fpr_limit, default=0.3, help="AUPRO's FPR limit (default 0.3)")
+    ev.add_argument("--fpr-limit", type=_unit_interval, default=0.3, help="AUPRO's FPR limit (default 0.3)")
     ev.add_argument("--resize", choices=sorted(E_RESIZE), help="resize maps whose size differs from their mask's "
                                                                "(default: such a mismatch is an error)")
+    ev.add_argument("--image-score", choices=("max", "top_k_mean", "pooled_max"), default="max",
+                    help="the image score from each map as stored: its maximum (default; MVTec AD, anomalib), "
+                         "the mean of its largest pixels (top_k_mean, --top-k; Dinomaly) or the maximum of its "
+                         "average-pooled map (pooled_max, --pool-kernel; ADer); a manifest's score column wins")
+    ev.add_argument("--top-k", type=_unit_interval, default=0.01, metavar="K",
+                    help="top_k_mean: the share of pixels averaged, in (0, 1] (default 0.01)")
+    ev.add_argument("--pool-kernel", type=_positive_int, default=16, metavar="N",
+                    help="pooled_max: the pooling window's side in pixels, stride 1, no padding (default 16)")
     ev.add_argument("--no-figures", action="store_true", help="write the tables only")
     ev.add_argument("--demo", action="store_true", help="run on the bundled demo dataset")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")

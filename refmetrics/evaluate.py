@@ -16,7 +16,7 @@ image's one of its category's masks' sizes, and, in a category without masks,
 the size all its maps share (``--resize`` resizes maps to their masks).
 
 Per category it computes image AUROC, image AP, image F1-max (image score = max
-of the map unless given; an image is defective when its MVTec defect is not
+of the map unless given, or another reduction of the map: ``image_score``; an image is defective when its MVTec defect is not
 ``good``, as the manifest's label says, or else when its mask has a defect
 pixel), pixel AUROC, pixel AP, pixel F1-max and AUPRO up to ``fpr_limit``, all
 exact, and the mean over categories (NaN if any category's value is undefined;
@@ -280,23 +280,51 @@ def check_headers(samples, resize):
 _WIDE = {np.dtype(t) for t in (np.float64, np.int32, np.uint32, np.int64, np.uint64)}
 
 
+@dataclass(frozen=True)
+class ImageScore:
+    """How an image's score is reduced from its map, as stored (before any resizing):
+    :func:`refmetrics.functional.image_scores`'s ``reduce``, ``k`` and ``kernel``."""
+
+    reduce: str = "max"
+    k: float = 0.01
+    kernel: int = 16
+
+    def describe(self):
+        if self.reduce == "top_k_mean":
+            return f"top_k_mean (mean of the largest max(1, floor({self.k:g} x pixels)) pixels)"
+        if self.reduce == "pooled_max":
+            return f"pooled_max (maximum of the {self.kernel}x{self.kernel} average-pooled map)"
+        return "max (the maximum of the map)"
+
+    def of(self, values, path):
+        """The score of one map (float), or an :class:`InputError` naming the file."""
+        if self.reduce == "max":
+            return float(values.max())
+        try:
+            return float(F.image_scores(values[np.newaxis], reduce=self.reduce, k=self.k, kernel=self.kernel,
+                                        backend="cpu")[0])
+        except ValueError as exc:
+            raise InputError(f"{path}: --image-score {self.reduce}: {exc}") from exc
+
+
 class CategoryState:
     """The exact state of one category, filled one image at a time: a :class:`refmetrics.state.PixelState`
     for the pixels (every pixel in one key buffer), the image scores and labels beside it."""
 
-    def __init__(self, samples, resize, connectivity):
+    def __init__(self, samples, resize, connectivity, image_score=ImageScore()):
         wide = any(s.dtype.newbyteorder("=") in _WIDE or s.target != s.shape for s in samples)
         total = sum(s.target[0] * s.target[1] for s in samples)
         V.check_size_limit(total)
         self.pixels = PixelState(total, np.float64 if wide else np.float32, connectivity)
         self.image_scores, self.image_labels = [], []
         self.resize = resize
+        self.image_score = image_score
         self.contradicted = []
 
     def add(self, sample):
         values = IO.read_map(sample.map)
-        # the image score is the maximum of the map as stored (before any resizing)
-        score = sample.score if sample.score is not None else float(values.max())
+        # the image score is reduced from the map as stored (before any resizing), unless the manifest gives it
+        score = sample.score if sample.score is not None else self.image_score.of(values, sample.map)
         mask = IO.read_mask(sample.mask) if sample.mask is not None else None
         n_defect_pixels = int(np.count_nonzero(mask)) if mask is not None else 0
         if sample.empty_mask and n_defect_pixels:
@@ -384,13 +412,13 @@ def _measure(values, notes, name, func, *args):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, quiet=True):
+def evaluate_category(samples, fpr_limit, resize, connectivity, figures=True, quiet=True, image_score=ImageScore()):
     """Stream one category's samples into its state and compute every metric (and, with ``figures``,
     the curves to draw)."""
     from tqdm.auto import tqdm
 
     category = samples[0].category
-    state = CategoryState(samples, resize, connectivity)
+    state = CategoryState(samples, resize, connectivity, image_score)
     pixels = state.pixels
     for sample in tqdm(samples, desc=f"{category}: reading", unit="map", disable=quiet, leave=False):
         state.add(sample)
@@ -610,7 +638,7 @@ def _stage(staging, results, fpr_limit, figures, settings, notes):
 
 
 def run(samples, out, fpr_limit=0.3, resize=None, connectivity=None, figures=True, quiet=False, settings=None,
-        notes=()):
+        notes=(), image_score=ImageScore()):
     """Evaluate samples and write the outputs into ``out``: ``(results, files written)``.
 
     ``out`` holds either the previous run or this one, never a mix: the new
@@ -620,7 +648,8 @@ def run(samples, out, fpr_limit=0.3, resize=None, connectivity=None, figures=Tru
     directory that takes our files) before anything is computed. The files of
     a previous run into the same ``out`` that this run does not rewrite (figures
     of other categories, say) are removed with the switch, so ``out`` always
-    describes one run. ``notes``: dataset-level notes for ``results.json``.
+    describes one run. ``notes``: dataset-level notes for ``results.json``. ``image_score``: how image
+    scores are reduced from the maps (:class:`ImageScore`; a manifest's ``score`` column wins).
     """
     connectivity = L.check_connectivity(connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
     check_headers(samples, resize)
@@ -638,9 +667,10 @@ def run(samples, out, fpr_limit=0.3, resize=None, connectivity=None, figures=Tru
             slugs = figure_slugs(by_category).values()
             names += [f"figures/{slug}_{kind}.png" for slug in slugs for kind in FIGURE_KINDS]
         target.check_destinations(names)
-        results = [evaluate_category(group, fpr_limit, resize, connectivity, figures, quiet)
+        results = [evaluate_category(group, fpr_limit, resize, connectivity, figures, quiet, image_score)
                    for group in by_category.values()]
-        settings = dict(settings or {}, fpr_limit=fpr_limit, connectivity=connectivity, resize=resize)
+        settings = dict(settings or {}, fpr_limit=fpr_limit, connectivity=connectivity, resize=resize,
+                        image_score=image_score.describe())
         try:
             written = _stage(target.new, results, fpr_limit, figures, settings, notes)
         except OSError as exc:  # a full disk, a quota: the staging area is inside --out

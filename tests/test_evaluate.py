@@ -514,3 +514,40 @@ def test_figures_show_perfect_curves_integer_counts_and_uncovered_curves():
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         high = 0.3 if fig is figures[4] else 1.0
         assert x0 < 0 < high < x1 and y0 < 0 < 1 < y1  # a curve along the frame stays visible
+
+
+@pytest.mark.parametrize("reduce, options, k, kernel", [
+    ("top_k_mean", ["--top-k", "0.1"], 0.1, 16),
+    ("pooled_max", ["--pool-kernel", "3"], 0.01, 3),
+])
+def test_image_score_reductions(tree, capsys, reduce, options, k, kernel):
+    root, truth = tree
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures",
+               "--image-score", reduce, *options) == 0
+    assert f"(image scores: {reduce}" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["image_score"].startswith(reduce)
+    for category, (maps, masks, labels) in truth.items():
+        # each map reduced on its own, as stored: the function's value over the stack is the same
+        scores = F.image_scores(maps, reduce=reduce, k=k, kernel=kernel)
+        if reduce == "top_k_mean":  # the oracle: the mean of the floor(0.1 * 72) = 7 largest pixels
+            top = np.sort(maps.reshape(len(maps), -1).astype(np.float64), axis=1)[:, -7:]
+            assert np.allclose(scores, top.mean(axis=1), rtol=0, atol=1e-12)
+        got = results["categories"][category]["metrics"]
+        assert got == expected(maps, masks, labels, scores=scores), category
+        assert not np.array_equal(scores, maps.reshape(len(maps), -1).max(axis=1))  # not the maximum
+
+
+def test_image_score_options_are_checked(tree, capsys):
+    root, _ = tree
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", root / "o", "--image-score", "pooled_max",
+               "--pool-kernel", "10") == 2
+    err = capsys.readouterr().err
+    assert "--image-score pooled_max: kernel: expected an int in [1, 8]" in err and "received 10" in err
+    assert not (root / "o" / "results.json").exists()
+    with pytest.raises(SystemExit):
+        run("--top-k", "1.5")
+    assert "argument --top-k: expected a number in (0, 1], received '1.5'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run("--image-score", "mean")
