@@ -14,11 +14,11 @@ INTERRUPTED = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from refmetrics import cli, evaluate
     add, seen = evaluate.CategoryState.add, [0]
-    def add_then_ctrl_c(self, sample, connectivity):
+    def add_then_ctrl_c(self, *args, **kwargs):
         seen[0] += 1
         if seen[0] == 3:  # Ctrl-C while the third map is read
             os.kill(os.getpid(), signal.SIGINT)
-        return add(self, sample, connectivity)
+        return add(self, *args, **kwargs)
     evaluate.CategoryState.add = add_then_ctrl_c
     sys.exit(cli.main(sys.argv[1:]))
 """)

@@ -419,9 +419,10 @@ class Cause:
 
 CAUSES = [
     Cause("undefined_policy", "undefined-case policy",
-          "The metric is undefined on this data (no positive; for AUROC, one class; no region or no "
-          "background); the implementation returns a number (0, 0.5, ...) or raises where refmetrics returns "
-          "NaN with a warning.",
+          "The metric is undefined on this data (no positive; for AUROC, PBn and PGn, one class; no region "
+          "or no background; for AUPIMO, no normal or no anomalous image, or a lower bound below the "
+          "smallest shared FPR reachable); the implementation returns a number (0, 0.5, ...) or raises "
+          "where refmetrics returns NaN with a warning.",
           _model_undefined, 0.0),
     Cause("float32_accumulation", "float32 arithmetic",
           "The result is a float32 number within 16 float32 ulps of the exact value: counts, rates or areas "
