@@ -36,6 +36,10 @@ with open(CONFIG_PATH, "w") as _f:
     json.dump([{"defect_name": "missing", "pixel_value": 255, "saturation_threshold": 1.0,
                 "relative_saturation": True}], _f)
 CHANNEL = np.array([[0, 255], [255, 0]], np.uint8)
+# AUPIMO needs normal and anomalous images, and bounds the few pixels reach
+PIMO_MAPS = np.array([[[0.1, 0.2, 0.3, 0.9]], [[0.1, 0.2, 0.4, 0.5]], [[0.8, 0.45, 0.2, 0.1]]])
+PIMO_MASKS = np.array([[[0, 0, 0, 0]], [[0, 0, 0, 0]], [[1, 1, 0, 0]]])
+PIMO_BOUNDS = (0.125, 1.0)
 
 FUNCTIONS = sorted(F.__all__)
 CLASSES = sorted(name for name in rm.__all__
@@ -75,6 +79,14 @@ DATA_ARGS = {
     "au_spro": ((MAPS, SPRO_DEFECTS), 0.3),
     "read_defects_config": ((CONFIG_PATH,), "utf-8"),
     "defects_from_channels": (([CHANNEL],), F.read_defects_config(CONFIG_PATH)),
+    "aupimo": ((PIMO_MAPS, PIMO_MASKS), PIMO_BOUNDS),
+    "pimo_curve": ((PIMO_MAPS, PIMO_MASKS), "cpu"),
+    "pbn": ((PREDS, TARGET), 0.1),
+    "pgn": ((PREDS, TARGET), 0.1),
+    "segmentation_scores": ((MAPS, MASKS, 0.5), False),
+    "validation_threshold": ((MAPS,), 2.0),
+    "ader_segmentation": ((MAPS, MASKS), (0.5,)),
+    "image_scores": ((MAPS,), "top_k_mean"),
 }
 
 
@@ -105,6 +117,10 @@ FIRST_POSITIONAL = {
     "MinMax": None,
     "PRO": "threshold",
     "AUsPRO": "fpr_limit",
+    "AUPIMO": None,  # anomalib's first positional is num_thresholds, which refmetrics lacks
+    "PBn": "fpr",
+    "PGn": "fnr",
+    "ValidationThreshold": "n_std",
 }
 
 
@@ -139,6 +155,7 @@ def test_positional_first_parameters_mean_what_they_mean_in_anomalib():
 # ---------------------------------------------------------------------------
 
 SCALAR, CURVE, LABELS, COUNT = "float", "float64 array", "int64 array", "int"
+_SEGMENTATION_KEYS = ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "iou")
 
 
 def _calls(data):
@@ -146,6 +163,7 @@ def _calls(data):
     p, t, maps, masks = data(PREDS), data(TARGET), data(MAPS), data(MASKS)
     one_class = data(np.zeros(8, np.int64))
     scores, logmaps = data(PREDS + 1), data(MAPS + 1)
+    pmaps, pmasks = data(PIMO_MAPS), data(PIMO_MASKS)
     return {
         "roc_curve": [(lambda: F.roc_curve(p, t), (CURVE,) * 3),
                       (lambda: F.roc_curve(p, t, thresholds=5), (CURVE,) * 3)],
@@ -184,6 +202,21 @@ def _calls(data):
         "defects_from_channels": [(lambda: F.defects_from_channels([data(CHANNEL)],
                                                                    config=F.read_defects_config(CONFIG_PATH))[0][1],
                                    SCALAR)],
+        "aupimo": [(lambda: F.aupimo(pmaps, pmasks, fpr_bounds=PIMO_BOUNDS), SCALAR),
+                   (lambda: F.aupimo(pmaps, pmasks, fpr_bounds=PIMO_BOUNDS, return_per_image=True), (SCALAR, CURVE)),
+                   (lambda: F.aupimo(pmaps, pmasks), SCALAR)],  # undefined: nan
+        "pimo_curve": [(lambda: F.pimo_curve(pmaps, pmasks), (CURVE, CURVE, CURVE, LABELS))],
+        "pbn": [(lambda: F.pbn(p, t), SCALAR)],
+        "pgn": [(lambda: F.pgn(p, t, fnr=0.5), SCALAR)],
+        "segmentation_scores": [
+            (lambda: tuple(F.segmentation_scores(maps, masks, 0.5)[k] for k in _SEGMENTATION_KEYS),
+             (COUNT,) * 4 + (SCALAR,) * 4),
+            (lambda: tuple(F.segmentation_scores(maps, masks, 0.5, average="samplewise")[k]
+                           for k in _SEGMENTATION_KEYS + ("mean_f1",)), (LABELS,) * 4 + (CURVE,) * 4 + (SCALAR,))],
+        "validation_threshold": [(lambda: F.validation_threshold(maps), SCALAR)],
+        "ader_segmentation": [(lambda: tuple(F.ader_segmentation(maps, masks).values()), (SCALAR,) * 3)],
+        "image_scores": [(lambda r=r: F.image_scores(maps, reduce=r, kernel=2), CURVE)
+                         for r in ("max", "top_k_mean", "pooled_max")],
     }
 
 
@@ -214,6 +247,11 @@ def _class_calls(data):
         "PRO": [(rm.PRO(), (maps, masks), SCALAR, {})],
         "AUsPRO": [(rm.AUsPRO(), (maps, [[(masks[0], 1.0, True)], [(masks[1], 1, False)]]), SCALAR,
                     {"curve": (CURVE, CURVE)})],
+        "AUPIMO": [(rm.AUPIMO(fpr_bounds=PIMO_BOUNDS), (data(PIMO_MAPS), data(PIMO_MASKS)), SCALAR,
+                    {"per_image": CURVE})],
+        "PBn": [(rm.PBn(), (p, t), SCALAR, {})],
+        "PGn": [(rm.PGn(0.5), (p, t), SCALAR, {})],
+        "ValidationThreshold": [(rm.ValidationThreshold(), (maps,), SCALAR, {})],
     }
 
 
@@ -452,6 +490,19 @@ NAN_PARAMETERS = {
     "read_defects_config": (lambda **kw: F.read_defects_config(CONFIG_PATH, **kw), []),
     "defects_from_channels": (lambda **kw: F.defects_from_channels([CHANNEL], config={}, **kw), []),
     "AUsPRO": (rm.AUsPRO, ["fpr_limit"]),
+    "aupimo": (lambda **kw: F.aupimo(PIMO_MAPS, PIMO_MASKS, **kw), []),  # fpr_bounds: a pair, tested in test_pimo
+    "pimo_curve": (lambda **kw: F.pimo_curve(PIMO_MAPS, PIMO_MASKS, **kw), []),
+    "AUPIMO": (rm.AUPIMO, []),
+    "pbn": (lambda **kw: F.pbn(PREDS, TARGET, **kw), ["fpr", "ignore_index"]),
+    "pgn": (lambda **kw: F.pgn(PREDS, TARGET, **kw), ["fnr", "ignore_index"]),
+    "segmentation_scores": (lambda **kw: F.segmentation_scores(MAPS, MASKS, **{"threshold": 0.5, **kw}),
+                            ["threshold", "ignore_index"]),
+    "validation_threshold": (lambda **kw: F.validation_threshold(MAPS, **kw), ["n_std"]),
+    "ader_segmentation": (lambda **kw: F.ader_segmentation(MAPS, MASKS, **kw), []),
+    "image_scores": (lambda **kw: F.image_scores(MAPS, **kw), ["k"]),
+    "PBn": (rm.PBn, ["fpr", "ignore_index"]),
+    "PGn": (rm.PGn, ["fnr", "ignore_index"]),
+    "ValidationThreshold": (rm.ValidationThreshold, ["n_std"]),
 }
 
 
@@ -523,111 +574,3 @@ def test_masked_arrays_are_refused_in_every_intake_path():
     for culprit, call in singles:
         with pytest.raises(TypeError, match=rf"^{culprit}: " + message):
             call(_masked(MASKS if culprit == "masks" else MAPS))
-
-
-
-# ---------------------------------------------------------------------------
-# PIMO / AUPIMO (issue 13, section 1): entries of the tables above
-# ---------------------------------------------------------------------------
-
-PIMO_MAPS = np.array([[[0.1, 0.2, 0.3, 0.9]], [[0.1, 0.2, 0.4, 0.5]], [[0.8, 0.45, 0.2, 0.1]]])
-PIMO_MASKS = np.array([[[0, 0, 0, 0]], [[0, 0, 0, 0]], [[1, 1, 0, 0]]])
-PIMO_BOUNDS = (0.125, 1.0)
-
-DATA_ARGS.update({
-    "aupimo": ((PIMO_MAPS, PIMO_MASKS), PIMO_BOUNDS),
-    "pimo_curve": ((PIMO_MAPS, PIMO_MASKS), "cpu"),
-})
-FIRST_POSITIONAL["AUPIMO"] = None  # anomalib's first positional is num_thresholds, which refmetrics lacks
-NAN_PARAMETERS.update({
-    "aupimo": (lambda **kw: F.aupimo(PIMO_MAPS, PIMO_MASKS, **kw), []),  # fpr_bounds: a pair, tested in test_pimo
-    "pimo_curve": (lambda **kw: F.pimo_curve(PIMO_MAPS, PIMO_MASKS, **kw), []),
-    "AUPIMO": (rm.AUPIMO, []),
-})
-
-_calls_without_pimo = _calls
-_class_calls_without_pimo = _class_calls
-
-
-def _calls(data):  # noqa: F811 - the table above, with the PIMO functions
-    out = _calls_without_pimo(data)
-    maps, masks = data(PIMO_MAPS), data(PIMO_MASKS)
-    out.update({
-        "aupimo": [(lambda: F.aupimo(maps, masks, fpr_bounds=PIMO_BOUNDS), SCALAR),
-                   (lambda: F.aupimo(maps, masks, fpr_bounds=PIMO_BOUNDS, return_per_image=True), (SCALAR, CURVE)),
-                   (lambda: F.aupimo(maps, masks), SCALAR)],  # undefined: nan
-        "pimo_curve": [(lambda: F.pimo_curve(maps, masks), (CURVE, CURVE, CURVE, LABELS))],
-    })
-    return out
-
-
-# issue 13, sections 3-5: PBn/PGn, segmentation scores at a threshold, image scores from maps
-# ---------------------------------------------------------------------------
-
-DATA_ARGS.update({
-    "pbn": ((PREDS, TARGET), 0.1),
-    "pgn": ((PREDS, TARGET), 0.1),
-    "segmentation_scores": ((MAPS, MASKS, 0.5), False),
-    "validation_threshold": ((MAPS,), 2.0),
-    "ader_segmentation": ((MAPS, MASKS), (0.5,)),
-    "image_scores": ((MAPS,), "top_k_mean"),
-})
-FIRST_POSITIONAL.update({"PBn": "fpr", "PGn": "fnr", "ValidationThreshold": "n_std"})
-NAN_PARAMETERS.update({
-    "pbn": (lambda **kw: F.pbn(PREDS, TARGET, **kw), ["fpr", "ignore_index"]),
-    "pgn": (lambda **kw: F.pgn(PREDS, TARGET, **kw), ["fnr", "ignore_index"]),
-    "segmentation_scores": (lambda **kw: F.segmentation_scores(MAPS, MASKS, **{"threshold": 0.5, **kw}),
-                            ["threshold", "ignore_index"]),
-    "validation_threshold": (lambda **kw: F.validation_threshold(MAPS, **kw), ["n_std"]),
-    "ader_segmentation": (lambda **kw: F.ader_segmentation(MAPS, MASKS, **kw), []),
-    "image_scores": (lambda **kw: F.image_scores(MAPS, **kw), ["k"]),
-    "PBn": (rm.PBn, ["fpr", "ignore_index"]),
-    "PGn": (rm.PGn, ["fnr", "ignore_index"]),
-    "ValidationThreshold": (rm.ValidationThreshold, ["n_std"]),
-})
-_SEGMENTATION_KEYS = ("tp", "fp", "fn", "tn", "precision", "recall", "f1", "iou")
-_calls_before_issue_13 = _calls
-
-
-def _calls(data):  # noqa: F811 - extends the table above with the functions of issue 13
-    out = _calls_before_issue_13(data)
-    p, t, maps, masks = data(PREDS), data(TARGET), data(MAPS), data(MASKS)
-    out.update({
-        "pbn": [(lambda: F.pbn(p, t), SCALAR)],
-        "pgn": [(lambda: F.pgn(p, t, fnr=0.5), SCALAR)],
-        "segmentation_scores": [
-            (lambda: tuple(F.segmentation_scores(maps, masks, 0.5)[k] for k in _SEGMENTATION_KEYS),
-             (COUNT,) * 4 + (SCALAR,) * 4),
-            (lambda: tuple(F.segmentation_scores(maps, masks, 0.5, average="samplewise")[k]
-                           for k in _SEGMENTATION_KEYS + ("mean_f1",)), (LABELS,) * 4 + (CURVE,) * 4 + (SCALAR,))],
-        "validation_threshold": [(lambda: F.validation_threshold(maps), SCALAR)],
-        "ader_segmentation": [(lambda: tuple(F.ader_segmentation(maps, masks).values()), (SCALAR,) * 3)],
-        "image_scores": [(lambda: F.image_scores(maps, reduce=r, kernel=2), CURVE)
-                         for r in ("max", "top_k_mean", "pooled_max")],
-    })
-    return out
-
-
-def _class_calls(data):  # noqa: F811 - the table above, with AUPIMO
-    out = _class_calls_without_pimo(data)
-    out["AUPIMO"] = [(rm.AUPIMO(fpr_bounds=PIMO_BOUNDS), (data(PIMO_MAPS), data(PIMO_MASKS)), SCALAR,
-                      {"per_image": CURVE})]
-    return out
-
-
-_class_calls_before_issue_13 = _class_calls
-
-
-def _class_calls(data):  # noqa: F811 - extends the table above with the classes of issue 13
-    out = _class_calls_before_issue_13(data)
-    p, t, maps = data(PREDS), data(TARGET), data(MAPS)
-    out.update({
-        "PBn": [(rm.PBn(), (p, t), SCALAR, {})],
-        "PGn": [(rm.PGn(0.5), (p, t), SCALAR, {})],
-        "ValidationThreshold": [(rm.ValidationThreshold(), (maps,), SCALAR, {})],
-    })
-    return out
-
-
-CALLS = _calls(np.asarray)
-CLASS_CASES = _class_calls(np.asarray)

@@ -139,6 +139,8 @@ def exact_values(maps, masks, batches):
     return {
         "image_auroc": naive.auroc(image_scores, image_labels),
         "image_ap": naive.average_precision(image_scores, image_labels),
+        "image_pbn": naive.pbn(image_scores, image_labels, 0.05),  # anomalib's defaults
+        "image_pgn": naive.pgn(image_scores, image_labels, 0.05),
         "pixel_auroc": naive.auroc(maps, masks),
         "pixel_ap": naive.average_precision(maps, masks),
         "pixel_f1max": f1,
@@ -153,18 +155,15 @@ def exact_values(maps, masks, batches):
     }
 
 
-# --- PIMO / AUPIMO (issue 13, section 1) ---
-from refmetrics.conformance.cases import AUPIMO_BOUNDS  # noqa: E402 - (1e-2, 1e-1): the cases are small
-
-
 def aupimo_expected(maps, masks):
     """The oracle's mean AUPIMO (None when undefined). Its counts and rates are exact fractions, but
     the area is taken in ln shFPR and is irrational: the manifest holds the fraction of its float64
     value (the oracle's logarithms are ``ln p - ln q`` of the exact rates), which refmetrics must
     match within the suite's 1e-9."""
+    from refmetrics.conformance.cases import AUPIMO_BOUNDS  # (1e-2, 1e-1): the cases are small
+
     mean, _ = naive.aupimo(maps, masks, AUPIMO_BOUNDS)
     return None if mean is None else Fraction(mean)
-
 
 
 def spro_defects(maps, masks):
@@ -172,19 +171,6 @@ def spro_defects(maps, masks):
     (flattened), relative saturation 1.0 (as ``refmetrics.conformance.cases.spro_data``)."""
     n = maps.shape[0]
     return maps.reshape(n, 1, -1), [[(m.reshape(1, -1), 1.0, True)] if m.any() else [] for m in masks]
-
-
-# --- issue 13, section 3: PBn / PGn of the image scores (the maximum of each map), anomalib's defaults ---
-_exact_values_before_issue_13 = exact_values
-
-
-def exact_values(maps, masks, batches):  # noqa: F811 - extends the table above
-    values = _exact_values_before_issue_13(maps, masks, batches)
-    image_scores = maps.reshape(maps.shape[0], -1).max(axis=1)
-    image_labels = masks.reshape(masks.shape[0], -1).max(axis=1)
-    values["image_pbn"] = naive.pbn(image_scores, image_labels, 0.05)
-    values["image_pgn"] = naive.pgn(image_scores, image_labels, 0.05)
-    return values
 
 
 def main():

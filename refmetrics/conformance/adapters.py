@@ -145,6 +145,8 @@ def _anomalib(metric, case):
 
     if metric == "aupimo":
         return _anomalib_aupimo(case)  # defined at the end of this module
+    if metric in ("image_pbn", "image_pgn"):
+        return _anomalib_pgpb(metric, case)  # defined at the end of this module
     if metric.endswith("auroc"):
         return _stateful(_AUROC(), metric, case)
     if metric.endswith("_ap"):
@@ -233,7 +235,7 @@ ADAPTERS = {
                             "roc_auc_score, average_precision_score, precision_recall_curve"),
     "torchmetrics": Adapter("torchmetrics", "torchmetrics", _torchmetrics,
                             "BinaryAUROC, BinaryAveragePrecision, BinaryPrecisionRecallCurve (exact mode)"),
-    "anomalib": Adapter("anomalib", "anomalib", _anomalib, "AUROC, AUPR, F1Max, AUPRO, PRO, AUPIMO"),
+    "anomalib": Adapter("anomalib", "anomalib", _anomalib, "AUROC, AUPR, F1Max, AUPRO, PRO, AUPIMO, PBn, PGn"),
     "adeval": Adapter("adeval", "ADEval", _adeval, "ADEval's EvalAccumulator (binned AUROC, AUPR, AUPRO)"),
     "mvtec-ad": Adapter("mvtec-ad", None, _published(published.mvtec_ad_aupro),
                         "MVTec AD official AUPRO algorithm"),
@@ -338,16 +340,3 @@ def _anomalib_pgpb(metric, case):
         labels = masks.reshape(masks.shape[0], -1).max(axis=1).astype(np.int64)
         obj.update(torch.from_numpy(scores), torch.from_numpy(labels))
     return float(obj.compute())
-
-
-_anomalib_before_issue_13 = _anomalib
-
-
-def _anomalib_with_pgpb(metric, case):
-    if metric in ("image_pbn", "image_pgn"):
-        return _anomalib_pgpb(metric, case)
-    return _anomalib_before_issue_13(metric, case)
-
-
-ADAPTERS["anomalib"].fn = _anomalib_with_pgpb
-ADAPTERS["anomalib"].description += ", PBn, PGn"

@@ -49,6 +49,10 @@ def reference(case, metric, maps=None, curve="step", connectivity=None, num_thre
         data = (maps, masks)
     if metric in ("image_auroc", "pixel_auroc"):
         return _quiet(F.auroc, *data, thresholds=thresholds)
+    if metric == "image_pbn":
+        return _quiet(F.pbn, *data, fpr=0.05)
+    if metric == "image_pgn":
+        return _quiet(F.pgn, *data, fnr=0.05)
     if metric in ("image_ap", "pixel_ap"):
         return _quiet(F.aupr, *data, curve=curve, thresholds=thresholds)
     if metric == "pixel_f1max":
@@ -591,24 +595,6 @@ CAUSES.append(Cause(
     "thresholds whose shared FPR is nearest each bound instead of interpolating at the bounds (model: that "
     "computation, re-run).", _model_aupimo_sampled, 1e-9))
 CAUSE_BY_KEY[CAUSES[-1].key] = CAUSES[-1]
-
-
-# --- issue 13, section 3: PBn / PGn ---
-_reference_before_issue_13 = reference
-
-
-def reference(case, metric, maps=None, **kwargs):  # noqa: F811 - extends reference() above
-    """refmetrics' value of ``metric`` on the case; PBn and PGn here, every other metric above."""
-    if metric not in ("image_pbn", "image_pgn"):
-        return _reference_before_issue_13(case, metric, maps=maps, **kwargs)
-    if kwargs.get("batches") is not None:
-        maps = np.concatenate(list(kwargs["batches"]))
-    maps = case.maps if maps is None else maps
-    scores = maps.reshape(maps.shape[0], -1).max(axis=1)
-    labels = case.masks.reshape(case.masks.shape[0], -1).max(axis=1)
-    if metric == "image_pbn":
-        return _quiet(F.pbn, scores, labels, fpr=0.05)
-    return _quiet(F.pgn, scores, labels, fnr=0.05)
 
 
 def _torch_quantile32(values, q):
