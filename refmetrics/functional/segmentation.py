@@ -8,6 +8,7 @@ import numpy as np
 from .. import _arrays as A
 from .. import _validation as V
 from ..kernels.cpu import segmentation as KS
+from . import threshold as FT
 
 try:  # the one key map (kernels/cpu/keys.py, the lead's refactor of issue 13)
     from ..kernels.cpu.keys import key_of as _key
@@ -38,16 +39,7 @@ def threshold_counts(preds, target, cut, samplewise, ignore_index, backend):
     p = A.array_on(where, preds, "preds")
     t = A.array_on(where, target, "target")
     V.check_pair(p, t)
-    if samplewise:
-        if p.ndim < 2:
-            raise ValueError(f"preds: average='samplewise' expects at least 2 dimensions (N, ...), "
-                             f"received shape {p.shape}")
-        rows = p.shape[0]
-        if t.ndim < 1 or t.shape[0] != rows:
-            raise ValueError(f"target: expected {rows} samples along the first axis like preds, "
-                             f"received shape {t.shape}")
-    else:
-        rows = 1
+    rows = FT.sample_rows(p, t, samplewise, "average")
     if where == "cuda":
         return _device_counts(p, t, cut, rows, ignore_index)
     if p.dtype.kind in "iu" and p.dtype.itemsize == 8:

@@ -10,6 +10,21 @@ from ..kernels.cpu import threshold as KT
 _AVERAGES = ("global", "samplewise")
 
 
+def sample_rows(p, t, samplewise, option):
+    """The rows counts are kept for: 1, or with ``samplewise`` one per sample along the first axis
+    (``option`` names the argument that asked for it, for the error)."""
+    if not samplewise:
+        return 1
+    if p.ndim < 2:
+        raise ValueError(f"preds: {option}='samplewise' expects at least 2 dimensions (N, ...), "
+                         f"received shape {p.shape}")
+    rows = p.shape[0]
+    if t.ndim < 1 or t.shape[0] != rows:
+        raise ValueError(f"target: expected {rows} samples along the first axis like preds, "
+                         f"received shape {t.shape}")
+    return rows
+
+
 def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend):
     """``(rows, 3)`` int64 TP, FP, FN: one row, or one per sample when samplewise."""
     V.check_choice("multidim_average", multidim_average, _AVERAGES)
@@ -19,16 +34,7 @@ def f1_counts(preds, target, threshold, multidim_average, ignore_index, backend)
     p = A.array_on(where, preds, "preds")
     t = A.array_on(where, target, "target")
     V.check_pair(p, t)
-    if multidim_average == "samplewise":
-        if p.ndim < 2:
-            raise ValueError(f"preds: multidim_average='samplewise' expects at least 2 dimensions "
-                             f"(N, ...), received shape {p.shape}")
-        rows = p.shape[0]
-        if t.ndim < 1 or t.shape[0] != rows:
-            raise ValueError(f"target: expected {rows} samples along the first axis like preds, "
-                             f"received shape {t.shape}")
-    else:
-        rows = 1
+    rows = sample_rows(p, t, multidim_average == "samplewise", "multidim_average")
     if where == "cuda":
         return _device_counts(p, t, threshold, rows, ignore_index)
     scores = np.ascontiguousarray(p).reshape(rows, -1)
