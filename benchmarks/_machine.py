@@ -80,3 +80,18 @@ def machine_line(info=None):
 
 if __name__ == "__main__":
     print(machine_line())
+
+
+def vm(field):
+    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``: the peak), in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} is not in /proc/self/status")
+
+
+def reset_peak():
+    """Reset this process's peak resident memory (VmHWM) to its current size (Linux)."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")

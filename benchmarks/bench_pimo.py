@@ -34,7 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _machine import machine_info, machine_line  # noqa: E402
+from _machine import machine_info, machine_line, reset_peak, vm  # noqa: E402
 
 
 def make_maps(images, size=512, seed=20261128):
@@ -52,19 +52,6 @@ def make_maps(images, size=512, seed=20261128):
             masks[i] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
     maps[masks] += np.float32(1.5)
     return maps, masks
-
-
-def _vm(field):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
-
-
-def _reset_peak():
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def child(impl, images, repeat):
@@ -92,8 +79,8 @@ def child(impl, images, repeat):
         impl = f"anomalib {anomalib.__version__}"
     else:
         raise ValueError(impl)
-    base = _vm("VmRSS")
-    _reset_peak()
+    base = vm("VmRSS")
+    reset_peak()
     if impl == "refmetrics":
         value = run()  # warm-up: loads the compiled kernels (numba's cache); torch compiles nothing
     times = []
@@ -101,7 +88,7 @@ def child(impl, images, repeat):
         t = time.perf_counter()
         value = run()
         times.append(time.perf_counter() - t)
-    peak = _vm("VmHWM") - base
+    peak = vm("VmHWM") - base
     print(json.dumps({"impl": impl, "seconds": min(times), "all": times, "peak": peak, "n": int(maps.size),
                       "images": images, "value": value, "machine": machine_info()}))
 

@@ -34,21 +34,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _machine import machine_info, machine_line  # noqa: E402
+from _machine import machine_info, machine_line, reset_peak, vm  # noqa: E402
 from bench_ranking import make_pixels  # noqa: E402
-
-
-def _vm(field):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
-
-
-def _reset_peak():
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def make_case(case, images, size=512):
@@ -101,13 +88,13 @@ def child(impl, case, images, repeat):
         raise ValueError(impl)
     times = []
     value = None
-    base = _vm("VmRSS")
-    _reset_peak()
+    base = vm("VmRSS")
+    reset_peak()
     for _ in range(repeat):
         t = time.perf_counter()
         value = run()
         times.append(time.perf_counter() - t)
-    peak = _vm("VmHWM") - base
+    peak = vm("VmHWM") - base
     out = {"impl": impl, "seconds": float(np.median(times)), "peak": peak, "n": int(scores.size),
            "machine": machine_info()}
     if not isinstance(value, np.ndarray):
