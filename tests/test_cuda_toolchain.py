@@ -103,16 +103,17 @@ def test_a_patched_module_constant_changes_the_key(monkeypatch):
 
 
 def test_an_edited_helper_in_another_file_changes_the_key(tmp_path, monkeypatch):
-    """The CUDA key map is compiled from kernels/cpu/ranking.py: editing that file must change the
+    """The CUDA key map is compiled from kernels/cpu/keys.py: editing that file must change the
     key of kernels in kernels/cuda/ that inline it."""
     copy = tmp_path / "kernels"
     shutil.copytree(_jit._KERNELS, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(_jit, "_KERNELS", copy)
     original = _jit.source_hash()
     assert original == _jit._SOURCE_HASH  # the copy hashes as the package does
-    helper = copy / "cpu" / "ranking.py"
-    helper.write_text(helper.read_text(encoding="utf-8").replace("k = b ^ ones", "k = b ^ ones  # edited"),
-                      encoding="utf-8")
+    helper = copy / "cpu" / "keys.py"
+    text = helper.read_text(encoding="utf-8")
+    assert "k = b ^ ones" in text  # the key map's line this test edits
+    helper.write_text(text.replace("k = b ^ ones", "k = b ^ ones  # edited"), encoding="utf-8")
     edited = _jit.source_hash()
     assert edited != original
     monkeypatch.setattr(_jit, "_SOURCE_HASH", edited)
