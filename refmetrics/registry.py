@@ -45,13 +45,15 @@ class MetricSpec:
         When the metric is undefined (returns NaN with an ``UndefinedMetricWarning``
         that says why); "never" when it always has a value.
     one_class_is_nan : bool
-        Whether data with positives only, or negatives only, is undefined.
+        Whether data with negatives only (and, with ``needs_negative``, positives only) is undefined.
     section : str
         Its heading in ``docs/definitions.md``.
     evaluate : tuple of str
         The columns of ``refmetrics evaluate`` computed by this metric.
     conformance : tuple of str
         The conformance suite's metrics (``refmetrics.conformance.cases.METRICS``) that check it.
+    needs_negative : bool
+        Whether it needs a negative too (False for AP, AUPR, F1: defined with positives alone).
     """
 
     name: str
@@ -63,6 +65,7 @@ class MetricSpec:
     section: str
     evaluate: tuple = field(default=())
     conformance: tuple = field(default=())
+    needs_negative: bool = True
 
     @property
     def function(self):
@@ -85,15 +88,17 @@ METRICS = (
     MetricSpec("auroc", "AUROC", "auroc", "scores", _ONE_CLASS, True, "AUROC",
                evaluate=("image AUROC", "pixel AUROC"), conformance=("image_auroc", "pixel_auroc")),
     MetricSpec("precision_recall_curve", "BinaryPrecisionRecallCurve", "pr_curve", "scores",
-               "no positive: recall is NaN", True, "precision_recall_curve"),
+               "no positive: recall is NaN", True, "precision_recall_curve", needs_negative=False),
     MetricSpec("average_precision", None, "average_precision", "scores", "no positive", True,
-               "average precision", evaluate=("image AP", "pixel AP"), conformance=("image_ap", "pixel_ap")),
-    MetricSpec("aupr", "AUPR", "average_precision", "scores", "no positive", True, "AUPR (step and trapezoid)"),
+               "average precision", evaluate=("image AP", "pixel AP"), conformance=("image_ap", "pixel_ap"),
+               needs_negative=False),
+    MetricSpec("aupr", "AUPR", "average_precision", "scores", "no positive", True, "AUPR (step and trapezoid)",
+               needs_negative=False),
     MetricSpec("f1_max", "F1Max", "f1_max", "scores", "no positive", True, "F1-max",
-               evaluate=("image F1-max", "pixel F1-max"), conformance=("pixel_f1max",)),
+               evaluate=("image F1-max", "pixel F1-max"), conformance=("pixel_f1max",), needs_negative=False),
     MetricSpec("f1_adaptive_threshold", "F1AdaptiveThreshold", "f1_adaptive", "scores",
                "no positive: F1 is NaN, the threshold the highest score", True, "F1AdaptiveThreshold",
-               conformance=("pixel_f1_threshold",)),
+               conformance=("pixel_f1_threshold",), needs_negative=False),
     MetricSpec("f1_score", "F1Score", "f1_score", "scores", "never (0 where TP + FP + FN = 0)", False, "F1Score",
                conformance=("pixel_f1_score",)),
     MetricSpec("min_max", "MinMax", "min_max", "values", "never (an empty input is an error)", False, "MinMax",
