@@ -167,6 +167,14 @@ def check_real(name, value):
         raise ValueError(f"{name}: expected a number within the float64 range, received {value!r}") from exc
 
 
+def check_unit(name, value, what="a number", zero=False):
+    """A real parameter in (0, 1] (``zero``: in [0, 1]) as a float; ``what`` names it in the error."""
+    f = check_real(name, value)
+    if not (0.0 <= f <= 1.0 if zero else 0.0 < f <= 1.0):
+        raise ValueError(f"{name}: expected {what} in {'[0, 1]' if zero else '(0, 1]'}, received {value!r}")
+    return f
+
+
 def check_count(name, value, minimum=0):
     """A whole-number parameter (at least ``minimum``) as an int."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

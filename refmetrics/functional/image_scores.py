@@ -13,10 +13,7 @@ REDUCERS = ("max", "top_k_mean", "pooled_max")
 
 
 def _check_k(k):
-    k = V.check_real("k", k)
-    if not 0.0 < k <= 1.0:
-        raise ValueError(f"k: expected a fraction of the pixels in (0, 1], received {k!r}")
-    return k
+    return V.check_unit("k", k, "a fraction of the pixels")
 
 
 def _check_kernel(kernel, h, w):

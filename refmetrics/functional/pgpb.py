@@ -31,10 +31,7 @@ _FLOAT_OF = {np.dtype(np.uint32): np.float32, np.dtype(np.uint64): np.float64}
 
 
 def check_rate(name, value):
-    value = V.check_real(name, value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name}: expected a rate in [0, 1], received {value!r}")
-    return value
+    return V.check_unit(name, value, "a rate", zero=True)
 
 
 def lerp(a, b, t):

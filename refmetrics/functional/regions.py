@@ -25,10 +25,7 @@ from . import _regions as G
 
 
 def check_fpr_limit(fpr_limit):
-    value = V.check_real("fpr_limit", fpr_limit)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"fpr_limit: expected a number in (0, 1], received {fpr_limit!r}")
-    return value
+    return V.check_unit("fpr_limit", fpr_limit)
 
 
 def check_num_thresholds(num_thresholds):

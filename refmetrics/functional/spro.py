@@ -46,13 +46,7 @@ def check_fpr_limits(fpr_limit):
     if not values:
         raise ValueError("fpr_limit: expected a number in (0, 1] or a non-empty sequence of them, received an "
                          "empty sequence")
-    out = []
-    for v in values:
-        f = validation.check_real("fpr_limit", v)
-        if not 0.0 < f <= 1.0:
-            raise ValueError(f"fpr_limit: expected numbers in (0, 1], received {v!r}")
-        out.append(f)
-    return tuple(out), scalar
+    return tuple(validation.check_unit("fpr_limit", v, "numbers") for v in values), scalar
 
 
 def saturation_area(area, saturation_threshold, relative_saturation):
