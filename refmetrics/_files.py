@@ -115,10 +115,10 @@ def read_map(path):
     return arr
 
 
-def read_mask(path):
-    """A mask as a 2-D bool array: ``value > 0``; a colour mask is defective where any colour
-    channel is, a grey+alpha mask where its grey channel is (alpha is ignored), a palette PNG
-    where its colour is."""
+def read_mask(path, above=0):
+    """A mask as a 2-D bool array: ``value > above`` (0: any non-zero value; Real-IAD's rule is 127); a
+    colour mask is defective where any colour channel is, a grey+alpha mask where its grey channel is
+    (alpha is ignored), a palette PNG where its colour is."""
     path = Path(path)
     if path.suffix.lower() == ".png":
         try:
@@ -136,6 +136,6 @@ def read_mask(path):
     if arr.ndim == 3 and arr.shape[-1] == 2:
         arr = arr[..., 0]
     elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = (arr[..., :3] > 0).any(axis=-1)
+        arr = (arr[..., :3] > above).any(axis=-1)
     arr = arr.reshape(mask_shape(path, arr.shape))
-    return arr > 0
+    return arr > above

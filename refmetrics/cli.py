@@ -109,43 +109,52 @@ def _print_wrapped(text, width, indent="  "):
     print(textwrap.fill(text, width=width, subsequent_indent=indent, break_on_hyphens=False))
 
 
+def _evaluate_options(args, E):
+    return E.Options(maps=args.maps, gt=args.gt, manifest=args.manifest, split_csv=args.split_csv,
+                     categories=tuple(args.categories) if args.categories else None, fpr_limit=args.fpr_limit,
+                     resize=args.resize,
+                     image_score=E.ImageScore(args.image_score, args.top_k, args.pool_kernel) if args.image_score
+                     else None,
+                     float16=args.float16, sample_key=args.sample_key, figures=not args.no_figures,
+                     quiet=args.quiet or not sys.stderr.isatty(), official=not args.no_official,
+                     per_defect=not args.no_per_defect)
+
+
+DATA_OPTIONS = ("maps", "gt", "manifest", "split_csv")
+
+
 def cmd_evaluate(args):
     from . import evaluate as E
 
-    data_given = args.maps or args.gt or args.manifest
-    notes = []
-    image_score = E.ImageScore(args.image_score, args.top_k, args.pool_kernel)
+    given = [name for name in DATA_OPTIONS if getattr(args, name) is not None]
     out = args.out
     try:
-        if args.demo or not data_given:  # no dataset: the bundled demo, whatever the other options
-            if data_given:
-                raise E.InputError("--demo runs on the bundled demo dataset: leave out --maps, --gt and --manifest")
-            root = resources.files("refmetrics").joinpath("data/demo")
-            with resources.as_file(root) as demo:
-                names = sorted(p.name for p in (demo / "maps").iterdir())
-                if args.categories and set(args.categories) - set(names):
-                    raise E.InputError(f"--categories: the demo dataset has the categories {', '.join(names)}")
-                samples = E.discover_mvtec(demo / "maps", demo / "gt", args.categories)
+        protocol = E.get_protocol(args.protocol)
+        options = _evaluate_options(args, E)
+        if args.demo or not given:  # no dataset: the bundled demo, whatever the other options
+            if given:
+                raise E.InputError("--demo runs on the bundled demo dataset: leave out "
+                                   + ", ".join("--" + n.replace("_", "-") for n in given))
+            with resources.as_file(protocol.demo_root()) as demo:
+                for name, value in protocol.demo_options(Path(demo)).items():
+                    setattr(options, name, value)
+                dataset = protocol.read(options)
+                dataset.settings = {"dataset": f"refmetrics demo of {protocol.name} (bundled)"}
                 out = args.out or Path("refmetrics-demo")
-                results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
-                                         quiet=args.quiet, settings={"dataset": "refmetrics demo (bundled)"},
-                                         image_score=image_score)
+                results, written = E.run(protocol, dataset, out, options)
         else:
-            if args.manifest:
-                if args.maps or args.gt:
-                    raise E.InputError("--manifest: give either --manifest or --maps with --gt, not both")
-                samples = E.read_manifest(args.manifest, args.categories, notes)
-                settings = {"manifest": str(args.manifest)}
-            else:
-                if not (args.maps and args.gt):
-                    raise E.InputError("--maps and --gt: give both (the MVTec AD layout), or --manifest, "
-                                       "or --demo")
-                samples = E.discover_mvtec(args.maps, args.gt, args.categories)
-                settings = {"maps": str(args.maps), "gt": str(args.gt)}
+            unused = [n for n in given if n not in protocol.inputs]
+            if unused:
+                raise E.InputError(f"--protocol {protocol.name}: takes "
+                                   + ", ".join("--" + n.replace("_", "-") for n in protocol.inputs)
+                                   + f"; received {', '.join('--' + n.replace('_', '-') for n in unused)} too")
+            dataset = protocol.read(options)
             out = args.out or Path("refmetrics-results")
-            results, written = E.run(samples, out, args.fpr_limit, args.resize, figures=not args.no_figures,
-                                     quiet=args.quiet, settings=settings, notes=notes, image_score=image_score)
-    except (E.InputError, E.OutputError) as exc:
+            results, written = E.run(protocol, dataset, out, options)
+    except ValueError as exc:  # InputError, OutputError, an unknown protocol
+        print(f"refmetrics evaluate: {exc}", file=sys.stderr)
+        return 2
+    except E.OutputError as exc:
         print(f"refmetrics evaluate: {exc}", file=sys.stderr)
         return 2
     except E.InterruptedAfterCommit:
@@ -156,19 +165,24 @@ def cmd_evaluate(args):
         print(f"refmetrics evaluate: interrupted; {where}", file=sys.stderr)
         return 130
     width = _width()
-    print(E.text_table(results, args.fpr_limit, width))
+    print(f"{protocol.title}")
+    print(E.text_table(results, protocol.columns(options), width))
     if args.resize:
         _print_wrapped(f"(maps resized to their masks' size, {args.resize} interpolation: scikit-image resize, "
                        f"order {E.RESIZE[args.resize]}, no anti-aliasing)", width)
-    if args.image_score != "max":
-        _print_wrapped(f"(image scores: {image_score.describe()})", width)
-    for note in notes:
+    rule = protocol.score_rule(options)
+    if rule != E.ImageScore():
+        _print_wrapped(f"(image scores: {rule.describe()})", width)
+    for line in protocol.summary(options):
+        _print_wrapped(line, width)
+    for note in dataset.notes:
         _print_wrapped(f"note: {note}", width)
     for r in results:
         for note in r.notes:
             _print_wrapped(f"note [{r.category}]: {note}", width)
-    n_figures = len(written) - 3
-    _print_wrapped(f"wrote {len(written)} files to {out}/: " + ", ".join(written[:3])
+    n_figures = sum(1 for f in written if f.startswith("figures/"))
+    _print_wrapped(f"wrote {len(written)} files to {out}/: " + ", ".join(f for f in written
+                                                                        if not f.startswith("figures/"))
                    + (f" and {n_figures} figures in figures/" if n_figures else ""), width)
     return 0
 
@@ -224,35 +238,58 @@ def build_parser():
                          "implementation, are explained and do not fail it)")
     co.add_argument("--quiet", action="store_true", help="no progress lines")
     co.set_defaults(func=cmd_conformance)
-    ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps: the per-category table, JSON/Markdown/LaTeX, "
-                                         "figures",
-                        description="Evaluate saved anomaly maps exactly: image AUROC/AP/F1-max, pixel "
-                                    "AUROC/AP/F1-max and AUPRO per category and on average. Without a dataset "
-                                    "(--maps with --gt, or --manifest), or with --demo, it runs on a small "
-                                    "bundled demo dataset.")
-    ev.add_argument("--maps", type=Path, metavar="DIR", help="<DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png")
-    ev.add_argument("--gt", type=Path, metavar="DIR", help="<DIR>/<category>/ground_truth/<defect>/<name>_mask.png")
+    from .evaluate.protocols import DEFAULT, PROTOCOLS
+
+    ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps under a benchmark's protocol: tables "
+                                         "(terminal, JSON, Markdown, LaTeX) and figures",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Evaluate saved anomaly maps exactly, under a benchmark's official protocol "
+                                    "(--protocol), per category, per defect type and on average; the official "
+                                    "tool's own convention is shown beside the exact value where it differs. "
+                                    "Without a dataset, or with --demo, it runs on the protocol's small bundled "
+                                    "demo tree.\n\nprotocols and their layouts:\n"
+                                    + "\n".join(f"  {p.name}: {p.layout}" for p in PROTOCOLS.values()))
+    ev.add_argument("--protocol", default=DEFAULT, metavar="NAME",
+                    help=f"{', '.join(PROTOCOLS)} (default {DEFAULT})")
+    ev.add_argument("--maps", type=Path, metavar="DIR",
+                    help="the anomaly maps' tree (mvtec-ad: <DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png)")
+    ev.add_argument("--gt", type=Path, metavar="DIR",
+                    help="the dataset's tree with the ground truth (mvtec-ad: "
+                         "<DIR>/<category>/ground_truth/<defect>/<name>_mask.png)")
     ev.add_argument("--manifest", type=Path, metavar="CSV",
                     help="instead of --maps/--gt: a CSV with the columns map, mask (a path, or empty for a good "
-                         "image) and optionally score, label (0/1), category")
+                         "image) and optionally score, label (0/1), category, defect")
+    ev.add_argument("--split-csv", type=Path, metavar="CSV", help="visa: the release's split_csv/1cls.csv")
     ev.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (default: all)")
     ev.add_argument("--out", type=Path, metavar="DIR",
                     help="where to write results.json/.md/.tex and figures/ (default: refmetrics-results, "
                          "or refmetrics-demo with --demo)")
-    ev.add_argument("--fpr-limit", type=_unit_interval, default=0.3, help="AUPRO's FPR limit (default 0.3)")
+    ev.add_argument("--fpr-limit", type=_unit_interval, default=None,
+                    help="AUPRO's (or AU-sPRO's) FPR limit, in (0, 1] (default: the protocol's)")
     ev.add_argument("--resize", choices=sorted(E_RESIZE), help="resize maps whose size differs from their mask's "
                                                                "(default: such a mismatch is an error)")
-    ev.add_argument("--image-score", choices=("max", "top_k_mean", "pooled_max"), default="max",
-                    help="the image score from each map as stored: its maximum (default; MVTec AD, anomalib), "
+    ev.add_argument("--image-score", choices=("max", "top_k_mean", "pooled_max"), default=None,
+                    help="the image score from each map as stored: its maximum (MVTec AD, anomalib), "
                          "the mean of its largest pixels (top_k_mean, --top-k; Dinomaly) or the maximum of its "
-                         "average-pooled map (pooled_max, --pool-kernel; ADer); a manifest's score column wins")
+                         "average-pooled map (pooled_max, --pool-kernel; ADer); default: the protocol's; a "
+                         "manifest's score column wins")
     ev.add_argument("--top-k", type=_unit_interval, default=0.01, metavar="K",
                     help="top_k_mean: the share of pixels averaged, in (0, 1] (default 0.01)")
     ev.add_argument("--pool-kernel", type=_positive_int, default=16, metavar="N",
                     help="pooled_max: the pooling window's side in pixels, stride 1, no padding (default 16)")
+    ev.add_argument("--float16", action="store_true",
+                    help="round every score to float16 first (as the MVTec AD 2 server receives them)")
+    ev.add_argument("--sample-key", metavar="REGEX",
+                    help="real-iad: the part of a file name that names its view, removed to group views into "
+                         "samples (default: _C[1-5] before the suffix)")
+    ev.add_argument("--no-official", action="store_true",
+                    help="leave out the official tools' conventions (they read each category's maps again, into "
+                         "memory, as those tools do)")
+    ev.add_argument("--no-per-defect", action="store_true",
+                    help="leave out the per-defect-type breakdown (one more pass over a category's maps per type)")
     ev.add_argument("--no-figures", action="store_true", help="write the tables only")
-    ev.add_argument("--demo", action="store_true", help="run on the bundled demo dataset")
-    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is not a terminal)")
     ev.set_defaults(func=cmd_evaluate)
     return parser
 

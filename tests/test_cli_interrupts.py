@@ -13,13 +13,13 @@ INTERRUPTED = textwrap.dedent("""
     # as at a terminal: a shell starts background jobs (a CI script run with &) with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from refmetrics import cli, evaluate
-    add, seen = evaluate.CategoryState.add, [0]
+    add, seen = evaluate.GroupState.add, [0]
     def add_then_ctrl_c(self, *args, **kwargs):
         seen[0] += 1
         if seen[0] == 3:  # Ctrl-C while the third map is read
             os.kill(os.getpid(), signal.SIGINT)
         return add(self, *args, **kwargs)
-    evaluate.CategoryState.add = add_then_ctrl_c
+    evaluate.GroupState.add = add_then_ctrl_c
     sys.exit(cli.main(sys.argv[1:]))
 """)
 

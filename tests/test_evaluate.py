@@ -347,7 +347,7 @@ def test_a_failure_while_writing_leaves_out_as_it_was(tree, monkeypatch, capsys)
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(E, "write_figures", broken)
+    monkeypatch.setattr(E.writers, "write_figures", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--fpr-limit", 0.2)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -370,7 +370,7 @@ def test_demo_runs_without_arguments(tmp_path, capsys, monkeypatch):
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     assert set(results["categories"]) == {"disc"} and results["files"] == ["results.json", "results.md",
                                                                            "results.tex"]
-    assert results["settings"]["dataset"] == "refmetrics demo (bundled)" and "disc" in capsys.readouterr().out
+    assert results["settings"]["dataset"] == "refmetrics demo of mvtec-ad (bundled)" and "disc" in capsys.readouterr().out
     assert cli.main(["evaluate", "--quiet", "--gt", "x"]) == 2  # half a dataset is a mistake
     assert "--maps and --gt: give both" in capsys.readouterr().err
 
@@ -482,7 +482,8 @@ def test_the_table_fits_the_terminal(tree, capsys, monkeypatch):
         lines = capsys.readouterr().out.splitlines()
         assert lines and max(len(line) for line in lines) <= limit, (columns, lines)
         assert long_name.name in "".join(lines) and any(line.startswith("grid ") for line in lines)
-    table = E.text_table([E.Result("disc", dict.fromkeys(E.METRICS, 1.0), {})], 0.05, width=100)
+    columns = E.get_protocol("mvtec-ad").columns(E.Options(fpr_limit=0.05))
+    table = E.text_table([E.Result("disc", dict.fromkeys(E.METRICS, 1.0), {})], columns, width=100)
     assert table.splitlines()[1].split() == ["category", "AUROC", "AP", "F1-max", "AUROC", "AP", "F1-max",
                                              "AUPRO@0.05"]
     assert "image" in table.splitlines()[0] and "pixel" in table.splitlines()[0]

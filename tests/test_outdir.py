@@ -41,7 +41,7 @@ def dataset(tmp_path, monkeypatch):
     # the figures are rendered once per run configuration and written again from memory: these tests run
     # dozens of switches, and what they check is the switch, not matplotlib
     rendered = {}
-    render = evaluate.write_figures
+    render = evaluate.writers.write_figures
 
     def write_figures(results, fpr_limit, directory):
         key = (tuple(r.category for r in results), fpr_limit)
@@ -53,7 +53,7 @@ def dataset(tmp_path, monkeypatch):
             (directory / name).write_bytes(data)
         return list(rendered[key])
 
-    monkeypatch.setattr(evaluate, "write_figures", write_figures)
+    monkeypatch.setattr(evaluate.writers, "write_figures", write_figures)
     return tmp_path
 
 
@@ -275,7 +275,7 @@ def test_a_full_disk_while_staging_is_an_error_that_leaves_out_as_it_was(dataset
     def full(results, fpr_limit, directory):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(evaluate, "write_figures", full)
+    monkeypatch.setattr(evaluate.writers, "write_figures", full)
     assert _evaluate(dataset, out, "--fpr-limit", 0.2) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"refmetrics evaluate: --out: could not write the results into {out}: No space left on " \

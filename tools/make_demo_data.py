@@ -22,7 +22,7 @@ from scipy import ndimage
 
 SEED = 20261125
 SIZE = 48
-ROOT = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo"
+ROOT = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo" / "mvtec-ad"
 
 
 def defect_mask(rng, kind):

@@ -1,0 +1,50 @@
+"""The settings of one ``refmetrics evaluate`` run, as one object every stage reads."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """How an image's score is reduced from its map, as stored (before any resizing):
+    :func:`refmetrics.functional.image_scores`'s ``reduce``, ``k`` and ``kernel``."""
+
+    reduce: str = "max"
+    k: float = 0.01
+    kernel: int = 16
+
+    def describe(self):
+        if self.reduce == "top_k_mean":
+            return f"top_k_mean (mean of the largest max(1, floor({self.k:g} x pixels)) pixels)"
+        if self.reduce == "pooled_max":
+            return f"pooled_max (maximum of the {self.kernel}x{self.kernel} average-pooled map)"
+        return "max (the maximum of the map)"
+
+
+@dataclass
+class Options:
+    """Everything a run depends on besides the dataset.
+
+    ``image_score`` None: the protocol's own rule. ``fpr_limit`` None: the protocol's own limit(s).
+    ``official``: compute the official tools' conventions beside the exact values (they read the maps
+    again, into memory, as those tools do). ``per_defect``: the per-defect-type breakdown (one more
+    pass over the category's maps per defect type).
+    """
+
+    maps: Path | None = None
+    gt: Path | None = None
+    root: Path | None = None
+    manifest: Path | None = None
+    split_csv: Path | None = None
+    categories: tuple | None = None
+    fpr_limit: float | None = None
+    resize: str | None = None
+    connectivity: int | None = None
+    image_score: ImageScore | None = None
+    float16: bool = False
+    sample_key: str | None = None
+    figures: bool = True
+    quiet: bool = True
+    official: bool = True
+    per_defect: bool = True
+    extra: dict = field(default_factory=dict)
