@@ -85,6 +85,25 @@ class Pixels:
         self.state.add(image.values, image.mask, name=str(image.sample.map))
 
 
+class Arrays:
+    """Every map (float64) and mask (bool) of the group, kept whole: what the official tools' models
+    (:mod:`refmetrics.conformance`) read, as those tools hold a whole category in memory. Only protocols
+    that show an official convention use it, and only with ``options.official``."""
+
+    def __init__(self, samples, options):
+        self.maps, self.masks, self.truths = [], [], []
+
+    def add(self, image):
+        self.maps.append(np.asarray(image.values, np.float64))
+        self.masks.append(image.mask if image.mask is not None else np.zeros(image.values.shape, bool))
+        self.truths.append(image.truth)
+
+    def stack(self):
+        """``(maps (N, H, W) float64, masks (N, H, W) bool)``; the maps of a group share one size (checked
+        with the headers)."""
+        return np.stack(self.maps), np.stack(self.masks)
+
+
 class GroupState:
     """The state of one group of samples (a category, or one defect type of it with every good image).
 
