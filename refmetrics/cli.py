@@ -116,7 +116,7 @@ def _evaluate_options(args, E):
                      image_score=E.ImageScore(args.image_score, args.top_k, args.pool_kernel) if args.image_score
                      else None,
                      float16=args.float16, sample_key=args.sample_key, figures=not args.no_figures,
-                     quiet=args.quiet or not sys.stderr.isatty(), official=not args.no_official,
+                     quiet=args.quiet or not sys.stdout.isatty(), official=not args.no_official,
                      per_defect=not args.no_per_defect)
 
 
@@ -289,7 +289,7 @@ def build_parser():
                     help="leave out the per-defect-type breakdown (one more pass over a category's maps per type)")
     ev.add_argument("--no-figures", action="store_true", help="write the tables only")
     ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")
-    ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stderr is not a terminal)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stdout is not a terminal)")
     ev.set_defaults(func=cmd_evaluate)
     return parser
 
