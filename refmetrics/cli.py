@@ -197,8 +197,8 @@ def cmd_check_submission(args):
         print(f"refmetrics check-submission: {exc}", file=sys.stderr)
         return 2
     width = _width()
-    for problem in report.problems:
-        _print_wrapped(str(problem), width)
+    for problem in report.problems:  # one line each, unwrapped: paths stay whole for grep and copy
+        print(problem)
     for note in report.notes:
         _print_wrapped(f"note: {note}", width)
     source = f"the image lists of {args.dataset}" if args.dataset is not None else \
