@@ -16,6 +16,7 @@ from PIL import Image
 
 from refmetrics import cli
 from refmetrics import functional as F
+from refmetrics.conformance import published
 from refmetrics.evaluate import submission
 
 from . import naive
@@ -166,6 +167,11 @@ def test_tree_end_to_end(tree, capsys):
     for obj, t in truth.items():
         check_category(results["categories"][obj], t)
         assert "defects" not in results["categories"][obj]  # one defect type ("bad"): no breakdown
+        # no official column: the MVTec AD script's model (which MVTec AD 2 points to) gives the exact value,
+        # up to its float64 running sums
+        for limit in (0.05, 0.3):
+            official = published.mvtec_ad_aupro(t["maps"], t["masks"], fpr_limit=limit)
+            assert abs(official - results["categories"][obj]["metrics"][f"AUPRO@{limit:g}"]) <= 1e-12
     for metric, value in results["mean"].items():
         assert value == np.mean([results["categories"][c]["metrics"][metric] for c in truth])
     settings = results["settings"]
@@ -388,20 +394,20 @@ def test_check_submission_lists_every_fault(tmp_path, capsys):
         f"{tp / '001_regular.tiff'}: expected a single-channel 2-D image (height x width), found shape 2x{H}x{W}",
         f"{tp / '002_regular.tif'}: expected the suffix .tiff (002_regular.tiff), found .tif",
         f"{mixed}: expected 2 files (rice, test_private_mixed), found 3",
-        f"{mixed / '007_mixed.tiff'}: expected only the files 000_mixed.tiff ... 001_mixed.tiff, found a file "
-        "'007_mixed.tiff' that names no image of test_private_mixed",
-        f"{sub / 'anomaly_images' / 'rice' / 'test_private' / '001_regular.tiff'}: expected the anomaly image of "
-        "rice/test_private/001_regular.png, found no such file",
-        f"{th / '000_regular.png'}: expected the size of its anomaly image, {H}x{W} (height x width), "
-        f"found {H}x{W + 1}",
-        f"{th / '001_regular.png'}: expected pixel values 0 (good) and 255 (anomalous) only, found 1 distinct "
-        "value (128; dtype uint8)",
-        f"{sub / 'anomaly_images_thresholded' / 'can' / 'test_private_mixed' / '000_mixed.png'}: expected a "
-        f"single-channel 2-D image, found shape {H}x{W}x3",
-        f"{sub / 'README.txt'}: expected only anomaly_images/ and anomaly_images_thresholded/ in {sub}, found a "
-        "file 'README.txt'",
-        f"{sub / 'anomaly_images' / 'fabric'}: expected only the object directories (can, rice) in "
-        f"{sub / 'anomaly_images'}, found a directory 'fabric'",
+        (f"{mixed / '007_mixed.tiff'}: expected only the files 000_mixed.tiff ... 001_mixed.tiff, found a file "
+        "'007_mixed.tiff' that names no image of test_private_mixed"),
+        (f"{sub / 'anomaly_images' / 'rice' / 'test_private' / '001_regular.tiff'}: expected the anomaly image of "
+        "rice/test_private/001_regular.png, found no such file"),
+        (f"{th / '000_regular.png'}: expected the size of its anomaly image, {H}x{W} (height x width), "
+        f"found {H}x{W + 1}"),
+        (f"{th / '001_regular.png'}: expected pixel values 0 (good) and 255 (anomalous) only, found 1 distinct "
+        "value (128; dtype uint8)"),
+        (f"{sub / 'anomaly_images_thresholded' / 'can' / 'test_private_mixed' / '000_mixed.png'}: expected a "
+        f"single-channel 2-D image, found shape {H}x{W}x3"),
+        (f"{sub / 'README.txt'}: expected only anomaly_images/ and anomaly_images_thresholded/ in {sub}, found a "
+        "file 'README.txt'"),
+        (f"{sub / 'anomaly_images' / 'fabric'}: expected only the object directories (can, rice) in "
+        f"{sub / 'anomaly_images'}, found a directory 'fabric'"),
     ]
     for line in expected:
         assert line in text, (line, out)
@@ -453,3 +459,29 @@ def test_check_submission_usage_errors(tmp_path, capsys):
     assert rc == 2 and "--dataset" in err and "test_private" in err
     rc, out, _ = check_sub(capsys, tmp_path / "sub")
     assert rc == 1 and "anomaly_images: expected the directory of the anomaly images" in " ".join(out.split())
+
+
+def test_pixels_at_the_threshold_are_not_predicted_defective(tree):
+    """Constant validation maps give the threshold exactly (std 0); test pixels equal to it are not
+    predicted defective (score > threshold)."""
+    root, truth = tree
+    val_dir = root / "maps" / "rice" / "validation" / "good"
+    for p in val_dir.iterdir():
+        p.unlink()
+    for i in range(2):
+        np.save(val_dir / f"{i:03d}_regular.npy", np.full((H, W), 5.5, np.float32))
+    t = truth["rice"]
+    bad = sorted((root / "maps" / "rice" / "test_public" / "bad").iterdir())
+    for i, path in enumerate(bad):
+        m = t["maps"][2 + i]
+        m[t["masks"][2 + i]] = 5.5  # every defect pixel exactly at the threshold
+        m[0, 0] = 5.5 + 2 ** -20   # one just above it
+        tifffile.imwrite(path, m)
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures") == 0
+    entry = json.loads((out / "results.json").read_text())["categories"]["rice"]
+    assert entry["counts"]["validation threshold"] == 5.5
+    pooled, per_image, (tp, fp, fn) = hand_segf1(t["maps"], t["masks"], 5.5)
+    assert tp == sum(int(k[0, 0]) for k in t["masks"][2:])  # only the pixel above the threshold, where defective
+    assert (entry["counts"]["SegF1 TP"], entry["counts"]["SegF1 FP"], entry["counts"]["SegF1 FN"]) == (tp, fp, fn)
+    assert close(entry["metrics"]["SegF1"], pooled) and close(entry["metrics"]["SegF1 (per image)"], per_image)

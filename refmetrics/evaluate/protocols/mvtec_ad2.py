@@ -9,7 +9,8 @@ beside it. Image scores are the maps' maxima, as that script takes them.
 SegF1: each object's threshold is ``mean + 3 std`` (ddof 0) of every pixel of its ``validation/good``
 maps (the baseline of the official ``check_and_prepare_data_for_upload.py``: ``np.mean(v) + 3 *
 np.std(v)``), computed exactly (:class:`refmetrics.ValidationThreshold`), from maps rounded to float16
-first with ``--float16``, as the test maps. A pixel is predicted defective when its score is
+first with ``--float16``, as the test maps (and as stored otherwise: ``--resize`` resizes test maps to
+their masks, never validation maps). A pixel is predicted defective when its score is
 ``> threshold``. ``SegF1``: ``2TP/(2TP+FP+FN)`` over every ``test_public`` pixel of the object;
 ``SegF1 (per image)``: the mean over the object's ``test_public`` images of each image's F1 (0 for an
 image with neither a defect pixel nor a predicted one): the ``average="global"`` and
@@ -175,11 +176,11 @@ class MVTecAD2(Protocol):
         return ("roc", "pr", "scores", "pro") + tuple(f"pro{limit:g}" for limit in limits[1:])
 
     def summary(self, options):
-        lines = [f"(SegF1: pixels above each object's validation threshold, mean + {N_STD:g} std of its "
+        lines = [(f"(SegF1: pixels above each object's validation threshold, mean + {N_STD:g} std of its "
                  "validation/good maps' pixels; pooled over the object's test_public pixels, and per image. "
-                 f"Note: {SERVER_NOTE}.)",
-                 "(AU-PRO: exact; the official MVTec AD evaluation script, which MVTec AD 2 points to for "
-                 "test_public, computes the same curve and area, so no other convention is shown.)"]
+                 f"Note: {SERVER_NOTE}.)"),
+                 ("(AU-PRO: exact; the official MVTec AD evaluation script, which MVTec AD 2 points to for "
+                 "test_public, computes the same curve and area, so no other convention is shown.)")]
         if options.float16:
             lines.append("(--float16: every score, validation maps included, rounded to float16 first, as the "
                          "evaluation server receives them.)")
