@@ -39,10 +39,9 @@ from ..state import GroupState, Pixels
 from .base import Column, Measured, Protocol, image_curves, measure_into, note, pixel_counts, pixel_figure_curves
 
 N_STD = 3.0
-SERVER_NOTE = ("the MVTec AD 2 evaluation server's SegF1 aggregation (over which images, and how over "
-               "objects) is not public: SegF1 here is pooled over each object's test_public pixels, and "
-               "SegF1 (per image) the mean of the images' F1; neither is guaranteed to be the leaderboard's "
-               "number")
+SERVER_NOTE = ("not public (which images the MVTec AD 2 evaluation server pools, and how it averages over "
+               "objects): SegF1 here is pooled over each object's test_public pixels, and SegF1 (per image) the "
+               "mean of the images' F1; neither is guaranteed to be the leaderboard's number")
 
 
 class ValidationMoments:
@@ -167,7 +166,7 @@ class MVTecAD2(Protocol):
                 "segf1": "SegF1: 2TP/(2TP+FP+FN) pooled over the object's test_public pixels; SegF1 (per "
                          "image): the mean over its test_public images of each image's F1 (0 where an image "
                          "has neither a defect pixel nor a predicted one)",
-                "segf1_server_aggregation": f"not public: {SERVER_NOTE}",
+                "segf1_server_aggregation": SERVER_NOTE,
                 "evaluated_split": "test_public (test_private and test_private_mixed have no public ground "
                                    "truth)"}
 
@@ -177,8 +176,8 @@ class MVTecAD2(Protocol):
 
     def summary(self, options):
         lines = [(f"(SegF1: pixels above each object's validation threshold, mean + {N_STD:g} std of its "
-                 "validation/good maps' pixels; pooled over the object's test_public pixels, and per image. "
-                 f"Note: {SERVER_NOTE}.)"),
+                 "validation/good maps' pixels. "
+                 f"The evaluation server's SegF1 aggregation is {SERVER_NOTE}.)"),
                  ("(AU-PRO: exact; the official MVTec AD evaluation script, which MVTec AD 2 points to for "
                  "test_public, computes the same curve and area, so no other convention is shown.)")]
         if options.float16:
