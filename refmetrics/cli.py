@@ -187,6 +187,32 @@ def cmd_evaluate(args):
     return 0
 
 
+def cmd_check_submission(args):
+    from .evaluate import submission
+
+    try:
+        names = submission.dataset_names(args.dataset) if args.dataset is not None else None
+        report = submission.check(args.directory, names)
+    except ValueError as exc:
+        print(f"refmetrics check-submission: {exc}", file=sys.stderr)
+        return 2
+    width = _width()
+    for problem in report.problems:  # one line each, unwrapped: paths stay whole for grep and copy
+        print(problem)
+    for note in report.notes:
+        _print_wrapped(f"note: {note}", width)
+    source = f"the image lists of {args.dataset}" if args.dataset is not None else \
+        "the official checker's objects and counts"
+    checked = ", ".join(f"{n} in {root}/" for root, n in report.checked.items())
+    if report.problems:
+        n = len(report.problems)
+        _print_wrapped(f"{args.directory}: not a valid MVTec AD 2 submission: {n} problem{'s' if n != 1 else ''} "
+                       f"(checked against {source}; files checked: {checked or 'none'})", width)
+        return 1
+    _print_wrapped(f"{args.directory}: a valid MVTec AD 2 submission (checked against {source}: {checked})", width)
+    return 0
+
+
 def _unit_interval(text):
     try:
         value = float(text)
@@ -291,6 +317,18 @@ def build_parser():
     ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")
     ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stdout is not a terminal)")
     ev.set_defaults(func=cmd_evaluate)
+    cs = sub.add_parser("check-submission", help="check an MVTec AD 2 submission directory before uploading it",
+                        description="Check an MVTec AD 2 submission directory as the official checker defines it "
+                                    "(anomaly_images/<object>/test_private[_mixed]/NNN_regular|mixed.tiff: 2-D "
+                                    "float16 TIFFs; optional anomaly_images_thresholded/... .png: values 0 and "
+                                    "255, the TIFF's size; the eight objects and their file counts; nothing "
+                                    "else). Lists every problem. Exit status: 0 valid, 1 not valid, 2 usage "
+                                    "error.")
+    cs.add_argument("directory", type=Path, metavar="DIR", help="the submission directory")
+    cs.add_argument("--dataset", type=Path, metavar="ROOT",
+                    help="a local copy of MVTec AD 2: take the objects, names and counts from its "
+                         "<object>/test_private/ and test_private_mixed/ images (default: the official table)")
+    cs.set_defaults(func=cmd_check_submission)
     return parser
 
 
