@@ -46,19 +46,20 @@ def view_pattern(text):
     return pattern
 
 
-def sample_key(pattern, relative):
+def sample_key(pattern, relative, path=None):
     """The sample key of the map at ``relative`` (its path under the category's directory): its directory
     and its name without suffix, with the first match of ``pattern`` removed; an InputError naming the
-    file when the pattern does not match or leaves nothing."""
+    file (``path``, default ``relative``) when the pattern does not match or leaves nothing."""
+    path = relative if path is None else path
     stem = relative.stem
     match = pattern.search(stem)
     if match is None or match.end() == match.start():
-        raise InputError(f"{relative}: --sample-key {pattern.pattern!r} does not match the file name {stem!r}; "
+        raise InputError(f"{path}: --sample-key {pattern.pattern!r} does not match the file name {stem!r}; "
                          "expected the part naming the camera view (such as '_C1'), which is removed to group "
                          "the views of a sample")
     key = stem[:match.start()] + stem[match.end():]
     if not key:
-        raise InputError(f"{relative}: --sample-key {pattern.pattern!r} matches the whole file name {stem!r}, "
+        raise InputError(f"{path}: --sample-key {pattern.pattern!r} matches the whole file name {stem!r}, "
                          "which leaves no sample name")
     return (relative.parent / key).as_posix()
 
@@ -79,7 +80,7 @@ def _view_dirs(category_dir):
 def _sample(category, defect, path, relative, gt_category, pattern):
     """The :class:`Sample` of the map ``path`` (``relative`` to its category's directory)."""
     mask = gt_category / relative.with_suffix(".png")
-    key = sample_key(pattern, relative)
+    key = sample_key(pattern, relative, path)
     if defect == "OK":
         # Real-IAD ships no masks for OK views; one that is there is used, and must be empty
         return Sample(category, path, mask if mask.is_file() else None, defective=False, defect=defect,
@@ -91,7 +92,9 @@ def _sample(category, defect, path, relative, gt_category, pattern):
         raise InputError(f"{path}: no ground truth for this view: expected its mask {mask}, or, for a view "
                          f"without a defect, its image {images[0]} beside where the mask would be; found "
                          "neither (is --gt the dataset's root, the directory holding the categories?)")
-    return Sample(category, path, None, defective=False, defect=defect, group=key, mask_above=MASK_ABOVE)
+    # a defect-free view of a defective sample: label 0, but kept with its sample's defect type (defective
+    # None, not False, so that the per-defect breakdown does not count it among the OK views)
+    return Sample(category, path, None, defective=None, defect=defect, group=key, mask_above=MASK_ABOVE)
 
 
 def discover(maps_dir, gt_dir, categories=None, key=None, notes=None):
