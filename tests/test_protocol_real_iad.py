@@ -419,3 +419,63 @@ def test_demo(tmp_path, capsys):
         assert entry["counts"]["samples"] == 4 and entry["counts"]["defective samples"] == 2
         assert sorted(entry["defects"]) == ["AK", "HS"]
 
+
+
+def write_split(root, truth, drop=()):
+    """``root/jsons/<category>.json`` as the Real-IAD release writes them: a train list (ignored) and a test
+    list of every view's image and mask (null for a view without one), relative to the category."""
+    split = root / "jsons"
+    split.mkdir(exist_ok=True)
+    for category, views in truth.items():
+        test = []
+        for v in views:
+            if v.name in drop:
+                continue
+            rel = v.sample.split("/", 1)[1]
+            mask = root / "gt" / category / rel / f"{v.name}.png"
+            test.append({"category": category, "anomaly_class": v.defect,
+                         "image_path": f"{rel}/{v.name}.jpg",
+                         "mask_path": f"{rel}/{v.name}.png" if mask.is_file() else None})
+        doc = {"meta": {"prefix": "", "normal_class": "OK"},
+               "train": [{"category": category, "anomaly_class": "OK", "image_path": "OK/S9999/x_C1.jpg",
+                          "mask_path": None}], "test": test}
+        (split / f"{category}.json").write_text(json.dumps(doc), encoding="utf-8")
+    return split
+
+
+def test_split_json_names_the_test_views(tree, capsys):
+    root, truth = tree
+    dropped = next(v for v in truth["pcb"] if v.defect == "OK").name  # a view the split does not list
+    split = write_split(root, truth, drop={dropped})
+    out = root / "out"
+    assert run("--maps", root / "maps", "--gt", root / "gt", "--split-json", split, "--out", out,
+               "--no-figures") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["split_json"] == str(split)
+    pcb = [v for v in truth["pcb"] if v.name != dropped]
+    for category, views in (("audiojack", truth["audiojack"]), ("pcb", pcb)):
+        got = results["categories"][category]["metrics"]
+        assert {k: v for k, v in got.items() if not k.endswith("(ADEval)")} == expected(views), category
+        assert {k: v for k, v in got.items() if k.endswith("(ADEval)")} == adeval_expected(views), category
+    assert any("1 map under" in n and "left out" in n for n in results["notes"])
+    assert any("another number of views than the usual 5" in n for n in results["notes"])
+
+    def fails(message, *extra):
+        rc = run("--maps", root / "maps", "--gt", root / "gt", "--split-json", split, "--out", root / "never",
+                 *extra)
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err, err
+        assert not (root / "never").exists()
+
+    listed = next(v for v in truth["audiojack"] if v.defect == "HS")
+    map_path = next((root / "maps" / "audiojack").rglob(f"{listed.name}.*"))
+    map_path.rename(map_path.with_suffix(".bak"))
+    fails(f"{split / 'audiojack.json'}: test image NG/HS/S0005/{listed.name}.jpg: missing map, expected "
+          f"{map_path.with_suffix('')}")
+    map_path.with_suffix(".bak").rename(map_path)
+    (split / "pcb.json").write_text("{\"test\": [{\"mask_path\": 3}]}", encoding="utf-8")
+    fails(f"{split / 'pcb.json'}: test entry 0: expected an object with \"image_path\"")
+    (split / "pcb.json").write_text("not json", encoding="utf-8")
+    fails(f"{split / 'pcb.json'}: could not read the split file")
+    (split / "pcb.json").unlink()
+    fails(f"--split-json: no split file {split / 'pcb.json'} for category 'pcb'")

@@ -92,22 +92,28 @@ def _adeval(values, notes, key, case, metric, limit):
 class RealIAD(Protocol):
     name = "real-iad"
     title = "Real-IAD (Wang et al., 2024)"
-    layout = "<maps>/<category>/{OK/<sample>, NG/<defect>/<sample>}/<name>_C<k>_<time>.tiff|.npy|.png mirroring " \
-             "the images of <gt>/<category>/, masks <gt>/<category>/NG/<defect>/<sample>/<name>_C<k>_<time>.png"
+    layout = ("<maps>/<category>/{OK/<sample>, NG/<defect>/<sample>}/<name>_C<k>_<time>.tiff|.npy|.png mirroring "
+              "the images of <gt>/<category>/, masks <gt>/<category>/NG/<defect>/<sample>/<name>_C<k>_<time>.png")
     official = f"ADEval ({NSTRIPS} bins between the smallest and largest score of each level)"
     fpr_limits = (0.3,)
-    inputs = ("maps", "gt")
+    inputs = ("maps", "gt", "split_json")
 
     def read(self, options):
         if options.maps is None or options.gt is None:
-            raise InputError("--maps and --gt: give both (the Real-IAD layout), or --demo")
+            raise InputError("--maps and --gt: give both (the Real-IAD layout; --split-json optionally), or --demo")
         if options.resize is None:  # ADEval resizes every map to its mask's size, bilinearly (OpenCV)
             options.resize = "bilinear"
         if options.resize == "bilinear":
             options.extra.setdefault("resize_mode", RESIZE_MODE)
         notes = []
-        samples = reader.discover(options.maps, options.gt, options.categories, options.sample_key, notes)
-        return Dataset(samples, {"maps": str(options.maps), "gt": str(options.gt)}, notes)
+        settings = {"maps": str(options.maps), "gt": str(options.gt)}
+        if options.split_json is not None:
+            samples = reader.from_split(options.maps, options.gt, options.split_json, options.categories,
+                                        options.sample_key, notes)
+            settings["split_json"] = str(options.split_json)
+        else:
+            samples = reader.discover(options.maps, options.gt, options.categories, options.sample_key, notes)
+        return Dataset(samples, settings, notes)
 
     def columns(self, options):
         limit = self.limits(options)[0]

@@ -20,8 +20,16 @@ The views of a sample are grouped by removing the view part of the file name
 token ``_C1`` .. ``_C5`` at the end of the name, with the capture time that
 follows it in Real-IAD's names). The sample key is the map's directory,
 relative to its category, and its name without that part.
+
+With the release's split files (``--split-json DIR``: ``realiad_jsons/``,
+``realiad_jsons_sv/``, ``realiad_jsons_fuiad_0.1/``, ... holding
+``<category>.json``), the test images are those of its ``"test"`` list (each
+entry's ``image_path`` and ``mask_path`` relative to ``<gt>/<category>/``, as
+anomalib reads them), and every one of them needs its map; maps of other images
+are left out (with a note). Without it, every map under ``--maps`` is a test view.
 """
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -149,3 +157,85 @@ def _note_views(category, samples, notes):
         shown = ", ".join(f"{k} ({views[k]})" for k in odd[:3])
         notes.append(f"{category}: {len(odd)} of {len(views)} samples have another number of views than the "
                      f"usual {usual}: {shown}{', ...' if len(odd) > 3 else ''}")
+
+
+def _split_entries(path, category):
+    """The ``"test"`` list of a split file, checked: ``[(image_path, mask_path or None, anomaly_class)]``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: could not read the split file ({type(exc).__name__}: {exc}); expected the "
+                         "Real-IAD release's JSON with a \"test\" list") from None
+    test = data.get("test") if isinstance(data, dict) else None
+    if not isinstance(test, list) or not test:
+        raise InputError(f"{path}: expected a JSON object with a non-empty \"test\" list of images (the "
+                         f"Real-IAD split of category {category!r}), found none")
+    entries = []
+    for i, entry in enumerate(test):
+        image = entry.get("image_path") if isinstance(entry, dict) else None
+        mask = entry.get("mask_path") if isinstance(entry, dict) else None
+        if not isinstance(image, str) or not image or not (mask is None or isinstance(mask, str)):
+            raise InputError(f"{path}: test entry {i}: expected an object with \"image_path\" (a path) and "
+                             f"\"mask_path\" (a path or null), received {json.dumps(entry)[:200]}")
+        relative = Path(image)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise InputError(f"{path}: test entry {i}: image_path {image!r} must be relative to the category's "
+                             "directory")
+        entries.append((relative, Path(mask) if mask else None, str(entry.get("anomaly_class", ""))))
+    return entries
+
+
+def from_split(maps_dir, gt_dir, split_dir, categories=None, key=None, notes=None):
+    """Samples of the test list of a Real-IAD split (``split_dir/<category>.json``), in its order.
+
+    A view's map is ``<maps>/<category>/<image_path>`` with a map suffix instead of the image's; its mask
+    ``<gt>/<category>/<mask_path>``, or none (a defect-free view). The categories are those of ``--maps``
+    (or ``categories``); each needs its split file.
+    """
+    maps_dir, gt_dir, split_dir = Path(maps_dir), Path(gt_dir), Path(split_dir)
+    pattern = view_pattern(key)
+    for name, d in (("--maps", maps_dir), ("--gt", gt_dir), ("--split-json", split_dir)):
+        if not d.is_dir():
+            raise InputError(f"{name}: {d} is not a directory")
+    if not categories:
+        categories = sorted(p.name for p in maps_dir.iterdir() if p.is_dir())
+        if not categories:
+            raise InputError(f"--maps: no category directories under {maps_dir}")
+    samples = []
+    for category in categories:
+        split = split_dir / f"{category}.json"
+        if not split.is_file():
+            raise InputError(f"--split-json: no split file {split} for category {category!r}")
+        found = []
+        for relative, mask_rel, anomaly_class in _split_entries(split, category):
+            stem = maps_dir / category / relative.with_suffix("")
+            paths = [stem.with_name(stem.name + s) for s in IO.MAP_SUFFIXES if stem.with_name(stem.name + s).is_file()]
+            if not paths:
+                raise InputError(f"{split}: test image {relative.as_posix()}: missing map, expected {stem}"
+                                 f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+            if len(paths) > 1:
+                raise InputError(f"{paths[1]}: two maps for test image {relative.as_posix()} ({paths[0].name} too)")
+            path = paths[0]
+            defect = relative.parts[1] if relative.parts[0] == "NG" and len(relative.parts) > 2 else \
+                ("OK" if anomaly_class in ("", "OK") else anomaly_class)
+            group = sample_key(pattern, path.relative_to(maps_dir / category), path)
+            if mask_rel is not None:
+                mask = gt_dir / category / mask_rel
+                if not mask.is_file():
+                    raise InputError(f"{split}: test image {relative.as_posix()}: missing mask, expected {mask}")
+                found.append(Sample(category, path, mask, defective=False if defect == "OK" else None,
+                                    defect=defect, group=group, mask_above=MASK_ABOVE, empty_mask=defect == "OK"))
+            else:
+                found.append(Sample(category, path, None, defective=False if defect == "OK" else None,
+                                    defect=defect, group=group, mask_above=MASK_ABOVE))
+        listed = {s.map for s in found}
+        left_out = [p for p in (maps_dir / category).rglob("*") if p.suffix.lower() in IO.MAP_SUFFIXES
+                    and p.is_file() and p not in listed]
+        if notes is not None:
+            if left_out:
+                notes.append(f"{category}: {len(left_out)} map{'s' if len(left_out) != 1 else ''} under "
+                             f"{maps_dir / category} not in the test list of {split} left out "
+                             f"(such as {sorted(left_out)[0]})")
+            _note_views(category, found, notes)
+        samples += found
+    return samples
