@@ -111,6 +111,7 @@ def _print_wrapped(text, width, indent="  "):
 
 def _evaluate_options(args, E):
     return E.Options(maps=args.maps, gt=args.gt, manifest=args.manifest, split_csv=args.split_csv,
+                     split_json=args.split_json,
                      categories=tuple(args.categories) if args.categories else None, fpr_limit=args.fpr_limit,
                      resize=args.resize,
                      image_score=E.ImageScore(args.image_score, args.top_k, args.pool_kernel) if args.image_score
@@ -120,7 +121,7 @@ def _evaluate_options(args, E):
                      per_defect=not args.no_per_defect)
 
 
-DATA_OPTIONS = ("maps", "gt", "manifest", "split_csv")
+DATA_OPTIONS = ("maps", "gt", "manifest", "split_csv", "split_json")
 
 
 def cmd_evaluate(args):
@@ -286,6 +287,9 @@ def build_parser():
                     help="instead of --maps/--gt: a CSV with the columns map, mask (a path, or empty for a good "
                          "image) and optionally score, label (0/1), category, defect")
     ev.add_argument("--split-csv", type=Path, metavar="CSV", help="visa: the release's split_csv/1cls.csv")
+    ev.add_argument("--split-json", type=Path, metavar="DIR",
+                    help="real-iad: the release's split directory (realiad_jsons/, realiad_jsons_sv/, ...) of "
+                         "<category>.json files; its test lists name the views (default: every map under --maps)")
     ev.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories (default: all)")
     ev.add_argument("--out", type=Path, metavar="DIR",
                     help="where to write results.json/.md/.tex and figures/ (default: refmetrics-results, "
@@ -306,8 +310,9 @@ def build_parser():
     ev.add_argument("--float16", action="store_true",
                     help="round every score to float16 first (as the MVTec AD 2 server receives them)")
     ev.add_argument("--sample-key", metavar="REGEX",
-                    help="real-iad: the part of a file name that names its view, removed to group views into "
-                         "samples (default: _C[1-5] before the suffix)")
+                    help="real-iad: the part of a file name (without suffix) that names its view, removed to "
+                         "group views into samples (default: '_C[1-5](?:_[0-9]+)?$', the camera token at the end "
+                         "of the name with the capture time Real-IAD puts after it)")
     ev.add_argument("--no-official", action="store_true",
                     help="leave out the official tools' conventions (they read each category's maps again, into "
                          "memory, as those tools do)")

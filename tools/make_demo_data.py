@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEMOS = {  # protocol -> module of tools/demos
     "mvtec-ad": "mvtec_ad",
     "mvtec-ad-2": "mvtec_ad2",
+    "real-iad": "real_iad",
 }
 DATA = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo"
 

@@ -36,6 +36,7 @@ class Options:
     root: Path | None = None
     manifest: Path | None = None
     split_csv: Path | None = None
+    split_json: Path | None = None
     categories: tuple | None = None
     fpr_limit: float | None = None
     resize: str | None = None

@@ -8,8 +8,9 @@ tree (``tools/make_demo_data.py``); the state, the run and the writers stay as t
 from .base import Column, Measured, Protocol
 from .mvtec_ad import MVTecAD
 from .mvtec_ad2 import MVTecAD2
+from .real_iad import RealIAD
 
-PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecAD2())}
+PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecAD2(), RealIAD())}
 DEFAULT = "mvtec-ad"
 
 

@@ -1,0 +1,195 @@
+"""Real-IAD (Wang et al., 2024): multi-view samples; S-AUROC/S-AP beside image and pixel metrics.
+
+A sample's five camera views are grouped by ``--sample-key``
+(:mod:`refmetrics.evaluate.readers.real_iad`); a sample's score is the
+maximum of its views' image scores and its label the maximum of their labels,
+as ADEval (Real-IAD's official evaluator) computes them. Masks are binarised
+``> 127`` and maps whose size differs from their mask's are resized to it
+bilinearly with the edges clamped (OpenCV's ``INTER_LINEAR``, which ADEval
+calls), unless ``--resize`` says otherwise.
+
+Beside the exact numbers, ADEval's own convention
+(:func:`refmetrics.conformance.causes.adeval_model`): each level's scores counted
+in 1000 bins between their smallest and largest value, the curves integrated
+over the bin edges alone.
+"""
+
+import math
+
+import numpy as np
+
+from ... import functional as F
+from ..readers import Dataset
+from ..readers import real_iad as reader
+from ..samples import InputError
+from ..state import Arrays, Pixels
+from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, note, pixel_counts, \
+    pixel_figure_curves
+
+NSTRIPS = 1000  # ADEval's default number of bins (python -m adeval --nstrips; the pixel level always uses 1000)
+RESIZE_MODE = "edge"  # scikit-image's bilinear resize with the edges clamped = OpenCV's INTER_LINEAR
+
+# (key, level, short header, Markdown/LaTeX header, ADEval's name of its binned value or None)
+_EXACT = (
+    ("sample AUROC", "sample", "AUROC", "S-AUROC", "s_auroc"),
+    ("sample AP", "sample", "AP", "S-AP", "s_aupr"),
+    ("image AUROC", "image", "AUROC", "", "i_auroc"),
+    ("image AP", "image", "AP", "", "i_aupr"),
+    ("image F1-max", "image", "F1-max", "", None),
+    ("pixel AUROC", "pixel", "AUROC", "", "p_auroc"),
+    ("pixel AP", "pixel", "AP", "", "p_aupr"),
+    ("pixel F1-max", "pixel", "F1-max", "", None),
+    ("AUPRO", "pixel", "AUPRO", "", "p_aupro"),
+)
+# the model's metric names, for a level's case
+_MODEL = {"AUROC": "image_auroc", "AP": "image_ap"}
+
+
+def official_key(key):
+    return f"{key} (ADEval)"
+
+
+class _Case:
+    """What :func:`refmetrics.conformance.causes.adeval_model` reads: ``image_level()`` (the scores and
+    labels of one level: images or samples) and, for the pixel metrics, ``maps``/``masks`` ``(N, H, W)``."""
+
+    def __init__(self, scores, labels, maps=None, masks=None):
+        self.scores, self.labels, self.maps, self.masks = scores, labels, maps, masks
+
+    def image_level(self):
+        return self.scores, self.labels
+
+
+def sample_level(scores, labels, keys):
+    """``(scores, labels, keys)`` of the samples: the maximum over each key's views, in first-seen order."""
+    order = {}
+    index = np.array([order.setdefault(k, len(order)) for k in keys], np.int64)
+    sample_scores = np.full(len(order), -np.inf)
+    sample_labels = np.zeros(len(order), np.uint8)
+    np.maximum.at(sample_scores, index, scores)
+    np.maximum.at(sample_labels, index, labels)
+    return sample_scores, sample_labels, list(order)
+
+
+def _adeval(values, notes, key, case, metric, limit):
+    """``values[official_key(key)]``: ADEval's binned value of ``metric`` on ``case`` (NaN with a note
+    where ADEval would raise, or where the value is undefined)."""
+    from ...conformance import causes
+
+    name = official_key(key)
+    result = causes.adeval_model(case, metric, NSTRIPS, fpr_limit=limit)
+    if isinstance(result, causes.Raises):
+        note(notes, f"{name}: ADEval raises {result.name} here ({result.why}) (reported as nan)")
+        result = math.nan
+    elif result is None:
+        note(notes, f"{name}: undefined (no defect region or no defect-free pixel) (reported as nan)")
+        result = math.nan
+    elif math.isnan(result):
+        note(notes, f"{name}: ADEval's value is nan here (reported as nan)")
+    values[name] = float(result)
+
+
+class RealIAD(Protocol):
+    name = "real-iad"
+    title = "Real-IAD (Wang et al., 2024)"
+    layout = ("<maps>/<category>/{OK/<sample>, NG/<defect>/<sample>}/<name>_C<k>_<time>.tiff|.npy|.png mirroring "
+              "the images of <gt>/<category>/, masks <gt>/<category>/NG/<defect>/<sample>/<name>_C<k>_<time>.png")
+    official = f"ADEval ({NSTRIPS} bins between the smallest and largest score of each level)"
+    fpr_limits = (0.3,)
+    inputs = ("maps", "gt", "split_json")
+
+    def read(self, options):
+        if options.maps is None or options.gt is None:
+            raise InputError("--maps and --gt: give both (the Real-IAD layout; --split-json optionally), or --demo")
+        if options.resize is None:  # ADEval resizes every map to its mask's size, bilinearly (OpenCV)
+            options.resize = "bilinear"
+        if options.resize == "bilinear":
+            options.extra.setdefault("resize_mode", RESIZE_MODE)
+        notes = []
+        settings = {"maps": str(options.maps), "gt": str(options.gt)}
+        if options.split_json is not None:
+            samples = reader.from_split(options.maps, options.gt, options.split_json, options.categories,
+                                        options.sample_key, notes)
+            settings["split_json"] = str(options.split_json)
+        else:
+            samples = reader.discover(options.maps, options.gt, options.categories, options.sample_key, notes)
+        return Dataset(samples, settings, notes)
+
+    def columns(self, options):
+        limit = self.limits(options)[0]
+        out = []
+        for key, level, short, label, adeval in _EXACT:
+            if key == "AUPRO":
+                short = label = f"AUPRO@{limit:g}"
+            out.append(Column(key, level, short, label=label))
+            if adeval and options.official:
+                out.append(Column(official_key(key), level, short, official=True,
+                                  label=f"{label or key} ADEval"))
+        return tuple(out)
+
+    def accumulators(self, options, context):
+        return {"pixels": Pixels, "arrays": Arrays} if options.official else {"pixels": Pixels}
+
+    def measure(self, state, options, context, figures):
+        images, pixels = state["images"], state["pixels"].state
+        limit = self.limits(options)[0]
+        pixels.finish()
+        scores, labels = images.arrays()
+        sample_scores, sample_labels, _ = sample_level(scores, labels, images.groups)
+        values, notes = {}, []
+        measure_into(values, notes, "sample AUROC", F.auroc, sample_scores, sample_labels)
+        measure_into(values, notes, "sample AP", F.average_precision, sample_scores, sample_labels)
+        image_metrics(values, notes, scores, labels)
+        measure_into(values, notes, "pixel AUROC", pixels.auroc)
+        measure_into(values, notes, "pixel AP", pixels.average_precision)
+        measure_into(values, notes, "pixel F1-max", pixels.f1_max)
+        measure_into(values, notes, "AUPRO", pixels.aupro, limit)
+        resized = [s for s in state.samples if s.target != s.shape]
+        if resized:
+            how = ("bilinearly, edges clamped: OpenCV's INTER_LINEAR, as ADEval resizes"
+                   if options.resize == "bilinear" and options.extra.get("resize_mode") == RESIZE_MODE
+                   else f"{options.resize}; ADEval resizes bilinearly (OpenCV's INTER_LINEAR)")
+            note(notes, f"{len(resized)} of {len(state.samples)} maps resized to their masks' size ({how})")
+        if options.official:
+            self._official(state, values, notes, (scores, labels), (sample_scores, sample_labels), limit)
+        counts = dict(pixel_counts(images, pixels), samples=int(sample_labels.size),
+                      **{"defective samples": int(sample_labels.sum())})
+        curves = {}
+        if figures:
+            curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))
+        return Measured(values, counts, curves, notes)
+
+    def _official(self, state, values, notes, image, sample, limit):
+        for level, (scores, labels) in (("sample", sample), ("image", image)):
+            for what, metric in _MODEL.items():
+                _adeval(values, notes, f"{level} {what}", _Case(scores, labels), metric, limit)
+        arrays = state["arrays"]
+        if len({m.shape for m in arrays.maps}) > 1:
+            for key in ("pixel AUROC", "pixel AP", "AUPRO"):
+                values[official_key(key)] = math.nan
+            note(notes, "pixel (ADEval): the maps of this category have several sizes; the ADEval model needs "
+                        "one (reported as nan)")
+            return
+        maps, masks = arrays.stack()
+        case = _Case(*image, maps=maps, masks=masks)
+        for key, metric in (("pixel AUROC", "pixel_auroc"), ("pixel AP", "pixel_ap"), ("AUPRO", "aupro")):
+            _adeval(values, notes, key, case, metric, limit)
+
+    def settings(self, options):
+        return {"fpr_limit": self.limits(options)[0], "sample_key": options.sample_key or reader.VIEW,
+                "sample_score": "maximum over the views' image scores", "sample_label": "maximum over the views",
+                "mask_threshold": f"> {reader.MASK_ABOVE}",
+                "resize_mode": options.extra.get("resize_mode", "reflect") if options.resize else None,
+                "adeval_nstrips": NSTRIPS if options.official else None}
+
+    def summary(self, options):
+        lines = [(f"(sample: a sample's score and label are the maximum over its views, grouped by --sample-key "
+                  f"{options.sample_key or reader.VIEW!r}; masks binarised > {reader.MASK_ABOVE})")]
+        if options.resize == "bilinear" and options.extra.get("resize_mode") == RESIZE_MODE:
+            lines.append("(maps whose size differs from their mask's are resized to it bilinearly with the edges "
+                         "clamped, as ADEval does with OpenCV's INTER_LINEAR)")
+        if options.official:
+            lines.append(f"(* ADEval's convention: each level's scores counted in {NSTRIPS} bins between their "
+                         "smallest and largest value, the ROC/PR/PRO curves integrated over the bin edges alone; "
+                         "ADEval's AUPRO limit is fixed at 0.3)")
+        return lines
