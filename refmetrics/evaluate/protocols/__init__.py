@@ -6,9 +6,10 @@ tree (``tools/make_demo_data.py``); the state, the run and the writers stay as t
 """
 
 from .base import Column, Measured, Protocol
+from .ader import ADer
 from .mvtec_ad import MVTecAD
 
-PROTOCOLS = {p.name: p for p in (MVTecAD(),)}
+PROTOCOLS = {p.name: p for p in (MVTecAD(), ADer())}
 DEFAULT = "mvtec-ad"
 
 
