@@ -64,12 +64,13 @@ def adeval_columns(values, notes, arrays, limit):
         if isinstance(value, Raises):
             note(notes, f"{key}: ADEval raises {value.name} here ({value.why}); reported as nan")
             value = float("nan")
-        elif value is None:
-            note(notes, f"{key}: undefined without a defect region or a defect-free pixel; reported as nan")
+        elif value is None or math.isnan(value):
+            if metric == "AUPRO" and value is not None:
+                why = "ADEval's interpolation at the FPR limit divides by zero (the PRO is 0 on both sides of it)"
+            else:
+                why = "undefined without a defect pixel or without a defect-free pixel"
+            note(notes, f"{key}: {why}; reported as nan")
             value = float("nan")
-        elif math.isnan(value):
-            note(notes, f"{key}: ADEval's interpolation at the FPR limit divides by zero (the PRO is 0 on "
-                        "both sides of it); reported as nan")
         values[key] = float(value)
 
 
@@ -142,6 +143,8 @@ class ADer(Protocol):
         lines = ["mAD: the mean of image AUROC, AP, F1-max, pixel AUROC, AP, F1-max and AUPRO (exact); mF1, mAcc, "
                  "mIoU: the maps min-max normalised over the category (float64), positive where > 0.2, 0.3, "
                  "..., 0.8, exact pooled rates averaged over the seven thresholds"]
+        if self.score_rule(options) != self.image_score:
+            lines.append(f"(--image-score: not ADer's image score, {self.image_score.describe()})")
         if options.official:
             lines.append(f"*: ADEval's {ADEVAL_NSTRIPS}-bin histogram between the maps' smallest and largest "
                          "score, as ADer's default configuration (use_adeval) prints them")
