@@ -78,6 +78,11 @@ def run(*args):
     return cli.main(["evaluate", "--quiet", "--protocol", "ader", *map(str, args)])
 
 
+def printed(capsys):
+    """What the command printed, its wrapped lines joined (the wrapping follows the terminal's width)."""
+    return " ".join(capsys.readouterr().out.split())
+
+
 def _results(out):
     return json.loads((out / "results.json").read_text())
 
@@ -106,10 +111,9 @@ def expected(maps, masks, labels, scores=None, fpr_limit=0.3, official=True):
     out["mAD"] = math.fsum(out[m] for m in SEVEN) / 7
     if official:
         case = Case(maps.astype(np.float64), masks)
-        for metric, name in (("pixel AUROC", "pixel_auroc"), ("pixel AP", "pixel_ap"),
-                             (f"AUPRO@{fpr_limit:g}", "aupro")):
-            value = adeval_model(case, name, nstrips=50, fpr_limit=fpr_limit)
-            out[f"{metric} (ADEval, 50 bins)"] = float("nan") if value is None else value
+        for key, name in OFFICIAL.items():  # ADEval's AUPRO limit is 0.3, whatever --fpr-limit says
+            value = adeval_model(case, name, nstrips=50, fpr_limit=0.3)
+            out[key] = float("nan") if value is None else value
     return out
 
 
@@ -124,7 +128,7 @@ def test_ader_tree_end_to_end(tree, capsys):
     root, truth = tree
     out = root / "out"
     assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out) == 0
-    printed = capsys.readouterr().out
+    text = printed(capsys)
     results = _results(out)
     assert results["protocol"]["name"] == "ader" and list(results["categories"]) == ["cable", "wood"]
     assert [c["key"] for c in results["columns"]] == [
@@ -171,8 +175,9 @@ def test_ader_tree_end_to_end(tree, capsys):
             assert "defects" not in entry
     for metric, value in results["mean"].items():
         assert value == np.mean([results["categories"][c]["metrics"][metric] for c in truth])
-    assert "ADer (Zhang et al., 2024)" in printed and "mAD" in printed and "AUROC50*" in printed
-    assert "ADEval's 50-bin histogram" in printed and "(image scores: pooled_max" in printed
+    assert "ADer (Zhang et al., 2024)" in text and "mAD" in text and "AUROC50*" in text
+    assert "ADEval's 50-bin histogram" in text and "(image scores: pooled_max" in text
+    assert "whatever --fpr-limit says" not in text
     md, tex = (out / "results.md").read_text(), (out / "results.tex").read_text()
     assert "| cable |" in md and "pixel AP (ADEval, 50 bins) (official)" in md and "mAD" in md
     assert "### cable: per defect type" in md and f"{results['mean']['mAD']:.4f}" in tex
@@ -226,7 +231,7 @@ def test_image_score_override_and_no_official_columns(tree, capsys):
     out = root / "out-max"
     assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures", "--image-score", "max",
                "--no-official", "--fpr-limit", 0.1) == 0
-    assert "(--image-score: not ADer's image score, pooled_max (maximum of the 16x16" in capsys.readouterr().out
+    assert "(--image-score: not ADer's image score, pooled_max (maximum of the 16x16" in printed(capsys)
     results = _results(out)
     assert results["settings"]["image_score"].startswith("max") and results["settings"]["adeval_nstrips"] is None
     assert not any(c["official"] for c in results["columns"]) and results["settings"]["fpr_limit"] == 0.1
@@ -237,7 +242,7 @@ def test_image_score_override_and_no_official_columns(tree, capsys):
         pooled = F.image_scores(maps, reduce="pooled_max", kernel=16)
         assert not np.array_equal(scores, pooled)  # the override changed the scores
         assert close(got["AUPRO"], naive.aupro(maps, masks, 0.1))
-    # the official AUPRO follows --fpr-limit
+    # the official AUPRO stays at ADEval's fixed limit, 0.3, and the summary says so
     out = root / "out-limit"
     assert run("--maps", root / "maps", "--gt", root / "gt", "--out", out, "--no-figures", "--no-per-defect",
                "--fpr-limit", 0.1, "--image-score", "pooled_max", "--pool-kernel", 4) == 0
@@ -245,7 +250,8 @@ def test_image_score_override_and_no_official_columns(tree, capsys):
     maps, masks, labels, _ = truth["cable"]
     scores = F.image_scores(maps, reduce="pooled_max", kernel=4)
     same_values(results["categories"]["cable"]["metrics"], expected(maps, masks, labels, scores, fpr_limit=0.1))
-    assert "AUPRO@0.1 (ADEval, 50 bins)" in results["categories"]["cable"]["metrics"]
+    assert "AUPRO@0.3 (ADEval, 50 bins)" in results["categories"]["cable"]["metrics"]
+    assert "ADEval's AUPRO limit is 0.3 whatever --fpr-limit says" in printed(capsys)
 
 
 def test_official_columns_match_adeval_itself(tree):
@@ -334,3 +340,28 @@ def test_demo(tmp_path, capsys, monkeypatch):
         assert sorted(entry["defects"]) == sorted({f.parent.name for f in files} - {"good"})
         assert all(v is not None and 0.3 < v <= 1 for v in entry["metrics"].values())
     assert len(list((tmp_path / "refmetrics-demo" / "figures").glob("*.png"))) == 8
+
+
+def test_undefined_values_are_null_with_notes(tmp_path, capsys):
+    """A category of constant, defect-free maps: every column undefined, each with a note that says why."""
+    rng = np.random.default_rng(7)
+    good = tmp_path / "maps" / "blank" / "test" / "good"
+    good.mkdir(parents=True)
+    for i in range(2):
+        np.save(good / f"{i:03d}.npy", np.full((H, W), 0.5, np.float32))
+    (tmp_path / "gt").mkdir()
+    build_tree(tmp_path / "other", rng)  # a second, well-formed category beside it
+    (tmp_path / "other" / "maps" / "wood").rename(tmp_path / "maps" / "wood")
+    (tmp_path / "other" / "gt" / "wood").rename(tmp_path / "gt" / "wood")
+    out = tmp_path / "out"
+    assert quiet(run, "--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--out", out, "--no-figures") == 0
+    results = _results(out)
+    blank = results["categories"]["blank"]
+    assert all(v is None for v in blank["metrics"].values()), blank["metrics"]
+    notes = " | ".join(blank["notes"])
+    assert "mF1, mAcc, mIoU: ader_segmentation is undefined: the maps are constant" in notes
+    assert "mAD: undefined as one of its seven metrics is (reported as nan)" in notes
+    assert "pixel AUROC (ADEval, 50 bins): ADEval raises AssertionError here" in notes
+    assert "image AUROC" in notes and "AUPRO" in notes
+    assert results["mean"]["mAD"] is None  # the mean over categories of a nan is nan
+    assert all(v is not None for v in results["categories"]["wood"]["metrics"].values())

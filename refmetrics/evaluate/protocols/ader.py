@@ -13,7 +13,17 @@ pixel counts at each normalised cut).
 ADer's default configuration (``use_adeval=True``) takes the pixel AUROC, AP and
 AUPRO from ADEval's histogram with 50 strips between the maps' smallest and
 largest score; those numbers are shown beside the exact ones, reproduced by
-:func:`refmetrics.conformance.causes.adeval_model` (ADEval is not needed).
+:func:`refmetrics.conformance.causes.adeval_model` (ADEval is not needed). They
+need every map of the group at once (kept by :class:`refmetrics.evaluate.state.Arrays`,
+as ADer holds a category); ``--no-official`` leaves them out and keeps the
+streaming memory bound.
+
+Where ADer's own code differs from the exact values, by design: its image scores
+are pooled in float32 (torch's ``avg_pool2d``), here in float64; its pixel
+F1-max (``mF1_max_px``) is the best F1 at 21 cuts 0, 0.05, ..., 1 of the
+normalised maps with 1e-8 added to each denominator, here the exact F1-max over
+every distinct score; and its mF1 / mAcc / mIoU normalise in the maps' dtype
+and add 1e-8 to each denominator (see ``ader_segmentation``).
 """
 
 import math
@@ -31,6 +41,7 @@ from .base import Column, Measured, Protocol, image_curves, image_metrics, measu
     pixel_figure_curves
 
 ADEVAL_NSTRIPS = 50  # ADer's use_adeval: EvalAccumulatorCuda(..., nstrips=50)
+ADEVAL_LIMIT = 0.3  # ADEval's AUPRO limit, fixed in its summary() whatever --fpr-limit says
 MAD_PARTS = ("image AUROC", "image AP", "image F1-max", "pixel AUROC", "pixel AP", "pixel F1-max", "AUPRO")
 SEGMENTATION = ("mF1", "mAcc", "mIoU")
 OFFICIAL = {"pixel AUROC": "pixel_auroc", "pixel AP": "pixel_ap", "AUPRO": "aupro"}  # column -> model metric
@@ -53,23 +64,23 @@ class _Case:
                 self.masks.reshape(self.masks.shape[0], -1).max(axis=1))
 
 
-def adeval_columns(values, notes, arrays, limit):
-    """ADEval's 50-strip pixel AUROC, AP and AUPRO (ADer's printed numbers) into ``values``."""
+def adeval_columns(values, notes, arrays):
+    """ADEval's 50-strip pixel AUROC, AP and AUPRO@0.3 (ADer's printed numbers) into ``values``."""
     from ...conformance.causes import Raises, adeval_model
 
     case = _Case(*arrays.stack())
     for metric, name in OFFICIAL.items():
-        key = official_key(metric if metric != "AUPRO" else f"AUPRO@{limit:g}")
-        value = adeval_model(case, name, nstrips=ADEVAL_NSTRIPS, fpr_limit=limit)
+        key = official_key(metric if metric != "AUPRO" else f"AUPRO@{ADEVAL_LIMIT:g}")
+        value = adeval_model(case, name, nstrips=ADEVAL_NSTRIPS, fpr_limit=ADEVAL_LIMIT)
         if isinstance(value, Raises):
-            note(notes, f"{key}: ADEval raises {value.name} here ({value.why}); reported as nan")
+            note(notes, f"{key}: ADEval raises {value.name} here: {value.why} (reported as nan)")
             value = float("nan")
         elif value is None or math.isnan(value):
             if metric == "AUPRO" and value is not None:
                 why = "ADEval's interpolation at the FPR limit divides by zero (the PRO is 0 on both sides of it)"
             else:
                 why = "undefined without a defect pixel or without a defect-free pixel"
-            note(notes, f"{key}: {why}; reported as nan")
+            note(notes, f"{key}: {why} (reported as nan)")
             value = float("nan")
         values[key] = float(value)
 
@@ -98,7 +109,7 @@ class ADer(Protocol):
                               ("AUPRO", aupro)):
             cols.append(Column(metric, "pixel", short, label=aupro if metric == "AUPRO" else ""))
             if options.official and metric in OFFICIAL:
-                name = aupro if metric == "AUPRO" else metric
+                name = f"AUPRO@{ADEVAL_LIMIT:g}" if metric == "AUPRO" else metric
                 cols.append(Column(official_key(name), "pixel", f"{short.split('@')[0]}{ADEVAL_NSTRIPS}",
                                    official=True))
         cols += [Column(m, "pixel", m) for m in SEGMENTATION]
@@ -127,9 +138,9 @@ class ADer(Protocol):
         values.update(seg["mF1, mAcc, mIoU"])
         values["mAD"] = math.fsum(values[m] for m in MAD_PARTS) / len(MAD_PARTS)
         if math.isnan(values["mAD"]):
-            note(notes, "mAD: the mean of the seven metrics is nan as one of them is")
+            note(notes, "mAD: undefined as one of its seven metrics is (reported as nan)")
         if options.official:
-            adeval_columns(values, notes, state["arrays"], limit)
+            adeval_columns(values, notes, state["arrays"])
         curves = {}
         if figures:
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))
@@ -147,7 +158,9 @@ class ADer(Protocol):
             lines.append(f"(--image-score: not ADer's image score, {self.image_score.describe()})")
         if options.official:
             lines.append(f"*: ADEval's {ADEVAL_NSTRIPS}-bin histogram between the maps' smallest and largest "
-                         "score, as ADer's default configuration (use_adeval) prints them")
+                         "score, as ADer's default configuration (use_adeval) prints them"
+                         + (f"; ADEval's AUPRO limit is {ADEVAL_LIMIT:g} whatever --fpr-limit says"
+                            if self.limits(options)[0] != ADEVAL_LIMIT else ""))
         return lines
 
 
