@@ -19,7 +19,7 @@ as ADer holds a category); ``--no-official`` leaves them out and keeps the
 streaming memory bound.
 
 Where ADer's own code differs from the exact values, by design: its image scores
-are pooled in float32 (torch's ``avg_pool2d``), here in float64; its pixel
+are pooled in the maps' dtype (torch's ``avg_pool2d``), here in float64; its pixel
 F1-max (``mF1_max_px``) is the best F1 at 21 cuts 0, 0.05, ..., 1 of the
 normalised maps with 1e-8 added to each denominator, here the exact F1-max over
 every distinct score; and its mF1 / mAcc / mIoU normalise in the maps' dtype
