@@ -17,7 +17,6 @@ from PIL import Image
 import refmetrics as rm
 from refmetrics import cli
 from refmetrics import functional as F
-from refmetrics import _files as IO
 from refmetrics.conformance.causes import adeval_model
 from refmetrics.evaluate.protocols import ader
 from refmetrics.state import PixelState
@@ -331,9 +330,10 @@ def test_demo(tmp_path, capsys, monkeypatch):
     root = ader.ADer().demo_root()
     for category, entry in results["categories"].items():
         files = sorted((root / "maps" / category / "test").rglob("*.*"))
-        maps = np.stack([IO.read_map(f) for f in files])
-        assert maps.shape[1:] == (64, 64)
-        masks = np.stack([IO.read_mask(root / "gt" / category / "ground_truth" / f.parent.name / f"{f.stem}_mask.png")
+        maps = np.stack([tifffile.imread(f) if f.suffix == ".tiff" else np.asarray(Image.open(f)) for f in files])
+        assert maps.shape[1:] == (64, 64) and maps.dtype.kind in "fu"
+        masks = np.stack([np.asarray(Image.open(root / "gt" / category / "ground_truth" / f.parent.name /
+                                                f"{f.stem}_mask.png")) > 0
                           if f.parent.name != "good" else np.zeros((64, 64), bool) for f in files])
         labels = np.array([f.parent.name != "good" for f in files], np.uint8)
         same_values(entry["metrics"], expected(maps, masks, labels))

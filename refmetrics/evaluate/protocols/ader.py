@@ -37,8 +37,17 @@ from ..readers import mvtec_ad as reader
 from ..samples import InputError
 from ..state import Arrays, Pixels
 from . import mvtec_ad
-from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, note, pixel_counts, \
-    pixel_figure_curves
+from .base import (
+    Column,
+    Measured,
+    Protocol,
+    image_curves,
+    image_metrics,
+    measure_into,
+    note,
+    pixel_counts,
+    pixel_figure_curves,
+)
 
 ADEVAL_NSTRIPS = 50  # ADer's use_adeval: EvalAccumulatorCuda(..., nstrips=50)
 ADEVAL_LIMIT = 0.3  # ADEval's AUPRO limit, fixed in its summary() whatever --fpr-limit says
@@ -151,9 +160,9 @@ class ADer(Protocol):
                 "adeval_nstrips": ADEVAL_NSTRIPS if options.official else None}
 
     def summary(self, options):
-        lines = ["mAD: the mean of image AUROC, AP, F1-max, pixel AUROC, AP, F1-max and AUPRO (exact); mF1, mAcc, "
-                 "mIoU: the maps min-max normalised over the category (float64), positive where > 0.2, 0.3, "
-                 "..., 0.8, exact pooled rates averaged over the seven thresholds"]
+        lines = [("mAD: the mean of image AUROC, AP, F1-max, pixel AUROC, AP, F1-max and AUPRO (exact); mF1, mAcc, "
+                  "mIoU: the maps min-max normalised over the category (float64), positive where > 0.2, 0.3, "
+                  "..., 0.8, exact pooled rates averaged over the seven thresholds")]
         if self.score_rule(options) != self.image_score:
             lines.append(f"(--image-score: not ADer's image score, {self.image_score.describe()})")
         if options.official:
