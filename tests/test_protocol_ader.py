@@ -365,3 +365,26 @@ def test_undefined_values_are_null_with_notes(tmp_path, capsys):
     assert "image AUROC" in notes and "AUPRO" in notes
     assert results["mean"]["mAD"] is None  # the mean over categories of a nan is nan
     assert all(v is not None for v in results["categories"]["wood"]["metrics"].values())
+
+
+def test_demo_tree_is_what_its_generator_writes(tmp_path):
+    """``tools/demos/ader.py`` regenerates the bundled tree: the same files, the same pixels."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "demos" / "ader.py"
+    spec = importlib.util.spec_from_file_location("ader_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path / "ader")
+    bundled = Path(str(ader.ADer().demo_root()))
+    files = sorted(p.relative_to(bundled) for p in bundled.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "ader") for p in (tmp_path / "ader").rglob("*") if p.is_file())
+    assert sum((bundled / f).stat().st_size for f in files) < 60_000  # small enough to ship
+
+    def pixels(p):
+        return tifffile.imread(p) if p.suffix == ".tiff" else np.asarray(Image.open(p))
+
+    for f in files:
+        a, b = pixels(bundled / f), pixels(tmp_path / "ader" / f)
+        assert a.dtype == b.dtype and np.array_equal(a, b), f
