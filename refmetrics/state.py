@@ -195,6 +195,23 @@ class PixelState:
         self._need_sorted("aupro")
         return FG.aupro_from_state(self._regions, FG.check_fpr_limit(fpr_limit), None)
 
+    def score_range(self):
+        """``(min, max)`` of every pixel, as float64 (-0.0 read as +0.0); ``(nan, nan)`` without a pixel."""
+        bg, rkeys, _ = self._need_sorted("score_range")
+        ends = [k[[0, -1]] for k in (bg, rkeys) if k.size]
+        if not ends:
+            return float("nan"), float("nan")
+        values = KEYS.decode_keys(np.concatenate(ends))
+        return float(values.min()), float(values.max())
+
+    def counts_at_least(self, thresholds):
+        """``(T, 2)`` int64: the background and defect pixels whose score is ``>= t`` for each float64
+        threshold ``t`` (exact: a binary search of the sorted keys, no pixel read again)."""
+        bg, rkeys, _ = self._need_sorted("counts_at_least")
+        cuts = KEYS.threshold_keys(np.asarray(thresholds, np.float64).reshape(-1), self.kd)
+        return np.stack([bg.size - np.searchsorted(bg, cuts, side="left"),
+                         rkeys.size - np.searchsorted(rkeys, cuts, side="left")], axis=1).astype(np.int64)
+
     def roc_pr_points(self):
         """Yield ``(fpr, tpr, precision)`` chunks, one point per distinct score, decreasing
         threshold (exact ratios of integer counts; the curves ``evaluate`` draws)."""

@@ -17,6 +17,7 @@ DEMOS = {  # protocol -> module of tools/demos
     "mvtec-ad": "mvtec_ad",
     "mvtec-ad-2": "mvtec_ad2",
     "real-iad": "real_iad",
+    "ader": "ader",
 }
 DATA = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo"
 

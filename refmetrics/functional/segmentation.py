@@ -388,20 +388,29 @@ def ader_segmentation(preds, target, *, thresholds=ADER_THRESHOLDS, backend="aut
     if not ts or any(not 0.0 <= t < 1.0 for t in ts):
         raise ValueError(f"thresholds: expected a non-empty sequence of numbers in [0, 1), received {thresholds!r}")
     lo, hi = score_range(preds, backend)
+    return ader_from_counts(
+        lo, hi, ts, lambda cut: threshold_counts(preds, target, cut, False, None, backend)[0], stacklevel=4)
+
+
+def ader_from_counts(lo, hi, thresholds, counts_at, stacklevel=3):
+    """:func:`ader_segmentation` from the maps' ``lo``/``hi`` (float64) and ``counts_at(cut)``, the pooled
+    TP, FP, FN, TN of ``score >= cut``: what a streaming state (``refmetrics.state.PixelState``) gives
+    once every map is read. The undefined cases warn and return NaN as :func:`ader_segmentation`."""
+    nan = {"mF1": float("nan"), "mAcc": float("nan"), "mIoU": float("nan")}
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi == lo:
         why = "the maps are constant" if hi == lo else "the maps hold infinite scores"
         V.warn_undefined(f"ader_segmentation is undefined: {why}, so min-max normalisation is not defined; "
-                         "returning nan", stacklevel=3)
-        return {"mF1": float("nan"), "mAcc": float("nan"), "mIoU": float("nan")}
+                         "returning nan", stacklevel=stacklevel)
+        return nan
     if not math.isfinite(hi - lo):  # the span overflows float64: no finite normalised value
-        V.warn_undefined("ader_segmentation is undefined: max - min overflows float64; returning nan", stacklevel=3)
-        return {"mF1": float("nan"), "mAcc": float("nan"), "mIoU": float("nan")}
+        V.warn_undefined("ader_segmentation is undefined: max - min overflows float64; returning nan",
+                         stacklevel=stacklevel)
+        return nan
     f1, acc, iou = [], [], []
-    for t in ts:
-        counts = threshold_counts(preds, target, normalised_cut(lo, hi, t), False, None, backend)
-        r = rates(counts)
+    for t in thresholds:
+        r = rates(np.asarray(counts_at(normalised_cut(lo, hi, t)), np.int64).reshape(1, 4))
         f1.append(float(r["f1"][0]))
         acc.append(float(r["recall"][0]))
         iou.append(float(r["iou"][0]))
-    n = len(ts)
+    n = len(thresholds)
     return {"mF1": math.fsum(f1) / n, "mAcc": math.fsum(acc) / n, "mIoU": math.fsum(iou) / n}

@@ -9,8 +9,9 @@ from .base import Column, Measured, Protocol
 from .mvtec_ad import MVTecAD
 from .mvtec_ad2 import MVTecAD2
 from .real_iad import RealIAD
+from .ader import ADer
 
-PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecAD2(), RealIAD())}
+PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecAD2(), RealIAD(), ADer())}
 DEFAULT = "mvtec-ad"
 
 

@@ -1,0 +1,187 @@
+"""ADer (Zhang et al., 2024): mAD, the mean of seven metrics, and mF1 / mAcc / mIoU over thresholds 0.2..0.8.
+
+ADer's evaluator (``util/metric.py``) scores an image by the maximum of its
+16x16 average-pooled map (stride 1, no padding), and reports per category the
+image AUROC, AP and F1-max, the pixel AUROC, AP and F1-max, AUPRO@0.3 and their
+mean, mAD; beside them the pixel mF1, mAcc and mIoU of the maps min-max
+normalised over the category and thresholded at 0.2, 0.3, ..., 0.8. Here every
+one of them is exact: the seven metrics from the streaming pixel state, mF1 /
+mAcc / mIoU as :func:`refmetrics.functional.ader_segmentation` defines them,
+from the same state once every map is read (its minimum, maximum and the exact
+pixel counts at each normalised cut).
+
+ADer's default configuration (``use_adeval=True``) takes the pixel AUROC, AP and
+AUPRO from ADEval's histogram with 50 strips between the maps' smallest and
+largest score; those numbers are shown beside the exact ones, reproduced by
+:func:`refmetrics.conformance.causes.adeval_model` (ADEval is not needed). They
+need every map of the group at once (kept by :class:`refmetrics.evaluate.state.Arrays`,
+as ADer holds a category); ``--no-official`` leaves them out and keeps the
+streaming memory bound.
+
+Where ADer's own code differs from the exact values, by design: its image scores
+are pooled in the maps' dtype (torch's ``avg_pool2d``), here in float64; its pixel
+F1-max (``mF1_max_px``) is the best F1 at 21 cuts 0, 0.05, ..., 1 of the
+normalised maps with 1e-8 added to each denominator, here the exact F1-max over
+every distinct score; and its mF1 / mAcc / mIoU normalise in the maps' dtype
+and add 1e-8 to each denominator (see ``ader_segmentation``).
+"""
+
+import math
+
+import numpy as np
+
+from ...functional import segmentation
+from ..options import ImageScore
+from ..readers import Dataset
+from ..readers import mvtec_ad as reader
+from ..samples import InputError
+from ..state import Arrays, Pixels
+from . import mvtec_ad
+from .base import (
+    Column,
+    Measured,
+    Protocol,
+    image_curves,
+    image_metrics,
+    measure_into,
+    note,
+    pixel_counts,
+    pixel_figure_curves,
+)
+
+ADEVAL_NSTRIPS = 50  # ADer's use_adeval: EvalAccumulatorCuda(..., nstrips=50)
+ADEVAL_LIMIT = 0.3  # ADEval's AUPRO limit, fixed in its summary() whatever --fpr-limit says
+MAD_PARTS = ("image AUROC", "image AP", "image F1-max", "pixel AUROC", "pixel AP", "pixel F1-max", "AUPRO")
+SEGMENTATION = ("mF1", "mAcc", "mIoU")
+OFFICIAL = {"pixel AUROC": "pixel_auroc", "pixel AP": "pixel_ap", "AUPRO": "aupro"}  # column -> model metric
+
+
+def official_key(metric):
+    return f"{metric} (ADEval, {ADEVAL_NSTRIPS} bins)"
+
+
+class _Case:
+    """The group's maps and masks as :func:`refmetrics.conformance.causes.adeval_model` reads a case."""
+
+    spatial_dims = 2
+
+    def __init__(self, maps, masks):
+        self.maps, self.masks = maps, masks
+
+    def image_level(self):
+        return (self.maps.reshape(self.maps.shape[0], -1).max(axis=1),
+                self.masks.reshape(self.masks.shape[0], -1).max(axis=1))
+
+
+def adeval_columns(values, notes, arrays):
+    """ADEval's 50-strip pixel AUROC, AP and AUPRO@0.3 (ADer's printed numbers) into ``values``."""
+    from ...conformance.causes import Raises, adeval_model
+
+    case = _Case(*arrays.stack())
+    for metric, name in OFFICIAL.items():
+        key = official_key(metric if metric != "AUPRO" else f"AUPRO@{ADEVAL_LIMIT:g}")
+        value = adeval_model(case, name, nstrips=ADEVAL_NSTRIPS, fpr_limit=ADEVAL_LIMIT)
+        if isinstance(value, Raises):
+            note(notes, f"{key}: ADEval raises {value.name} here: {value.why} (reported as nan)")
+            value = float("nan")
+        elif value is None or math.isnan(value):
+            if metric == "AUPRO" and value is not None:
+                why = "ADEval's interpolation at the FPR limit divides by zero (the PRO is 0 on both sides of it)"
+            else:
+                why = "undefined without a defect pixel or without a defect-free pixel"
+            note(notes, f"{key}: {why} (reported as nan)")
+            value = float("nan")
+        values[key] = float(value)
+
+
+class ADer(Protocol):
+    name = "ader"
+    title = "ADer (Zhang et al., 2024)"
+    layout = mvtec_ad.MVTecAD.layout
+    official = f"ADEval with {ADEVAL_NSTRIPS} bins (ADer's use_adeval): pixel AUROC, AP and AUPRO"
+    image_score = ImageScore("pooled_max", kernel=16)
+    fpr_limits = (0.3,)
+    inputs = ("maps", "gt")
+
+    def read(self, options):
+        if options.maps is None or options.gt is None:
+            raise InputError("--maps and --gt: give both (the MVTec AD layout), or --demo")
+        samples = reader.discover(options.maps, options.gt, options.categories)
+        return Dataset(samples, {"maps": str(options.maps), "gt": str(options.gt)})
+
+    def columns(self, options):
+        limit = self.limits(options)[0]
+        aupro = f"AUPRO@{limit:g}"
+        cols = [Column("image AUROC", "image", "AUROC"), Column("image AP", "image", "AP"),
+                Column("image F1-max", "image", "F1-max")]
+        for metric, short in (("pixel AUROC", "AUROC"), ("pixel AP", "AP"), ("pixel F1-max", "F1-max"),
+                              ("AUPRO", aupro)):
+            cols.append(Column(metric, "pixel", short, label=aupro if metric == "AUPRO" else ""))
+            if options.official and metric in OFFICIAL:
+                name = f"AUPRO@{ADEVAL_LIMIT:g}" if metric == "AUPRO" else metric
+                cols.append(Column(official_key(name), "pixel", f"{short.split('@')[0]}{ADEVAL_NSTRIPS}",
+                                   official=True))
+        cols += [Column(m, "pixel", m) for m in SEGMENTATION]
+        cols.append(Column("mAD", "mean", "mAD"))
+        return tuple(cols)
+
+    def accumulators(self, options, context):
+        parts = {"pixels": Pixels}
+        if options.official:
+            parts["arrays"] = Arrays
+        return parts
+
+    def measure(self, state, options, context, figures):
+        images, pixels = state["images"], state["pixels"].state
+        limit = self.limits(options)[0]
+        pixels.finish()
+        scores, labels = images.arrays()
+        values, notes = {}, []
+        image_metrics(values, notes, scores, labels)
+        measure_into(values, notes, "pixel AUROC", pixels.auroc)
+        measure_into(values, notes, "pixel AP", pixels.average_precision)
+        measure_into(values, notes, "pixel F1-max", pixels.f1_max)
+        measure_into(values, notes, "AUPRO", pixels.aupro, limit)
+        seg = {}
+        measure_into(seg, notes, "mF1, mAcc, mIoU", segmentation_from_state, pixels)
+        values.update(seg["mF1, mAcc, mIoU"])
+        values["mAD"] = math.fsum(values[m] for m in MAD_PARTS) / len(MAD_PARTS)
+        if math.isnan(values["mAD"]):
+            note(notes, "mAD: undefined as one of its seven metrics is (reported as nan)")
+        if options.official:
+            adeval_columns(values, notes, state["arrays"])
+        curves = {}
+        if figures:
+            curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))
+        return Measured(values, pixel_counts(images, pixels), curves, notes)
+
+    def settings(self, options):
+        return {"fpr_limit": self.limits(options)[0], "segmentation_thresholds": list(segmentation.ADER_THRESHOLDS),
+                "adeval_nstrips": ADEVAL_NSTRIPS if options.official else None}
+
+    def summary(self, options):
+        lines = [("mAD: the mean of image AUROC, AP, F1-max, pixel AUROC, AP, F1-max and AUPRO (exact); mF1, mAcc, "
+                  "mIoU: the maps min-max normalised over the category (float64), positive where > 0.2, 0.3, "
+                  "..., 0.8, exact pooled rates averaged over the seven thresholds")]
+        if self.score_rule(options) != self.image_score:
+            lines.append(f"(--image-score: not ADer's image score, {self.image_score.describe()})")
+        if options.official:
+            lines.append(f"*: ADEval's {ADEVAL_NSTRIPS}-bin histogram between the maps' smallest and largest "
+                         "score, as ADer's default configuration (use_adeval) prints them"
+                         + (f"; ADEval's AUPRO limit is {ADEVAL_LIMIT:g} whatever --fpr-limit says"
+                            if self.limits(options)[0] != ADEVAL_LIMIT else ""))
+        return lines
+
+
+def segmentation_from_state(pixels):
+    """:func:`refmetrics.functional.ader_segmentation` of a finished
+    :class:`refmetrics.state.PixelState`: the same numbers, bit for bit (the same minimum, maximum and
+    integer counts at each normalised cut)."""
+    lo, hi = pixels.score_range()
+    n_bg, n_defect = pixels.n_bg, pixels.n_defect
+
+    def counts_at(cut):
+        fp, tp = (int(c) for c in pixels.counts_at_least([cut])[0])
+        return np.array([tp, fp, n_defect - tp, n_bg - fp], np.int64)
+
+    return segmentation.ader_from_counts(lo, hi, segmentation.ADER_THRESHOLDS, counts_at)
