@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DEMOS = {  # protocol -> module of tools/demos
     "mvtec-ad": "mvtec_ad",
+    "visa": "visa",
+    "mvtec-3d-ad": "mvtec_3d_ad",
 }
 DATA = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo"
 

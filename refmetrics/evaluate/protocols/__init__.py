@@ -6,9 +6,11 @@ tree (``tools/make_demo_data.py``); the state, the run and the writers stay as t
 """
 
 from .base import Column, Measured, Protocol
+from .mvtec_3d_ad import MVTec3DAD
 from .mvtec_ad import MVTecAD
+from .visa import VisA
 
-PROTOCOLS = {p.name: p for p in (MVTecAD(),)}
+PROTOCOLS = {p.name: p for p in (MVTecAD(), VisA(), MVTec3DAD())}
 DEFAULT = "mvtec-ad"
 
 
