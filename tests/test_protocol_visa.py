@@ -312,3 +312,26 @@ def test_demo(tmp_path, capsys, monkeypatch):
             assert {k: got[k] for k in (IMAGE_AUPR, PIXEL_AUROC)} == official(maps, masks, labels)
             assert all(0.5 < got[k] <= 1 for k in ("image AUROC", "pixel AUROC", "AUPRO"))
     assert quiet(cli.main, ["evaluate", "--protocol", "visa", "--demo", "--maps", "x"]) == 2
+
+
+def test_palette_masks_read_as_their_class_ids(tree):
+    """A class-id mask saved as a palette PNG (indices 1..3 coloured, 0 black) gives the same defect pixels
+    as the 8-bit grey one: a defect pixel is any non-zero class id."""
+    root, truth = tree
+    split = root / "VisA" / "split_csv" / "1cls.csv"
+    args = ("--split-csv", split, "--maps", root / "maps", "--no-figures", "--no-official")
+    assert run(*args, "--out", root / "grey") == 0
+    palette = [0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [7] * (768 - 12)
+    for path in sorted((root / "VisA").glob("*/Data/Masks/Anomaly/*.png")):
+        ids = np.asarray(Image.open(path))
+        assert ids.max() <= 3
+        image = Image.fromarray(ids, mode="P")
+        image.putpalette(palette)
+        image.save(path)
+        with Image.open(path) as check:
+            assert check.mode == "P"
+    assert run(*args, "--out", root / "palette") == 0
+    assert _results(root / "palette")["categories"] == _results(root / "grey")["categories"]
+    maps, masks, labels = truth["candle"]
+    assert {k: _results(root / "palette")["categories"]["candle"]["metrics"][k] for k in EXACT} == \
+        exact(maps, masks, labels)
