@@ -163,7 +163,7 @@ def test_fpr_limit_and_no_official(tree):
 
 
 def test_malformed_trees_name_the_file_and_write_nothing(tree, capsys):
-    root, truth = tree
+    root, _ = tree
     out = root / "out"
     base = ("--maps", root / "maps", "--gt", root / "gt", "--out", out)
     the_map = root / "maps" / "bagel" / "test" / "crack" / "001.npy"

@@ -212,7 +212,7 @@ def test_gt_gives_the_root_and_categories_select(tree, capsys):
 
 
 def test_malformed_csv_and_trees_name_the_file_and_line(tree, capsys):
-    root, truth = tree
+    root, _ = tree
     split = root / "VisA" / "split_csv" / "1cls.csv"
     original = split.read_text()
     lines = original.splitlines()
@@ -302,8 +302,8 @@ def test_demo(tmp_path, capsys, monkeypatch):
         for obj in ("candle", "pcb1"):
             mine = [r for r in rows if r["object"] == obj]
             maps = [tifffile.imread(demo / "maps" / r["image"].replace(".JPG", ".tiff")) for r in mine]
-            ids = [np.asarray(Image.open(demo / "VisA" / r["mask"])) if r["mask"] else np.zeros_like(maps[0], np.uint8)
-                   for r in mine]
+            ids = [np.asarray(Image.open(demo / "VisA" / r["mask"])) if r["mask"]
+                   else np.zeros_like(maps[0], np.uint8) for r in mine]
             assert {int(v) for m in ids for v in np.unique(m)} == {0, 1, 2}  # class ids, not 0/255
             masks = np.stack([m != 0 for m in ids])
             labels = np.array([r["label"] == "anomaly" for r in mine], np.uint8)

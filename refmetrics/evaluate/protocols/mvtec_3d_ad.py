@@ -101,5 +101,5 @@ class MVTec3DAD(Protocol):
     def summary(self, options):
         if not options.official:
             return []
-        return ["(* the 100-threshold AUPRO of M3DM's au_pro_util.calculate_au_pro, which most 3-D papers report; "
-                "the official MVTec 3D-AD script integrates the exact curve, as the unstarred columns)"]
+        return [("(* the 100-threshold AUPRO of M3DM's au_pro_util.calculate_au_pro, which most 3-D papers "
+                 "report; the official MVTec 3D-AD script integrates the exact curve, as the unstarred columns)")]

@@ -58,7 +58,8 @@ def visa_image_aupr(scores, labels):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
         precision, recall, _ = F.precision_recall_curve(np.asarray(scores), labels)
-    return float(-np.trapezoid(precision, recall))  # recall decreases along the curve, as sklearn's auc sees it
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed it; NumPy 1.25 has trapz only
+    return float(-trapezoid(precision, recall))  # recall decreases along the curve: sklearn's auc negates too
 
 
 class StoredArrays(Arrays):
@@ -156,6 +157,6 @@ class VisA(Protocol):
     def summary(self, options):
         if not options.official:
             return []
-        return ["(* VisA's evaluation code: pixel AUROC at its 200 thresholds, rounded to 4 decimals; image AUPR "
-                "the trapezoid over the precision-recall curve, sklearn.metrics.auc(recall, precision))"]
+        return [("(* VisA's evaluation code: pixel AUROC at its 200 thresholds, rounded to 4 decimals; image "
+                 "AUPR the trapezoid over the precision-recall curve, sklearn.metrics.auc(recall, precision))")]
 
