@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEMOS = {  # protocol -> module of tools/demos
     "mvtec-ad": "mvtec_ad",
     "mvtec-ad-2": "mvtec_ad2",
+    "visa": "visa",
+    "mvtec-3d-ad": "mvtec_3d_ad",
     "real-iad": "real_iad",
     "ader": "ader",
 }
