@@ -51,7 +51,7 @@ def text_table(results, columns, width=100):
         else:
             lines.append(f"{name:<{name_width}}" + cells)
     if any(c.official for c in columns):
-        lines.append("(* the official tool's convention, beside the exact value)")
+        lines.append("(* a benchmark tool's own convention, named below, beside the exact value)")
     return "\n".join(lines)
 
 
@@ -101,7 +101,7 @@ def latex_table(results, columns):
     lines += [r"\midrule", "Mean & " + " & ".join(f"{mean[c.key]:.4f}" for c in columns) + r" \\",
               r"\bottomrule", r"\end{tabular}"]
     if any(c.official for c in columns):
-        lines.append(r"% $^*$: the official tool's convention, beside the exact value")
+        lines.append(r"% $^*$: a benchmark tool's own convention, beside the exact value")
     return "\n".join(lines) + "\n"
 
 
