@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DEMOS = {  # protocol -> module of tools/demos
     "mvtec-ad": "mvtec_ad",
+    "mvtec-loco": "mvtec_loco",
 }
 DATA = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo"
 

@@ -7,8 +7,9 @@ tree (``tools/make_demo_data.py``); the state, the run and the writers stay as t
 
 from .base import Column, Measured, Protocol
 from .mvtec_ad import MVTecAD
+from .mvtec_loco import MVTecLOCO
 
-PROTOCOLS = {p.name: p for p in (MVTecAD(),)}
+PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecLOCO())}
 DEFAULT = "mvtec-ad"
 
 
