@@ -177,6 +177,9 @@ def read_channels(sample):
             defects += F.defects_from_channels([str(png)], config=sample.config)
         except ValueError as exc:
             raise InputError(f"{png}: {str(exc).removeprefix('channels[0]: ')}") from exc
+        if defects[-1][0].shape != shape:  # a colour or grey+alpha PNG: LOCO's channels are single grey PNGs
+            raise InputError(f"{png}: expected a single-channel PNG of 0 and the defect's pixel value, received "
+                             f"an image of shape {defects[-1][0].shape}")
     mask = np.zeros(shape, bool)
     for m, _, _ in defects:
         mask |= m

@@ -76,8 +76,8 @@ class Defects:
 
 
 class OfficialArrays:
-    """Every map of the group (as read, at least float32: the official tool thresholds the maps in their
-    own dtype) and its defects, kept whole as the official tool does: what
+    """Every map of the group (in its own dtype, as read: the official tool forms its end thresholds in
+    the maps' dtype) and its defects, kept whole as the official tool does: what
     :func:`refmetrics.conformance.published.mvtec_loco_curve` reads. Used with ``options.official`` only."""
 
     def __init__(self, samples, options):
@@ -88,7 +88,7 @@ class OfficialArrays:
         elif any(s.target != s.shape for s in samples) or is_wide(samples):
             dtype = np.float64
         else:
-            dtype = np.result_type(np.float32, *[s.dtype.newbyteorder("=") for s in samples])
+            dtype = np.result_type(*[s.dtype.newbyteorder("=") for s in samples])
         self.maps = np.empty((len(samples), *self.shape), dtype) if self.shape else None
         self.defects, self.subsets = [], []
 
