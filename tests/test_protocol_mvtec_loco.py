@@ -325,3 +325,46 @@ def test_demo(tmp_path, monkeypatch, capsys):
         assert json.loads((out / f"metrics_{obj}.json").read_text())["classification"]["auc_roc"]["mean"] == \
             entry["metrics"]["image AUROC"]
     assert len(list((out / "figures").glob("*.png"))) == 2 * 7
+
+
+def test_official_failure_is_a_note(tmp_path):
+    """float32 maps near 1000: the official end thresholds (min - 1e-6, max + 1e-6 in float32) are the
+    extreme scores themselves, the sampled curve never reaches FPR 1 and the official tool stops with an
+    AssertionError: the column is nan, a note says why, the exact values are unaffected."""
+    truth = build_tree(tmp_path, np.random.default_rng(5), {"cap": (".tiff", {"good": 2, "logical_anomalies": 2})})
+    for path in sorted((tmp_path / "maps" / "cap" / "test").rglob("*.tiff")):
+        tifffile.imwrite(path, tifffile.imread(path) + np.float32(1000))
+    images = [(s, v + np.float32(1000), d) for s, v, d in truth["cap"]]
+    with pytest.raises(AssertionError):
+        published.mvtec_loco_au_spro(np.stack([v for _, v, _ in images]), [d for _, _, d in images], fpr_limit=0.3)
+    assert run("--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--out", tmp_path / "out", "--no-figures") == 0
+    entry = json.loads((tmp_path / "out" / "results.json").read_text())["categories"]["cap"]
+    assert all(entry["metrics"][f"AU-sPRO@{limit:g} (official)"] is None for limit in LIMITS)
+    assert any("the official evaluation fails on these maps" in n for n in entry["notes"])
+    maps, defects, _ = subset_data(images, "logical_anomalies")
+    assert entry["metrics"]["AU-sPRO@0.3"] == F.au_spro(maps, defects, fpr_limit=0.3)
+
+
+def test_spro_points_from_state_follow_the_exact_curve():
+    """The figure's streamed curve: points of the exact curve (background-only runs as one point), up to
+    and including the first point past the limit."""
+    from refmetrics.functional import spro as functional_spro
+
+    rng = np.random.default_rng(11)
+    maps = np.round(rng.random((3, 6, 7)), 2)  # ties
+    masks = rng.random((3, 6, 7)) > 0.75
+    defects = [[(masks[0], 0.5, True), (masks[1], 2, False)], [], [(masks[2], 1.0, True)]]
+    fpr, spro = F.spro_curve(maps, defects)
+    exact = set(zip(fpr.tolist(), spro.tolist()))
+    for limit in (0.1, 1.0):
+        state = functional_spro.DefectScores()
+        functional_spro.add_batch(state, maps, defects, "cpu")
+        chunks = list(functional_spro.spro_points_from_state(state, limit))
+        x = np.concatenate([c[0] for c in chunks])
+        y = np.concatenate([c[1] for c in chunks])
+        assert all(any(abs(a - p) < 1e-12 and abs(b - q) < 1e-12 for p, q in exact) for a, b in zip(x, y))
+        assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)
+        assert x[-1] > limit or (limit == 1.0 and x[-1] == 1.0)
+        assert np.all(x[:-1] <= limit)
+        if limit == 1.0:  # the figure's sums are plain float64 (the exact curve's are double-double): 1e-12
+            assert x[-1] == fpr[-1] and abs(y[-1] - spro[-1]) < 1e-12

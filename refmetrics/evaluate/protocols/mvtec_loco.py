@@ -299,10 +299,10 @@ class MVTecLOCO(Protocol):
         return files
 
     def summary(self, options):
-        lines = ["image: AUROC of logical_anomalies and of structural_anomalies images, each against every good "
-                 "image, and their mean; pixel: AU-sPRO to each FPR limit, the mean over the two subsets "
-                 "(the official 'mean'; each subset's value in the per-defect rows and in "
-                 "metrics_<object>.json)"]
+        lines = [("image: AUROC of logical_anomalies and of structural_anomalies images, each against every "
+                  "good image, and their mean; pixel: AU-sPRO to each FPR limit, the mean over the two subsets "
+                  "(the official 'mean'; each subset's value in the per-defect rows and in "
+                  "metrics_<object>.json)")]
         if options.official:
             lines.append("* the official evaluation's AU-sPRO: thresholds selected once per object (50 at "
                          "quantiles of sampled scores, refined until adjacent curve points are within 0.01), "
