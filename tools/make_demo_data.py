@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEMOS = {  # protocol -> module of tools/demos
     "mvtec-ad": "mvtec_ad",
     "mvtec-ad-2": "mvtec_ad2",
+    "mvtec-loco": "mvtec_loco",
     "visa": "visa",
     "mvtec-3d-ad": "mvtec_3d_ad",
     "real-iad": "real_iad",

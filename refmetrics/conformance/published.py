@@ -207,7 +207,7 @@ def _loco_refine(queries, values, evaluate, steps):
     return queries, values
 
 
-def _loco_area(fpr, spro, limit):
+def loco_area(fpr, spro, limit):
     """The official area: trapezoid of the points (FPR increasing) up to ``limit``, the segment that
     crosses it cut with a linearly interpolated value, divided by ``limit``; it requires the curve to
     run from FPR 0 to 1."""
@@ -228,16 +228,13 @@ def _loco_area(fpr, spro, limit):
     return float((np.sum(0.5 * (y[1:] + y[:-1]) * (x[1:] - x[:-1])) + correction) / limit)
 
 
-def mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, seed=20261125, points=None):
-    """AU-sPRO as the official MVTec LOCO AD evaluation computes it (Bergmann et al., IJCV 2022).
+def mvtec_loco_curve(maps, defects, seed=20261125, points=None):
+    """The curve the official MVTec LOCO AD evaluation integrates: ``(thresholds, spro, fpr)``, the
+    thresholds decreasing (FPR increasing), or None when there is no defect or no defect-free pixel.
 
-    ``maps`` ``(B, H, W)``; ``defects[b]`` a list of ``(mask, saturation_threshold,
-    relative_saturation)``. Thresholds: 50 initial ones (:func:`_loco_initial_thresholds`), refined
-    until adjacent curve points are within 0.01 (:func:`_loco_refine`); every threshold evaluated
-    becomes a curve point; the area as :func:`_loco_area`. ``points(thresholds) -> (spro, fpr)``
-    replaces the per-threshold evaluation (default :func:`loco_points`, the original's). NaN when
-    there is no defect or no defect-free pixel (the original fails with a TypeError or a
-    ZeroDivisionError).
+    Thresholds as :func:`mvtec_loco_au_spro` selects them (from every image given: the official tool
+    selects them once per object, then evaluates each subset's images at them, see
+    :func:`loco_points`). ``points`` as in :func:`mvtec_loco_au_spro`.
     """
     maps = np.asarray(maps)
     points = points or (lambda t: loco_points(maps, defects, t))
@@ -248,12 +245,28 @@ def mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, seed=20261125, points=None
 
     spro, fpr = points([0.0])
     if spro is None or fpr is None:
-        return float("nan")
+        return None
     initial = list(dict.fromkeys(_loco_initial_thresholds(maps, seed)))
     queries, values = _loco_refine(initial, evaluate(initial), evaluate, LOCO_MAX_STEPS)
-    spro = [v[0] for v in values]
-    fpr = [v[1] for v in values]
-    return _loco_area(fpr, spro, fpr_limit)  # thresholds decreasing: FPR increasing
+    return queries, [v[0] for v in values], [v[1] for v in values]
+
+
+def mvtec_loco_au_spro(maps, defects, fpr_limit=0.05, seed=20261125, points=None):
+    """AU-sPRO as the official MVTec LOCO AD evaluation computes it (Bergmann et al., IJCV 2022).
+
+    ``maps`` ``(B, H, W)``; ``defects[b]`` a list of ``(mask, saturation_threshold,
+    relative_saturation)``. Thresholds: 50 initial ones (:func:`_loco_initial_thresholds`), refined
+    until adjacent curve points are within 0.01 (:func:`_loco_refine`); every threshold evaluated
+    becomes a curve point (:func:`mvtec_loco_curve`); the area as :func:`loco_area`.
+    ``points(thresholds) -> (spro, fpr)`` replaces the per-threshold evaluation (default
+    :func:`loco_points`, the original's). NaN when there is no defect or no defect-free pixel (the
+    original fails with a TypeError or a ZeroDivisionError).
+    """
+    curve = mvtec_loco_curve(maps, defects, seed, points)
+    if curve is None:
+        return float("nan")
+    _, spro, fpr = curve
+    return loco_area(fpr, spro, fpr_limit)  # thresholds decreasing: FPR increasing
 
 
 # =====================================================================================================

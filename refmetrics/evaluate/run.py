@@ -89,7 +89,7 @@ def _stage(staging, protocol, results, columns, options, settings, notes):
         written.append(name)
     if options.figures:
         (staging / "figures").mkdir()
-        written += [f"figures/{n}" for n in W.write_figures(results, protocol.limits(options), staging / "figures")]
+        written += [f"figures/{n}" for n in protocol.figures(results, options, staging / "figures")]
     (staging / "results.json").write_text(W.to_json(protocol, results, columns, settings, written, notes),
                                           encoding="utf-8")
     return written

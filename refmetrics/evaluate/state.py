@@ -174,10 +174,15 @@ def read_channels(sample):
         if got != shape:
             raise InputError(f"{png}: channel of size {got[0]}x{got[1]}, but {pngs[0].name} of the same image is "
                              f"{shape[0]}x{shape[1]}; every channel of an image must have one size")
-    try:
-        defects = F.defects_from_channels([str(p) for p in pngs], config=sample.config)
-    except ValueError as exc:
-        raise InputError(f"{sample.channels}: {exc}") from exc
+    defects = []
+    for png in pngs:  # one at a time, so that an error names the channel's file
+        try:
+            defects += F.defects_from_channels([str(png)], config=sample.config)
+        except ValueError as exc:
+            raise InputError(f"{png}: {str(exc).removeprefix('channels[0]: ')}") from exc
+        if defects[-1][0].shape != shape:  # a colour or grey+alpha PNG: LOCO's channels are single grey PNGs
+            raise InputError(f"{png}: expected a single-channel PNG of 0 and the defect's pixel value, received "
+                             f"an image of shape {defects[-1][0].shape}")
     mask = np.zeros(shape, bool)
     for m, _, _ in defects:
         mask |= m

@@ -297,6 +297,28 @@ def au_spro_from_state(state, limits):
     return [float(cpu_regions.finish_aupro(s, n_bg, k, limit)) for limit, s in zip(limits, sums)]
 
 
+def spro_points_from_state(state, fpr_limit=1.0):
+    """Yield ``(fpr, spro)`` chunks of the exact sPRO curve after its start point ``(0, n_full / K)``,
+    threshold decreasing, up to and including the first point past ``fpr_limit``: for figures, with
+    a bounded memory (no copy of the whole curve). Runs of scores held by defect-free pixels only are
+    one point (the curve is flat along them). Nothing is yielded when the curve is undefined (no
+    defect, or no defect-free pixel).
+    """
+    n_bg, k = state.n_bg, state.n_regions
+    if not (n_bg and k):
+        return
+    fp, total = 0, float(state.n_full)
+    for dfp, dsh, dsl in _groups(state, True, fpr_limit):
+        cfp = np.cumsum(dfp) + fp
+        cs = np.cumsum(dsh + dsl) + total
+        fp, total = int(cfp[-1]), float(cs[-1])
+        past = np.flatnonzero(cfp > fpr_limit * n_bg)
+        end = past[0] + 1 if past.size else cfp.size
+        yield cfp[:end] / n_bg, cs[:end] / k
+        if past.size:
+            return
+
+
 def spro_curve_from_state(state):
     if _undefined(state, "the sPRO curve") and not (state.n_bg or state.n_region_pixels or state.n_regions):
         return np.zeros(1), np.full(1, np.nan)

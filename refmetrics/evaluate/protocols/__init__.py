@@ -8,12 +8,13 @@ tree (``tools/make_demo_data.py``); the state, the run and the writers stay as t
 from .base import Column, Measured, Protocol
 from .mvtec_ad import MVTecAD
 from .mvtec_ad2 import MVTecAD2
+from .mvtec_loco import MVTecLOCO
 from .visa import VisA
 from .mvtec_3d_ad import MVTec3DAD
 from .real_iad import RealIAD
 from .ader import ADer
 
-PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecAD2(), VisA(), MVTec3DAD(), RealIAD(), ADer())}
+PROTOCOLS = {p.name: p for p in (MVTecAD(), MVTecAD2(), MVTecLOCO(), VisA(), MVTec3DAD(), RealIAD(), ADer())}
 DEFAULT = "mvtec-ad"
 
 

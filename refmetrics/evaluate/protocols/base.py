@@ -234,6 +234,15 @@ class Protocol:
         """The figure file suffixes written per category (``<slug>_<kind>.png``)."""
         return ("roc", "pr", "pro", "scores")
 
+    def figures(self, results, options, directory):
+        """Write the figures of ``results`` into ``directory``: the names written, relative to it, each
+        ``<slug>_<kind>.png`` with a kind of :meth:`figure_kinds`. Default: the standard figures
+        (:func:`refmetrics.evaluate.writers.write_figures`); a protocol with its own curves (MVTec LOCO's
+        sPRO) overrides it."""
+        from ..writers import write_figures
+
+        return write_figures(results, self.limits(options), directory)
+
     def extra_files(self, results, options):
         """``{relative path: text}`` of the protocol's own files (MVTec LOCO's ``metrics_<obj>.json``)."""
         return {}
