@@ -13,7 +13,6 @@ Run: ``python tools/make_demo_data.py mvtec-ad``.
 """
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import tifffile
