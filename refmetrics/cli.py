@@ -265,24 +265,29 @@ def build_parser():
                          "implementation, are explained and do not fail it)")
     co.add_argument("--quiet", action="store_true", help="no progress lines")
     co.set_defaults(func=cmd_conformance)
+    import textwrap
+
     from .evaluate.protocols import DEFAULT, PROTOCOLS
 
     ev = sub.add_parser("evaluate", help="evaluate saved anomaly maps under a benchmark's protocol: tables "
                                          "(terminal, JSON, Markdown, LaTeX) and figures",
                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                        description="Evaluate saved anomaly maps exactly, under a benchmark's official protocol "
-                                    "(--protocol), per category, per defect type and on average; the official "
-                                    "tool's own convention is shown beside the exact value where it differs. "
-                                    "Without a dataset, or with --demo, it runs on the protocol's small bundled "
-                                    "demo tree.\n\nprotocols and their layouts:\n"
+                        description=textwrap.fill(
+                            "Evaluate saved anomaly maps exactly, under a benchmark's official protocol "
+                            "(--protocol), per category, per defect type and on average; the official "
+                            "tool's own convention is shown beside the exact value where it differs. "
+                            "Without a dataset, or with --demo, it runs on the protocol's small bundled "
+                            "demo tree.", 79) + "\n\nprotocols and their layouts:\n"
                                     + "\n".join(f"  {p.name}: {p.layout}" for p in PROTOCOLS.values()))
     ev.add_argument("--protocol", default=DEFAULT, metavar="NAME",
                     help=f"{', '.join(PROTOCOLS)} (default {DEFAULT})")
     ev.add_argument("--maps", type=Path, metavar="DIR",
-                    help="the anomaly maps' tree (mvtec-ad: <DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png)")
+                    help="the anomaly maps' tree, laid out as the protocol's dataset (mvtec-ad: "
+                         "<DIR>/<category>/test/<defect>/<name>.tiff|.npy|.png; the others: the list above)")
     ev.add_argument("--gt", type=Path, metavar="DIR",
                     help="the dataset's tree with the ground truth (mvtec-ad: "
-                         "<DIR>/<category>/ground_truth/<defect>/<name>_mask.png)")
+                         "<DIR>/<category>/ground_truth/<defect>/<name>_mask.png; visa: the dataset root, default "
+                         "the split CSV's grandparent; the others: the list above)")
     ev.add_argument("--manifest", type=Path, metavar="CSV",
                     help="instead of --maps/--gt: a CSV with the columns map, mask (a path, or empty for a good "
                          "image) and optionally score, label (0/1), category, defect")

@@ -1,6 +1,6 @@
 """The settings of one ``refmetrics evaluate`` run, as one object every stage reads."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -40,6 +40,7 @@ class Options:
     categories: tuple | None = None
     fpr_limit: float | None = None
     resize: str | None = None
+    resize_mode: str = "reflect"  # scikit-image's mode past the edges; "edge" clamps, as OpenCV (Real-IAD's ADEval)
     connectivity: int | None = None
     image_score: ImageScore | None = None
     float16: bool = False
@@ -48,4 +49,3 @@ class Options:
     quiet: bool = True
     official: bool = True
     per_defect: bool = True
-    extra: dict = field(default_factory=dict)

@@ -150,11 +150,9 @@ class GroupState:
         if values.shape != sample.target:
             from skimage.transform import resize
 
-            # options.extra["resize_mode"]: how the resize reaches past the edges (scikit-image's mode;
-            # "edge" clamps, as OpenCV's INTER_LINEAR does: Real-IAD's ADEval)
             values = resize(values.astype(np.float64), sample.target, order=RESIZE[self.options.resize],
                             preserve_range=True, anti_aliasing=False,
-                            mode=self.options.extra.get("resize_mode", "reflect"))
+                            mode=self.options.resize_mode)
         defective = sample.defective if sample.defective is not None else bool(mask is not None and mask.any())
         return Image(sample, values, mask, truth, score, defective)
 

@@ -104,7 +104,7 @@ class RealIAD(Protocol):
         if options.resize is None:  # ADEval resizes every map to its mask's size, bilinearly (OpenCV)
             options.resize = "bilinear"
         if options.resize == "bilinear":
-            options.extra.setdefault("resize_mode", RESIZE_MODE)
+            options.resize_mode = RESIZE_MODE
         notes = []
         settings = {"maps": str(options.maps), "gt": str(options.gt)}
         if options.split_json is not None:
@@ -147,7 +147,7 @@ class RealIAD(Protocol):
         resized = [s for s in state.samples if s.target != s.shape]
         if resized:
             how = ("bilinearly, edges clamped: OpenCV's INTER_LINEAR, as ADEval resizes"
-                   if options.resize == "bilinear" and options.extra.get("resize_mode") == RESIZE_MODE
+                   if options.resize == "bilinear" and options.resize_mode == RESIZE_MODE
                    else f"{options.resize}; ADEval resizes bilinearly (OpenCV's INTER_LINEAR)")
             note(notes, f"{len(resized)} of {len(state.samples)} maps resized to their masks' size ({how})")
         if options.official:
@@ -179,13 +179,13 @@ class RealIAD(Protocol):
         return {"fpr_limit": self.limits(options)[0], "sample_key": options.sample_key or reader.VIEW,
                 "sample_score": "maximum over the views' image scores", "sample_label": "maximum over the views",
                 "mask_threshold": f"> {reader.MASK_ABOVE}",
-                "resize_mode": options.extra.get("resize_mode", "reflect") if options.resize else None,
+                "resize_mode": options.resize_mode if options.resize else None,
                 "adeval_nstrips": NSTRIPS if options.official else None}
 
     def summary(self, options):
         lines = [(f"(sample: a sample's score and label are the maximum over its views, grouped by --sample-key "
                   f"{options.sample_key or reader.VIEW!r}; masks binarised > {reader.MASK_ABOVE})")]
-        if options.resize == "bilinear" and options.extra.get("resize_mode") == RESIZE_MODE:
+        if options.resize == "bilinear" and options.resize_mode == RESIZE_MODE:
             lines.append("(maps whose size differs from their mask's are resized to it bilinearly with the edges "
                          "clamped, as ADEval does with OpenCV's INTER_LINEAR)")
         if options.official:
