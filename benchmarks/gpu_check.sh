@@ -146,9 +146,7 @@ except Exception as exc:
     out["refmetrics_file"] = "error: %r" % exc
 print(json.dumps(out, indent=1, default=str))
 '
-timeout -k 5 "$T_ENV" "$PY" -c "$ENVPY" >"$WORK/env_before.json" 2>>"$ENVLOG"
-echo "0_env $? $((($(date +%s%N) - T0) / 1000000))" >>"$STEPS"
-cat "$WORK/env_before.json" >>"$ENVLOG" 2>/dev/null
+echo "0_env 0 $((($(date +%s%N) - T0) / 1000000))" >>"$STEPS"  # the versions are read after step 1
 
 # --- step 1: install -------------------------------------------------------------------------------------
 if [ "${GPU_CHECK_INSTALL:-1}" = 1 ]; then
@@ -162,7 +160,10 @@ else
     note "install: skipped (GPU_CHECK_INSTALL=0): PYTHONPATH=$PWD"
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # harmless after an editable install; needed without one
-timeout -k 5 "$T_ENV" "$PY" -c "$ENVPY" >"$WORK/env.json" 2>>"$ENVLOG" || cp "$WORK/env_before.json" "$WORK/env.json"
+T0=$(date +%s%N)
+timeout -k 5 "$T_ENV" "$PY" -c "$ENVPY" >"$WORK/env.json" 2>>"$ENVLOG"
+echo "0_versions $? $((($(date +%s%N) - T0) / 1000000))" >>"$STEPS"
+cat "$WORK/env.json" >>"$ENVLOG" 2>/dev/null
 
 # --- steps 2 (tests) and 4 (identity) side by side, then 3 (bench) alone ---------------------------------
 WORKERS=${GPU_CHECK_WORKERS:-$(($(nproc) > 4 ? ($(nproc) - 2 > 14 ? 14 : $(nproc) - 2) : 1))}

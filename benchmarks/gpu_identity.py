@@ -22,6 +22,7 @@ required row is identical, 1 otherwise, 2 when CUDA is unusable.
 """
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -38,11 +39,11 @@ ROOT = HERE.parent
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 if SIM:  # the tests' small launch shapes, so that the multi-block paths run on tiny inputs
     sys.path.insert(0, str(ROOT))
-    import tests.cudasim  # noqa: E402,F401
+    import tests.cudasim  # noqa: F401
 
-import refmetrics as rm  # noqa: E402
-from refmetrics import functional as F  # noqa: E402
-from refmetrics.registry import METRICS  # noqa: E402
+import refmetrics as rm
+from refmetrics import functional as F
+from refmetrics.registry import METRICS
 
 NOT_REQUIRED = {"anomaly_score_distribution"}  # the device's log: within 1 ulp of NumPy's
 
@@ -130,7 +131,7 @@ def summary(value):
 def batches(n, parts):
     """``parts`` slices of range(n), unequal sizes."""
     cuts = sorted({0, n, *[max(1, min(n - 1, (n * k) // (parts + 1) + k)) for k in range(1, parts)]})
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def cases(maps, masks, defects, small):
