@@ -12,7 +12,8 @@
 #   0 env       nvidia-smi, versions (python, numpy, numba, numba-cuda, NVVM, driver, torch, torchmetrics,
 #               anomalib, cupy, kornia), NumPy's SIMD line, the CPU. Carried wheels first: .whl/*.whl are
 #               installed into /tmp/site (PYTHONPATH); .whl/numba-cuda/*.whl (numba-cuda 0.30.4, what the
-#               kernels were compiled and simulated with) only when the image's numba-cuda is missing,
+#               kernels were compiled and simulated with) into python3's own environment (its .pth file
+#               redirects numba.cuda), only when the image's numba-cuda is missing,
 #               fails to import or is older than 0.30, or with GPU_CHECK_NUMBA_CUDA=carried.
 #   1 install   pip install --no-deps --no-build-isolation -e . (else PYTHONPATH=$PWD; recorded)
 #   2 tests     tests/test_backends.py and tests/test_cuda_toolchain.py on the device: NUMBA_ENABLE_CUDASIM
@@ -48,6 +49,9 @@ else  # the GPU run: about 5 minutes in all at most
     T_BENCH=${GPU_CHECK_T_BENCH:-110}; T_IDENTITY=${GPU_CHECK_T_IDENTITY:-150}
 fi
 export REFMETRICS_REQUIRE_CUDA=1
+if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda/nvvm ]; then  # where numba-cuda also looks for NVVM
+    export CUDA_HOME=/usr/local/cuda
+fi
 WORK=$(mktemp -d)  # the step list and the environment's JSON, outside OUTDIR (whose files all come back)
 STEPS="$WORK/steps"  # "name rc milliseconds" or "note text", one line each (folded into gpu_check.json)
 : >"$STEPS"
@@ -79,7 +83,7 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     if timeout -k 5 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl >>"$ENVLOG" 2>&1; then
         export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-        note "wheels installed into /tmp/site: $(cd .whl && ls -- *.whl | tr '\n' ' ')"
+        note "wheels installed into /tmp/site: $(cd .whl && printf '%s ' ./*.whl)"
     else
         note "wheels: pip install --target /tmp/site FAILED (see env.log)"
     fi
@@ -88,9 +92,10 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     if ls .whl/numba-cuda/*.whl >/dev/null 2>&1 && { [ "${GPU_CHECK_NUMBA_CUDA:-auto}" = carried ] ||
         ! "$PY" -c "import sys; v=tuple(int(x) for x in sys.argv[1].split('.')[:2]); sys.exit(v < (0, 30))" \
             "${NC:-0.0}" 2>/dev/null; }; then
-        if timeout -k 5 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-            --target /tmp/site .whl/numba-cuda/*.whl >>"$ENVLOG" 2>&1; then
-            export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+        # into the interpreter's own environment (the machine is thrown away after the run): numba-cuda
+        # redirects numba.cuda through a .pth file, which a --target folder on PYTHONPATH would not run
+        if timeout -k 5 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --force-reinstall .whl/numba-cuda/*.whl >>"$ENVLOG" 2>&1; then
             note "numba-cuda: the carried wheel replaces the image's (${NC:-not importable})"
         else
             note "numba-cuda: installing the carried wheel FAILED (see env.log)"
@@ -104,7 +109,8 @@ fi
 ENVPY='
 import json, os, platform, sys
 sys.path.insert(0, "benchmarks")
-out = {"python": sys.version.split()[0], "executable": sys.executable}
+out = {"python": sys.version.split()[0], "executable": sys.executable, "CUDA_HOME": os.environ.get("CUDA_HOME"),
+       "PYTHONPATH": os.environ.get("PYTHONPATH")}
 for name in ("numpy", "numba", "numba_cuda", "torch", "torchmetrics", "anomalib", "cupy", "kornia", "scipy",
              "skimage", "pytest", "hypothesis", "xdist"):
     try:
@@ -314,6 +320,7 @@ print("record: %s" % os.path.join(out, "gpu_check.json"))
 '
 "$PY" -c "$RECPY" "$OUTDIR" "$DATE" "$START" "$SMALL" "$WORK" 2>&1 | tee -a "$OUTDIR/env.log"
 if [ ! -s "$OUTDIR/gpu_check.json" ]; then  # the record's own script failed: a minimal record all the same
+    # shellcheck disable=SC1003  # tr's set: the double quote and the backslash
     printf '{"date": "%s", "error": "the record script failed: see env.log", "steps_raw": "%s"}\n' "$DATE" \
         "$(tr '\n' ';' <"$STEPS" | tr -d '"\\')" >"$OUTDIR/gpu_check.json"
 fi
