@@ -45,7 +45,7 @@ if [ "$SMALL" = 1 ]; then
     T_BENCH=${GPU_CHECK_T_BENCH:-600}; T_IDENTITY=${GPU_CHECK_T_IDENTITY:-900}
 else  # the GPU run: about 5 minutes in all at most
     unset NUMBA_ENABLE_CUDASIM
-    T_ENV=${GPU_CHECK_T_ENV:-25}; T_INSTALL=${GPU_CHECK_T_INSTALL:-30}; T_TESTS=${GPU_CHECK_T_TESTS:-150}
+    T_ENV=${GPU_CHECK_T_ENV:-40}; T_INSTALL=${GPU_CHECK_T_INSTALL:-30}; T_TESTS=${GPU_CHECK_T_TESTS:-150}
     T_BENCH=${GPU_CHECK_T_BENCH:-110}; T_IDENTITY=${GPU_CHECK_T_IDENTITY:-150}
 fi
 export REFMETRICS_REQUIRE_CUDA=1
@@ -250,7 +250,7 @@ try:
             tests["skipped"] += 1
         else:
             tests["passed"] += 1
-            if re.search(r"\[.*(cuda|device).*\]|gpu|cuda", case.get("name") or ""):
+            if re.search(r"\[(.*-)?(cuda|device)(-.*)?\]|_gpu", case.get("name") or ""):
                 tests["cuda_tests_run"] += 1
 except Exception as exc:
     tests["error"] = "no junit XML: %s: %s" % (type(exc).__name__, exc)
@@ -268,7 +268,8 @@ bench = load("bench.json")
 identity = load("identity.json")
 record = {
     "date": date, "small": small, "simulator": os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
-    "device": device or env.get("numba_device"), "driver": driver, "compute_capability": cc,
+    "device": device or (None if str(env.get("numba_device")).startswith("error") else env.get("numba_device")),
+    "driver": driver, "compute_capability": cc,
     "memory_total": mem, "nvidia_smi": smi.strip(),
     "versions": {k: env.get(k) for k in ("python", "numpy", "numba", "numba_cuda", "torch", "torchmetrics",
                                          "anomalib", "cupy", "kornia", "scipy", "skimage", "pytest", "xdist",
