@@ -279,7 +279,8 @@ record = {
     "tests": tests,
     "bench": {k: bench.get(k) for k in bench if k not in ("machine",)},
     "identity": {"all_identical": identity.get("all_identical"), "not_identical": identity.get("not_identical"),
-                 "pixels": identity.get("pixels"), "rows": identity.get("rows"), "error": identity.get("error")},
+                 "pixels": identity.get("pixels"), "complete": identity.get("complete"),
+                 "rows": identity.get("rows"), "error": identity.get("error")},
 }
 import time
 record["total_seconds"] = round(time.time() - start, 1)
@@ -313,7 +314,7 @@ if "aupro_abs_diff_vs_anomalib" in bench:
 if bench.get("error"):
     print("  bench: %s" % bench["error"])
 rows = identity.get("rows") or []
-print("identity: %d/%d rows identical; all required identical: %s%s" % (sum(1 for r in rows if r.get("identical")), len(rows),
+print("identity%s: %d/%d rows identical; all required identical: %s%s" % ("" if identity.get("complete", True) else " (INCOMPLETE)",sum(1 for r in rows if r.get("identical")), len(rows),
       identity.get("all_identical"), ("; NOT: " + ", ".join(identity.get("not_identical") or [])) if identity.get("not_identical") else ""))
 if identity.get("error"):
     print("  identity: %s" % identity["error"])

@@ -18,7 +18,8 @@ Usage::
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/gpu_identity.py --small           # rehearsal, simulator
 
 ``benchmarks/gpu_check.sh`` runs it as its step 4. Exit status: 0 when every
-required row is identical, 1 otherwise, 2 when CUDA is unusable.
+required row is identical, 1 otherwise, 2 when CUDA is unusable. The JSON is rewritten after every row
+(``complete: false`` until the last), so a run stopped by a timeout still leaves the rows it finished.
 """
 
 import argparse
@@ -246,6 +247,13 @@ def main(argv=None):
           f"{' under the simulator' if SIM else ''}", flush=True)
     rows = []
     start = time.perf_counter()
+
+    def save(verdict, bad, done):
+        if args.json:
+            args.json.write_text(json.dumps({"images": images, "size": size, "pixels": int(maps.size),
+                                             "simulator": SIM, "complete": done, "rows": rows,
+                                             "all_identical": verdict, "not_identical": bad,
+                                             "metrics": sorted({r["metric"] for r in rows})}, indent=1))
     for metric, label, run in cases(maps, masks, defects, args.small):
         if only and metric not in only:
             continue
@@ -272,16 +280,13 @@ def main(argv=None):
               f"  {row['cuda'][:90]}", flush=True)
         if not row["identical"]:
             print(f"      cpu:  {row['cpu'][:300]}\n      cuda: {row['cuda'][:300]}", flush=True)
+        save(False, [f"{r['metric']} ({r['call']})" for r in rows if r["required"] and not r["identical"]], False)
     required = [r for r in rows if r["required"]]
     verdict = bool(required) and all(r["identical"] for r in required)
     bad = [f"{r['metric']} ({r['call']})" for r in required if not r["identical"]]
     print(f"gpu_identity: {sum(r['identical'] for r in rows)}/{len(rows)} rows identical; all required identical: "
           f"{verdict}{'; not identical: ' + ', '.join(bad) if bad else ''} ({time.perf_counter() - start:.1f} s)")
-    if args.json:
-        args.json.write_text(json.dumps({"images": images, "size": size, "pixels": int(maps.size),
-                                         "simulator": SIM, "rows": rows, "all_identical": verdict,
-                                         "not_identical": bad,
-                                         "metrics": sorted({r["metric"] for r in rows})}, indent=1))
+    save(verdict, bad, True)
     return 0 if verdict else 1
 
 
