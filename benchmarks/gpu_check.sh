@@ -29,7 +29,9 @@
 #
 # Knobs: GPU_CHECK_SMALL=1 (tiny sizes, a -k subset of the tests: the simulator rehearsal), GPU_CHECK_INSTALL=0
 # (no pip install: PYTHONPATH=$PWD), GPU_CHECK_WORKERS (pytest -n; default: cores - 2, at most 14),
-# GPU_CHECK_T_<STEP> (seconds: T_ENV, T_INSTALL, T_TESTS, T_BENCH, T_IDENTITY), PYTHON (default python3).
+# GPU_CHECK_T_<STEP> (seconds: T_ENV, T_INSTALL, T_TESTS, T_BENCH, T_IDENTITY), GPU_CHECK_DEADLINE (seconds for
+# the whole run, default 380 on the GPU: the tests' and the bench's limits shrink to end by then, so that a
+# device command's timeout_s of 420 never cuts the record), PYTHON (default python3).
 
 set -u
 START=$(date +%s)
@@ -43,11 +45,17 @@ export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 if [ "$SMALL" = 1 ]; then
     T_ENV=${GPU_CHECK_T_ENV:-120}; T_INSTALL=${GPU_CHECK_T_INSTALL:-120}; T_TESTS=${GPU_CHECK_T_TESTS:-900}
     T_BENCH=${GPU_CHECK_T_BENCH:-600}; T_IDENTITY=${GPU_CHECK_T_IDENTITY:-900}
-else  # the GPU run: about 5 minutes in all at most
+else  # the GPU run: about 4 minutes, at most GPU_CHECK_DEADLINE seconds (the steps' limits shrink to fit)
     unset NUMBA_ENABLE_CUDASIM
     T_ENV=${GPU_CHECK_T_ENV:-40}; T_INSTALL=${GPU_CHECK_T_INSTALL:-30}; T_TESTS=${GPU_CHECK_T_TESTS:-150}
     T_BENCH=${GPU_CHECK_T_BENCH:-110}; T_IDENTITY=${GPU_CHECK_T_IDENTITY:-150}
 fi
+DEADLINE=${GPU_CHECK_DEADLINE:-$([ "$SMALL" = 1 ] && echo 3600 || echo 380)}  # seconds for the whole run
+limit() {  # limit WANTED RESERVE: WANTED, or less so that RESERVE seconds are left before the deadline
+    local left=$((DEADLINE - ($(date +%s) - START) - $2))
+    [ "$left" -lt 20 ] && left=20
+    echo $(($1 < left ? $1 : left))
+}
 export REFMETRICS_REQUIRE_CUDA=1
 if [ -z "${CUDA_HOME:-}" ] && [ -d /usr/local/cuda/nvvm ]; then  # where numba-cuda also looks for NVVM
     export CUDA_HOME=/usr/local/cuda
@@ -186,6 +194,9 @@ if [ "$SMALL" = 1 ]; then  # the rehearsal: a few tests of each kind
     KEXPR=(-k "test_the_cuda_backends_run_wherever_they_can or test_numba_cuda_warnings_are_errors or (test_ranking_scalars and auroc and float32) or (test_region_metrics and float32 and cuda) or test_every_kernel_uses_the_keyed_cache")
     TESTS=(tests/test_backends.py tests/test_cuda_toolchain.py)
 fi
+RESERVE=$((T_BENCH < 90 ? T_BENCH + 15 : 105))  # the bench keeps at least 90 s (its rows are saved one by one)
+T_TESTS=$(limit "$T_TESTS" "$RESERVE")
+T_IDENTITY=$(limit "$T_IDENTITY" "$RESERVE")
 step 2_tests "$T_TESTS" "$OUTDIR/tests.log" "$PY" -m pytest "${TESTS[@]}" "${KEXPR[@]}" "${XDIST[@]}" -q -rA \
     -p no:cacheprovider --maxfail=40 --durations=15 --junitxml="$OUTDIR/tests.xml" &
 TESTS_PID=$!
@@ -204,6 +215,7 @@ if [ "$SMALL" = 1 ]; then
 else
     BENCHARGS=(--images 190 --size 512 --repeat 5 --anomalib-repeat 1 --cpu-repeat 1)
 fi
+T_BENCH=$(limit "$T_BENCH" 10)
 step 3_bench "$T_BENCH" "$OUTDIR/bench.log" "$PY" benchmarks/bench_cuda.py "${BENCHARGS[@]}" \
     --json "$OUTDIR/bench.json"
 
