@@ -11,6 +11,8 @@ These run without the simulator (it has neither a compiler nor a disk cache).
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -122,3 +124,18 @@ def test_an_edited_helper_in_another_file_changes_the_key(tmp_path, monkeypatch)
     key_original = cache._index_key(SIG, _Codegen())
     monkeypatch.setattr(_jit, "_SOURCE_HASH", edited)
     assert cache._index_key(SIG, _Codegen()) != key_original
+
+
+def test_numba_cuda_loads_where_numpy_has_no_row_stack():
+    """NumPy 2.5 removed ``np.row_stack``, which numba-cuda 0.30.4 names when its array support loads (the
+    first real-GPU run failed every kernel so); importing the CUDA kernels restores the alias first."""
+    code = ("import numpy as np\n"
+            "if hasattr(np, 'row_stack'):\n"
+            "    del np.row_stack  # as NumPy 2.5\n"
+            "import refmetrics.kernels.cuda\n"
+            "assert np.row_stack is np.vstack\n"
+            "import numba.cuda.np.arrayobj  # numba-cuda's array support: the module that names it\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, NUMBA_ENABLE_CUDASIM="1"))
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
