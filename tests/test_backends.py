@@ -464,14 +464,17 @@ if "cuda" in BACKENDS:
         monkeypatch.setattr(cuda, "as_cuda_array", as_cuda_array, raising=False)
         from refmetrics.kernels.cuda import ranking as KC
 
-        launch = type(KC.encode_keys).__call__
-
         def recording_launch(self, *args):
             if "launch" not in events:
                 events.append("launch")
             return launch(self, *args)
 
-        monkeypatch.setattr(type(KC.encode_keys), "__call__", recording_launch)
+        if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":  # the simulator's kernel is launched by its __call__
+            launcher = type(KC.encode_keys)
+        else:  # a real launch, kernel[grid, block](...), calls its launch configuration (first GPU run)
+            from numba.cuda.dispatcher import _LaunchConfiguration as launcher
+        launch = launcher.__call__
+        monkeypatch.setattr(launcher, "__call__", recording_launch)
         preds, target, _ = RANKING["float32-ties-inf"]
         got = F.auroc(Tensor(preds), Tensor(target))
         assert identical(got, F.auroc(preds, target, backend="cpu"))
@@ -596,6 +599,7 @@ if "cuda" in BACKENDS:
         assert sk.tolist() == keys[order].tolist() and sp.tolist() == payload[order].tolist()
         assert _sorted_on_the_device(keys[:29])[0].tolist() == np.sort(keys[:29]).tolist()  # no payload
 
+    @pytest.mark.filterwarnings("ignore:.*Grid size:Warning")  # a one-block launch on purpose (real GPU)
     def test_match_any_sync_masks():
         """``cuda.match_any_sync`` (the simulator's, from ``kernels/cuda/_simulator.py``, or the
         GPU's) against NumPy: a block of 48 threads is a full warp and a partial one of 16 lanes,
@@ -823,6 +827,7 @@ if "cuda" in BACKENDS:
         KS.column_mean_std[m, KC.THREADS](cuda.to_device(columns), np.int64(n), mean, std)
         return mean.copy_to_host(), std.copy_to_host()
 
+    @pytest.mark.filterwarnings("ignore:.*Grid size:Warning")  # a one-block launch on purpose (real GPU)
     def test_column_mean_std_in_parallel():
         """One block per column, the threads' compensated sums combined in a tree: within 1e-12 of
         the exact mean and std (naive.mean_std, fractions) and of the CPU's sequential sums (in
