@@ -8,9 +8,9 @@ either the previous run or this one, never a mix.
 import json
 from pathlib import Path
 
-from .. import _labels as L
+from .. import _labels as labelling
 from .._outdir import OutputDir, OutputError
-from . import writers as W
+from . import writers
 from .options import Options
 from .samples import Result, by_category, check_headers
 from .state import GroupState
@@ -80,8 +80,8 @@ def _previous_files(out):
 
 def _stage(staging, protocol, results, columns, options, settings, notes):
     """Write every output of the run into ``staging``; the files written, relative to it."""
-    (staging / "results.md").write_text(W.markdown_table(results, columns, protocol.title), encoding="utf-8")
-    (staging / "results.tex").write_text(W.latex_table(results, columns), encoding="utf-8")
+    (staging / "results.md").write_text(writers.markdown_table(results, columns, protocol.title), encoding="utf-8")
+    (staging / "results.tex").write_text(writers.latex_table(results, columns), encoding="utf-8")
     written = list(CORE_FILES)
     for name, text in protocol.extra_files(results, options).items():
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def _stage(staging, protocol, results, columns, options, settings, notes):
     if options.figures:
         (staging / "figures").mkdir()
         written += [f"figures/{n}" for n in protocol.figures(results, options, staging / "figures")]
-    (staging / "results.json").write_text(W.to_json(protocol, results, columns, settings, written, notes),
+    (staging / "results.json").write_text(writers.to_json(protocol, results, columns, settings, written, notes),
                                           encoding="utf-8")
     return written
 
@@ -108,7 +108,7 @@ def run(protocol, dataset, out, options=None):
     describes one run.
     """
     options = options or Options()
-    options.connectivity = L.check_connectivity(options.connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
+    options.connectivity = labelling.check_connectivity(options.connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
     check_headers(dataset.samples, options.resize)
     for group in dataset.validation.values():
         check_headers(group, options.resize)
@@ -122,7 +122,7 @@ def run(protocol, dataset, out, options=None):
             if (target.out / "figures").exists() and not (target.out / "figures").is_dir():
                 raise OutputError(f"--out: {target.out / 'figures'} exists and is not a directory")
             target.check_writable("figures")
-            slugs = W.figure_slugs(groups).values()
+            slugs = writers.figure_slugs(groups).values()
             names += [f"figures/{slug}_{kind}.png" for slug in slugs for kind in protocol.figure_kinds(options)]
         target.check_destinations(names)
         results = [evaluate_category(protocol, dataset, group, options) for group in groups.values()]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _files as IO
+from .. import _files as fileio
 
-InputError = IO.InputError
+InputError = fileio.InputError
 RESIZE = {"nearest": 0, "bilinear": 1}  # --resize: scikit-image's interpolation order
 
 
@@ -74,8 +74,8 @@ def _truth_shape(s):
         pngs = sorted(s.channels.glob("*.png"))
         if not pngs:
             raise InputError(f"{s.channels}: expected one or more channel PNGs (000.png, ...), found none")
-        return IO.mask_shape(pngs[0], IO.header(pngs[0])[0])
-    return IO.mask_shape(s.mask, IO.header(s.mask)[0])
+        return fileio.mask_shape(pngs[0], fileio.header(pngs[0])[0])
+    return fileio.mask_shape(s.mask, fileio.header(s.mask)[0])
 
 
 def check_headers(samples, resize):
@@ -89,8 +89,8 @@ def check_headers(samples, resize):
     (when the masks have one size).
     """
     for s in samples:
-        shape, s.dtype = IO.header(s.map)
-        s.shape = IO.map_shape(s.map, shape)
+        shape, s.dtype = fileio.header(s.map)
+        s.shape = fileio.map_shape(s.map, shape)
         if s.dtype.kind not in "biuf":
             raise InputError(f"{s.map}: expected real anomaly scores, received dtype {s.dtype}")
         if s.truth is not None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _files as IO
-from .. import _validation as V
-from .. import functional as F
+from .. import _files as fileio
+from .. import _validation as validation
+from .. import functional
 from ..state import PixelState
 from .options import ImageScore
 from .samples import RESIZE, InputError
@@ -29,7 +29,7 @@ def score_of(image_score, values, path):
     if image_score.reduce == "max":
         return float(values.max())
     try:
-        return float(F.image_scores(values[np.newaxis], reduce=image_score.reduce, k=image_score.k,
+        return float(functional.image_scores(values[np.newaxis], reduce=image_score.reduce, k=image_score.k,
                                     kernel=image_score.kernel, backend="cpu")[0])
     except ValueError as exc:
         raise InputError(f"{path}: --image-score {image_score.reduce}: {exc}") from exc
@@ -77,7 +77,7 @@ class Pixels:
 
     def __init__(self, samples, options):
         total = sum(s.target[0] * s.target[1] for s in samples)
-        V.check_size_limit(total)
+        validation.check_size_limit(total)
         dtype = np.float64 if is_wide(samples, options.float16) else np.float32
         self.state = PixelState(total, dtype, options.connectivity)
 
@@ -128,7 +128,7 @@ class GroupState:
 
     def read(self, sample):
         """The :class:`Image` of one sample (map, ground truth and score read and checked)."""
-        values = IO.read_map(sample.map)
+        values = fileio.read_map(sample.map)
         if self.options.float16:  # as the MVTec AD 2 server receives them: every score rounded to float16
             values = values.astype(np.float16).astype(np.float32)
         # the image score is reduced from the map as stored (before any resizing), unless the manifest gives it
@@ -137,7 +137,7 @@ class GroupState:
         if sample.channels is not None:
             mask, truth = read_channels(sample)
         elif sample.mask is not None:
-            mask = IO.read_mask(sample.mask, sample.mask_above)
+            mask = fileio.read_mask(sample.mask, sample.mask_above)
         else:
             mask = None
         n_defect_pixels = int(np.count_nonzero(mask)) if mask is not None else 0
@@ -168,14 +168,14 @@ def read_channels(sample):
     pngs = sorted(sample.channels.glob("*.png"))
     shape = sample.mask_shape
     for png in pngs:
-        got = IO.mask_shape(png, IO.header(png)[0])
+        got = fileio.mask_shape(png, fileio.header(png)[0])
         if got != shape:
             raise InputError(f"{png}: channel of size {got[0]}x{got[1]}, but {pngs[0].name} of the same image is "
                              f"{shape[0]}x{shape[1]}; every channel of an image must have one size")
     defects = []
     for png in pngs:  # one at a time, so that an error names the channel's file
         try:
-            defects += F.defects_from_channels([str(png)], config=sample.config)
+            defects += functional.defects_from_channels([str(png)], config=sample.config)
         except ValueError as exc:
             raise InputError(f"{png}: {str(exc).removeprefix('channels[0]: ')}") from exc
         if defects[-1][0].shape != shape:  # a colour or grey+alpha PNG: LOCO's channels are single grey PNGs

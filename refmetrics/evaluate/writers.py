@@ -159,7 +159,7 @@ def _value(values, *keys):
 def write_figures(results, fpr_limits, directory):
     """The standard figures of each category (ROC, PR, PRO to each limit, image-score histograms, and PIMO
     curves where measured): the names written, relative to ``directory``."""
-    from .. import plotting as P
+    from .. import plotting
 
     written = []
     slugs = figure_slugs(r.category for r in results)
@@ -169,24 +169,24 @@ def write_figures(results, fpr_limits, directory):
         figs = {}
         if "image roc" in c:
             auroc = _value(r.values, "image AUROC")
-            figs["roc"] = P.curves_figure(
+            figs["roc"] = plotting.curves_figure(
                 [(f"image (AUROC {auroc:.4f})", *c["image roc"]),
                  *([(f"pixel (AUROC {_value(r.values, 'pixel AUROC'):.4f})", *c["pixel roc"])]
                    if "pixel roc" in c else [])],
                 "False positive rate", "True positive rate", f"{r.category}: ROC", diagonal=True)
-            figs["pr"] = P.curves_figure(
+            figs["pr"] = plotting.curves_figure(
                 [(f"image (AP {_value(r.values, 'image AP'):.4f})", *c["image pr"]),
                  *([(f"pixel (AP {_value(r.values, 'pixel AP'):.4f})", *c["pixel pr"])] if "pixel pr" in c
                    else [])],
                 "Recall", "Precision", f"{r.category}: precision-recall", step=True)
         if "scores" in c:
-            figs["scores"] = P.score_histogram_figure(*c["scores"], f"{r.category}: image scores")
+            figs["scores"] = plotting.score_histogram_figure(*c["scores"], f"{r.category}: image scores")
         if c.get("pro") is not None:
             for i, limit in enumerate(fpr_limits):
                 key = "AUPRO" if "AUPRO" in r.values else f"AUPRO@{limit:g}"
                 value = _value(r.values, key)
                 kind = "pro" if i == 0 else f"pro{limit:g}"
-                figs[kind] = P.pro_figure(*c["pro"], value, limit)
+                figs[kind] = plotting.pro_figure(*c["pro"], value, limit)
                 figs[kind].axes[0].set_title(f"{r.category}: PRO to FPR {limit:g}, AUPRO = {value:.4f}")
         for kind, fig in figs.items():
             name = f"{slug}_{kind}.png"

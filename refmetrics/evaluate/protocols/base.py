@@ -14,8 +14,8 @@ from importlib import resources
 
 import numpy as np
 
-from ... import _validation as V
-from ... import functional as F
+from ... import _validation as validation
+from ... import functional
 from ..options import ImageScore
 from ..state import Pixels
 
@@ -67,7 +67,7 @@ def measure_into(values, notes, name, func, *args, **kwargs):
         warnings.simplefilter("always")
         values[name] = func(*args, **kwargs)
     for w in caught:
-        if issubclass(w.category, V.UndefinedMetricWarning):
+        if issubclass(w.category, validation.UndefinedMetricWarning):
             note(notes, f"{name}: {str(w.message).replace('; returning nan', '')} (reported as nan)")
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -122,17 +122,17 @@ def pro_curve(pixels, fpr_limit):
 
 def image_metrics(values, notes, scores, labels, prefix="image"):
     """Exact AUROC, AP and F1-max of image (or sample) scores into ``values``."""
-    measure_into(values, notes, f"{prefix} AUROC", F.auroc, scores, labels)
-    measure_into(values, notes, f"{prefix} AP", F.average_precision, scores, labels)
-    measure_into(values, notes, f"{prefix} F1-max", F.f1_max, scores, labels)
+    measure_into(values, notes, f"{prefix} AUROC", functional.auroc, scores, labels)
+    measure_into(values, notes, f"{prefix} AP", functional.average_precision, scores, labels)
+    measure_into(values, notes, f"{prefix} F1-max", functional.f1_max, scores, labels)
 
 
 def image_curves(scores, labels):
     """The image ROC and PR curves and the score histograms' two samples, for the figures."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", V.UndefinedMetricWarning)
-        precision, recall, _ = F.precision_recall_curve(scores, labels)
-        return {"image roc": F.roc_curve(scores, labels)[:2], "image pr": (recall[::-1], precision[::-1]),
+        warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
+        precision, recall, _ = functional.precision_recall_curve(scores, labels)
+        return {"image roc": functional.roc_curve(scores, labels)[:2], "image pr": (recall[::-1], precision[::-1]),
                 "scores": (scores[labels == 0], scores[labels == 1])}
 
 
@@ -140,7 +140,7 @@ def pixel_figure_curves(pixels, fpr_limits):
     """Pixel ROC/PR and PRO curves (to the largest limit) of a finished pixel state, for the figures."""
     curves = {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", V.UndefinedMetricWarning)
+        warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
         pixel = pixel_curves(pixels) if pixels.n_defect and pixels.n_bg else None
         if pixel:
             curves["pixel roc"], curves["pixel pr"] = pixel["roc"], pixel["pr"]

@@ -13,7 +13,7 @@ masks whole, as that code holds them.
 import warnings
 
 from ... import _validation as validation
-from ... import functional as F
+from ... import functional
 from ..readers import Dataset
 from ..readers import mvtec_3d_ad as reader
 from ..samples import InputError
@@ -76,7 +76,7 @@ class MVTec3DAD(Protocol):
         pixels.finish()
         scores, labels = images.arrays()
         values, notes = {}, []
-        measure_into(values, notes, "image AUROC", F.auroc, scores, labels)
+        measure_into(values, notes, "image AUROC", functional.auroc, scores, labels)
         measure_into(values, notes, "pixel AUROC", pixels.auroc)
         for limit in limits:
             measure_into(values, notes, f"AUPRO@{limit:g}", pixels.aupro, limit)
@@ -86,7 +86,7 @@ class MVTec3DAD(Protocol):
         if figures:  # the PR figure's legends show the APs, which the table leaves out
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
-                values["image AP"] = F.average_precision(scores, labels)
+                values["image AP"] = functional.average_precision(scores, labels)
                 values["pixel AP"] = pixels.average_precision()
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, limits))
         return Measured(values, pixel_counts(images, pixels), curves, notes)

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ... import functional as F
+from ... import functional
 from ...functional.segmentation import scores_from_counts
 from ...metrics.segmentation import ValidationThreshold
 from ..options import ImageScore
@@ -70,7 +70,7 @@ class SegmentationCounts:
         if math.isnan(self.threshold):
             return
         mask = image.mask if image.mask is not None else np.zeros(image.values.shape, bool)
-        s = F.segmentation_scores(image.values, mask, self.threshold, strict=True, backend="cpu")
+        s = functional.segmentation_scores(image.values, mask, self.threshold, strict=True, backend="cpu")
         self.rows.append((s["tp"], s["fp"], s["fn"], s["tn"]))
 
     def counts(self):
@@ -143,8 +143,8 @@ class MVTecAD2(Protocol):
                         f"{context['pixels']:,} pixels of {context['images']} validation/good maps"
                         f"{', rounded to float16' if options.float16 else ''}); a pixel is predicted defective "
                         "where its score is > the threshold")
-        measure_into(values, notes, "image AUROC", F.auroc, scores, labels)
-        measure_into(values, notes, "image AP", F.average_precision, scores, labels)
+        measure_into(values, notes, "image AUROC", functional.auroc, scores, labels)
+        measure_into(values, notes, "image AP", functional.average_precision, scores, labels)
         out = pixel_counts(images, pixels)
         out.update({"validation threshold": None if math.isnan(threshold) else threshold,
                     "validation images": context["images"], "validation pixels": context["pixels"]})

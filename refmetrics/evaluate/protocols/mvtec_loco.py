@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ... import functional as F
+from ... import functional
 from ...functional import spro as functional_spro
 from ..readers import Dataset
 from ..readers import mvtec_loco as reader
@@ -178,7 +178,7 @@ class MVTecLOCO(Protocol):
         for subset in subsets:
             keep = (types == GOOD) | (types == subset)
             got = {}
-            measure_into(got, notes, f"image AUROC ({SHORT[subset]})", F.auroc, scores[keep], labels[keep])
+            measure_into(got, notes, f"image AUROC ({SHORT[subset]})", functional.auroc, scores[keep], labels[keep])
             aurocs[subset] = got[f"image AUROC ({SHORT[subset]})"]
             subset_state = defects.subset_state(subset)
             measure_into(got, notes, f"AU-sPRO ({subset})", functional_spro.au_spro_from_state, subset_state,
@@ -317,7 +317,7 @@ def _quiet_roc(scores, labels):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)
-        fpr, tpr, _ = F.roc_curve(scores, labels)
+        fpr, tpr, _ = functional.roc_curve(scores, labels)
     return fpr, tpr
 
 

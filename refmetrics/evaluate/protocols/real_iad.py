@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ... import functional as F
+from ... import functional
 from ..readers import Dataset
 from ..readers import real_iad as reader
 from ..samples import InputError
@@ -137,8 +137,8 @@ class RealIAD(Protocol):
         scores, labels = images.arrays()
         sample_scores, sample_labels, _ = sample_level(scores, labels, images.groups)
         values, notes = {}, []
-        measure_into(values, notes, "sample AUROC", F.auroc, sample_scores, sample_labels)
-        measure_into(values, notes, "sample AP", F.average_precision, sample_scores, sample_labels)
+        measure_into(values, notes, "sample AUROC", functional.auroc, sample_scores, sample_labels)
+        measure_into(values, notes, "sample AP", functional.average_precision, sample_scores, sample_labels)
         image_metrics(values, notes, scores, labels)
         measure_into(values, notes, "pixel AUROC", pixels.auroc)
         measure_into(values, notes, "pixel AP", pixels.average_precision)

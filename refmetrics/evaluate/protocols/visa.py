@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from ... import _validation as validation
-from ... import functional as F
+from ... import functional
 from ..readers import Dataset
 from ..readers import visa as reader
 from ..samples import InputError
@@ -57,7 +57,7 @@ def visa_image_aupr(scores, labels):
         return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
-        precision, recall, _ = F.precision_recall_curve(np.asarray(scores), labels)
+        precision, recall, _ = functional.precision_recall_curve(np.asarray(scores), labels)
     trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed it; NumPy 1.25 has trapz only
     return float(-trapezoid(precision, recall))  # recall decreases along the curve: sklearn's auc negates too
 

@@ -13,7 +13,7 @@ mask must be all zero.
 
 from pathlib import Path
 
-from ... import _files as IO
+from ... import _files as fileio
 from ..samples import InputError, Sample
 from .mvtec_ad import map_files
 
@@ -60,7 +60,7 @@ def discover(maps_dir, gt_dir, categories=None):
             for stem, mask in masks.items():
                 if stem not in by_stem:
                     raise InputError(f"{mask}: missing map, expected {maps_test / defect / stem}"
-                                     f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                                     f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
                 good = defect == "good"
                 # anomalous when the mask holds a defect pixel (decided once read), as the official script
                 found.append(Sample(category, by_stem[stem], mask, defective=False if good else None,

@@ -6,7 +6,7 @@
 
 from pathlib import Path
 
-from ... import _files as IO
+from ... import _files as fileio
 from ..samples import InputError, Sample
 
 OTHER_IMAGES = {".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".exr", ".hdr", ".pfm"}
@@ -20,8 +20,8 @@ def map_files(directory):
         suffix = path.suffix.lower()
         if suffix in OTHER_IMAGES:
             raise InputError(f"{path}: unsupported map file type {suffix!r}; save maps as "
-                             f"{', '.join(IO.MAP_SUFFIXES)} (lossless, exact scores)")
-        if suffix not in IO.MAP_SUFFIXES or not path.is_file():
+                             f"{', '.join(fileio.MAP_SUFFIXES)} (lossless, exact scores)")
+        if suffix not in fileio.MAP_SUFFIXES or not path.is_file():
             continue
         if path.stem in by_stem:
             raise InputError(f"{path}: two maps for image {path.stem!r} ({by_stem[path.stem].name} too)")
@@ -69,7 +69,7 @@ def discover(maps_dir, gt_dir, categories=None):
                     sample = Sample(category, path, mask, defective=True, defect=defect)
                 found.append(sample)
         if not found:
-            raise InputError(f"{test}: no anomaly maps ({', '.join(IO.MAP_SUFFIXES)}) in its defect directories")
+            raise InputError(f"{test}: no anomaly maps ({', '.join(fileio.MAP_SUFFIXES)}) in its defect directories")
         # every ground-truth mask needs its map
         masks = {s.mask for s in found if s.mask is not None}
         if truth.is_dir():
@@ -77,7 +77,7 @@ def discover(maps_dir, gt_dir, categories=None):
                 if mask not in masks:
                     stem = mask.name[:-len("_mask.png")]
                     raise InputError(f"{mask}: missing map, expected {test / mask.parent.name / stem}"
-                                     f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                                     f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
         samples += found
     return samples
 

@@ -18,7 +18,7 @@ counted and named in a note, and left out (the evaluation server scores them).
 
 from pathlib import Path
 
-from ... import _files as IO
+from ... import _files as fileio
 from ..samples import InputError, Sample
 from .mvtec_ad import map_files
 
@@ -39,7 +39,7 @@ def _check_every_image_mapped(images_dir, by_stem, maps_dir):
     stems = _images(images_dir)
     for stem in sorted((stems or set()) - set(by_stem)):
         raise InputError(f"{images_dir / (stem + '.png')}: missing map, expected {maps_dir / stem}"
-                         f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                         f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
 
 
 def discover(maps_dir, gt_dir, categories=None):
@@ -86,7 +86,7 @@ def discover(maps_dir, gt_dir, categories=None):
                     raise InputError(f"{path}: missing mask, expected {mask}")
                 found.append(Sample(category, path, mask, defective=True, defect="bad"))
         if not found:
-            raise InputError(f"{test}: expected anomaly maps ({', '.join(IO.MAP_SUFFIXES)}) in good/ and bad/, "
+            raise InputError(f"{test}: expected anomaly maps ({', '.join(fileio.MAP_SUFFIXES)}) in good/ and bad/, "
                              "found none")
         masks = {s.mask for s in found}
         if truth.is_dir():
@@ -94,7 +94,7 @@ def discover(maps_dir, gt_dir, categories=None):
                 if mask not in masks:
                     stem = mask.name[:-len("_mask.png")]
                     raise InputError(f"{mask}: missing map, expected {test / 'bad' / stem}"
-                                     f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                                     f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
         valid_dir = maps_dir / category / "validation" / "good"
         if not valid_dir.is_dir():
             raise InputError(f"{valid_dir}: missing directory; expected the maps of the object's validation/good "
@@ -102,7 +102,7 @@ def discover(maps_dir, gt_dir, categories=None):
         valid = map_files(valid_dir)
         if not valid:
             raise InputError(f"{valid_dir}: expected the validation/good anomaly maps "
-                             f"({', '.join(IO.MAP_SUFFIXES)}), found none")
+                             f"({', '.join(fileio.MAP_SUFFIXES)}), found none")
         _check_every_image_mapped(gt_dir / category / "validation" / "good", valid, valid_dir)
         validation[category] = [Sample(category, p, None, defective=False, defect="good") for p in valid.values()]
         private = {split: len(map_files(maps_dir / category / split)) for split in PRIVATE

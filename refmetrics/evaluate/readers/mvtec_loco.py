@@ -12,8 +12,8 @@ saturation threshold; it is read once per object
 
 from pathlib import Path
 
-from ... import _files as IO
-from ... import functional as F
+from ... import _files as fileio
+from ... import functional
 from ..samples import InputError, Sample
 from .mvtec_ad import map_files
 
@@ -28,7 +28,7 @@ def read_config(path):
         raise InputError(f"{path}: missing defects config, expected the object's defects_config.json (a JSON "
                          "list of defect_name, pixel_value, saturation_threshold, relative_saturation entries)")
     try:
-        return F.read_defects_config(path)
+        return functional.read_defects_config(path)
     except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: {str(exc).removeprefix('path: ')}") from exc
 
@@ -74,7 +74,7 @@ def discover(maps_dir, gt_dir, categories=None):
                 found.append(Sample(category, path, None, defective=True, defect=subset, channels=channels,
                                     config=config))
         if not found:
-            raise InputError(f"{test}: no anomaly maps ({', '.join(IO.MAP_SUFFIXES)}) in its subset directories")
+            raise InputError(f"{test}: no anomaly maps ({', '.join(fileio.MAP_SUFFIXES)}) in its subset directories")
         # every channel directory needs its map; the ground truth holds the two subsets only
         have = {s.channels for s in found if s.channels is not None}
         if truth.is_dir():
@@ -86,6 +86,6 @@ def discover(maps_dir, gt_dir, categories=None):
                     if channels not in have:
                         raise InputError(f"{channels}: ground truth without a map, expected "
                                          f"{test / subset_dir.name / channels.name}"
-                                         f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                                         f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
         samples += found
     return samples

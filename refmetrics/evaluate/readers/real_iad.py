@@ -34,7 +34,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ... import _files as IO
+from ... import _files as fileio
 from ..samples import InputError, Sample
 from .mvtec_ad import map_files
 
@@ -141,7 +141,7 @@ def discover(maps_dir, gt_dir, categories=None, key=None, notes=None):
                 relative = path.relative_to(maps_dir / category)
                 found.append(_sample(category, defect, path, relative, gt_category, pattern))
         if not found:
-            raise InputError(f"{maps_dir / category}: no anomaly maps ({', '.join(IO.MAP_SUFFIXES)}) in its "
+            raise InputError(f"{maps_dir / category}: no anomaly maps ({', '.join(fileio.MAP_SUFFIXES)}) in its "
                              "OK/<sample>/ or NG/<defect>/<sample>/ directories")
         if notes is not None:
             _note_views(category, found, notes)
@@ -209,10 +209,10 @@ def from_split(maps_dir, gt_dir, split_dir, categories=None, key=None, notes=Non
         found = []
         for relative, mask_rel, anomaly_class in _split_entries(split, category):
             stem = maps_dir / category / relative.with_suffix("")
-            paths = [stem.with_name(stem.name + s) for s in IO.MAP_SUFFIXES if stem.with_name(stem.name + s).is_file()]
+            paths = [stem.with_name(stem.name + s) for s in fileio.MAP_SUFFIXES if stem.with_name(stem.name + s).is_file()]
             if not paths:
                 raise InputError(f"{split}: test image {relative.as_posix()}: missing map, expected {stem}"
-                                 f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                                 f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
             if len(paths) > 1:
                 raise InputError(f"{paths[1]}: two maps for test image {relative.as_posix()} ({paths[0].name} too)")
             path = paths[0]
@@ -229,7 +229,7 @@ def from_split(maps_dir, gt_dir, split_dir, categories=None, key=None, notes=Non
                 found.append(Sample(category, path, None, defective=False if defect == "OK" else None,
                                     defect=defect, group=group, mask_above=MASK_ABOVE))
         listed = {s.map for s in found}
-        left_out = [p for p in (maps_dir / category).rglob("*") if p.suffix.lower() in IO.MAP_SUFFIXES
+        left_out = [p for p in (maps_dir / category).rglob("*") if p.suffix.lower() in fileio.MAP_SUFFIXES
                     and p.is_file() and p not in listed]
         if notes is not None:
             if left_out:

@@ -17,7 +17,7 @@ release keeps the CSV in ``<root>/split_csv/``).
 import csv
 from pathlib import Path, PurePosixPath
 
-from ... import _files as IO
+from ... import _files as fileio
 from ..samples import InputError, Sample
 from .mvtec_ad import OTHER_IMAGES
 
@@ -37,7 +37,7 @@ def _relative(text, where, column):
 def _map_of(maps, image, where):
     """The map mirroring ``image`` (a relative path) under ``maps``: exactly one of the map suffixes."""
     directory = maps.joinpath(*image.parent.parts)
-    found = [directory / (image.stem + s) for s in IO.MAP_SUFFIXES if (directory / (image.stem + s)).is_file()]
+    found = [directory / (image.stem + s) for s in fileio.MAP_SUFFIXES if (directory / (image.stem + s)).is_file()]
     if len(found) > 1:
         raise InputError(f"{where}: two maps for image {image}: {found[0]} and {found[1].name}")
     if not found:
@@ -45,9 +45,9 @@ def _map_of(maps, image, where):
                  if (directory / (image.stem + s)).is_file()]
         if lossy:
             raise InputError(f"{lossy[0]}: unsupported map file type {lossy[0].suffix!r}; save maps as "
-                             f"{', '.join(IO.MAP_SUFFIXES)} (lossless, exact scores)")
+                             f"{', '.join(fileio.MAP_SUFFIXES)} (lossless, exact scores)")
         raise InputError(f"{where}: missing map for image {image}, expected {directory / image.stem}"
-                         f"{{{','.join(IO.MAP_SUFFIXES)}}}")
+                         f"{{{','.join(fileio.MAP_SUFFIXES)}}}")
     return found[0]
 
 
