@@ -552,3 +552,25 @@ def test_image_score_options_are_checked(tree, capsys):
     assert "argument --top-k: expected a number in (0, 1], received '1.5'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run("--image-score", "mean")
+
+
+@pytest.mark.parametrize("protocol", ["real-iad", "ader"])
+def test_wide_tables_continue_below_within_the_terminal(protocol, tmp_path, capsys, monkeypatch):
+    """A protocol with more columns than fit: the table continues in blocks below, each line within the
+    width, every column shown once with every category's value."""
+    from refmetrics import evaluate as E
+
+    monkeypatch.setenv("COLUMNS", "70")
+    assert cli.main(["evaluate", "--protocol", protocol, "--demo", "--quiet", "--no-figures",
+                     "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 70
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    columns = E.get_protocol(protocol).columns(E.Options())
+    headers = [line for line in lines if line.startswith("category ")]
+    assert len(headers) >= 2  # it did not fit in one block
+    shown = [h for line in headers for h in line.split()[1:]]
+    assert shown == [c.short + ("*" if c.official else "") for c in columns]
+    for category, entry in results["categories"].items():
+        cells = [v for line in lines if line.startswith(category + " ") for v in line.split()[1:]]
+        assert cells == [f"{entry['metrics'][c.key]:.4f}" for c in columns]

@@ -21,17 +21,21 @@ def mean_row(results, columns):
     return {c.key: float(np.mean([r.values[c.key] for r in results])) for c in columns}
 
 
-def text_table(results, columns, width=100):
-    """The table for a terminal, at most ``width`` columns (a category name too long for that gets a line
-    of its own); metrics grouped under their level (``image``, ``pixel``, ``sample``)."""
-    names = [r.category for r in results] + ["mean"]
-    rows = [r.values for r in results] + [mean_row(results, columns)]
-    subs = [c.short + ("*" if c.official else "") for c in columns]
-    widths = [max(len(h), 6) for h in subs]
-    cells_width = sum(w + 2 for w in widths)
-    width = max(width, 70)
-    name_width = max([8] + [len(n) for n in names if len(n) <= width - cells_width])
+def _column_blocks(widths, room):
+    """Split column indices into consecutive blocks whose cells fit in ``room`` characters (at least one
+    column each)."""
+    blocks, current, used = [], [], 0
+    for i, w in enumerate(widths):
+        if current and used + w + 2 > room:
+            blocks.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += w + 2
+    return blocks + [current]
 
+
+def _text_block(names, rows, columns, widths, name_width, width):
+    subs = [c.short + ("*" if c.official else "") for c in columns]
     top = " " * name_width
     i = 0
     while i < len(columns):  # one title per run of columns of one level
@@ -50,8 +54,28 @@ def text_table(results, columns, width=100):
             lines += textwrap.wrap(name, width) + [" " * name_width + cells]
         else:
             lines.append(f"{name:<{name_width}}" + cells)
+    return lines
+
+
+def text_table(results, columns, width=100):
+    """The table for a terminal, at most ``width`` columns: metrics grouped under their level (``image``,
+    ``pixel``, ``sample``, ``mean``); a category name too long for the width gets a line of its own, and
+    columns that do not fit beside each other continue in a second block (and a third...) below, each with
+    the category names again."""
+    names = [r.category for r in results] + ["mean"]
+    rows = [r.values for r in results] + [mean_row(results, columns)]
+    widths = [max(len(c.short) + (1 if c.official else 0), 6) for c in columns]
+    width = max(width, 70)
+    name_width = max([8] + [len(n) for n in names if len(n) <= width - (widths and max(widths) + 2)])
+    name_width = min(name_width, width // 3)  # columns keep at least two thirds of the width
+    lines = []
+    for block in _column_blocks(widths, width - name_width):
+        if lines:
+            lines.append("")
+        lines += _text_block(names, rows, [columns[i] for i in block], [widths[i] for i in block], name_width,
+                             width)
     if any(c.official for c in columns):
-        lines.append("(* a benchmark tool's own convention, named below, beside the exact value)")
+        lines.append("(* a benchmark tool's own convention, named below)")
     return "\n".join(lines)
 
 
