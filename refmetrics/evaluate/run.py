@@ -43,10 +43,13 @@ def evaluate_group(protocol, samples, options, context, name, figures):
 def defect_groups(samples):
     """``{defect type: its samples and every good one}``, or ``{}`` when the types are unknown (a manifest
     without a defect column) or there is only one."""
-    good = [s for s in samples if s.defective is False]
+    def is_good(s):  # labelled good, or of the defect type "good" (a manifest without labels)
+        return s.defective is False or s.defect == "good"
+
+    good = [s for s in samples if is_good(s)]
     types = {}
     for s in samples:
-        if s.defective is False:
+        if is_good(s):
             continue
         if s.defect is None:
             return {}

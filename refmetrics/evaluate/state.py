@@ -50,10 +50,11 @@ class Image:
 
 
 def is_wide(samples, float16=False):
-    """Whether the maps need float64 keys (float64 or wide integer maps, or resized ones)."""
-    if float16:
-        return False
-    return any(s.dtype.newbyteorder("=") in _WIDE or s.target != s.shape for s in samples)
+    """Whether the maps need float64 keys: resized maps (float64 values), or float64 or wide integer maps
+    unless ``float16`` rounds them first (a float16 score is exact in float32)."""
+    if any(s.target != s.shape for s in samples):
+        return True
+    return not float16 and any(s.dtype.newbyteorder("=") in _WIDE for s in samples)
 
 
 class Images:

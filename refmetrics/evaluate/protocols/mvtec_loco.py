@@ -83,9 +83,11 @@ class OfficialArrays:
     def __init__(self, samples, options):
         shapes = {s.target for s in samples}
         self.shape = shapes.pop() if len(shapes) == 1 else None
-        if options.float16:
+        if any(s.target != s.shape for s in samples):  # resized: float64 values, float16 or not
+            dtype = np.float64
+        elif options.float16:
             dtype = np.float32
-        elif any(s.target != s.shape for s in samples) or is_wide(samples):
+        elif is_wide(samples):
             dtype = np.float64
         else:
             dtype = np.result_type(*[s.dtype.newbyteorder("=") for s in samples])

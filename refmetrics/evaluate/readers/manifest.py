@@ -69,7 +69,10 @@ def read(path, categories=None, notes=None):
         if map_path.resolve() in seen:
             raise InputError(f"{where}: map {map_path} is listed twice (also on line {seen[map_path.resolve()]})")
         seen[map_path.resolve()] = line
-        # without a label column: defective when the mask has a defect pixel (decided once read)
+        # without a label: no mask is a good image; with a mask, defective when it has a defect pixel (decided
+        # once read)
+        if label is None and mask is None:
+            label = False
         samples.append(Sample(category, map_path, mask, defective=label, score=score, defect=row.get("defect") or None))
     if not samples:
         raise InputError(f"{path}: no rows" + (f" of the categories {', '.join(categories)}" if categories else ""))
