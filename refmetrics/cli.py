@@ -109,13 +109,34 @@ def _print_wrapped(text, width, indent="  "):
     print(textwrap.fill(text, width=width, subsequent_indent=indent, break_on_hyphens=False))
 
 
-def _evaluate_options(args, E):
+def _image_score(args, protocol, E):
+    """The image-score rule the options ask for, or None for the protocol's own. ``--top-k`` and
+    ``--pool-kernel`` refine the rule in force (``--image-score``'s, else the protocol's), and are an error
+    where that rule does not use them."""
+    if args.image_score is None and args.top_k is None and args.pool_kernel is None:
+        return None
+    own = protocol.image_score
+    reduce = args.image_score or own.reduce
+    for option, value, user in (("--top-k", args.top_k, "top_k_mean"), ("--pool-kernel", args.pool_kernel,
+                                                                          "pooled_max")):
+        if value is not None and reduce != user:
+            where = "--image-score" if args.image_score else f"--protocol {protocol.name}'s rule"
+            raise E.InputError(f"{option}: applies to the {user} image score; this run's is {reduce} ({where}): "
+                               f"add --image-score {user}")
+    default = own if own.reduce == reduce else E.ImageScore(reduce)
+    return E.ImageScore(reduce, args.top_k if args.top_k is not None else default.k,
+                        args.pool_kernel if args.pool_kernel is not None else default.kernel)
+
+
+def _evaluate_options(args, protocol, E):
+    for name in ("sample_key",):  # options of one protocol: an error elsewhere, never silently ignored
+        if getattr(args, name) is not None and name not in protocol.options:
+            raise E.InputError(f"--{name.replace('_', '-')}: --protocol {protocol.name} has no use for it "
+                               f"(it applies to {', '.join(p.name for p in E.PROTOCOLS.values() if name in p.options)})")
     return E.Options(maps=args.maps, gt=args.gt, manifest=args.manifest, split_csv=args.split_csv,
                      split_json=args.split_json,
                      categories=tuple(args.categories) if args.categories else None, fpr_limit=args.fpr_limit,
-                     resize=args.resize,
-                     image_score=E.ImageScore(args.image_score, args.top_k, args.pool_kernel) if args.image_score
-                     else None,
+                     resize=args.resize, image_score=_image_score(args, protocol, E),
                      float16=args.float16, sample_key=args.sample_key, figures=not args.no_figures,
                      quiet=args.quiet or not sys.stdout.isatty(), official=not args.no_official,
                      per_defect=not args.no_per_defect)
@@ -131,7 +152,7 @@ def cmd_evaluate(args):
     out = args.out
     try:
         protocol = E.get_protocol(args.protocol)
-        options = _evaluate_options(args, E)
+        options = _evaluate_options(args, protocol, E)
         if args.demo or not given:  # no dataset: the bundled demo, whatever the other options
             if given:
                 raise E.InputError("--demo runs on the bundled demo dataset: leave out "
@@ -308,9 +329,9 @@ def build_parser():
                          "the mean of its largest pixels (top_k_mean, --top-k; Dinomaly) or the maximum of its "
                          "average-pooled map (pooled_max, --pool-kernel; ADer); default: the protocol's; a "
                          "manifest's score column wins")
-    ev.add_argument("--top-k", type=_unit_interval, default=0.01, metavar="K",
+    ev.add_argument("--top-k", type=_unit_interval, default=None, metavar="K",
                     help="top_k_mean: the share of pixels averaged, in (0, 1] (default 0.01)")
-    ev.add_argument("--pool-kernel", type=_positive_int, default=16, metavar="N",
+    ev.add_argument("--pool-kernel", type=_positive_int, default=None, metavar="N",
                     help="pooled_max: the pooling window's side in pixels, stride 1, no padding (default 16)")
     ev.add_argument("--float16", action="store_true",
                     help="round every score to float16 first (as the MVTec AD 2 server receives them)")

@@ -545,7 +545,8 @@ def test_image_score_options_are_checked(tree, capsys):
     assert run("--maps", root / "maps", "--gt", root / "gt", "--out", root / "o", "--image-score", "pooled_max",
                "--pool-kernel", "10") == 2
     err = capsys.readouterr().err
-    assert "--image-score pooled_max: kernel: expected an int in [1, 8]" in err and "received 10" in err
+    assert "000.tiff: map of size 8x9, but the image score, pooled_max (maximum of the 10x10 average-pooled " \
+           "map), needs maps of at least 10x10 (--pool-kernel sets the window" in err
     assert not (root / "o" / "results.json").exists()
     with pytest.raises(SystemExit):
         run("--top-k", "1.5")
@@ -628,3 +629,21 @@ def test_a_manifest_with_defect_types_and_no_labels_breaks_down_like_the_tree(tm
         assert list(a[category]["defects"]) == ["blob", "scratch"]
         assert a[category]["defects"] == b[category]["defects"]
         assert a[category]["metrics"] == b[category]["metrics"]
+
+
+def test_options_a_run_cannot_use_are_errors(tmp_path, capsys):
+    """--top-k and --pool-kernel refine the rule in force (--image-score's or the protocol's) and are errors
+    where it does not use them; --sample-key is Real-IAD's alone (review: they were silently ignored)."""
+    out = tmp_path / "out"
+    for args, message in ((["--top-k", "0.1"], "--top-k: applies to the top_k_mean image score; this run's is max"),
+                          (["--image-score", "top_k_mean", "--pool-kernel", "4"],
+                           "--pool-kernel: applies to the pooled_max image score; this run's is top_k_mean"),
+                          (["--sample-key", "_C[1-5]"], "--sample-key: --protocol mvtec-ad has no use for it")):
+        assert run("--demo", "--out", out, *args) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+    # ADer's own rule is pooled_max: --pool-kernel refines it
+    assert run("--protocol", "ader", "--demo", "--out", out, "--no-figures", "--no-official", "--no-per-defect",
+               "--pool-kernel", "4") == 0
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["image_score"].startswith("pooled_max (maximum of the 4x4 average-pooled map)")

@@ -368,3 +368,19 @@ def test_spro_points_from_state_follow_the_exact_curve():
         assert np.all(x[:-1] <= limit)
         if limit == 1.0:  # the figure's sums are plain float64 (the exact curve's are double-double): 1e-12
             assert x[-1] == fpr[-1] and abs(y[-1] - spro[-1]) < 1e-12
+
+
+def test_a_directory_in_the_way_of_metrics_json_fails_before_computing(tmp_path, capsys, monkeypatch):
+    """The protocol's own files are checked with the others before anything is computed (review: a directory
+    named metrics_<object>.json failed the run only after every metric had been computed)."""
+    import importlib
+
+    run_module = importlib.import_module("refmetrics.evaluate.run")  # the module (the package exports run())
+
+    out = tmp_path / "out"
+    (out / "metrics_box.json").mkdir(parents=True)
+    computed = []
+    real = run_module.evaluate_category
+    monkeypatch.setattr(run_module, "evaluate_category", lambda *a: computed.append(1) or real(*a))
+    assert cli.main(["evaluate", "--protocol", "mvtec-loco", "--demo", "--quiet", "--out", str(out)]) == 2
+    assert "metrics_box.json" in capsys.readouterr().err and not computed

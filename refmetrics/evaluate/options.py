@@ -33,7 +33,6 @@ class Options:
 
     maps: Path | None = None
     gt: Path | None = None
-    root: Path | None = None
     manifest: Path | None = None
     split_csv: Path | None = None
     split_json: Path | None = None

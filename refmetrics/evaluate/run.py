@@ -12,7 +12,7 @@ from .. import _labels as labelling
 from .._outdir import OutputDir, OutputError
 from . import writers
 from .options import Options
-from .samples import Result, by_category, check_headers
+from .samples import InputError, Result, by_category, check_headers, size_text
 from .state import GroupState
 
 CORE_FILES = ("results.json", "results.md", "results.tex")
@@ -115,12 +115,19 @@ def run(protocol, dataset, out, options=None):
     check_headers(dataset.samples, options.resize)
     for group in dataset.validation.values():
         check_headers(group, options.resize)
+    rule = protocol.score_rule(options)
+    if rule.reduce == "pooled_max":  # the window must fit every map (as stored): said before anything is read
+        for s in dataset.samples:
+            if s.score is None and min(s.shape) < rule.kernel:
+                raise InputError(f"{s.map}: map of size {size_text(s.shape)}, but the image score, "
+                                 f"{rule.describe()}, needs maps of at least {rule.kernel}x{rule.kernel} "
+                                 "(--pool-kernel sets the window, --image-score the rule)")
     groups = by_category(dataset.samples)
     columns = protocol.columns(options)
     target = OutputDir(out)
     try:
         target.prepare()
-        names = list(CORE_FILES)
+        names = list(CORE_FILES) + protocol.extra_file_names(list(groups), options)
         if options.figures:
             if (target.out / "figures").exists() and not (target.out / "figures").is_dir():
                 raise OutputError(f"--out: {target.out / 'figures'} exists and is not a directory")

@@ -124,9 +124,6 @@ class GroupState:
     def __getitem__(self, name):
         return self.parts[name]
 
-    def __contains__(self, name):
-        return name in self.parts
-
     def read(self, sample):
         """The :class:`Image` of one sample (map, ground truth and score read and checked)."""
         values = fileio.read_map(sample.map)

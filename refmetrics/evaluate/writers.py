@@ -181,8 +181,8 @@ def _value(values, *keys):
 
 
 def write_figures(results, fpr_limits, directory):
-    """The standard figures of each category (ROC, PR, PRO to each limit, image-score histograms, and PIMO
-    curves where measured): the names written, relative to ``directory``."""
+    """The standard figures of each category (ROC, PR, PRO to each limit, image-score histograms): the names
+    written, relative to ``directory``."""
     from .. import plotting
 
     written = []

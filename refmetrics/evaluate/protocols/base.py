@@ -175,7 +175,9 @@ class Protocol:
     fpr_limits : tuple of float
         The AUPRO (or AU-sPRO) limits (``--fpr-limit`` replaces them by one).
     inputs : tuple of str
-        The options naming the dataset (``maps``, ``gt``, ``root``, ``manifest``, ``split_csv``).
+        The options naming the dataset (``maps``, ``gt``, ``manifest``, ``split_csv``, ``split_json``).
+    options : tuple of str
+        The options only this protocol uses (``sample_key``).
     """
 
     name = ""
@@ -185,6 +187,7 @@ class Protocol:
     image_score = ImageScore()
     fpr_limits = (0.3,)
     inputs = ("maps", "gt")
+    options = ()  # options only this protocol uses (``sample_key``): an error with any other
 
     # -- the dataset -------------------------------------------------------------
 
@@ -242,6 +245,11 @@ class Protocol:
         from ..writers import write_figures
 
         return write_figures(results, self.limits(options), directory)
+
+    def extra_file_names(self, categories, options):
+        """The names :meth:`extra_files` may write for these categories, checked before anything is computed
+        (so that, say, a directory in their way fails the run at once). Default: none."""
+        return []
 
     def extra_files(self, results, options):
         """``{relative path: text}`` of the protocol's own files (MVTec LOCO's ``metrics_<obj>.json``)."""

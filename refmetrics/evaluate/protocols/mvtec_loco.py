@@ -281,6 +281,9 @@ class MVTecLOCO(Protocol):
                 written.append(name)
         return written
 
+    def extra_file_names(self, categories, options):
+        return [f"metrics_{slug}.json" for slug in figure_slugs(categories).values()]
+
     def extra_files(self, results, options):
         """``metrics_<object>.json`` per object, in the official evaluation's schema, with the exact values."""
         files = {}

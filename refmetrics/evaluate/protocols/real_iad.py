@@ -45,6 +45,9 @@ _EXACT = (
 _MODEL = {"AUROC": "image_auroc", "AP": "image_ap"}
 
 
+ADEVAL_LIMIT = 0.3  # ADEval's AUPRO limit, fixed in its summary() whatever --fpr-limit says (as ader's)
+
+
 def official_key(key):
     return f"{key} (ADEval)"
 
@@ -97,6 +100,7 @@ class RealIAD(Protocol):
     official = f"ADEval ({NSTRIPS} bins between the smallest and largest score of each level)"
     fpr_limits = (0.3,)
     inputs = ("maps", "gt", "split_json")
+    options = ("sample_key",)
 
     def read(self, options):
         if options.maps is None or options.gt is None:
@@ -123,6 +127,8 @@ class RealIAD(Protocol):
                 short = label = f"AUPRO@{limit:g}"
             out.append(Column(key, level, short, label=label))
             if adeval and options.official:
+                if key == "AUPRO":  # ADEval's own limit, whatever --fpr-limit says
+                    short = label = f"AUPRO@{ADEVAL_LIMIT:g}"
                 out.append(Column(official_key(key), level, short, official=True,
                                   label=f"{label or key} ADEval"))
         return tuple(out)
@@ -173,7 +179,7 @@ class RealIAD(Protocol):
         maps, masks = arrays.stack()
         case = _Case(*image, maps=maps, masks=masks)
         for key, metric in (("pixel AUROC", "pixel_auroc"), ("pixel AP", "pixel_ap"), ("AUPRO", "aupro")):
-            _adeval(values, notes, key, case, metric, limit)
+            _adeval(values, notes, key, case, metric, ADEVAL_LIMIT if metric == "aupro" else limit)
 
     def settings(self, options):
         return {"fpr_limit": self.limits(options)[0], "sample_key": options.sample_key or reader.VIEW,
@@ -191,5 +197,5 @@ class RealIAD(Protocol):
         if options.official:
             lines.append(f"(* ADEval's convention: each level's scores counted in {NSTRIPS} bins between their "
                          "smallest and largest value, the ROC/PR/PRO curves integrated over the bin edges alone; "
-                         "ADEval's AUPRO limit is fixed at 0.3)")
+                         f"ADEval's AUPRO limit is fixed at {ADEVAL_LIMIT:g}, whatever --fpr-limit says)")
         return lines
