@@ -647,3 +647,21 @@ def test_options_a_run_cannot_use_are_errors(tmp_path, capsys):
                "--pool-kernel", "4") == 0
     settings = json.loads((out / "results.json").read_text())["settings"]
     assert settings["image_score"].startswith("pooled_max (maximum of the 4x4 average-pooled map)")
+
+
+def test_results_json_names_the_column_an_official_one_is_beside(tmp_path):
+    """Each official column names the exact column it approximates ("beside"); the image-score rule is
+    recorded as data too; results.tex has the per-defect tables results.md has."""
+    out = tmp_path / "out"
+    assert run("--protocol", "visa", "--demo", "--out", out, "--no-figures", "--image-score", "top_k_mean",
+               "--top-k", "0.05") == 0
+    results = json.loads((out / "results.json").read_text())
+    beside = {c["key"]: c["beside"] for c in results["columns"]}
+    assert beside == {"image AUROC": None, "image AP": None, "image AUPR (VisA, trapezoid)": "image AP",
+                      "image F1-max": None, "pixel AUROC": None, "pixel AUROC (VisA, 200 thresholds)": "pixel AUROC",
+                      "pixel AP": None, "pixel F1-max": None, "AUPRO": None}
+    assert results["settings"]["image_score_rule"] == {"reduce": "top_k_mean", "k": 0.05, "kernel": 16}
+    assert run("--demo", "--out", out, "--no-figures") == 0
+    tex = (out / "results.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == 3 and "% disc: per defect type" in tex
+    assert "\nblob & 1.0000 & 1.0000 & 1.0000 & " in tex

@@ -138,7 +138,9 @@ def run(protocol, dataset, out, options=None):
         results = [evaluate_category(protocol, dataset, group, options) for group in groups.values()]
         settings = dict(dataset.settings, protocol=protocol.name, **protocol.settings(options),
                         connectivity=options.connectivity, resize=options.resize,
-                        image_score=protocol.score_rule(options).describe(), float16=options.float16,
+                        image_score=rule.describe(),
+                        image_score_rule={"reduce": rule.reduce, "k": rule.k, "kernel": rule.kernel},
+                        float16=options.float16,
                         per_defect=options.per_defect, official=options.official)
         try:
             written = _stage(target.new, protocol, results, columns, options, settings, dataset.notes)

@@ -126,11 +126,33 @@ def latex_table(results, columns):
               r"\bottomrule", r"\end{tabular}"]
     if any(c.official for c in columns):
         lines.append(r"% $^*$: a benchmark tool's own convention, beside the exact value")
+    defect_columns = [c for c in columns if c.per_defect]
+    for r in results:  # per defect type (each with every good image), a table per category, as in Markdown
+        if r.defects:
+            lines += ["", f"% {tex(r.category)}: per defect type (each with every good image)",
+                      r"\begin{tabular}{l" + "r" * len(defect_columns) + "}", r"\toprule",
+                      "Defect type & " + " & ".join(tex(c.header) + ("$^*$" if c.official else "")
+                                                    for c in defect_columns) + r" \\", r"\midrule"]
+            for d in r.defects.values():
+                lines.append(tex(d.category) + " & " + " & ".join(f"{d.values[c.key]:.4f}" for c in defect_columns)
+                             + r" \\")
+            lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
 def _num(v):
     return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def beside(columns):
+    """For each column, the key of the exact column an official one is shown beside (the exact column
+    before it: every protocol places its official columns so), or None."""
+    out, last = [], None
+    for c in columns:
+        out.append(last if c.official else None)
+        if not c.official:
+            last = c.key
+    return out
 
 
 def to_json(protocol, results, columns, settings, files=(), notes=()):
@@ -150,8 +172,8 @@ def to_json(protocol, results, columns, settings, files=(), notes=()):
         "schema": SCHEMA,
         "protocol": {"name": protocol.name, "title": protocol.title, "official": protocol.official},
         "settings": settings,
-        "columns": [{"key": c.key, "level": c.level, "official": c.official, "per_defect": c.per_defect}
-                    for c in columns],
+        "columns": [{"key": c.key, "level": c.level, "official": c.official, "beside": b,
+                     "per_defect": c.per_defect} for c, b in zip(columns, beside(columns))],
         "files": list(files),
         "notes": list(notes),
         "categories": categories,
