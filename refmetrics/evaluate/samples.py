@@ -23,8 +23,10 @@ class Sample:
 
     ``defective`` is True, False, or None (decided once the mask is read: defective when it has a defect
     pixel). ``defect`` names its defect type (``"good"`` for a defect-free image), used by the per-defect
-    breakdown. ``group`` is the multi-view sample it belongs to (Real-IAD), ``channels`` a directory of
-    per-defect channel PNGs (MVTec LOCO) read with ``config`` (its ``defects_config.json``, read once).
+    breakdown. ``group`` is the multi-view sample it belongs to (Real-IAD). A ground truth other than one
+    mask file is ``truth_dir`` (MVTec LOCO's directory of channel PNGs), read by ``truth_reader``, which the
+    reader supplies: an object with ``shape(sample)`` (the 2-D size, from headers) and ``read(sample)``
+    (``(mask, truth)``: the defect pixels, and whatever else the protocol's accumulators take).
     ``mask_above``: a mask pixel is a defect pixel where its value exceeds this (0: any non-zero value).
     """
 
@@ -35,8 +37,8 @@ class Sample:
     score: float | None = None
     defect: str | None = None
     group: str | None = None
-    channels: Path | None = None
-    config: object = None
+    truth_dir: Path | None = None
+    truth_reader: object = None
     mask_above: int = 0
     shape: tuple = ()
     dtype: np.dtype = None
@@ -47,7 +49,7 @@ class Sample:
     @property
     def truth(self):
         """The file or directory holding the ground truth (a mask, or LOCO's channel directory), or None."""
-        return self.channels if self.channels is not None else self.mask
+        return self.truth_dir if self.truth_dir is not None else self.mask
 
 
 @dataclass
@@ -68,13 +70,9 @@ def size_text(shape):
 
 
 def _truth_shape(s):
-    """The ground truth's 2-D size: the mask's, or the first channel PNG's (LOCO; every channel must
-    match it, checked when read)."""
-    if s.channels is not None:
-        pngs = sorted(s.channels.glob("*.png"))
-        if not pngs:
-            raise InputError(f"{s.channels}: expected one or more channel PNGs (000.png, ...), found none")
-        return fileio.mask_shape(pngs[0], fileio.header(pngs[0])[0])
+    """The ground truth's 2-D size, from headers: the mask's, or what the sample's truth reader says."""
+    if s.truth_reader is not None:
+        return s.truth_reader.shape(s)
     return fileio.mask_shape(s.mask, fileio.header(s.mask)[0])
 
 

@@ -132,8 +132,8 @@ class GroupState:
         # the image score is reduced from the map as stored (before any resizing), unless the manifest gives it
         score = sample.score if sample.score is not None else score_of(self.image_score, values, sample.map)
         truth = None
-        if sample.channels is not None:
-            mask, truth = read_channels(sample)
+        if sample.truth_reader is not None:
+            mask, truth = sample.truth_reader.read(sample)
         elif sample.mask is not None:
             mask = fileio.read_mask(sample.mask, sample.mask_above)
         else:
@@ -158,28 +158,3 @@ class GroupState:
         image = self.read(sample)
         for part in self.parts.values():
             part.add(image)
-
-
-def read_channels(sample):
-    """``(mask, defects)`` of a sample whose ground truth is a directory of channel PNGs (MVTec LOCO AD):
-    the union of the channels, and :func:`refmetrics.functional.defects_from_channels`'s list."""
-    pngs = sorted(sample.channels.glob("*.png"))
-    shape = sample.mask_shape
-    for png in pngs:
-        got = fileio.mask_shape(png, fileio.header(png)[0])
-        if got != shape:
-            raise InputError(f"{png}: channel of size {got[0]}x{got[1]}, but {pngs[0].name} of the same image is "
-                             f"{shape[0]}x{shape[1]}; every channel of an image must have one size")
-    defects = []
-    for png in pngs:  # one at a time, so that an error names the channel's file
-        try:
-            defects += functional.defects_from_channels([str(png)], config=sample.config)
-        except ValueError as exc:
-            raise InputError(f"{png}: {str(exc).removeprefix('channels[0]: ')}") from exc
-        if defects[-1][0].shape != shape:  # a colour or grey+alpha PNG: LOCO's channels are single grey PNGs
-            raise InputError(f"{png}: expected a single-channel PNG of 0 and the defect's pixel value, received "
-                             f"an image of shape {defects[-1][0].shape}")
-    mask = np.zeros(shape, bool)
-    for m, _, _ in defects:
-        mask |= m
-    return mask, defects

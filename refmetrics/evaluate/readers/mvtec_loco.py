@@ -12,6 +12,8 @@ saturation threshold; it is read once per object
 
 from pathlib import Path
 
+import numpy as np
+
 from ... import _files as fileio
 from ... import functional
 from ..samples import InputError, Sample
@@ -31,6 +33,45 @@ def read_config(path):
         return functional.read_defects_config(path)
     except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: {str(exc).removeprefix('path: ')}") from exc
+
+
+class ChannelTruth:
+    """The ground truth of one LOCO image: its directory of channel PNGs, read with its object's defects
+    config (the sample's ``truth_reader``)."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def shape(self, sample):
+        """The 2-D size of the first channel PNG (every channel must match it, checked when read)."""
+        pngs = sorted(sample.truth_dir.glob("*.png"))
+        if not pngs:
+            raise InputError(f"{sample.truth_dir}: expected one or more channel PNGs (000.png, ...), found none")
+        return fileio.mask_shape(pngs[0], fileio.header(pngs[0])[0])
+
+    def read(self, sample):
+        """``(mask, defects)``: the union of the channels, and
+        :func:`refmetrics.functional.defects_from_channels`'s list."""
+        pngs = sorted(sample.truth_dir.glob("*.png"))
+        shape = sample.mask_shape
+        for png in pngs:
+            got = fileio.mask_shape(png, fileio.header(png)[0])
+            if got != shape:
+                raise InputError(f"{png}: channel of size {got[0]}x{got[1]}, but {pngs[0].name} of the same image "
+                                 f"is {shape[0]}x{shape[1]}; every channel of an image must have one size")
+        defects = []
+        for png in pngs:  # one at a time, so that an error names the channel's file
+            try:
+                defects += functional.defects_from_channels([str(png)], config=self.config)
+            except ValueError as exc:
+                raise InputError(f"{png}: {str(exc).removeprefix('channels[0]: ')}") from exc
+            if defects[-1][0].shape != shape:  # a colour or grey+alpha PNG: LOCO's channels are single grey PNGs
+                raise InputError(f"{png}: expected a single-channel PNG of 0 and the defect's pixel value, "
+                                 f"received an image of shape {defects[-1][0].shape}")
+        mask = np.zeros(shape, bool)
+        for m, _, _ in defects:
+            mask |= m
+        return mask, defects
 
 
 def discover(maps_dir, gt_dir, categories=None):
@@ -56,7 +97,7 @@ def discover(maps_dir, gt_dir, categories=None):
     for category in categories:
         test = maps_dir / category / "test"
         truth = gt_dir / category / "ground_truth"
-        config = read_config(gt_dir / category / "defects_config.json")
+        reader = ChannelTruth(read_config(gt_dir / category / "defects_config.json"))
         found = []
         for subset_dir in sorted(p for p in test.iterdir() if p.is_dir()):
             subset = subset_dir.name
@@ -71,12 +112,12 @@ def discover(maps_dir, gt_dir, categories=None):
                 if not channels.is_dir():
                     raise InputError(f"{path}: missing ground truth, expected the directory {channels} of channel "
                                      "PNGs (000.png, ...)")
-                found.append(Sample(category, path, None, defective=True, defect=subset, channels=channels,
-                                    config=config))
+                found.append(Sample(category, path, None, defective=True, defect=subset, truth_dir=channels,
+                                    truth_reader=reader))
         if not found:
             raise InputError(f"{test}: no anomaly maps ({', '.join(fileio.MAP_SUFFIXES)}) in its subset directories")
         # every channel directory needs its map; the ground truth holds the two subsets only
-        have = {s.channels for s in found if s.channels is not None}
+        have = {s.truth_dir for s in found if s.truth_dir is not None}
         if truth.is_dir():
             for subset_dir in sorted(p for p in truth.iterdir() if p.is_dir()):
                 if subset_dir.name not in SUBSETS:
