@@ -665,3 +665,30 @@ def test_results_json_names_the_column_an_official_one_is_beside(tmp_path):
     tex = (out / "results.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 3 and "% disc: per defect type" in tex
     assert "\nblob & 1.0000 & 1.0000 & 1.0000 & " in tex
+
+
+@pytest.mark.parametrize("protocol", ["mvtec-ad", "mvtec-ad-2", "mvtec-loco", "visa", "mvtec-3d-ad", "real-iad",
+                                      "ader"])
+def test_each_demo_tree_is_what_tools_generates(protocol, tmp_path):
+    """tools/make_demo_data.py regenerates every bundled demo tree byte for byte (deterministic seeds), and
+    every protocol has one."""
+    import importlib
+    import sys
+    from importlib import resources
+    from pathlib import Path
+
+    from refmetrics.evaluate import PROTOCOLS
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    sys.path.insert(0, str(tools))
+    try:
+        make = importlib.import_module("make_demo_data")
+        assert set(make.DEMOS) == set(PROTOCOLS)
+        importlib.import_module(f"demos.{make.DEMOS[protocol]}").main(tmp_path / protocol)
+    finally:
+        sys.path.remove(str(tools))
+    with resources.as_file(resources.files("refmetrics").joinpath(f"data/demo/{protocol}")) as bundled:
+        want = {p.relative_to(bundled): p.read_bytes() for p in sorted(bundled.rglob("*")) if p.is_file()}
+    got = {p.relative_to(tmp_path / protocol): p.read_bytes() for p in sorted((tmp_path / protocol).rglob("*"))
+           if p.is_file()}
+    assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)

@@ -42,8 +42,9 @@ def discover(maps_dir, gt_dir, categories=None):
     if categories:
         missing = [c for c in categories if not (maps_dir / c / "test").is_dir()]
         if missing:
+            known = sorted(p.name for p in maps_dir.iterdir() if (p / "test").is_dir())
             raise InputError(f"--categories: no {maps_dir}/<category>/test directory for "
-                             f"{', '.join(missing)}")
+                             f"{', '.join(missing)}; expected one of {', '.join(known) or '(none found)'}")
     else:
         categories = sorted(p.name for p in maps_dir.iterdir() if (p / "test").is_dir())
         if not categories:

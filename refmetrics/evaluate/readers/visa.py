@@ -112,7 +112,8 @@ def read(split_csv, maps, root=None, categories=None, notes=None):
         if row["mask"]:
             mask = root.joinpath(*_relative(row["mask"], where, "mask").parts)
             if not mask.is_file():
-                raise InputError(f"{where}: missing mask {mask}")
+                raise InputError(f"{where}: missing mask, expected the file {mask} (the mask column, relative to the "
+                                 f"dataset root {root})")
         elif LABELS[label]:
             raise InputError(f"{where}: an anomaly needs its mask, received an empty mask field")
         if image in seen:
