@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from . import functional as F
+from . import functional
 
 
 def load_example():
@@ -32,22 +32,22 @@ def example_table():
     """The image- and pixel-level metrics of the bundled example, as a dict."""
     maps, masks, labels = load_example()
     image_scores = maps.reshape(maps.shape[0], -1).max(axis=1)
-    threshold, f1 = F.f1_adaptive_threshold(image_scores, labels)
+    threshold, f1 = functional.f1_adaptive_threshold(image_scores, labels)
     return {
         "images": int(maps.shape[0]),
         "defective images": int(labels.sum()),
         "pixels": int(maps.size),
         "defect pixels": int(masks.sum()),
-        "image AUROC": F.auroc(image_scores, labels),
-        "image AP": F.average_precision(image_scores, labels),
+        "image AUROC": functional.auroc(image_scores, labels),
+        "image AP": functional.average_precision(image_scores, labels),
         "image F1-max": f1,
         "image F1 threshold": threshold,
-        "pixel AUROC": F.auroc(maps, masks),
-        "pixel AP": F.average_precision(maps, masks),
-        "pixel AUPR (trapezoid, anomalib 1.x)": F.aupr(maps, masks, curve="trapezoid"),
-        "pixel F1-max": F.f1_max(maps, masks),
-        "pixel AUPRO@0.3": F.aupro(maps, masks, fpr_limit=0.3),
-        "pixel regions": int(F.label_regions(masks, return_num=True)[1]),
+        "pixel AUROC": functional.auroc(maps, masks),
+        "pixel AP": functional.average_precision(maps, masks),
+        "pixel AUPR (trapezoid, anomalib 1.x)": functional.aupr(maps, masks, curve="trapezoid"),
+        "pixel F1-max": functional.f1_max(maps, masks),
+        "pixel AUPRO@0.3": functional.aupro(maps, masks, fpr_limit=0.3),
+        "pixel regions": int(functional.label_regions(masks, return_num=True)[1]),
     }
 
 
@@ -70,7 +70,7 @@ def cmd_example(args):
 
 
 def cmd_conformance(args):
-    from . import conformance as C
+    from . import conformance
 
     def progress(message):
         print(f"  ... {message}", file=sys.stderr, flush=True)
@@ -78,18 +78,18 @@ def cmd_conformance(args):
     try:
         for option, path in (("--json", args.json), ("--markdown", args.markdown)):
             if path is not None:
-                C.check_output_file(option, path)  # before the run: a bad path must not cost the run
-        report = C.run(impls=args.impl, metrics=args.metric, cases=args.case,
+                conformance.check_output_file(option, path)  # before the run: a bad path must not cost the run
+        report = conformance.run(impls=args.impl, metrics=args.metric, cases=args.case,
                        progress=None if args.quiet else progress)
     except (ValueError, ImportError, AttributeError) as exc:
         print(f"refmetrics conformance: {exc}", file=sys.stderr)
         return 2
     written = []
-    for path, render in ((args.json, C.to_json), (args.markdown, C.markdown)):
+    for path, render in ((args.json, conformance.to_json), (args.markdown, conformance.markdown)):
         if path is not None:  # files first: a closed stdout does not lose them
-            C.write_atomic(path, render(report))  # a failure never leaves part of a file
+            conformance.write_atomic(path, render(report))  # a failure never leaves part of a file
             written.append(path)
-    print(C.text(report, details=args.details))
+    print(conformance.text(report, details=args.details))
     for path in written:
         print(f"wrote {path}")
     return 1 if args.strict and report.unexplained else 0
@@ -109,7 +109,7 @@ def _print_wrapped(text, width, indent="  "):
     print(textwrap.fill(text, width=width, subsequent_indent=indent, break_on_hyphens=False))
 
 
-def _image_score(args, protocol, E):
+def _image_score(args, protocol, evaluate):
     """The image-score rule the options ask for, or None for the protocol's own. ``--top-k`` and
     ``--pool-kernel`` refine the rule in force (``--image-score``'s, else the protocol's), and are an error
     where that rule does not use them."""
@@ -121,22 +121,22 @@ def _image_score(args, protocol, E):
                                                                           "pooled_max")):
         if value is not None and reduce != user:
             where = "--image-score" if args.image_score else f"--protocol {protocol.name}'s rule"
-            raise E.InputError(f"{option}: applies to the {user} image score; this run's is {reduce} ({where}): "
+            raise evaluate.InputError(f"{option}: applies to the {user} image score; this run's is {reduce} ({where}): "
                                f"add --image-score {user}")
-    default = own if own.reduce == reduce else E.ImageScore(reduce)
-    return E.ImageScore(reduce, args.top_k if args.top_k is not None else default.k,
+    default = own if own.reduce == reduce else evaluate.ImageScore(reduce)
+    return evaluate.ImageScore(reduce, args.top_k if args.top_k is not None else default.k,
                         args.pool_kernel if args.pool_kernel is not None else default.kernel)
 
 
-def _evaluate_options(args, protocol, E):
+def _evaluate_options(args, protocol, evaluate):
     for name in ("sample_key",):  # options of one protocol: an error elsewhere, never silently ignored
         if getattr(args, name) is not None and name not in protocol.options:
-            raise E.InputError(f"--{name.replace('_', '-')}: --protocol {protocol.name} has no use for it "
-                               f"(it applies to {', '.join(p.name for p in E.PROTOCOLS.values() if name in p.options)})")
-    return E.Options(maps=args.maps, gt=args.gt, manifest=args.manifest, split_csv=args.split_csv,
+            raise evaluate.InputError(f"--{name.replace('_', '-')}: --protocol {protocol.name} has no use for it "
+                               f"(it applies to {', '.join(p.name for p in evaluate.PROTOCOLS.values() if name in p.options)})")
+    return evaluate.Options(maps=args.maps, gt=args.gt, manifest=args.manifest, split_csv=args.split_csv,
                      split_json=args.split_json,
                      categories=tuple(args.categories) if args.categories else None, fpr_limit=args.fpr_limit,
-                     resize=args.resize, image_score=_image_score(args, protocol, E),
+                     resize=args.resize, image_score=_image_score(args, protocol, evaluate),
                      float16=args.float16, sample_key=args.sample_key, figures=not args.no_figures,
                      quiet=args.quiet or not sys.stdout.isatty(), official=not args.no_official,
                      per_defect=not args.no_per_defect)
@@ -146,16 +146,16 @@ DATA_OPTIONS = ("maps", "gt", "manifest", "split_csv", "split_json")
 
 
 def cmd_evaluate(args):
-    from . import evaluate as E
+    from . import evaluate
 
     given = [name for name in DATA_OPTIONS if getattr(args, name) is not None]
     out = args.out
     try:
-        protocol = E.get_protocol(args.protocol)
-        options = _evaluate_options(args, protocol, E)
+        protocol = evaluate.get_protocol(args.protocol)
+        options = _evaluate_options(args, protocol, evaluate)
         if args.demo or not given:  # no dataset: the bundled demo, whatever the other options
             if given:
-                raise E.InputError("--demo runs on the bundled demo dataset: leave out "
+                raise evaluate.InputError("--demo runs on the bundled demo dataset: leave out "
                                    + ", ".join("--" + n.replace("_", "-") for n in given))
             with resources.as_file(protocol.demo_root()) as demo:
                 for name, value in protocol.demo_options(Path(demo)).items():
@@ -163,23 +163,23 @@ def cmd_evaluate(args):
                 dataset = protocol.read(options)
                 dataset.settings = {"dataset": f"refmetrics demo of {protocol.name} (bundled)"}
                 out = args.out or Path("refmetrics-demo")
-                results, written = E.run(protocol, dataset, out, options)
+                results, written = evaluate.run(protocol, dataset, out, options)
         else:
             unused = [n for n in given if n not in protocol.inputs]
             if unused:
-                raise E.InputError(f"--protocol {protocol.name}: takes "
+                raise evaluate.InputError(f"--protocol {protocol.name}: takes "
                                    + ", ".join("--" + n.replace("_", "-") for n in protocol.inputs)
                                    + f"; received {', '.join('--' + n.replace('_', '-') for n in unused)} too")
             dataset = protocol.read(options)
             out = args.out or Path("refmetrics-results")
-            results, written = E.run(protocol, dataset, out, options)
+            results, written = evaluate.run(protocol, dataset, out, options)
     except ValueError as exc:  # InputError, OutputError, an unknown protocol
         print(f"refmetrics evaluate: {exc}", file=sys.stderr)
         return 2
-    except E.OutputError as exc:
+    except evaluate.OutputError as exc:
         print(f"refmetrics evaluate: {exc}", file=sys.stderr)
         return 2
-    except E.InterruptedAfterCommit:
+    except evaluate.InterruptedAfterCommit:
         print(f"refmetrics evaluate: interrupted; {out} holds this run's complete results", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
@@ -188,12 +188,12 @@ def cmd_evaluate(args):
         return 130
     width = _width()
     print(f"{protocol.title}")
-    print(E.text_table(results, protocol.columns(options), width))
+    print(evaluate.text_table(results, protocol.columns(options), width))
     if args.resize:
         _print_wrapped(f"(maps resized to their masks' size, {args.resize} interpolation: scikit-image resize, "
-                       f"order {E.RESIZE[args.resize]}, no anti-aliasing)", width)
+                       f"order {evaluate.RESIZE[args.resize]}, no anti-aliasing)", width)
     rule = protocol.score_rule(options)
-    if rule != E.ImageScore():
+    if rule != evaluate.ImageScore():
         _print_wrapped(f"(image scores: {rule.describe()})", width)
     for line in protocol.summary(options):
         _print_wrapped(line, width)
