@@ -254,7 +254,7 @@ class PixelState:
         weight the only error is each ``1 / size`` rounded to float64, a relative error below ``2**-53``
         of the sum (then one rounding). Temporary memory: one chunk of defect pixels at a time.
         """
-        bg, rkeys, rsizes = self._need_sorted("region_overlap_at_least")
+        _, rkeys, rsizes = self._need_sorted("region_overlap_at_least")
         t = np.asarray(thresholds, np.float64).reshape(-1)
         out = np.zeros(t.size, np.float64)
         if not rkeys.size:

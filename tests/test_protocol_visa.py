@@ -367,7 +367,7 @@ def test_pixel_auroc_from_the_state_is_the_model_bit_for_bit():
         unrounded = {}
         with pytest.MonkeyPatch.context() as mp:
             for module in (published, visa):
-                mp.setattr(module, "round", lambda x, _d, m=module.__name__: unrounded.setdefault(m, x),
+                mp.setattr(module, "round", lambda x, _d, m=module.__name__, u=unrounded: u.setdefault(m, x),
                            raising=False)
             published.visa_pixel_auroc(maps.reshape(-1), masks.reshape(-1))
             visa.visa_pixel_auroc(state, maps.dtype)
