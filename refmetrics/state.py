@@ -167,6 +167,13 @@ class PixelState:
         regions.add(G._Part(bg, rkeys, rsizes, self.n_regions, is_sorted=True))
         self._pixels, self._regions = pixels, regions
 
+    def sorted_keys(self):
+        """``(background, defect)`` keys, each sorted increasing (views into the state, read-only by
+        convention), after :meth:`finish`; decode with ``kernels.cpu.keys.decode_keys``. What a
+        convention computed from order statistics reads (a threshold at a rank of the background scores)."""
+        bg, rkeys, _ = self._need_sorted("sorted_keys")
+        return bg, rkeys
+
     def _need_sorted(self, what):
         if self._sorted is None:
             raise RuntimeError(f"PixelState.{what}: call finish() first (it sorts the pooled keys)")

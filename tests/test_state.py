@@ -148,3 +148,15 @@ def test_counts_above_and_region_overlap_against_the_oracle(dtype):
     empty.add(np.ones((2, 2), np.float32))
     empty.finish()
     assert empty.region_overlap_at_least([0.0, -np.inf]).tolist() == [0.0, 0.0]
+
+
+def test_sorted_keys_after_finish():
+    maps, masks = _images()
+    state = _state(maps, masks, [3, 1, 0, 4, 2])
+    with pytest.raises(RuntimeError, match="call finish"):
+        state.sorted_keys()
+    state.finish()
+    bg, defect = state.sorted_keys()
+    m = (masks != 0).reshape(-1)
+    assert decode_keys(bg).tolist() == sorted(maps.reshape(-1)[~m].astype(np.float64).tolist())
+    assert decode_keys(defect).tolist() == sorted(maps.reshape(-1)[m].astype(np.float64).tolist())

@@ -52,7 +52,7 @@ def sampled_aupro(pixels, shapes, fpr_limit, num_thresholds=100):
     from ...conformance import published  # imported when used: it loads the conformance suite
     from ...kernels.cpu.keys import decode_keys
 
-    bg, _, _ = pixels._need_sorted("sampled_aupro")
+    bg, _ = pixels.sorted_keys()
     positions = np.linspace(0, bg.size - 1, num=num_thresholds, dtype=int)
     thresholds = decode_keys(bg[positions])
     fprs = [1.0, *(1.0 - (positions + 1) / bg.size)]

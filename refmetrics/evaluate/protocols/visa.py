@@ -84,7 +84,7 @@ def defect_scores(pixels, dtype):
     ``dtype``'s size per defect pixel)."""
     from ...kernels.cpu.keys import decode_keys
 
-    _, rkeys, _ = pixels._need_sorted("defect_scores")
+    _, rkeys = pixels.sorted_keys()
     out = np.empty(rkeys.size, dtype)
     chunk = 1 << 20
     for a in range(0, rkeys.size, chunk):
