@@ -9,14 +9,18 @@ child process whose peak resident memory (``ru_maxrss``) is measured:
 - ``hold``: loading every map into one float32 array, the memory of holding
   the maps once (the reference of the target);
 - ``evaluate``: ``refmetrics evaluate --maps ... --gt ... --no-figures`` (the
-  figures' memory is small and fixed; ``--figures`` includes them).
+  figures' memory is small and fixed; ``--figures`` includes them), under
+  ``--protocol NAME`` (default: evaluate's own, mvtec-ad; the MVTec-layout data
+  serve ``mvtec-ad`` and ``ader``, whose 16x16 pooled image score needs
+  ``--size`` >= 16), with the official columns unless ``--no-official``.
 
 and prints the peak of each, their ratio, and the ratio to the maps' raw bytes.
 
 The machine (NumPy's version and SIMD extensions, the CPU, the cores: see
 ``_machine.py``) is printed first and with every ratio.
 
-Usage: ``python benchmarks/bench_evaluate.py [--images 1000] [--size 512] [--data DIR] [--figures]``
+Usage: ``python benchmarks/bench_evaluate.py [--images 1000] [--size 512] [--data DIR] [--figures]
+[--protocol NAME] [--no-official]``
 """
 
 import argparse
@@ -52,6 +56,9 @@ try:
 finally:
     print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 """
+
+
+LAYOUT_PROTOCOLS = ("mvtec-ad", "ader")  # the protocols that read the MVTec AD layout written here
 
 
 def write_dataset(root, images, size, seed=20261125):
@@ -94,7 +101,12 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--data", type=Path, help="dataset directory (kept; reused when it exists)")
     ap.add_argument("--figures", action="store_true", help="also write the figures")
+    ap.add_argument("--protocol", choices=LAYOUT_PROTOCOLS,
+                    help="evaluate under this protocol (default: evaluate's default, mvtec-ad)")
+    ap.add_argument("--no-official", action="store_true", help="pass --no-official: leave out the official columns")
     args = ap.parse_args(argv)
+    if args.protocol == "ader" and args.size < 16:
+        ap.error(f"--size: ader's 16x16 pooled image score needs maps of at least 16x16, received {args.size}")
     machine = machine_line()
     print(f"machine: {machine}")
     tmp = None
@@ -113,11 +125,16 @@ def main(argv=None):
            str(data / "gt"), "--out", str(data / "out")]
     if not args.figures:
         cmd.append("--no-figures")
+    if args.protocol:
+        cmd += ["--protocol", args.protocol]
+    if args.no_official:
+        cmd.append("--no-official")
+    run = f"--protocol {args.protocol or 'mvtec-ad'}{', --no-official' if args.no_official else ''}"
     eval_s, eval_peak, table = child(cmd)
     print(table.strip())
     print(f"maps: {args.images} x {args.size}x{args.size} float32 = {maps_bytes / 2**30:.3f} GiB")
     print(f"holding the maps once:  peak {hold_peak / 2**30:.3f} GiB ({hold_s:.1f} s)")
-    print(f"refmetrics evaluate:    peak {eval_peak / 2**30:.3f} GiB ({eval_s:.1f} s)")
+    print(f"refmetrics evaluate:    peak {eval_peak / 2**30:.3f} GiB ({eval_s:.1f} s; {run})")
     print(f"ratio to holding the maps once: {eval_peak / hold_peak:.3f}  [target < 1.3]  [{machine}]")
     print(f"ratio to the maps' bytes:       {eval_peak / maps_bytes:.3f}  [{machine}]")
     if tmp is not None:

@@ -167,6 +167,13 @@ class PixelState:
         regions.add(G._Part(bg, rkeys, rsizes, self.n_regions, is_sorted=True))
         self._pixels, self._regions = pixels, regions
 
+    def sorted_keys(self):
+        """``(background, defect)`` keys, each sorted increasing (views into the state, read-only by
+        convention), after :meth:`finish`; decode with ``kernels.cpu.keys.decode_keys``. What a
+        convention computed from order statistics reads (a threshold at a rank of the background scores)."""
+        bg, rkeys, _ = self._need_sorted("sorted_keys")
+        return bg, rkeys
+
     def _need_sorted(self, what):
         if self._sorted is None:
             raise RuntimeError(f"PixelState.{what}: call finish() first (it sorts the pooled keys)")
@@ -208,9 +215,77 @@ class PixelState:
         """``(T, 2)`` int64: the background and defect pixels whose score is ``>= t`` for each float64
         threshold ``t`` (exact: a binary search of the sorted keys, no pixel read again)."""
         bg, rkeys, _ = self._need_sorted("counts_at_least")
-        cuts = KEYS.threshold_keys(np.asarray(thresholds, np.float64).reshape(-1), self.kd)
-        return np.stack([bg.size - np.searchsorted(bg, cuts, side="left"),
-                         rkeys.size - np.searchsorted(rkeys, cuts, side="left")], axis=1).astype(np.int64)
+        t = np.asarray(thresholds, np.float64).reshape(-1)
+        return np.stack([k.size - self._first_at(k, t, False) for k in (bg, rkeys)], axis=1).astype(np.int64)
+
+    def counts_above(self, thresholds):
+        """``(T, 2)`` int64: the background and defect pixels whose score is ``> t`` (strictly) for each
+        float64 threshold ``t``; exact, as :meth:`counts_at_least`."""
+        bg, rkeys, _ = self._need_sorted("counts_above")
+        t = np.asarray(thresholds, np.float64).reshape(-1)
+        return np.stack([k.size - self._first_at(k, t, True) for k in (bg, rkeys)], axis=1).astype(np.int64)
+
+    def _first_at(self, keys, t, strict):
+        """Index of the first sorted key whose score is ``>= t`` (``> t`` when ``strict``), for each ``t``."""
+        if not strict:
+            return np.searchsorted(keys, KEYS.threshold_keys(t, self.kd), side="left")
+        # score > t  iff  score >= the next float64 above t (rounded up to float32 for float32 keys)
+        with np.errstate(over="ignore"):  # -inf's next float64 is below float32's range: -inf, then rounded up
+            first = np.searchsorted(keys, KEYS.threshold_keys(np.nextafter(t, np.inf), self.kd), side="left")
+        first[t == np.inf] = keys.size  # nothing is above +inf (nextafter leaves it at +inf)
+        return first
+
+    def region_overlap_at_least(self, thresholds, weight=None, strict=False):
+        """``(T,)`` float64: for each float64 threshold ``t``, the sum over the defect pixels scoring
+        ``>= t`` (``> t`` when ``strict``) of the weight of their region's size, by default ``1 / size``.
+
+        With the default weight, ``sum / n_regions`` is the mean over regions of the share of each region's
+        pixels at or above ``t``: the PRO at ``t`` (each region's pixels at or above ``t``, divided by its
+        size, summed over regions).
+
+        Parameters
+        ----------
+        thresholds : array_like of float
+            The thresholds (float64; any order).
+        weight : callable, optional
+            Maps an int64 array of region sizes to their float64 weights (finite, >= 0); None:
+            ``1.0 / size`` in float64. ADEval's weights, say, are ``float32(1 / size)``.
+        strict : bool
+            Count the pixels scoring strictly above ``t``.
+
+        Notes
+        -----
+        Each sum is exact and rounded once: the weights (float64 numbers) are added as integers over one
+        power-of-two denominator, grouped by region size, walking the sorted keys once from the highest
+        score down, so the result is the same whatever order the images were added in. With the default
+        weight the only error is each ``1 / size`` rounded to float64, a relative error below ``2**-53``
+        of the sum (then one rounding). Temporary memory: one chunk of defect pixels at a time.
+        """
+        _, rkeys, rsizes = self._need_sorted("region_overlap_at_least")
+        t = np.asarray(thresholds, np.float64).reshape(-1)
+        out = np.zeros(t.size, np.float64)
+        if not rkeys.size:
+            return out
+        chunk = 1 << 20
+        sizes = np.unique(np.concatenate([np.unique(rsizes[a:a + chunk]) for a in range(0, rsizes.size, chunk)]))
+        w = np.asarray(weight(sizes.astype(np.int64)) if weight is not None else 1.0 / sizes, np.float64)
+        if w.shape != sizes.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weight: expected one finite weight >= 0 per region size ({sizes.size}), received "
+                             f"{w.shape} values" + ("" if w.shape != sizes.shape else " with some negative or "
+                                                    "non-finite"))
+        ratios = [float(x).as_integer_ratio() for x in w]  # denominators: powers of two
+        shift = max(d.bit_length() - 1 for _, d in ratios)
+        ints = np.array([n << (shift - d.bit_length() + 1) for n, d in ratios], dtype=object)
+        first = self._first_at(rkeys, t, strict)
+        total, end = 0, rkeys.size
+        for i in np.argsort(first, kind="stable")[::-1]:  # from the fewest pixels counted to the most
+            start = int(first[i])
+            for a in range(start, end, chunk):  # the pixels between this threshold and the previous one
+                u, c = np.unique(rsizes[a:min(a + chunk, end)], return_counts=True)
+                total += int(np.dot(ints[np.searchsorted(sizes, u)], c.astype(object)))
+            end = min(end, start)
+            out[i] = total / (1 << shift)  # Python's int division: correctly rounded
+        return out
 
     def roc_pr_points(self):
         """Yield ``(fpr, tpr, precision)`` chunks, one point per distinct score, decreasing

@@ -389,3 +389,47 @@ def test_demo_tree_is_what_its_generator_writes(tmp_path):
     for f in files:
         a, b = pixels(bundled / f), pixels(tmp_path / "ader" / f)
         assert a.dtype == b.dtype and np.array_equal(a, b), f
+
+
+def test_adeval_pixel_from_the_state_is_the_model():
+    """``ader.adeval_pixel`` (from the finished pixel state, no maps kept) against ``adeval_model`` on the
+    arrays: pixel AUROC and AP bit for bit (the same counts and float64 operations), AUPRO within 1e-12 (its
+    float32 weights are summed exactly here, region by region in float64 by the model), undefined and
+    raising cases alike."""
+    from refmetrics.conformance.causes import Raises
+
+    rng = np.random.default_rng(20261128)
+    for trial in range(8):
+        n, h, w = int(rng.integers(1, 6)), int(rng.integers(16, 40)), int(rng.integers(16, 40))
+        if trial % 4 == 0:
+            maps = rng.integers(0, 256, (n, h, w)).astype(np.uint8)  # integer scores, ties on the edges
+        elif trial % 4 == 1:
+            maps = rng.standard_normal((n, h, w))  # float64 keys
+        else:
+            maps = rng.standard_normal((n, h, w)).astype(np.float32)
+        masks = np.zeros((n, h, w), bool)
+        for b in range(n):
+            for _ in range(int(rng.integers(0, 4))):
+                y, x = rng.integers(0, h - 3), rng.integers(0, w - 3)
+                masks[b, y:y + rng.integers(1, 12), x:x + rng.integers(1, 12)] = True
+        if trial == 7:
+            masks[:] = False  # no defect pixel: undefined
+        state = PixelState(maps.size, np.float64 if maps.dtype == np.float64 else np.float32)
+        for m, k in zip(maps, masks):
+            state.add(m, k)
+        state.finish()
+        case = Case(maps.astype(np.float64), masks)
+        for name in ("pixel_auroc", "pixel_ap", "aupro"):
+            for nstrips, limit in ((50, 0.3), (1000, 0.05)):
+                want = quiet(adeval_model, case, name, nstrips=nstrips, fpr_limit=limit)
+                got = quiet(ader.adeval_pixel, state, name, nstrips, limit)
+                if isinstance(want, Raises) or want is None:
+                    assert type(got) is type(want) and getattr(got, "name", None) == getattr(want, "name", None)
+                elif name == "aupro":
+                    assert (math.isnan(got) and math.isnan(want)) or abs(got - want) <= 1e-12, (trial, got, want)
+                else:
+                    assert same(got, want), (trial, name, got, want)
+    state = PixelState(4)
+    state.add(np.ones((2, 2), np.float32), np.eye(2))
+    state.finish()
+    assert ader.adeval_pixel(state, "pixel_auroc", 50, 0.3).name == "AssertionError"  # constant maps

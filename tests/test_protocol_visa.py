@@ -335,3 +335,40 @@ def test_palette_masks_read_as_their_class_ids(tree):
     maps, masks, labels = truth["candle"]
     assert {k: _results(root / "palette")["categories"]["candle"]["metrics"][k] for k in EXACT} == \
         exact(maps, masks, labels)
+
+
+def test_pixel_auroc_from_the_state_is_the_model_bit_for_bit():
+    """``visa.visa_pixel_auroc`` (from the finished pixel state and the maps' dtype) against the published
+    model on the arrays, unrounded and rounded, for float32, float64 and 8-bit maps, in any image order."""
+    import math
+
+    from refmetrics.evaluate.protocols import visa
+    from refmetrics.state import PixelState
+
+    rng = np.random.default_rng(20261128)
+    for trial in range(9):
+        n, h, w = int(rng.integers(1, 5)), int(rng.integers(5, 30)), int(rng.integers(5, 30))
+        dtype = (np.float32, np.float64, np.uint8)[trial % 3]
+        if dtype is np.uint8:
+            maps = rng.integers(0, 256, (n, h, w)).astype(np.uint8)
+        else:
+            maps = (rng.standard_normal((n, h, w)) * (1e-6 if trial == 4 else 1.0)).astype(dtype)
+        masks = rng.random((n, h, w)) < (0.2 if trial != 6 else 0.0)
+        state = PixelState(maps.size, np.float64 if dtype is np.float64 else np.float32)
+        for b in rng.permutation(n):
+            state.add(maps[b], masks[b])
+        state.finish()
+        if trial == 6:  # no defect pixel: the official code raises, nan here
+            assert math.isnan(quiet(visa.visa_pixel_auroc, state, maps.dtype))
+            continue
+        want = published.visa_pixel_auroc(maps.reshape(-1), masks.reshape(-1))
+        assert visa.visa_pixel_auroc(state, maps.dtype) == want, (trial, want)
+        # unrounded: the same thresholds, counts and area (``round`` replaced in both modules)
+        unrounded = {}
+        with pytest.MonkeyPatch.context() as mp:
+            for module in (published, visa):
+                mp.setattr(module, "round", lambda x, _d, m=module.__name__, u=unrounded: u.setdefault(m, x),
+                           raising=False)
+            published.visa_pixel_auroc(maps.reshape(-1), masks.reshape(-1))
+            visa.visa_pixel_auroc(state, maps.dtype)
+        assert len(set(unrounded.values())) == 1 and len(unrounded) == 2, (trial, unrounded)

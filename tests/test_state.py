@@ -103,3 +103,60 @@ def test_misuse_is_a_clear_error():
     with pytest.raises(RuntimeError, match="per-image keys are gone"):
         state.image_keys(0)
     assert same(state.auroc(), F.auroc(maps[1], masks[1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_counts_above_and_region_overlap_against_the_oracle(dtype):
+    """``counts_above`` (strict) and ``region_overlap_at_least`` against counts over the arrays and the
+    oracle's regions: per-threshold sums of 1/size, exact to 1e-12 (and within 2 ulp of the exact sum),
+    any weight exact up to its own rounding, in any image order."""
+    from fractions import Fraction
+
+    maps, masks = _images(dtype=dtype)
+    masks[0, 0, 0] = masks[0, 5, 6] = masks[2, 2:5, 3] = 1  # more regions: sizes 1 and 3 too
+    scores = [float(s) for s in maps.reshape(-1)]
+    regions = [r for image, _ in naive.regions_of(masks != 0) for r in image]
+    defect = (masks != 0).reshape(-1)
+    cuts = sorted(set(scores)) + [-np.inf, np.inf, 0.5, 1e-300, float(np.nextafter(np.float32(0.4), 1))]
+    thresholds = np.array(cuts[::-1] + cuts[:3])  # any order, repeats
+    for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
+        state = _state(maps, masks, order)
+        state.finish()
+        assert state.n_regions == len(regions) == 6
+        above = state.counts_above(thresholds)
+        for strict in (False, True):
+            got = state.region_overlap_at_least(thresholds, strict=strict)
+            f32 = state.region_overlap_at_least(thresholds, strict=strict,
+                                                weight=lambda s: (1.0 / s).astype(np.float32).astype(np.float64))
+            for t, value, weighted, (n_bg, n_defect) in zip(thresholds.tolist(), got, f32, above.tolist()):
+                hit = [s > t if strict else s >= t for s in scores]
+                exact = sum(Fraction(sum(hit[i] for i in r), len(r)) for r in regions)
+                assert close(value, exact) and abs(Fraction(value) - exact) <= 2 * 2.0 ** -52 * exact, (t, value)
+                want = sum(Fraction(float(np.float32(1.0 / len(r)))) * sum(hit[i] for i in r) for r in regions)
+                assert weighted == float(want), (t, weighted)  # exact weights: the sum rounded once
+                if strict:
+                    assert n_bg == sum(h and not d for h, d in zip(hit, defect))
+                    assert n_defect == sum(h and d for h, d in zip(hit, defect))
+        # the PRO at each distinct score is the oracle's PRO curve
+        desc = sorted(set(scores), reverse=True)
+        pro = state.region_overlap_at_least(desc) / state.n_regions
+        assert all(close(p, q) for p, (_, q) in zip(pro, naive.pro_points(maps, masks != 0, thresholds_desc=desc)[1:]))
+    assert state.counts_above([np.inf]).tolist() == [[0, 0]]
+    with pytest.raises(ValueError, match="weight: expected one finite weight >= 0 per region size"):
+        state.region_overlap_at_least([0.5], weight=lambda s: -1.0 / s)
+    empty = rm.PixelState(4)
+    empty.add(np.ones((2, 2), np.float32))
+    empty.finish()
+    assert empty.region_overlap_at_least([0.0, -np.inf]).tolist() == [0.0, 0.0]
+
+
+def test_sorted_keys_after_finish():
+    maps, masks = _images()
+    state = _state(maps, masks, [3, 1, 0, 4, 2])
+    with pytest.raises(RuntimeError, match="call finish"):
+        state.sorted_keys()
+    state.finish()
+    bg, defect = state.sorted_keys()
+    m = (masks != 0).reshape(-1)
+    assert decode_keys(bg).tolist() == sorted(maps.reshape(-1)[~m].astype(np.float64).tolist())
+    assert decode_keys(defect).tolist() == sorted(maps.reshape(-1)[m].astype(np.float64).tolist())

@@ -26,8 +26,8 @@ class Options:
     """Everything a run depends on besides the dataset.
 
     ``image_score`` None: the protocol's own rule. ``fpr_limit`` None: the protocol's own limit(s).
-    ``official``: compute the official tools' conventions beside the exact values (they read the maps
-    again, into memory, as those tools do). ``per_defect``: the per-defect-type breakdown (one more
+    ``official``: compute the official tools' conventions beside the exact values (from the finished
+    streaming state; MVTec LOCO's alone holds every map of an object, as its tool does). ``per_defect``: the per-defect-type breakdown (one more
     pass over the category's maps per defect type).
     """
 

@@ -4,7 +4,8 @@ A protocol says which accumulators it needs (:meth:`Protocol.accumulators`):
 the image scores and labels (:class:`Images`, always), the pooled exact pixel
 state (:class:`Pixels`: pixel AUROC, AP, F1-max, AUPRO at any limit, all from
 one key buffer of 4 bytes per float32 pixel), or its own (AU-sPRO's state,
-segmentation counts at a threshold, the arrays an official tool's model reads).
+segmentation counts at a threshold, MVTec LOCO's official arrays). The official
+conventions of the other protocols are read from the finished pixel state.
 :class:`GroupState` reads each sample's map and ground truth once, checks them,
 reduces the image score, resizes the map when asked, and gives each accumulator
 an :class:`Image`. Adding a protocol adds accumulators, never a change here.
@@ -84,25 +85,6 @@ class Pixels:
 
     def add(self, image):
         self.state.add(image.values, image.mask, name=str(image.sample.map))
-
-
-class Arrays:
-    """Every map (float64) and mask (bool) of the group, kept whole: what the official tools' models
-    (:mod:`refmetrics.conformance`) read, as those tools hold a whole category in memory. Only protocols
-    that show an official convention use it, and only with ``options.official``."""
-
-    def __init__(self, samples, options):
-        self.maps, self.masks, self.truths = [], [], []
-
-    def add(self, image):
-        self.maps.append(np.asarray(image.values, np.float64))
-        self.masks.append(image.mask if image.mask is not None else np.zeros(image.values.shape, bool))
-        self.truths.append(image.truth)
-
-    def stack(self):
-        """``(maps (N, H, W) float64, masks (N, H, W) bool)``; the maps of a group share one size (checked
-        with the headers)."""
-        return np.stack(self.maps), np.stack(self.masks)
 
 
 class GroupState:

@@ -12,11 +12,12 @@ pixel counts at each normalised cut).
 
 ADer's default configuration (``use_adeval=True``) takes the pixel AUROC, AP and
 AUPRO from ADEval's histogram with 50 strips between the maps' smallest and
-largest score; those numbers are shown beside the exact ones, reproduced by
-:func:`refmetrics.conformance.causes.adeval_model` (ADEval is not needed). They
-need every map of the group at once (kept by :class:`refmetrics.evaluate.state.Arrays`,
-as ADer holds a category); ``--no-official`` leaves them out and keeps the
-streaming memory bound.
+largest score; those numbers are shown beside the exact ones, as
+:func:`refmetrics.conformance.causes.adeval_model` computes them (ADEval is not
+needed), from the same streaming pixel state once every map is read
+(:func:`adeval_pixel`: the counts at each bin edge by binary search of the
+sorted keys), so they keep the streaming memory bound; ``--no-official``
+leaves them out.
 
 Where ADer's own code differs from the exact values, by design: its image scores
 are pooled in the maps' dtype (torch's ``avg_pool2d``), here in float64; its pixel
@@ -35,7 +36,7 @@ from ..options import ImageScore
 from ..readers import Dataset
 from ..readers import mvtec_ad as reader
 from ..samples import InputError
-from ..state import Arrays, Pixels
+from ..state import Pixels
 from . import mvtec_ad
 from .base import (
     Column,
@@ -60,27 +61,66 @@ def official_key(metric):
     return f"{metric} (ADEval, {ADEVAL_NSTRIPS} bins)"
 
 
-class _Case:
-    """The group's maps and masks as :func:`refmetrics.conformance.causes.adeval_model` reads a case."""
+def adeval_pixel(pixels, metric, nstrips, fpr_limit):
+    """:func:`refmetrics.conformance.causes.adeval_model` of a pixel ``metric`` ("pixel_auroc", "pixel_ap" or
+    "aupro") from a finished :class:`refmetrics.state.PixelState` of the group, without its maps.
 
-    spatial_dims = 2
+    The same edges (:func:`~refmetrics.conformance.causes.adeval_edges` between the exact smallest and
+    largest score), the same integer counts at each edge (``score >= edge``, by binary search of the sorted
+    keys, :meth:`~refmetrics.state.PixelState.counts_at_least`) and the same float64 operations on them in
+    the same order: the pixel AUROC and AP are the model's, bit for bit. The AUPRO's weighted TPR sums
+    ADEval's float32 ``1 / area`` weights over the defect pixels at or above each edge: the model adds them
+    region by region in float64, here they are added exactly and rounded once
+    (:meth:`~refmetrics.state.PixelState.region_overlap_at_least`), so the AUPRO agrees with the model
+    within a few float64 ulps (well within 1e-12), not bit for bit. Returns what the model returns: a
+    float, a :class:`~refmetrics.conformance.causes.Raises`, or None (no region or no background pixel).
+    """
+    from ...conformance.causes import Raises, _trapz, adeval_edges
 
-    def __init__(self, maps, masks):
-        self.maps, self.masks = maps, masks
+    lo, hi = pixels.score_range()
+    if not lo < hi:
+        return Raises("AssertionError", "its bins need lower < upper bound: every score is equal")
+    edges = adeval_edges(lo, hi, nstrips)
+    p, n = pixels.n_defect, pixels.n_bg
+    if metric in ("pixel_auroc", "pixel_ap"):
+        fp, tp = pixels.counts_at_least(edges[::-1]).T  # decreasing edges, as the binned curves
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if metric == "pixel_auroc":
+                return _trapz(tp / p, fp / n)
+            predicted = tp + fp
+            precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 1.0)
+            return _trapz(precision, tp / p)
+    if metric != "aupro":
+        return None
+    if not pixels.n_regions or not n:
+        return None  # no region or no background: undefined (undefined_policy)
 
-    def image_level(self):
-        return (self.maps.reshape(self.maps.shape[0], -1).max(axis=1),
-                self.masks.reshape(self.masks.shape[0], -1).max(axis=1))
+    def weight(sizes):  # ADEval's float32 1 / area
+        return (1.0 / sizes).astype(np.float32).astype(np.float64)
+
+    weighted = pixels.region_overlap_at_least(np.append(edges, -np.inf), weight)
+    fpr = pixels.counts_at_least(edges)[:, 0] / n
+    pro = weighted[:-1] / weighted[-1]  # at -inf: every defect pixel, the sum of weight * area
+    x, y = fpr[::-1], pro[::-1]  # increasing FPR
+    n_below = int(np.count_nonzero(x <= fpr_limit))
+    if n_below in (0, x.size):
+        return Raises("IndexError", "no bin edge on one side of the FPR limit")
+    x0, x1, y0, y1 = x[n_below - 1], x[n_below], y[n_below - 1], y[n_below]
+    if y0 + y1 == 0:
+        return float("nan")
+    cut = fpr_limit - x0
+    partial = cut * y0 + cut * cut * (y1 - y0) / (x1 - x0) / 2
+    return (_trapz(y[:n_below], x[:n_below]) + partial) / fpr_limit
 
 
-def adeval_columns(values, notes, arrays):
-    """ADEval's 50-strip pixel AUROC, AP and AUPRO@0.3 (ADer's printed numbers) into ``values``."""
-    from ...conformance.causes import Raises, adeval_model
+def adeval_columns(values, notes, pixels):
+    """ADEval's 50-strip pixel AUROC, AP and AUPRO@0.3 (ADer's printed numbers) into ``values``, from the
+    finished pixel state (:func:`adeval_pixel`)."""
+    from ...conformance.causes import Raises
 
-    case = _Case(*arrays.stack())
     for metric, name in OFFICIAL.items():
         key = official_key(metric if metric != "AUPRO" else f"AUPRO@{ADEVAL_LIMIT:g}")
-        value = adeval_model(case, name, nstrips=ADEVAL_NSTRIPS, fpr_limit=ADEVAL_LIMIT)
+        value = adeval_pixel(pixels, name, ADEVAL_NSTRIPS, ADEVAL_LIMIT)
         if isinstance(value, Raises):
             note(notes, f"{key}: ADEval raises {value.name} here: {value.why} (reported as nan)")
             value = float("nan")
@@ -126,10 +166,7 @@ class ADer(Protocol):
         return tuple(cols)
 
     def accumulators(self, options, context):
-        parts = {"pixels": Pixels}
-        if options.official:
-            parts["arrays"] = Arrays
-        return parts
+        return {"pixels": Pixels}  # the official columns too are read from the finished pixel state
 
     def measure(self, state, options, context, figures):
         images, pixels = state["images"], state["pixels"].state
@@ -149,7 +186,7 @@ class ADer(Protocol):
         if math.isnan(values["mAD"]):
             note(notes, "mAD: undefined as one of its seven metrics is (reported as nan)")
         if options.official:
-            adeval_columns(values, notes, state["arrays"])
+            adeval_columns(values, notes, pixels)
         curves = {}
         if figures:
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))

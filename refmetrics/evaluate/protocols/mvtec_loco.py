@@ -17,6 +17,12 @@ beside them. The official tool selects its thresholds once per object, from ever
 evaluates each subset at them: the category's measure computes the official values of every subset
 and leaves them in the category's context, where the per-defect rows (measured after it, with the
 same context) find them.
+
+Memory: unlike the other protocols' official columns (read from the finished streaming pixel
+state), the official AU-sPRO samples scores and refines its thresholds on the whole maps, so with
+``options.official`` every map of the object is held at once (:class:`OfficialArrays`: its size in
+the maps' dtype, beside the streaming state), and the model's temporaries add to that while it runs;
+``--no-official`` keeps the streaming memory bound.
 """
 
 import json

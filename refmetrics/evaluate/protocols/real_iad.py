@@ -11,7 +11,10 @@ calls), unless ``--resize`` says otherwise.
 Beside the exact numbers, ADEval's own convention
 (:func:`refmetrics.conformance.causes.adeval_model`): each level's scores counted
 in 1000 bins between their smallest and largest value, the curves integrated
-over the bin edges alone.
+over the bin edges alone. The pixel ones are computed from the finished streaming
+pixel state (:func:`refmetrics.evaluate.protocols.ader.adeval_pixel`: counts at
+each bin edge by binary search of the sorted keys), so they keep the streaming
+memory bound.
 """
 
 import math
@@ -22,7 +25,8 @@ from ... import functional
 from ..readers import Dataset
 from ..readers import real_iad as reader
 from ..samples import InputError
-from ..state import Arrays, Pixels
+from ..state import Pixels
+from .ader import adeval_pixel
 from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, note, pixel_counts, \
     pixel_figure_curves
 
@@ -53,11 +57,11 @@ def official_key(key):
 
 
 class _Case:
-    """What :func:`refmetrics.conformance.causes.adeval_model` reads: ``image_level()`` (the scores and
-    labels of one level: images or samples) and, for the pixel metrics, ``maps``/``masks`` ``(N, H, W)``."""
+    """What :func:`refmetrics.conformance.causes.adeval_model` reads for an image metric: ``image_level()``
+    (the scores and labels of one level: images or samples)."""
 
-    def __init__(self, scores, labels, maps=None, masks=None):
-        self.scores, self.labels, self.maps, self.masks = scores, labels, maps, masks
+    def __init__(self, scores, labels):
+        self.scores, self.labels = scores, labels
 
     def image_level(self):
         return self.scores, self.labels
@@ -74,13 +78,18 @@ def sample_level(scores, labels, keys):
     return sample_scores, sample_labels, list(order)
 
 
-def _adeval(values, notes, key, case, metric, limit):
-    """``values[official_key(key)]``: ADEval's binned value of ``metric`` on ``case`` (NaN with a note
-    where ADEval would raise, or where the value is undefined)."""
+def _adeval(values, notes, key, data, metric, limit):
+    """``values[official_key(key)]``: ADEval's binned value of ``metric`` (NaN with a note where ADEval would
+    raise, or where the value is undefined). ``data``: a level's :class:`_Case` for the image metrics, the
+    group's finished :class:`refmetrics.state.PixelState` for the pixel ones (:func:`.ader.adeval_pixel`:
+    the model's pixel AUROC and AP bit for bit, its AUPRO within a few ulps)."""
     from ...conformance import causes
 
     name = official_key(key)
-    result = causes.adeval_model(case, metric, NSTRIPS, fpr_limit=limit)
+    if metric.startswith("image_"):
+        result = causes.adeval_model(data, metric, NSTRIPS, fpr_limit=limit)
+    else:
+        result = adeval_pixel(data, metric, NSTRIPS, limit)
     if isinstance(result, causes.Raises):
         note(notes, f"{name}: ADEval raises {result.name} here ({result.why}) (reported as nan)")
         result = math.nan
@@ -134,7 +143,7 @@ class RealIAD(Protocol):
         return tuple(out)
 
     def accumulators(self, options, context):
-        return {"pixels": Pixels, "arrays": Arrays} if options.official else {"pixels": Pixels}
+        return {"pixels": Pixels}  # the official pixel columns too are read from the finished pixel state
 
     def measure(self, state, options, context, figures):
         images, pixels = state["images"], state["pixels"].state
@@ -169,17 +178,15 @@ class RealIAD(Protocol):
         for level, (scores, labels) in (("sample", sample), ("image", image)):
             for what, metric in _MODEL.items():
                 _adeval(values, notes, f"{level} {what}", _Case(scores, labels), metric, limit)
-        arrays = state["arrays"]
-        if len({m.shape for m in arrays.maps}) > 1:
+        if len({s.target for s in state.samples}) > 1:
             for key in ("pixel AUROC", "pixel AP", "AUPRO"):
                 values[official_key(key)] = math.nan
             note(notes, "pixel (ADEval): the maps of this category have several sizes; the ADEval model needs "
                         "one (reported as nan)")
             return
-        maps, masks = arrays.stack()
-        case = _Case(*image, maps=maps, masks=masks)
+        pixels = state["pixels"].state  # the pixel columns from the finished streaming state (ader.adeval_pixel)
         for key, metric in (("pixel AUROC", "pixel_auroc"), ("pixel AP", "pixel_ap"), ("AUPRO", "aupro")):
-            _adeval(values, notes, key, case, metric, ADEVAL_LIMIT if metric == "aupro" else limit)
+            _adeval(values, notes, key, pixels, metric, ADEVAL_LIMIT if metric == "aupro" else limit)
 
     def settings(self, options):
         return {"fpr_limit": self.limits(options)[0], "sample_key": options.sample_key or reader.VIEW,

@@ -9,8 +9,10 @@ reports:
 - pixel AUROC at VisA's 200 thresholds (100 percentiles and 100 evenly spaced
   values of the defect pixels' scores, and the extremes moved out by 1e-8),
   positive when strictly above, the trapezoid in threshold order, rounded to 4
-  decimals: :func:`refmetrics.conformance.published.visa_pixel_auroc`, fed every
-  map and mask of the group in the maps' stored dtype;
+  decimals: :func:`refmetrics.conformance.published.visa_pixel_auroc` on every
+  map and mask of the group in the maps' stored dtype, computed from the
+  finished streaming pixel state (:func:`visa_pixel_auroc`: bit for bit the
+  model's, holding only the defect pixels' scores once);
 - image AUPR: ``sklearn.metrics.auc(recall, precision)`` over the exact
   precision-recall curve, the trapezoid over its points in threshold order
   (:func:`visa_image_aupr`). This is neither the step-wise AP nor anomalib 1.x's
@@ -29,7 +31,7 @@ from ... import functional
 from ..readers import Dataset
 from ..readers import visa as reader
 from ..samples import InputError
-from ..state import Arrays, Pixels
+from ..state import Pixels
 from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, pixel_counts, \
     pixel_figure_curves
 
@@ -62,31 +64,66 @@ def visa_image_aupr(scores, labels):
     return float(-trapezoid(precision, recall))  # recall decreases along the curve: sklearn's auc negates too
 
 
-class StoredArrays(Arrays):
-    """Every map of the group in its stored dtype (VisA's thresholds are ``min - 1e-8`` and ``max + 1e-8``
-    in the maps' own dtype) and every mask, flattened: VisA's code pools all pixels of an object."""
+class Dtypes:
+    """The dtypes of the group's maps as read (VisA's thresholds are computed in the maps' own dtype, the
+    dtype NumPy's concatenation of every map would have)."""
+
+    def __init__(self, samples, options):
+        self.seen = set()
 
     def add(self, image):
-        self.maps.append(np.asarray(image.values).reshape(-1))
-        mask = image.mask if image.mask is not None else np.zeros(image.values.shape, bool)
-        self.masks.append(mask.reshape(-1))
+        self.seen.add(np.asarray(image.values).dtype)
 
-    def flat(self):
-        """``(scores, masks)``: every pixel of the group, 1-D."""
-        return np.concatenate(self.maps), np.concatenate(self.masks)
+    def dtype(self):
+        return np.result_type(*self.seen) if self.seen else np.dtype(np.float32)
 
 
-def visa_pixel_auroc(arrays):
-    """:func:`refmetrics.conformance.published.visa_pixel_auroc` of a filled :class:`StoredArrays`; NaN with an
-    undefined-metric warning where the official code raises (no defect or no normal pixel)."""
-    scores, masks = arrays.flat()
-    if not masks.any() or masks.all():
-        validation.warn_undefined(f"no {'defect' if not masks.any() else 'normal'} pixel (VisA's code raises "
-                                  "ValueError); returning nan")
+def defect_scores(pixels, dtype):
+    """The defect pixels' scores, sorted increasing, as an array of ``dtype`` (decoded from the finished
+    state's sorted keys a chunk at a time: the only array of this computation that grows with the data,
+    ``dtype``'s size per defect pixel)."""
+    from ...kernels.cpu.keys import decode_keys
+
+    _, rkeys = pixels.sorted_keys()
+    out = np.empty(rkeys.size, dtype)
+    chunk = 1 << 20
+    for a in range(0, rkeys.size, chunk):
+        out[a:a + chunk] = decode_keys(rkeys[a:a + chunk])
+    return out
+
+
+def visa_pixel_auroc(pixels, dtype, num=200):
+    """:func:`refmetrics.conformance.published.visa_pixel_auroc` of the group's maps (of ``dtype``, as
+    read) and masks, from the finished :class:`refmetrics.state.PixelState`; NaN with an undefined-metric
+    warning where the official code raises (no defect or no normal pixel).
+
+    Bit for bit the model's: its thresholds (:func:`~refmetrics.conformance.published.visa_thresholds`) are
+    formed by the same NumPy calls on the same values (the smallest and largest score from the sorted keys;
+    the percentiles and the evenly spaced values from the defect pixels' scores, sorted, in ``dtype``: the
+    percentiles are the same order statistics interpolated alike), the counts of pixels strictly above each
+    threshold are exact (:meth:`~refmetrics.state.PixelState.counts_above`, the model's
+    ``searchsorted(side="right")``), and the area is the same float64 expression.
+    """
+    if not pixels.n_defect or not pixels.n_bg:
+        validation.warn_undefined(f"no {'defect' if not pixels.n_defect else 'normal'} pixel (VisA's code "
+                                  "raises ValueError); returning nan")
         return float("nan")
-    from ...conformance import published  # imported when used: it loads the conformance suite
-
-    return published.visa_pixel_auroc(scores, masks)
+    dtype = np.dtype(dtype)
+    kind = dtype.type if dtype.kind == "f" else np.float64
+    lo, hi = pixels.score_range()
+    th_min = kind(dtype.type(lo)) - kind(1e-8)
+    th_max = kind(dtype.type(hi)) + kind(1e-8)
+    positives = defect_scores(pixels, dtype)
+    evenly = np.linspace(positives[-1], positives[0], num=num // 2)
+    # sorted already: overwrite_input lets NumPy partition it in place (no copy); the order statistics,
+    # and so the percentiles, are those of the unsorted defect scores the model reads
+    by_percentile = np.percentile(positives, np.linspace(100, 0, num=num // 2), overwrite_input=True)
+    del positives
+    thresholds = np.sort(np.concatenate([by_percentile, evenly, [th_min, th_max]]))[::-1]
+    fp, tp = pixels.counts_above(thresholds.astype(np.float64)).T
+    tpr, fpr = tp / pixels.n_defect, fp / pixels.n_bg
+    area = float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2))
+    return round(area, 4)
 
 
 class VisA(Protocol):
@@ -130,7 +167,8 @@ class VisA(Protocol):
         ) if c is not None)
 
     def accumulators(self, options, context):
-        return {"pixels": Pixels, **({"arrays": StoredArrays} if options.official else {})}
+        # the official pixel AUROC is read from the finished pixel state (and the maps' dtype)
+        return {"pixels": Pixels, **({"dtypes": Dtypes} if options.official else {})}
 
     def measure(self, state, options, context, figures):
         images, pixels = state["images"], state["pixels"].state
@@ -145,7 +183,7 @@ class VisA(Protocol):
         measure_into(values, notes, "AUPRO", pixels.aupro, limit)
         if options.official:
             measure_into(values, notes, IMAGE_AUPR, visa_image_aupr, scores, labels)
-            measure_into(values, notes, PIXEL_AUROC, visa_pixel_auroc, state["arrays"])
+            measure_into(values, notes, PIXEL_AUROC, visa_pixel_auroc, pixels, state["dtypes"].dtype())
         curves = {}
         if figures:
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))
