@@ -340,8 +340,8 @@ def build_parser():
                          "group views into samples (default: '_C[1-5](?:_[0-9]+)?$', the camera token at the end "
                          "of the name with the capture time Real-IAD puts after it)")
     ev.add_argument("--no-official", action="store_true",
-                    help="leave out the official tools' conventions (they read each category's maps again, into "
-                         "memory, as those tools do)")
+                    help="leave out the official tools' conventions (computed from the streaming state, except "
+                         "MVTec LOCO's, which holds a category's maps in memory as that tool does)")
     ev.add_argument("--no-per-defect", action="store_true",
                     help="leave out the per-defect-type breakdown (one more pass over a category's maps per type)")
     ev.add_argument("--no-figures", action="store_true", help="write the tables only")
