@@ -450,7 +450,10 @@ def test_check_submission_official_table(tmp_path, capsys):
 
 def test_check_submission_usage_errors(tmp_path, capsys):
     rc, _, err = check_sub(capsys, tmp_path / "nothing")
-    assert rc == 2 and "is not a directory" in err and "nothing" in err
+    assert rc == 2 and f"DIR: expected a submission directory, found nothing at {tmp_path / 'nothing'}" in err
+    (tmp_path / "file").write_text("")
+    rc, _, err = check_sub(capsys, tmp_path / "file")
+    assert rc == 2 and f"DIR: expected a submission directory, found a file at {tmp_path / 'file'}" in err
     (tmp_path / "sub").mkdir()
     rc, _, err = check_sub(capsys, tmp_path / "sub", "--dataset", tmp_path / "nope")
     assert rc == 2 and "--dataset" in err and "nope" in err

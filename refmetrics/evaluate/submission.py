@@ -213,7 +213,8 @@ def check(directory, names=None):
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise ValueError(f"DIR: expected a submission directory, found {directory} is not a directory")
+        what = "a file" if directory.exists() else "nothing"
+        raise ValueError(f"DIR: expected a submission directory, found {what} at {directory}")
     names = names if names is not None else official_names()
     report = Report()
     _only(report, directory, ROOTS, "anomaly_images/ and anomaly_images_thresholded/")
