@@ -44,6 +44,7 @@ from .base import (
     Protocol,
     image_curves,
     image_metrics,
+    pixel_metrics,
     measure_into,
     note,
     pixel_counts,
@@ -175,10 +176,7 @@ class ADer(Protocol):
         scores, labels = images.arrays()
         values, notes = {}, []
         image_metrics(values, notes, scores, labels)
-        measure_into(values, notes, "pixel AUROC", pixels.auroc)
-        measure_into(values, notes, "pixel AP", pixels.average_precision)
-        measure_into(values, notes, "pixel F1-max", pixels.f1_max)
-        measure_into(values, notes, "AUPRO", pixels.aupro, limit)
+        pixel_metrics(values, notes, pixels, limit)
         seg = {}
         measure_into(seg, notes, "mF1, mAcc, mIoU", segmentation_from_state, pixels)
         values.update(seg["mF1, mAcc, mIoU"])

@@ -127,6 +127,15 @@ def image_metrics(values, notes, scores, labels, prefix="image"):
     measure_into(values, notes, f"{prefix} F1-max", functional.f1_max, scores, labels)
 
 
+def pixel_metrics(values, notes, pixels, fpr_limit):
+    """Exact pixel AUROC, AP, F1-max and AUPRO up to ``fpr_limit`` of a finished pixel state into ``values``
+    (MVTec AD's pixel columns, which several protocols share)."""
+    measure_into(values, notes, "pixel AUROC", pixels.auroc)
+    measure_into(values, notes, "pixel AP", pixels.average_precision)
+    measure_into(values, notes, "pixel F1-max", pixels.f1_max)
+    measure_into(values, notes, "AUPRO", pixels.aupro, fpr_limit)
+
+
 def image_curves(scores, labels):
     """The image ROC and PR curves and the score histograms' two samples, for the figures."""
     with warnings.catch_warnings():

@@ -9,8 +9,8 @@ from ..readers import Dataset
 from ..samples import InputError
 from ..readers import manifest
 from ..readers import mvtec_ad as reader
-from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, pixel_counts, \
-    pixel_figure_curves
+from .base import Column, Measured, Protocol, image_curves, image_metrics, pixel_counts, pixel_figure_curves, \
+    pixel_metrics
 
 METRICS = registry.evaluate_columns()  # ("image AUROC", ..., "AUPRO")
 
@@ -49,10 +49,7 @@ class MVTecAD(Protocol):
         scores, labels = images.arrays()
         values, notes = {}, []
         image_metrics(values, notes, scores, labels)
-        measure_into(values, notes, "pixel AUROC", pixels.auroc)
-        measure_into(values, notes, "pixel AP", pixels.average_precision)
-        measure_into(values, notes, "pixel F1-max", pixels.f1_max)
-        measure_into(values, notes, "AUPRO", pixels.aupro, limit)
+        pixel_metrics(values, notes, pixels, limit)
         curves = {}
         if figures:
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))

@@ -27,8 +27,8 @@ from ..readers import real_iad as reader
 from ..samples import InputError
 from ..state import Pixels
 from .ader import adeval_pixel
-from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, note, pixel_counts, \
-    pixel_figure_curves
+from .base import (Column, Measured, Protocol, image_curves, image_metrics, measure_into,
+                   note, pixel_counts, pixel_metrics, pixel_figure_curves)
 
 NSTRIPS = 1000  # ADEval's default number of bins (python -m adeval --nstrips; the pixel level always uses 1000)
 RESIZE_MODE = "edge"  # scikit-image's bilinear resize with the edges clamped = OpenCV's INTER_LINEAR
@@ -155,10 +155,7 @@ class RealIAD(Protocol):
         measure_into(values, notes, "sample AUROC", functional.auroc, sample_scores, sample_labels)
         measure_into(values, notes, "sample AP", functional.average_precision, sample_scores, sample_labels)
         image_metrics(values, notes, scores, labels)
-        measure_into(values, notes, "pixel AUROC", pixels.auroc)
-        measure_into(values, notes, "pixel AP", pixels.average_precision)
-        measure_into(values, notes, "pixel F1-max", pixels.f1_max)
-        measure_into(values, notes, "AUPRO", pixels.aupro, limit)
+        pixel_metrics(values, notes, pixels, limit)
         resized = [s for s in state.samples if s.target != s.shape]
         if resized:
             how = ("bilinearly, edges clamped: OpenCV's INTER_LINEAR, as ADEval resizes"

@@ -32,7 +32,7 @@ from ..readers import Dataset
 from ..readers import visa as reader
 from ..samples import InputError
 from ..state import Pixels
-from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, pixel_counts, \
+from .base import Column, Measured, Protocol, image_curves, image_metrics, measure_into, pixel_counts, pixel_metrics, \
     pixel_figure_curves
 
 IMAGE_AUPR = "image AUPR (VisA, trapezoid)"
@@ -177,10 +177,7 @@ class VisA(Protocol):
         scores, labels = images.arrays()
         values, notes = {}, []
         image_metrics(values, notes, scores, labels)
-        measure_into(values, notes, "pixel AUROC", pixels.auroc)
-        measure_into(values, notes, "pixel AP", pixels.average_precision)
-        measure_into(values, notes, "pixel F1-max", pixels.f1_max)
-        measure_into(values, notes, "AUPRO", pixels.aupro, limit)
+        pixel_metrics(values, notes, pixels, limit)
         if options.official:
             measure_into(values, notes, IMAGE_AUPR, visa_image_aupr, scores, labels)
             measure_into(values, notes, PIXEL_AUROC, visa_pixel_auroc, pixels, state["dtypes"].dtype())
