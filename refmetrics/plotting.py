@@ -85,15 +85,22 @@ def pro_figure(fpr, pro, area, fpr_limit):
     return fig
 
 
-def curves_figure(curves, xlabel, ylabel, title, diagonal=False, step=False):
-    """Several curves ``(label, x, y)`` on one axes (``refmetrics evaluate``'s ROC and PR figures)."""
+def curves_figure(curves, xlabel, ylabel, title, diagonal=False, step=False, bands=()):
+    """Several curves ``(label, x, y)`` on one axes (``refmetrics evaluate``'s ROC and PR figures).
+
+    ``bands``: ``{index: (label, x, low, high)}`` (or pairs), a shaded band drawn in the colour of curve
+    ``index`` (``refmetrics evaluate --ci``'s ROC band)."""
     fig, ax = _figure()
-    for label, x, y in curves:
+    bands = dict(bands)
+    for i, (label, x, y) in enumerate(curves):
         x, y = thin(np.asarray(x, float), np.asarray(y, float))
         if step:
-            ax.step(x, y, where="post", lw=2, label=label)
+            line, = ax.step(x, y, where="post", lw=2, label=label)
         else:
-            ax.plot(x, y, lw=2, label=label)
+            line, = ax.plot(x, y, lw=2, label=label)
+        if i in bands:
+            band_label, bx, low, high = bands[i]
+            ax.fill_between(bx, low, high, color=line.get_color(), alpha=0.2, lw=0, label=band_label)
     if diagonal:
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set(xlim=_unit(), ylim=_unit(), xlabel=xlabel, ylabel=ylabel, title=title)

@@ -29,6 +29,10 @@ class Options:
     ``official``: compute the official tools' conventions beside the exact values (from the finished
     streaming state; MVTec LOCO's alone holds every map of an object, as its tool does). ``per_defect``: the per-defect-type breakdown (one more
     pass over the category's maps per defect type).
+
+    ``ci``: a percentile interval beside every value that has one (a stratified image bootstrap,
+    :func:`refmetrics.functional._resample.resample_counts`: ``bootstrap`` resamples drawn with ``seed``, the
+    same seed for every category and defect type), at ``level`` (:func:`check_ci` checks them).
     """
 
     maps: Path | None = None
@@ -48,3 +52,25 @@ class Options:
     quiet: bool = True
     official: bool = True
     per_defect: bool = True
+    ci: bool = False
+    bootstrap: int = 1000
+    seed: int = 0
+    level: float = 0.95
+
+
+MIN_RESAMPLES = 10  # fewer resamples leave a 95% percentile interval to the extremes of a handful of values
+
+
+def check_ci(bootstrap, seed, level):
+    """The ``--bootstrap``, ``--seed`` and ``--level`` values, checked: a ValueError naming the option, what
+    it expects and what it received."""
+    import numbers
+
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, numbers.Integral) or bootstrap < MIN_RESAMPLES:
+        raise ValueError(f"--bootstrap: expected a whole number of resamples of at least {MIN_RESAMPLES}, "
+                         f"received {bootstrap!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"--seed: expected a whole number of at least 0, received {seed!r}")
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < float(level) < 1.0:
+        raise ValueError(f"--level: expected a number strictly between 0 and 1 (0.95 for 95%), received {level!r}")
+    return int(bootstrap), int(seed), float(level)

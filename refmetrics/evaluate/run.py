@@ -6,12 +6,18 @@ either the previous run or this one, never a mix.
 """
 
 import json
+import math
+import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .. import _labels as labelling
+from .. import _validation as validation
 from .._outdir import OutputDir, OutputError
 from . import writers
-from .options import Options
+from .options import Options, check_ci
+from .protocols.base import note
 from .samples import InputError, Result, by_category, check_headers, size_text
 from .state import GroupState
 
@@ -24,11 +30,103 @@ def _progress(iterable, desc, quiet, total=None):
     return tqdm(iterable, desc=desc, unit="map", total=total, disable=quiet, leave=False)
 
 
+ROC_BAND_POINTS = 201  # the ROC band's FPR grid: 0, 0.005, ..., 1
+
+
+def resamples(state, options):
+    """``W``, ``(options.bootstrap, images)`` int64: the group's stratified image resamples
+    (:func:`refmetrics.functional._resample.resample_counts` of its image labels, with ``options.seed``: the
+    same seed for every category and defect type)."""
+    from ..functional._resample import resample_counts
+
+    _, labels = state["images"].arrays()
+    return resample_counts(labels.astype(bool), options.bootstrap, options.seed)
+
+
+def intervals_of(protocol, options, values, replicates, notes):
+    """``{column key: (low, high) or None}``: the percentile interval at ``options.level`` of each column's
+    replicates. None where the column has no replicate (an official convention, or a column no exact
+    resample covers), where its value is undefined, or where every resample's is; a column undefined on
+    some resamples only gets a note (those are left out of its interval)."""
+    from ..functional._resample import percentile_interval
+
+    out = {}
+    for column in protocol.columns(options):
+        key = column.key
+        if key not in values:
+            continue
+        reps = replicates.get(key)
+        value = values[key]
+        if column.official or reps is None or value is None or math.isnan(value):
+            out[key] = None
+            continue
+        undefined = int(np.count_nonzero(np.isnan(reps)))
+        if undefined == reps.size:
+            out[key] = None
+            note(notes, f"{key}: undefined on every resample (no interval)")
+            continue
+        if undefined:
+            note(notes, f"{key}: undefined on {undefined} of {reps.size} resamples, left out of its interval")
+        low, high = percentile_interval(reps, options.level)
+        out[key] = (float(low), float(high))
+    return out
+
+
+def roc_band(scores, labels, W, level, points=ROC_BAND_POINTS):
+    """The image ROC's pointwise percentile band over the resamples ``W``: ``(fpr grid, low, high)``, or None
+    without both a normal and an anomalous image.
+
+    Each resample's ROC is the exact ROC of its images repeated by their multiplicities (one point per
+    distinct score, from (0, 0), joined by straight lines, the curve whose area is the AUROC); its TPR is
+    read at each FPR of the grid on those lines (at a vertical step, the step's top); the band is the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles (linear) of the TPRs at each grid point.
+    """
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    if labels.all() or not labels.any():
+        return None
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))  # the last image of each distinct score
+    w = W[:, order]
+    tp = np.cumsum(w * labels[order], axis=1)[:, ends]
+    fp = np.cumsum(w * ~labels[order], axis=1)[:, ends]
+    zero = np.zeros((W.shape[0], 1))
+    tpr = np.hstack([zero, tp / tp[:, -1:]])
+    fpr = np.hstack([zero, fp / fp[:, -1:]])
+    grid = np.linspace(0.0, 1.0, points)
+    curves = np.array([np.interp(grid, x, y) for x, y in zip(fpr, tpr)])
+    low, high = np.quantile(curves, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return grid, low, high
+
+
+def _replicates(protocol, state, options, context, W):
+    """The protocol's replicates of the group (before :meth:`Protocol.measure`, which finishes the pixel
+    state), each a ``(B,)`` float64 array; undefined-metric warnings of single resamples are silenced (a
+    NaN replicate is counted in a note instead)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
+        out = protocol.replicates(state, options, context, W)
+    for key, reps in out.items():
+        if np.shape(reps) != (W.shape[0],):
+            raise AssertionError(f"{protocol.name}.replicates: {key!r}: expected {W.shape[0]} replicates, received "
+                                 f"shape {np.shape(reps)}")
+    return {key: np.asarray(reps, np.float64) for key, reps in out.items()}
+
+
 def evaluate_group(protocol, samples, options, context, name, figures):
-    """Stream ``samples`` into one :class:`GroupState` and measure it: a :class:`Result` named ``name``."""
+    """Stream ``samples`` into one :class:`GroupState` and measure it: a :class:`Result` named ``name``.
+
+    With ``options.ci`` the group's resamples are drawn (:func:`resamples`), the protocol's replicates
+    computed on them (:meth:`Protocol.replicates`, before :meth:`Protocol.measure`), and each column's
+    interval kept in the result (:func:`intervals_of`), with the replicates (for the mean row's interval)
+    and, for the figures, the image ROC band (:func:`roc_band`)."""
     state = GroupState(samples, options, protocol.accumulators(options, context), protocol.score_rule(options))
     for sample in _progress(samples, f"{name}: reading", options.quiet):
         state.add(sample)
+    W = replicates = None
+    if options.ci:
+        W = resamples(state, options)
+        replicates = _replicates(protocol, state, options, context, W)
     measured = protocol.measure(state, options, context, figures)
     notes = list(measured.notes)
     if state.contradicted:
@@ -37,7 +135,16 @@ def evaluate_group(protocol, samples, options, context, name, figures):
                      f"ha{'ve' if n > 1 else 's'} defect pixels in {'their masks' if n > 1 else 'its mask'} "
                      f"({shown}{', ...' if n > 3 else ''}): the image counts as good, its defect pixels as "
                      "defect pixels")
-    return Result(name, measured.values, measured.counts, measured.curves, notes, extra=measured.extra)
+    result = Result(name, measured.values, measured.counts, measured.curves, notes, extra=measured.extra)
+    if options.ci:
+        result.level, result.resamples = options.level, options.bootstrap
+        result.intervals = intervals_of(protocol, options, measured.values, replicates, result.notes)
+        result.replicates = {k: v for k, v in replicates.items() if k in result.intervals}
+        if figures and "image roc" in result.curves:
+            band = roc_band(*state["images"].arrays(), W, options.level)
+            if band is not None:
+                result.curves["image roc band"] = band
+    return result
 
 
 def defect_groups(samples):
@@ -69,6 +176,34 @@ def evaluate_category(protocol, dataset, samples, options):
         for defect, group in defect_groups(samples).items():
             result.defects[defect] = evaluate_group(protocol, group, options, context, defect, False)
     return result
+
+
+CI_METHOD = "stratified image bootstrap, percentile"
+
+
+def ci_settings(options):
+    """``settings["ci"]`` of ``results.json``: None without ``--ci``."""
+    if not options.ci:
+        return None
+    return {"method": CI_METHOD, "resamples": options.bootstrap, "seed": options.seed, "level": options.level,
+            "seed_per_group": "the same seed for every category and defect type",
+            "shown": "value \u00b1 half the interval's width, (high - low) / 2"}
+
+
+def ci_notes(protocol, results, columns):
+    """The run's notes on ``--ci``: the columns without an interval, and why."""
+    official = [c.key for c in columns if c.official]
+    uncovered = [c.key for c in columns if not c.official and not any(c.key in r.replicates for r in results)]
+    out = []
+    if official:
+        out.append("--ci: no interval for " + ", ".join(official) + " (official conventions: the interval is the "
+                   "one of the exact value beside)")
+    if uncovered:
+        why = getattr(protocol, "ci_without", {})
+        out.append("--ci: no interval for " + ", ".join(f"{k} ({why[k]})" if k in why else k for k in uncovered)
+                   + ("" if all(k in why for k in uncovered) else
+                      " (no exact resample replicate of this protocol's column is implemented)"))
+    return out
 
 
 def _previous_files(out):
@@ -111,6 +246,8 @@ def run(protocol, dataset, out, options=None):
     describes one run.
     """
     options = options or Options()
+    if options.ci:
+        options.bootstrap, options.seed, options.level = check_ci(options.bootstrap, options.seed, options.level)
     options.connectivity = labelling.check_connectivity(options.connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
     check_headers(dataset.samples, options.resize)
     for group in dataset.validation.values():
@@ -141,7 +278,10 @@ def run(protocol, dataset, out, options=None):
                         image_score=rule.describe(),
                         image_score_rule={"reduce": rule.reduce, "k": rule.k, "kernel": rule.kernel},
                         float16=options.float16,
-                        per_defect=options.per_defect, official=options.official)
+                        per_defect=options.per_defect, official=options.official,
+                        ci=ci_settings(options))
+        for text in ci_notes(protocol, results, columns) if options.ci else ():
+            note(dataset.notes, text)  # in results.json's notes, and printed under the table
         try:
             written = _stage(target.new, protocol, results, columns, options, settings, dataset.notes)
         except OSError as exc:  # a full disk, a quota: the staging area is inside --out

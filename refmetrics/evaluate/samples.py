@@ -63,6 +63,13 @@ class Result:
     notes: list = field(default_factory=list)
     defects: dict = field(default_factory=dict)  # defect type -> Result (its images and every good image)
     extra: dict = field(default_factory=dict)  # protocol-specific numbers for its own files (LOCO's JSON)
+    # --ci: column key -> (low, high) percentile interval, or None (no interval: undefined, official, or no
+    # replicate for the column); the replicates themselves (column key -> (B,) float64), kept for the mean
+    # row's interval; the intervals' level (None without --ci)
+    intervals: dict = field(default_factory=dict)
+    replicates: dict = field(default_factory=dict)
+    level: float | None = None
+    resamples: int | None = None
 
 
 def size_text(shape):

@@ -13,12 +13,56 @@ import numpy as np
 
 from .. import __version__
 
-SCHEMA = 2  # results.json's schema version (docs/evaluate.md); 1 was the schema before --protocol
+SCHEMA = 3  # results.json's schema version (docs/evaluate.md); 2 had no intervals (--ci), 1 no --protocol
 
 
 def mean_row(results, columns):
     """The mean over categories of each column (NaN if any category's value is NaN)."""
     return {c.key: float(np.mean([r.values[c.key] for r in results])) for c in columns}
+
+
+def mean_replicates(results, key):
+    """The mean over categories of resample ``b``'s values, for each ``b``: ``(B,)`` float64 (each category's
+    resample ``b`` drawn from its own images with the run's seed), each mean computed as
+    :func:`mean_row`'s (NumPy's mean of the categories' values, in category order); None unless every
+    category has replicates of ``key``."""
+    if not results or any(key not in r.replicates for r in results):
+        return None
+    stacked = np.ascontiguousarray(np.array([r.replicates[key] for r in results], np.float64).T)
+    return stacked.mean(axis=1)  # each row reduced as a 1-D np.mean of the categories' values
+
+
+def mean_intervals(results, columns):
+    """``{key: (low, high) or None}``: the mean row's percentile intervals (from :func:`mean_replicates`; a
+    resample where a category's value is undefined is left out), or ``{}`` without ``--ci``."""
+    if not results or results[0].level is None:
+        return {}
+    from ..functional._resample import percentile_interval
+
+    level, means, out = results[0].level, mean_row(results, columns), {}
+    for c in columns:
+        reps = None if c.official or math.isnan(means[c.key]) else mean_replicates(results, c.key)
+        if reps is None or np.isnan(reps).all():
+            out[c.key] = None
+        else:
+            low, high = percentile_interval(reps, level)
+            out[c.key] = (float(low), float(high))
+    return out
+
+
+def cell(value, interval, decimals=4, latex=False):
+    """A table cell: the value with ``decimals`` decimals, and with an interval ``(low, high)`` its half
+    width (high - low) / 2 at the same precision: ``0.9870 ±0.0040`` (LaTeX: ``0.9870{\\scriptsize$\\pm$0.0040}``).
+    """
+    text = f"{value:.{decimals}f}"
+    if interval is None:
+        return text
+    half = (interval[1] - interval[0]) / 2
+    return text + (f"{{\\scriptsize$\\pm${half:.{decimals}f}}}" if latex else f" \u00b1{half:.{decimals}f}")
+
+
+def _intervals(result):
+    return result.intervals if result.level is not None else {}
 
 
 def _column_blocks(widths, room):
@@ -34,7 +78,7 @@ def _column_blocks(widths, room):
     return blocks + [current]
 
 
-def _text_block(names, rows, columns, widths, name_width, width):
+def _text_block(names, rows, columns, widths, name_width, width, cis):
     subs = [c.short + ("*" if c.official else "") for c in columns]
     top = " " * name_width
     i = 0
@@ -46,10 +90,10 @@ def _text_block(names, rows, columns, widths, name_width, width):
         top += "  " + f" {columns[i].level} ".center(span, "-")
         i = j
     lines = [top, f"{'category':<{name_width}}" + "".join(f"  {h:>{w}}" for h, w in zip(subs, widths))]
-    for name, row in zip(names, rows):
+    for name, row, ci in zip(names, rows, cis):
         if name == "mean" and row is rows[-1]:
             lines.append("-" * len(lines[1]))
-        cells = "".join(f"  {row[c.key]:>{w}.4f}" for c, w in zip(columns, widths))
+        cells = "".join(f"  {cell(row[c.key], ci.get(c.key)):>{w}}" for c, w in zip(columns, widths))
         if len(name) > name_width:  # a line (or several) of its own, then its numbers
             lines += textwrap.wrap(name, width) + [" " * name_width + cells]
         else:
@@ -64,7 +108,9 @@ def text_table(results, columns, width=100):
     the category names again."""
     names = [r.category for r in results] + ["mean"]
     rows = [r.values for r in results] + [mean_row(results, columns)]
-    widths = [max(len(c.short) + (1 if c.official else 0), 6) for c in columns]
+    cis = [_intervals(r) for r in results] + [mean_intervals(results, columns)]
+    widths = [max([len(c.short) + (1 if c.official else 0), 6]
+                  + [len(cell(row[c.key], ci.get(c.key))) for row, ci in zip(rows, cis)]) for c in columns]
     width = max(width, 70)
     name_width = max([8] + [len(n) for n in names if len(n) <= width - (widths and max(widths) + 2)])
     name_width = min(name_width, width // 3)  # columns keep at least two thirds of the width
@@ -73,10 +119,19 @@ def text_table(results, columns, width=100):
         if lines:
             lines.append("")
         lines += _text_block(names, rows, [columns[i] for i in block], [widths[i] for i in block], name_width,
-                             width)
+                             width, cis)
     if any(c.official for c in columns):
         lines.append("(* a benchmark tool's own convention, named below)")
+    if results and results[0].level is not None:
+        lines += textwrap.wrap(ci_legend(results), width, break_on_hyphens=False)
     return "\n".join(lines)
+
+
+def ci_legend(results):
+    """The line under a table with intervals: what the ``\u00b1`` is."""
+    return (f"(\u00b1: half the width of the {results[0].level * 100:g}% percentile interval of a stratified "
+            f"image bootstrap, {results[0].resamples} resamples; the interval itself, [low, high], is in "
+            "results.json)")
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]<>()#+-.!|~")
@@ -90,14 +145,19 @@ def md(text):
 def _md_rows(results, columns, first="category"):
     heads = [c.header + (" (official)" if c.official else "") for c in columns]
     lines = [f"| {first} | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
-    for name, row in [(md(r.category), r.values) for r in results] + [("**mean**", mean_row(results, columns))]:
-        lines.append(f"| {name} | " + " | ".join(f"{row[c.key]:.4f}" for c in columns) + " |")
+    rows = [(md(r.category), r.values, _intervals(r)) for r in results]
+    rows.append(("**mean**", mean_row(results, columns), mean_intervals(results, columns)))
+    for name, row, ci in rows:
+        lines.append(f"| {name} | " + " | ".join(cell(row[c.key], ci.get(c.key)) for c in columns) + " |")
     return lines
 
 
 def markdown_table(results, columns, title=None):
-    """The table as Markdown; with per-defect results, a table per category after it."""
+    """The table as Markdown; with per-defect results, a table per category after it. With intervals
+    (``--ci``) a cell reads ``0.9870 \u00b10.0040`` (:func:`cell`), explained under the table."""
     lines = ([f"## {title}", ""] if title else []) + _md_rows(results, columns)
+    if results and results[0].level is not None:
+        lines += ["", ci_legend(results)]
     defect_columns = [c for c in columns if c.per_defect]
     for r in results:
         if r.defects:
@@ -120,12 +180,16 @@ def latex_table(results, columns):
     lines = [r"\begin{tabular}{l" + "r" * len(heads) + "}", r"\toprule",
              "Category & " + " & ".join(heads) + r" \\", r"\midrule"]
     for r in results:
-        lines.append(tex(r.category) + " & " + " & ".join(f"{r.values[c.key]:.4f}" for c in columns) + r" \\")
-    mean = mean_row(results, columns)
-    lines += [r"\midrule", "Mean & " + " & ".join(f"{mean[c.key]:.4f}" for c in columns) + r" \\",
-              r"\bottomrule", r"\end{tabular}"]
+        ci = _intervals(r)
+        lines.append(tex(r.category) + " & " + " & ".join(cell(r.values[c.key], ci.get(c.key), latex=True)
+                                                         for c in columns) + r" \\")
+    mean, ci = mean_row(results, columns), mean_intervals(results, columns)
+    lines += [r"\midrule", "Mean & " + " & ".join(cell(mean[c.key], ci.get(c.key), latex=True) for c in columns)
+              + r" \\", r"\bottomrule", r"\end{tabular}"]
     if any(c.official for c in columns):
         lines.append(r"% $^*$: a benchmark tool's own convention, beside the exact value")
+    if results and results[0].level is not None:
+        lines.append("% " + ci_legend(results).replace("\u00b1", "$\\pm$"))
     defect_columns = [c for c in columns if c.per_defect]
     for r in results:  # per defect type (each with every good image), a table per category, as in Markdown
         if r.defects:
@@ -134,8 +198,9 @@ def latex_table(results, columns):
                       "Defect type & " + " & ".join(tex(c.header) + ("$^*$" if c.official else "")
                                                     for c in defect_columns) + r" \\", r"\midrule"]
             for d in r.defects.values():
-                lines.append(tex(d.category) + " & " + " & ".join(f"{d.values[c.key]:.4f}" for c in defect_columns)
-                             + r" \\")
+                ci = _intervals(d)
+                lines.append(tex(d.category) + " & " + " & ".join(cell(d.values[c.key], ci.get(c.key), latex=True)
+                                                                  for c in defect_columns) + r" \\")
             lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -157,8 +222,16 @@ def beside(columns):
 
 def to_json(protocol, results, columns, settings, files=(), notes=()):
     """``results.json`` (schema :data:`SCHEMA`, documented in ``docs/evaluate.md``)."""
+    ci = bool(results) and results[0].level is not None
+
+    def pair(interval):
+        return None if interval is None else [interval[0], interval[1]]
+
     def block(r, cols):
-        out = {"metrics": {c.key: _num(r.values[c.key]) for c in cols}, "counts": r.counts, "notes": r.notes}
+        out = {"metrics": {c.key: _num(r.values[c.key]) for c in cols}}
+        if ci:
+            out["intervals"] = {c.key: pair(r.intervals.get(c.key)) for c in cols}
+        out.update({"counts": r.counts, "notes": r.notes})
         return out
 
     categories = {}
@@ -178,6 +251,7 @@ def to_json(protocol, results, columns, settings, files=(), notes=()):
         "notes": list(notes),
         "categories": categories,
         "mean": {k: _num(v) for k, v in mean_row(results, columns).items()},
+        **({"mean_intervals": {k: pair(v) for k, v in mean_intervals(results, columns).items()}} if ci else {}),
     }, indent=2) + "\n"
 
 
@@ -202,6 +276,15 @@ def _value(values, *keys):
     return float("nan")
 
 
+def _roc_band(result):
+    """The image ROC's band for :func:`refmetrics.plotting.curves_figure` (``--ci``), labelled with its level
+    and number of resamples: ``{0: (label, fpr, low, high)}``, or ``{}``."""
+    band = result.curves.get("image roc band")
+    if band is None:
+        return {}
+    return {0: (f"image, pointwise {result.level * 100:g}% band ({result.resamples} resamples)", *band)}
+
+
 def write_figures(results, fpr_limits, directory):
     """The standard figures of each category (ROC, PR, PRO to each limit, image-score histograms): the names
     written, relative to ``directory``."""
@@ -219,7 +302,8 @@ def write_figures(results, fpr_limits, directory):
                 [(f"image (AUROC {auroc:.4f})", *c["image roc"]),
                  *([(f"pixel (AUROC {_value(r.values, 'pixel AUROC'):.4f})", *c["pixel roc"])]
                    if "pixel roc" in c else [])],
-                "False positive rate", "True positive rate", f"{r.category}: ROC", diagonal=True)
+                "False positive rate", "True positive rate", f"{r.category}: ROC", diagonal=True,
+                bands=_roc_band(r))
             figs["pr"] = plotting.curves_figure(
                 [(f"image (AP {_value(r.values, 'image AP'):.4f})", *c["image pr"]),
                  *([(f"pixel (AP {_value(r.values, 'pixel AP'):.4f})", *c["pixel pr"])] if "pixel pr" in c
