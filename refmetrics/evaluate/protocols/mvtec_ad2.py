@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ... import functional
-from ...functional.segmentation import scores_from_counts
+from ...functional.segmentation import rates, scores_from_counts
 from ...metrics.segmentation import ValidationThreshold
 from ..options import ImageScore
 from ..readers import Dataset
@@ -157,6 +157,22 @@ class MVTecAD2(Protocol):
             if pro is not None:
                 curves["pro"] = pro
         return Measured(values, out, curves, notes)
+
+    def replicates(self, state, options, context, W):
+        """The default replicates (image AUROC and AP, the AU-PROs) and SegF1's: resample ``b`` repeats each
+        test image ``W[b, i]`` times, so its pooled counts are ``W[b] @ counts`` (exact integers) and its
+        per-image F1s are the images' own, repeated: ``SegF1`` is :func:`~refmetrics.functional.segmentation.
+        rates` of the pooled counts, ``SegF1 (per image)`` the correctly rounded sum (``math.fsum``) of the
+        repeated per-image F1s over their number, as :meth:`measure` computes them on the test images."""
+        out = dict(super().replicates(state, options, context, W))
+        if math.isnan(context["threshold"]):
+            return out  # no threshold: SegF1 is undefined, and so are its replicates
+        counts = state["segmentation"].counts()
+        out["SegF1"] = rates(W @ counts)["f1"]
+        per_image = rates(counts)["f1"]
+        out["SegF1 (per image)"] = np.array([math.fsum(np.repeat(per_image, w).tolist()) / int(w.sum())
+                                             for w in W])
+        return out
 
     def settings(self, options):
         return {"fpr_limits": list(self.limits(options)),
