@@ -392,10 +392,12 @@ def ader_segmentation(preds, target, *, thresholds=ADER_THRESHOLDS, backend="aut
         lo, hi, ts, lambda cut: threshold_counts(preds, target, cut, False, None, backend)[0], stacklevel=4)
 
 
-def ader_from_counts(lo, hi, thresholds, counts_at, stacklevel=3):
+def ader_from_counts(lo, hi, thresholds, counts_at, stacklevel=3, cuts=None):
     """:func:`ader_segmentation` from the maps' ``lo``/``hi`` (float64) and ``counts_at(cut)``, the pooled
     TP, FP, FN, TN of ``score >= cut``: what a streaming state (``refmetrics.state.PixelState``) gives
-    once every map is read. The undefined cases warn and return NaN as :func:`ader_segmentation`."""
+    once every map is read. The undefined cases warn and return NaN as :func:`ader_segmentation`.
+    ``cuts``: the ``normalised_cut(lo, hi, t)`` of each threshold when already known (a caller with many
+    count sets of one ``lo``/``hi``, ``evaluate --ci``'s resamples), else computed here."""
     nan = {"mF1": float("nan"), "mAcc": float("nan"), "mIoU": float("nan")}
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi == lo:
         why = "the maps are constant" if hi == lo else "the maps hold infinite scores"
@@ -407,8 +409,9 @@ def ader_from_counts(lo, hi, thresholds, counts_at, stacklevel=3):
                          stacklevel=stacklevel)
         return nan
     f1, acc, iou = [], [], []
-    for t in thresholds:
-        r = rates(np.asarray(counts_at(normalised_cut(lo, hi, t)), np.int64).reshape(1, 4))
+    for i, t in enumerate(thresholds):
+        cut = normalised_cut(lo, hi, t) if cuts is None else cuts[i]
+        r = rates(np.asarray(counts_at(cut), np.int64).reshape(1, 4))
         f1.append(float(r["f1"][0]))
         acc.append(float(r["recall"][0]))
         iou.append(float(r["iou"][0]))

@@ -28,8 +28,11 @@ and add 1e-8 to each denominator (see ``ader_segmentation``).
 """
 
 import math
+import warnings
 
 import numpy as np
+
+from ... import _validation as validation
 
 from ...functional import segmentation
 from ..options import ImageScore
@@ -190,6 +193,17 @@ class ADer(Protocol):
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))
         return Measured(values, pixel_counts(images, pixels), curves, notes)
 
+    def replicates(self, state, options, context, W):
+        """The default replicates (image and pixel AUROC, AP, F1-max, AUPRO), mF1 / mAcc / mIoU's
+        (:func:`segmentation_replicates`, exact) and mAD's: each resample's mean of its seven metrics, the
+        same ``math.fsum`` over seven as :meth:`measure` (NaN where one of them is)."""
+        out = dict(super().replicates(state, options, context, W))
+        out.update(segmentation_replicates(state["pixels"].state, W))
+        if all(m in out for m in MAD_PARTS):
+            out["mAD"] = np.array([math.fsum(float(out[m][b]) for m in MAD_PARTS) / len(MAD_PARTS)
+                                   for b in range(W.shape[0])])
+        return out
+
     def settings(self, options):
         return {"fpr_limit": self.limits(options)[0], "segmentation_thresholds": list(segmentation.ADER_THRESHOLDS),
                 "adeval_nstrips": ADEVAL_NSTRIPS if options.official else None}
@@ -220,3 +234,56 @@ def segmentation_from_state(pixels):
         return np.array([tp, fp, n_defect - tp, n_bg - fp], np.int64)
 
     return segmentation.ader_from_counts(lo, hi, segmentation.ADER_THRESHOLDS, counts_at)
+
+
+def segmentation_replicates(pixels, W):
+    """mF1, mAcc and mIoU (:func:`segmentation_from_state`) of each resample of the images of an unfinished
+    :class:`refmetrics.state.PixelState`: ``{name: (B,) float64}``.
+
+    Resample ``b`` holds image ``i`` ``W[b, i]`` times: its smallest and largest score are those of the
+    images it holds (the normalisation's ``lo`` and ``hi``), and its counts at a cut are ``W[b]`` times each
+    image's own counts (each image's keys sorted once, counted by binary search with the threshold keys
+    the pooled state uses). The numbers are then :func:`refmetrics.functional.segmentation.ader_from_counts`'s
+    on those exact counts, as :meth:`ADer.measure` computes them on the pooled state: the same floats as
+    :func:`refmetrics.functional.ader_segmentation` on the repeated maps. The cuts are found once per
+    distinct ``(lo, hi)``, each image's counts once per cut.
+    """
+    from ...kernels.cpu.keys import decode_keys, threshold_keys
+
+    n = pixels.n_images
+    keys = [tuple(np.sort(k) for k in pixels.image_keys(i)) for i in range(n)]
+    sizes = np.array([[bg.size, fg.size] for bg, fg in keys], np.int64)  # background, defect pixels
+    ends = []
+    for bg, fg in keys:
+        first = [k[0] for k in (bg, fg) if k.size]
+        last = [k[-1] for k in (bg, fg) if k.size]
+        ends.append((decode_keys(np.array(first)).min(), decode_keys(np.array(last)).max()) if first
+                    else (np.inf, -np.inf))
+    ends = np.array(ends, np.float64).reshape(n, 2)
+    out = {name: np.full(W.shape[0], np.nan) for name in SEGMENTATION}
+    table = {}  # cut -> each image's (background, defect) pixels >= cut: the same for every resample
+    cuts = {}  # (lo, hi) -> the normalised cuts of the thresholds
+    for b, w in enumerate(W):
+        held = w > 0
+        if not held.any() or not np.isfinite(ends[held]).all():
+            continue  # infinite scores: undefined (ader_from_counts' NaN)
+        lo, hi = float(ends[held, 0].min()), float(ends[held, 1].max())
+        n_bg, n_defect = (int(x) for x in w @ sizes)
+
+        def counts_at(cut, w=w, n_bg=n_bg, n_defect=n_defect):
+            if cut not in table:
+                t = threshold_keys(np.array([cut]), pixels.kd)[0]
+                table[cut] = np.array([[k.size - np.searchsorted(k, t, side="left") for k in pair]
+                                       for pair in keys], np.int64)
+            fp, tp = (int(x) for x in w @ table[cut])
+            return np.array([tp, fp, n_defect - tp, n_bg - fp], np.int64)
+
+        if (lo, hi) not in cuts and math.isfinite(hi - lo) and hi > lo:
+            cuts[lo, hi] = [segmentation.normalised_cut(lo, hi, t) for t in segmentation.ADER_THRESHOLDS]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", validation.UndefinedMetricWarning)
+            values = segmentation.ader_from_counts(lo, hi, segmentation.ADER_THRESHOLDS, counts_at,
+                                                   cuts=cuts.get((lo, hi)))
+        for name in SEGMENTATION:
+            out[name][b] = values[name]
+    return out
