@@ -69,7 +69,8 @@ class Keep:
 
 def groups_of(name, per_defect=True, **extra):
     """``{category: {group name: (maps, masks, scores, labels, context)}}`` of the protocol's demo, each
-    group read by the run's own reader and streaming state (the input side, not the metrics)."""
+    group read by the run's own reader and streaming state (the input side, not the metrics); ``context``:
+    the protocol's, with each image's ``defects`` (type) and ``groups`` (multi-view sample key)."""
     from importlib import resources
 
     protocol = get_protocol(name)
@@ -97,6 +98,8 @@ def groups_of(name, per_defect=True, **extra):
                     state.add(s)
                 scores, labels = state["images"].arrays()
                 keep = state["keep"]
+                context = dict(context, defects=np.array(state["images"].defects, dtype=object),
+                               groups=np.array(state["images"].groups, dtype=object))
                 out[category][gname] = (np.array(keep.maps), np.array(keep.masks), scores, labels, context)
     return out
 
@@ -114,7 +117,8 @@ def naive_replicates(group, metrics, n_resamples=B, seed=SEED):
     out = {key: np.empty(n_resamples) for key in metrics}
     for b, w in enumerate(W):
         data = (np.repeat(maps, w, axis=0), np.repeat(masks, w, axis=0), np.repeat(scores, w),
-                np.repeat(labels, w), context)
+                np.repeat(labels, w), dict(context, defects=np.repeat(context["defects"], w),
+                                           groups=np.repeat(context["groups"], w)))
         for key, metric in metrics.items():
             out[key][b] = quiet(metric, *data)
     return out
@@ -287,3 +291,73 @@ def test_mvtec_ad2_intervals_equal_the_naive_loop(tmp_path):
     for category in groups:  # SegF1's intervals are not degenerate on the demo
         low, high = results["categories"][category]["intervals"]["SegF1"]
         assert low < high
+
+
+def test_visa_and_mvtec_3d_ad_intervals_equal_the_naive_loop(tmp_path):
+    results = ci_run(tmp_path, "visa", "--no-figures")
+    official = [c["key"] for c in results["columns"] if c["official"]]
+    assert official
+    check_intervals(results, groups_of("visa"), {**image_metrics(), **pixel_metrics()}, expect_none=official)
+    results = ci_run(tmp_path, "mvtec-3d-ad", "--no-figures", out="3d")
+    metrics = {"image AUROC": image_metrics()["image AUROC"], "pixel AUROC": pixel_metrics()["pixel AUROC"]}
+    for limit in (0.3, 0.01):
+        metrics[f"AUPRO@{limit:g}"] = lambda m, k, s, y, c, limit=limit: F.aupro(m, k, fpr_limit=limit,
+                                                                                 connectivity=2)
+    official = [c["key"] for c in results["columns"] if c["official"]]
+    assert official
+    check_intervals(results, groups_of("mvtec-3d-ad"), metrics, expect_none=official)
+
+
+def test_mvtec_loco_image_intervals_equal_the_naive_loop(tmp_path):
+    results = ci_run(tmp_path, "mvtec-loco", "--no-figures")
+
+    def subset_auroc(subset):
+        def metric(m, k, s, y, c):
+            keep = (c["defects"] == "good") | (c["defects"] == subset)
+            return F.auroc(s[keep], y[keep]) if (c["defects"] == subset).any() else math.nan
+        return metric
+
+    logical, structural = subset_auroc("logical_anomalies"), subset_auroc("structural_anomalies")
+
+    def mean(m, k, s, y, c):  # over the subsets the group holds (a resample without one of them: nan)
+        return float(np.mean([f(m, k, s, y, c) for subset, f in (("logical_anomalies", logical),
+                                                                   ("structural_anomalies", structural))
+                              if subset in c["held"]]))
+
+    groups = groups_of("mvtec-loco")
+    for by_group in groups.values():
+        for group in by_group.values():
+            group[4]["held"] = set(group[4]["defects"])
+    check_intervals(results, groups, {"image AUROC (logical)": logical, "image AUROC (structural)": structural,
+                                      "image AUROC": mean})
+    spro = [c["key"] for c in results["columns"] if c["key"].startswith("AU-sPRO")]
+    for entry in results["categories"].values():
+        assert all(entry["intervals"][k] is None for k in spro)
+    assert any("no interval for AU-sPRO@0.01, " in n for n in results["notes"])
+
+
+def test_real_iad_intervals_equal_the_naive_loop(tmp_path):
+    results = ci_run(tmp_path, "real-iad", "--no-figures")
+    groups = groups_of("real-iad")
+    official = [c["key"] for c in results["columns"] if c["official"]]
+    check_intervals(results, groups, {**image_metrics(), **pixel_metrics()}, expect_none=official)
+    # the sample columns: the samples resampled (stratified by sample label), each sample the max of its views
+    reps = {}
+    for category, by_group in groups.items():
+        for gname, (maps, masks, scores, labels, context) in by_group.items():
+            keys = list(dict.fromkeys(context["groups"]))
+            s_scores = np.array([max(scores[context["groups"] == k]) for k in keys])
+            s_labels = np.array([max(labels[context["groups"] == k]) for k in keys])
+            W = naive_counts(s_labels, B, SEED)
+            naive = {"sample AUROC": [quiet(F.auroc, np.repeat(s_scores, w), np.repeat(s_labels, w)) for w in W],
+                     "sample AP": [quiet(F.average_precision, np.repeat(s_scores, w), np.repeat(s_labels, w))
+                                   for w in W]}
+            entry = results["categories"][category]
+            block = entry if gname == category else entry["defects"][gname]
+            for key, values in naive.items():
+                assert block["intervals"][key] == interval(values), (category, gname, key)
+            if gname == category:
+                reps[category] = naive
+    for key in ("sample AUROC", "sample AP"):
+        per_b = [float(np.mean([reps[c][key][b] for c in groups])) for b in range(B)]
+        assert results["mean_intervals"][key] == interval(per_b)

@@ -190,7 +190,7 @@ def ci_settings(options):
             "shown": "value \u00b1 half the interval's width, (high - low) / 2"}
 
 
-def ci_notes(protocol, results, columns):
+def ci_notes(protocol, results, columns, options):
     """The run's notes on ``--ci``: the columns without an interval, and why."""
     official = [c.key for c in columns if c.official]
     uncovered = [c.key for c in columns if not c.official and not any(c.key in r.replicates for r in results)]
@@ -199,10 +199,12 @@ def ci_notes(protocol, results, columns):
         out.append("--ci: no interval for " + ", ".join(official) + " (official conventions: the interval is the "
                    "one of the exact value beside)")
     if uncovered:
-        why = getattr(protocol, "ci_without", {})
-        out.append("--ci: no interval for " + ", ".join(f"{k} ({why[k]})" if k in why else k for k in uncovered)
-                   + ("" if all(k in why for k in uncovered) else
-                      " (no exact resample replicate of this protocol's column is implemented)"))
+        why = protocol.ci_without(options) if hasattr(protocol, "ci_without") else {}  # {key: why no interval}
+        reasons = {}
+        for key in uncovered:
+            reasons.setdefault(why.get(key, "no exact resample replicate of this protocol's column is "
+                                           "implemented"), []).append(key)
+        out += [f"--ci: no interval for {', '.join(keys)} ({reason})" for reason, keys in reasons.items()]
     return out
 
 
@@ -280,7 +282,7 @@ def run(protocol, dataset, out, options=None):
                         float16=options.float16,
                         per_defect=options.per_defect, official=options.official,
                         ci=ci_settings(options))
-        for text in ci_notes(protocol, results, columns) if options.ci else ():
+        for text in ci_notes(protocol, results, columns, options) if options.ci else ():
             note(dataset.notes, text)  # in results.json's notes, and printed under the table
         try:
             written = _stage(target.new, protocol, results, columns, options, settings, dataset.notes)

@@ -233,6 +233,32 @@ class MVTecLOCO(Protocol):
                           "official auc_spro": {s: official[s] for s in subsets} if official else {}}}
         return Measured(values, counts, curves, notes, extra)
 
+    def replicates(self, state, options, context, W):
+        """Each subset's image AUROC on every resample (the group's resample restricted to the subset's
+        images and the good ones, :class:`~refmetrics.functional._resample.ImageResampler`), and their mean
+        per resample as :meth:`measure` forms it (NumPy's mean over the subsets the group holds). AU-sPRO:
+        no replicate (no interval)."""
+        from ...functional._resample import ImageResampler
+
+        images = state["images"]
+        scores, labels = images.arrays()
+        types = np.array(images.defects, dtype=object)
+        subsets = [s for s in SUBSETS if (types == s).any()]
+        out, per_subset = {}, []
+        for subset in subsets:
+            keep = (types == GOOD) | (types == subset)
+            reps = ImageResampler(scores[keep], labels[keep]).replicates(np.ascontiguousarray(W[:, keep]), "auroc")
+            out[f"image AUROC ({SHORT[subset]})"] = reps
+            per_subset.append(reps)
+        if per_subset:
+            out["image AUROC"] = np.array([_mean([float(r[b]) for r in per_subset]) for b in range(W.shape[0])])
+        return out
+
+    def ci_without(self, options):
+        """``{column key: why it has no interval}`` (``--ci``'s note)."""
+        return {spro_key(limit): "no exact AU-sPRO replicate of a resample is implemented in evaluate yet"
+                for limit in self.limits(options)}
+
     @staticmethod
     def _spro_curve(subset_state, limit):
         """The exact sPRO curve to just past ``limit``, thinned for a figure (None when undefined)."""
