@@ -57,13 +57,20 @@ class Defects:
     def __init__(self, samples, options):
         self.states = {}
         self.n_pixels = self.n_defect_pixels = self.n_defects = 0
+        self.parts = [] if options.ci else None  # --ci: each image's (part, n_full), in image order
 
     def add(self, image):
         sample = image.sample
         defects = image.truth or []
         state = self.states.setdefault(sample.defect, functional_spro.DefectScores())
         try:
-            functional_spro.add_batch(state, image.values[np.newaxis], [defects], "cpu")
+            if self.parts is None:
+                functional_spro.add_batch(state, image.values[np.newaxis], [defects], "cpu")
+            else:  # add_batch's steps, keeping the image's part (shared with the state, not copied)
+                part, n_full = functional_spro.partition(functional_spro.intake(image.values[np.newaxis],
+                                                                                [defects], "cpu"))
+                state.add(part, n_full)
+                self.parts.append((part, n_full))
         except ValueError as exc:
             raise InputError(f"{sample.truth or sample.map}: {exc}") from exc
         self.n_pixels += image.values.size
@@ -131,6 +138,16 @@ def official_values(arrays, subsets, limits, notes):
                         "reported as nan)")
             out[subset] = [math.nan] * len(limits)
     return out
+
+
+def _spro_resampler():
+    """The exact AU-sPRO replicate engine (``refmetrics.functional._resample_images.SproResampler``), or
+    None where this version has none (the AU-sPRO columns then get no interval)."""
+    try:
+        from ...functional._resample_images import SproResampler
+    except ImportError:
+        return None
+    return SproResampler
 
 
 def _published():
@@ -236,8 +253,10 @@ class MVTecLOCO(Protocol):
     def replicates(self, state, options, context, W):
         """Each subset's image AUROC on every resample (the group's resample restricted to the subset's
         images and the good ones, :class:`~refmetrics.functional._resample.ImageResampler`), and their mean
-        per resample as :meth:`measure` forms it (NumPy's mean over the subsets the group holds). AU-sPRO:
-        no replicate (no interval)."""
+        per resample as :meth:`measure` forms it (NumPy's mean over the subsets the group holds); likewise
+        each subset's AU-sPRO at every limit (:class:`~refmetrics.functional._resample_images.SproResampler`
+        from each image's part, kept by :class:`Defects` with ``--ci``) and their mean, where the engine
+        is installed."""
         from ...functional._resample import ImageResampler
 
         images = state["images"]
@@ -252,11 +271,23 @@ class MVTecLOCO(Protocol):
             per_subset.append(reps)
         if per_subset:
             out["image AUROC"] = np.array([_mean([float(r[b]) for r in per_subset]) for b in range(W.shape[0])])
+        resampler = _spro_resampler()
+        parts = state["defects"].parts
+        if resampler is None or parts is None or not subsets:
+            return out
+        limits = self.limits(options)
+        areas = []
+        for subset in subsets:  # (B, limits): the subset's AU-sPROs, as measure's au_spro_from_state
+            keep = np.flatnonzero((types == GOOD) | (types == subset))
+            engine = resampler.from_parts([parts[i][0] for i in keep], [parts[i][1] for i in keep])
+            areas.append(np.asarray(engine.replicates(np.ascontiguousarray(W[:, keep]), list(limits))))
+        for i, limit in enumerate(limits):
+            out[spro_key(limit)] = np.array([_mean([float(a[b, i]) for a in areas]) for b in range(W.shape[0])])
         return out
 
     def ci_without(self, options):
         """``{column key: why it has no interval}`` (``--ci``'s note)."""
-        return {spro_key(limit): "no exact AU-sPRO replicate of a resample is implemented in evaluate yet"
+        return {spro_key(limit): "no exact AU-sPRO replicate of a resample in this installation"
                 for limit in self.limits(options)}
 
     @staticmethod
