@@ -379,7 +379,7 @@ def build_parser():
     ev.add_argument("--ci", action="store_true",
                     help="a confidence interval beside every value that has one: a stratified bootstrap of the "
                          "images (normal and anomalous drawn apart), each resample's metrics exact, the percentile "
-                         "interval shown as 98.7 \u00b10.4 (half its width) and [low, high] in results.json")
+                         "interval shown as 0.9870 \u00b10.0040 (half its width) and [low, high] in results.json")
     ev.add_argument("--bootstrap", metavar="B", default=None,
                     help="with --ci: the number of resamples (default 1000, at least 10)")
     ev.add_argument("--seed", metavar="S", default=None,
