@@ -136,6 +136,7 @@ class _Sorted:
         self.hi_of = np.searchsorted(self.neg_k, self.pos_k, "right").astype(np.int64)
         self.n_pos, self.n_neg, self.n_regions = n_pos, n_neg, n_regions
         self._pairs = None
+        self._reciprocals = None
 
     def totals(self, w):
         return w @ self.n_pos, w @ self.n_neg
@@ -184,8 +185,12 @@ class _Sorted:
         out = np.empty(w.shape[0])
         # the AUPRO stops at the group whose false positives exceed limit * n_bg (exactly)
         need = np.array([int(Fraction(fpr_limit) * int(n)) + 1 for n in n_bg], np.int64)
-        K.aupro_replicates(self.neg_p, self.pos_k, self.pos_p, self.lo_of, self.hi_of, self.ib, w, n_bg,
-                           n_regions, float(fpr_limit), need, out)
+        if self._reciprocals is None:
+            qh, ql = np.empty(self.pos_p.size), np.empty(self.pos_p.size)
+            K.reciprocals(self.pos_p, self.ib, qh, ql)
+            self._reciprocals = qh, ql
+        K.aupro_replicates(self.neg_p, self.pos_k, self.pos_p, *self._reciprocals, self.lo_of, self.hi_of, self.ib,
+                           w, n_bg, n_regions, float(fpr_limit), need, out)
         return out
 
 
