@@ -87,6 +87,8 @@ DATA_ARGS = {
     "validation_threshold": ((MAPS,), 2.0),
     "ader_segmentation": ((MAPS, MASKS), (0.5,)),
     "image_scores": ((MAPS,), "top_k_mean"),
+    "auroc_ci": ((PREDS, TARGET), 0.9),
+    "delong_test": ((PREDS, PREDS[::-1], TARGET), TARGET),  # nothing after the data
 }
 
 
@@ -97,6 +99,10 @@ def test_everything_after_the_data_is_keyword_only(name):
     params = list(inspect.signature(fn).parameters.values())
     assert [p.name for p in params[:len(data)]] == [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert all(p.kind is p.KEYWORD_ONLY for p in params[len(data):]), name
+    if len(params) == len(data):  # no parameter after the data: one more positional is refused
+        with pytest.raises(TypeError, match="positional argument"):
+            fn(*data, extra)
+        return
     next_name = params[len(data)].name
     with pytest.raises(TypeError, match="positional argument"):
         fn(*data, extra)
@@ -217,6 +223,10 @@ def _calls(data):
         "ader_segmentation": [(lambda: tuple(F.ader_segmentation(maps, masks).values()), (SCALAR,) * 3)],
         "image_scores": [(lambda r=r: F.image_scores(maps, reduce=r, kernel=2), CURVE)
                          for r in ("max", "top_k_mean", "pooled_max")],
+        # named tuples of floats (read as plain tuples here)
+        "auroc_ci": [(lambda: tuple(F.auroc_ci(p, t)), (SCALAR,) * 4),
+                     (lambda: tuple(F.auroc_ci(p, one_class)), (SCALAR,) * 4)],
+        "delong_test": [(lambda: tuple(F.delong_test(p, data(PREDS[::-1].copy()), t)), (SCALAR,) * 3)],
     }
 
 
@@ -500,6 +510,8 @@ NAN_PARAMETERS = {
     "validation_threshold": (lambda **kw: F.validation_threshold(MAPS, **kw), ["n_std"]),
     "ader_segmentation": (lambda **kw: F.ader_segmentation(MAPS, MASKS, **kw), []),
     "image_scores": (lambda **kw: F.image_scores(MAPS, **kw), ["k"]),
+    "auroc_ci": (lambda **kw: F.auroc_ci(PREDS, TARGET, **kw), ["level"]),
+    "delong_test": (lambda **kw: F.delong_test(PREDS, PREDS[::-1], TARGET, **kw), []),
     "PBn": (rm.PBn, ["fpr", "ignore_index"]),
     "PGn": (rm.PGn, ["fnr", "ignore_index"]),
     "ValidationThreshold": (rm.ValidationThreshold, ["n_std"]),
