@@ -199,6 +199,67 @@ def test_p_equals_2_and_n_equals_2():
     assert naive.delong_variance([3, 2, 1, 0], [1, 0, 1, 0]) == Fraction(1, 8)
 
 
+# The aSAH data set that R's pROC ships (Turck et al., Intensive Care Medicine 36(1), 107-115, 2010): 113
+# patients, outcome Poor (1) or Good (0), and three markers. Each marker is given here by its dense rank
+# (wfns is already 1..5), which keeps its order, ties included, and so every AUROC and structural component.
+# The expected numbers are pROC's own test values (tests/testthat/test-var.R, test-cov.R, test-roc.test.R,
+# test-ci.auc.R in xrobin/pROC), computed in R's floating point and written with 15 significant digits.
+ASAH_POOR = [
+    0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1,
+    1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1,
+    1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0,
+    0, 1, 0, 0, 0]
+ASAH_WFNS = [
+    1, 1, 1, 1, 3, 2, 5, 4, 1, 2, 5, 2, 5, 5, 1, 2, 5, 2, 2, 5, 2, 1, 1, 1, 1, 2, 1, 2, 1, 1, 3, 4, 2, 1, 4, 5,
+    4, 1, 4, 2, 5, 5, 1, 1, 2, 4, 1, 1, 2, 5, 5, 2, 1, 2, 5, 1, 2, 2, 2, 1, 5, 1, 1, 2, 5, 2, 1, 4, 5, 2, 4, 4,
+    1, 4, 1, 2, 1, 4, 2, 1, 2, 3, 2, 4, 2, 1, 4, 5, 1, 1, 5, 4, 2, 2, 1, 1, 1, 3, 1, 2, 5, 2, 2, 5, 5, 5, 2, 4,
+    4, 5, 1, 1, 1]
+ASAH_S100B = [
+    11, 12, 8, 2, 11, 8, 36, 14, 16, 8, 10, 8, 33, 44, 2, 6, 38, 2, 5, 27, 7, 7, 5, 9, 5, 15, 5, 9, 11, 17, 3,
+    14, 31, 12, 28, 29, 37, 7, 49, 21, 39, 35, 14, 5, 32, 34, 9, 6, 7, 48, 40, 6, 4, 11, 50, 8, 12, 13, 5, 4,
+    46, 3, 7, 25, 1, 7, 2, 19, 43, 7, 23, 44, 6, 22, 6, 14, 7, 11, 8, 6, 9, 27, 9, 24, 5, 8, 26, 18, 5, 3, 20,
+    30, 8, 13, 6, 12, 8, 5, 2, 17, 41, 12, 42, 26, 47, 45, 13, 36, 15, 33, 13, 39, 37]
+ASAH_NDKA = [
+    1, 27, 23, 42, 82, 61, 8, 66, 76, 9, 78, 83, 5, 28, 67, 86, 49, 79, 97, 105, 98, 104, 100, 31, 10, 56, 13,
+    11, 108, 62, 35, 36, 38, 84, 4, 72, 90, 22, 17, 25, 14, 33, 65, 21, 74, 101, 18, 16, 58, 69, 2, 30, 19, 64,
+    109, 95, 91, 39, 87, 53, 41, 106, 12, 48, 55, 70, 80, 93, 63, 34, 89, 24, 107, 76, 43, 45, 75, 6, 33, 3, 88,
+    81, 60, 30, 47, 85, 46, 7, 54, 20, 37, 44, 96, 26, 57, 63, 102, 51, 59, 29, 32, 99, 52, 73, 103, 50, 94, 40,
+    71, 77, 92, 15, 68]
+
+PROC_VARIANCE = {"wfns": 0.00146991470882363, "ndka": 0.0031908105493913, "s100b": 0.00266868245717244}
+PROC_COVARIANCE = {("wfns", "ndka"): -0.000532967856762438, ("ndka", "s100b"): -0.000756164938056579,
+                   ("s100b", "wfns"): 0.00119615567376754}
+# roc.test(a, b): Z and p
+PROC_TEST = {("wfns", "s100b"): (2.20898359144091, 0.0271757822291882),
+             ("wfns", "ndka"): (2.79777591868904, 0.00514557970691098),
+             ("ndka", "s100b"): (-1.39077002573558, 0.164295175223054)}
+PROC_NDKA_CI = (0.501244999271703, 0.611957994579946, 0.722670989888189)  # ci.auc(r.ndka): low, AUROC, high
+PROC_TOLERANCE = 1e-13  # relative: pROC's values are R doubles written with 15 significant digits
+
+
+def _asah(name):
+    return np.array({"wfns": ASAH_WFNS, "ndka": ASAH_NDKA, "s100b": ASAH_S100B}[name])
+
+
+def test_proc_published_values_on_asah():
+    target = np.array(ASAH_POOR)
+    assert target.sum() == 41 and target.size == 113
+    for name, expected in PROC_VARIANCE.items():
+        assert math.isclose(F.auroc_ci(_asah(name), target).std_err ** 2, expected, rel_tol=PROC_TOLERANCE)
+        assert math.isclose(float(naive.delong_variance(_asah(name), target)), expected, rel_tol=PROC_TOLERANCE)
+    for (a, b), expected in PROC_COVARIANCE.items():
+        assert math.isclose(float(naive.delong_covariance(_asah(a), _asah(b), target)), expected,
+                            rel_tol=PROC_TOLERANCE)
+    for (a, b), (z, p) in PROC_TEST.items():
+        result = F.delong_test(_asah(a), _asah(b), target)
+        assert math.isclose(result.z, z, rel_tol=PROC_TOLERANCE), (a, b, result)
+        assert math.isclose(result.p_value, p, rel_tol=PROC_TOLERANCE), (a, b, result)
+    low, value, high = PROC_NDKA_CI
+    ci = F.auroc_ci(_asah("ndka"), target)
+    assert math.isclose(ci.auroc, value, rel_tol=PROC_TOLERANCE)
+    assert math.isclose(ci.low, low, rel_tol=PROC_TOLERANCE) and math.isclose(ci.high, high, rel_tol=PROC_TOLERANCE)
+
+
 # ---------------------------------------------------------------------------
 # level, clipping, the zero-variance cases
 # ---------------------------------------------------------------------------
@@ -306,10 +367,11 @@ def test_fewer_than_two_of_a_class_leave_the_variance_undefined(target, p, n):
 
 
 def test_the_warning_points_at_the_caller():
-    with pytest.warns(refmetrics.UndefinedMetricWarning) as caught:
+    with pytest.warns(refmetrics.UndefinedMetricWarning) as one_class:
         F.auroc_ci([0.1, 0.2], [1, 1])
+    with pytest.warns(refmetrics.UndefinedMetricWarning) as too_few:
         F.delong_test([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [1, 0, 0])
-    assert [w.filename for w in caught] == [__file__, __file__]
+    assert [w.filename for w in [*one_class, *too_few]] == [__file__, __file__]
 
 
 # ---------------------------------------------------------------------------

@@ -151,7 +151,8 @@ def sqrt_rounded(q):
 
 def normal_quantile(level):
     """``z = Phi^-1((1 + level) / 2)``, the two-sided standard normal quantile (1.959963984540054 at 0.95)."""
-    from scipy.special import ndtri  # = scipy.stats.norm.ppf, without importing scipy.stats
+    # scipy.special.ndtri is scipy.stats.norm.ppf without importing scipy.stats
+    from scipy.special import ndtri
 
     return float(ndtri((1.0 + level) / 2.0))
 
