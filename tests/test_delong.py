@@ -56,6 +56,9 @@ def test_components_and_variance_equal_the_pairwise_oracle(p, n, high):
         assert [Fraction(int(v), 2 * n) for v in v10] == o10
         assert [Fraction(int(v), 2 * p) for v in v01] == o01
         assert delong.variance(v10, v01) == naive.delong_variance(preds, target)
+        # in key order (what auroc_ci uses): the same components, sorted
+        k10, k01 = delong.components(pos, neg, in_order=False)
+        assert k10.tolist() == sorted(v10.tolist()) and k01.tolist() == sorted(v01.tolist(), reverse=True)
 
 
 @pytest.mark.parametrize("p, n", SIZES)

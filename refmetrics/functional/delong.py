@@ -79,19 +79,38 @@ def intake(preds_list, target, names):
     return out
 
 
-def components(pos, neg):
-    """Twice the structural components, as int64 arrays in element order.
+def components(pos, neg, in_order=True):
+    """Twice the structural components, as int64 arrays.
 
     ``2 N V10_i = #(neg < x_i) + #(neg <= x_i)`` for each positive ``x_i`` and
     ``2 P V01_j = #(pos > y_j) + #(pos >= y_j)`` for each negative ``y_j``: a tie
     counts once in one count and not in the other, so one half in the component
-    (Sun and Xu's mid-ranks). Binary searches over the sorted keys: O(n log n).
+    (Sun and Xu's mid-ranks). Binary searches of the sorted keys in the other
+    class's sorted keys: O(n log n). ``in_order``: the components in element order
+    (what the paired test needs, one argsort per class more); else in key order
+    (what a variance alone needs: it does not depend on the order).
     """
-    sorted_pos, sorted_neg = np.sort(pos), np.sort(neg)
-    v10 = np.searchsorted(sorted_neg, pos, side="left") + np.searchsorted(sorted_neg, pos, side="right")
-    v01 = (2 * pos.size - np.searchsorted(sorted_pos, neg, side="left")
-           - np.searchsorted(sorted_pos, neg, side="right"))
-    return v10.astype(np.int64, copy=False), v01.astype(np.int64, copy=False)
+    return _half(pos, neg, in_order, above=False), _half(neg, pos, in_order, above=True)
+
+
+def _half(keys_, other, in_order, above):
+    """``#(other < k) + #(other <= k)`` for each key ``k`` of ``keys_`` (``above``: ``#(other > k) + #(other >= k)``)."""
+    sorted_other = np.sort(other)
+    if in_order:
+        order = np.argsort(keys_, kind="stable")
+        needles = keys_[order]
+    else:
+        needles = np.sort(keys_)
+    # sorted needles: NumPy's binary search starts from the previous answer (several times faster)
+    counts = (np.searchsorted(sorted_other, needles, side="left")
+              + np.searchsorted(sorted_other, needles, side="right")).astype(np.int64, copy=False)
+    if above:
+        counts = 2 * other.size - counts
+    if not in_order:
+        return counts
+    out = np.empty_like(counts)
+    out[order] = counts
+    return out
 
 
 _CHUNK = 1 << 28  # elements per int64 partial sum: each term is below 2**34, each sum below 2**62
@@ -264,7 +283,7 @@ def auroc_ci(preds, target, *, level=0.95):
     nan = float("nan")
     if _undefined_one_class("AUROC and its DeLong interval", p, n):
         return AurocCI(nan, nan, nan, nan)
-    v10, v01 = components(pos, neg)
+    v10, v01 = components(pos, neg, in_order=False)
     value = float(Fraction(int(v10.sum()), 2 * p * n))
     if _too_few("std_err, low and high are", p, n):
         return AurocCI(value, nan, nan, nan)
