@@ -193,7 +193,7 @@ def test_bad_input_is_named():
         F.bootstrap_ci(scores, labels, metric="aupro")
     with pytest.raises(ValueError, match="metric: expected one of"):
         F.bootstrap_ci(np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), metric="aupimo2")
-    with pytest.raises(ValueError, match=r"level: expected a number strictly between 0 and 1.*received 95"):
+    with pytest.raises(ValueError, match=r"level: expected a confidence level in \(0, 1\).*received 95"):
         F.bootstrap_ci(scores, labels, level=95)
     with pytest.raises(ValueError, match="seed: expected an integer >= 0, received -1"):
         F.bootstrap_ci(scores, labels, seed=-1)

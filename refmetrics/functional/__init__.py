@@ -58,3 +58,8 @@ __all__ += ["ader_segmentation", "image_scores", "pbn", "pgn", "segmentation_sco
 from .bootstrap import bootstrap_ci, bootstrap_test  # noqa: E402
 
 __all__ += ["bootstrap_ci", "bootstrap_test"]
+
+# --- issue 15, item 1: DeLong's interval for AUROC and DeLong's paired test ---
+from .delong import auroc_ci, delong_test  # noqa: E402
+
+__all__ += ["auroc_ci", "delong_test"]

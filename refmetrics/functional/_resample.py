@@ -36,10 +36,7 @@ def check_seed(seed):
 
 
 def check_level(level):
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise ValueError(f"level: expected a number strictly between 0 and 1 (0.95 for a 95% interval), "
-                         f"received {level!r}")
-    return float(level)
+    return V.check_level(level)
 
 
 def resample_counts(anomalous, n_resamples, seed):

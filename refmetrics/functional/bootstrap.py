@@ -56,9 +56,12 @@ def _resampler(preds, target, metric, connectivity, name="preds"):
     return RS.PixelResampler.from_maps(p, t, connectivity)
 
 
-def _check(metric, n_resamples, level, seed):
+def _check(metric, n_resamples, level, seed, fpr_limit=0.3):
     if not isinstance(metric, str):
         raise TypeError(f"metric: expected a metric name (str), received {type(metric).__name__}")
+    from .regions import check_fpr_limit
+
+    check_fpr_limit(fpr_limit)
     return RS.check_resamples(n_resamples), RS.check_level(level), RS.check_seed(seed)
 
 
@@ -126,7 +129,7 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
     >>> r.value, r.replicates.size, r.low <= r.value <= r.high
     (0.8888888888888888, 200, True)
     """
-    n_resamples, level, seed = _check(metric, n_resamples, level, seed)
+    n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
     resampler = _resampler(preds, target, metric, connectivity)
     weights = RS.resample_counts(resampler.anomalous, n_resamples, seed)
     value, reps = _value_and_replicates(resampler, weights, metric, fpr_limit, "")
@@ -168,7 +171,7 @@ def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000
     >>> round(t.difference, 6), t.p_value > 0.05
     (-0.111111, True)
     """
-    n_resamples, level, seed = _check(metric, n_resamples, level, seed)
+    n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
     a = A.host_array(preds_a, "preds_a")
     b = A.host_array(preds_b, "preds_b")
     if a.shape != b.shape:

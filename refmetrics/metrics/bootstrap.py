@@ -20,7 +20,7 @@ class _Batches:
     _arrays = ()
 
     def __init__(self, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3, connectivity=None):
-        FB._check(metric, n_resamples, level, seed)
+        FB._check(metric, n_resamples, level, seed, fpr_limit)
         allowed = FB.PIXEL_METRICS
         if metric not in allowed:
             raise ValueError(f"metric: expected one of {', '.join(allowed)}, received {metric!r}")
