@@ -9,7 +9,7 @@ One small test set in the MVTec AD layout and two methods' maps of it, determini
 Two categories ("disc", "stripe") of 8 images of 48x48 each (4 good, 2 scratches, 2 blobs). Both methods
 share most of their noise (as two methods built on one backbone do). On "disc", method B's response to
 the defects is stronger than A's on every defective image: B is better, clearly on the pixel metrics. On
-"stripe", the two differ by small independent noise only: about equal. Scores are rounded to 1/32 and the
+"stripe", the two differ by small independent noise only: about equal. Scores are rounded to 1/16 and the
 TIFFs zlib-compressed (readable by tifffile alone), which keeps the tree small.
 Run: ``python tools/make_demo_data.py compare``.
 """
@@ -21,7 +21,7 @@ import tifffile
 from PIL import Image
 from scipy import ndimage
 
-SEED = 20261128
+SEED = 3  # chosen among the first few for a clear demo: B ahead on disc, A slightly ahead on stripe
 SIZE = 48
 DEFECTS = (("good", 4), ("scratch", 2), ("blob", 2))
 STRENGTH = {"disc": (2.0, 3.2), "stripe": (2.5, 2.5)}  # the defect response of A and of B
@@ -48,7 +48,7 @@ def smooth_noise(rng, scale):
 
 
 def save_map(path, values):
-    stored = (np.round(values * 32) / 32 + 10).astype(np.float32)  # exact in float32: 1/32 steps
+    stored = (np.round(values * 16) / 16 + 10).astype(np.float32)  # exact in float32: 1/16 steps
     tifffile.imwrite(path, stored, compression="zlib")
 
 
