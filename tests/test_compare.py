@@ -474,3 +474,23 @@ def test_compare_checks_the_protocols_resamples(pair, tmp_path, monkeypatch):
         assert any(n.startswith("image AP: a's resampling gives") for n in entry["notes"]), entry["notes"]
     assert "interval" not in result["mean"]["metrics"]["image AP"]
     assert [c["paired"] for c in result["columns"] if c["key"] == "image AP"] == [False]
+
+
+def test_compare_demo_tree_is_what_tools_generates(tmp_path):
+    """tools/make_demo_data.py compare regenerates the bundled demo byte for byte (a deterministic seed)."""
+    import importlib
+    import sys
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    sys.path.insert(0, str(tools))
+    try:
+        make = importlib.import_module("make_demo_data")
+        importlib.import_module(f"demos.{make.DEMOS['compare']}").main(tmp_path / "compare")
+    finally:
+        sys.path.remove(str(tools))
+    with resources.as_file(compare_module.demo_root()) as bundled:
+        want = {p.relative_to(bundled): p.read_bytes() for p in sorted(bundled.rglob("*")) if p.is_file()}
+    got = {p.relative_to(tmp_path / "compare"): p.read_bytes() for p in sorted((tmp_path / "compare").rglob("*"))
+           if p.is_file()}
+    assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
+    assert sum(len(v) for v in want.values()) < 100_000
