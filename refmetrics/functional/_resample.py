@@ -53,7 +53,7 @@ def resample_counts(anomalous, n_resamples, seed):
     ``W[b, i]`` counts image ``i`` in resample ``b``.
 
     >>> resample_counts([0, 0, 1], 2, seed=0).tolist()
-    [[2, 0, 1], [1, 1, 1]]
+    [[0, 2, 1], [1, 1, 1]]
     """
     labels = np.asarray(anomalous).reshape(-1)
     if labels.dtype != np.bool_ and not np.isin(labels, (0, 1)).all():
