@@ -376,8 +376,8 @@ def test_compare_manifests_that_differ(pair, tmp_path, capsys):
     write_manifest(tmp_path / "b.csv", [(b / "crack" / "000.npy", mask / "001_mask.png", 1), *[
         (b / "good" / f"{i:03d}.npy", "", 0) for i in range(2)]])
     err = refused(capsys, tmp_path / "out", "--manifest", tmp_path / "a.csv", "--manifest", tmp_path / "b.csv")
-    assert f"--manifest {tmp_path / 'b.csv'}: {b / 'crack' / '000.npy'}: ground truth {(mask / '001_mask.png').resolve()}; " \
-           f"expected {(mask / '000_mask.png').resolve()}" in err
+    assert f"--manifest {tmp_path / 'b.csv'}: {b / 'crack' / '000.npy'}: ground truth " \
+           f"{(mask / '001_mask.png').resolve()}; expected {(mask / '000_mask.png').resolve()}" in err
     # another order
     write_manifest(tmp_path / "b.csv", [(b / "crack" / "000.npy", mask / "000_mask.png", 1), *[
         (b / "good" / f"{i:03d}.npy", "", 0) for i in (1, 0)]])
@@ -494,3 +494,28 @@ def test_compare_demo_tree_is_what_tools_generates(tmp_path):
            if p.is_file()}
     assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
     assert sum(len(v) for v in want.values()) < 100_000
+
+
+def test_compare_demo_is_bootstrap_test_per_category(tmp_path):
+    """Per category, compare's numbers are :func:`refmetrics.functional.bootstrap_test`'s on the same arrays
+    (the public paired bootstrap: the same resamples, the same replicates)."""
+    out = tmp_path / "demo"
+    assert run("--demo", "--bootstrap", 40, "--seed", 3, "--level", 0.8, "--out", out) == 0
+    result = read_json(out)
+    root = Path(str(resources.files("refmetrics").joinpath("data/demo/compare")))
+    names = {**{k: ("image", f) for k, f in zip(IMAGE, ("auroc", "average_precision", "f1_max"))},
+             **{k: ("pixel", f) for k, f in zip(PIXEL, ("auroc", "average_precision", "f1_max"))},
+             "AUPRO": ("pixel", "aupro")}
+    for category in ("disc", "stripe"):
+        (maps_a, masks, labels), (maps_b, _, _) = load(root / "maps_a", root / "gt", category), \
+            load(root / "maps_b", root / "gt", category)
+        for key, (level, metric) in names.items():
+            if level == "image":
+                args = (maps_a.reshape(len(maps_a), -1).max(axis=1).astype(np.float64),
+                        maps_b.reshape(len(maps_b), -1).max(axis=1).astype(np.float64), labels)
+            else:
+                args = (maps_a, maps_b, masks)
+            t = F.bootstrap_test(*args, metric=metric, n_resamples=40, seed=3, level=0.8)
+            got = result["categories"][category]["metrics"][key]
+            assert (got["a"], got["b"], got["difference"], *got["interval"], got["p"]) == \
+                (t.value_a, t.value_b, t.difference, t.low, t.high, t.p_value), (category, key)

@@ -12,8 +12,15 @@ The flow, per category (one at a time, so that at most the two methods' states a
     differences              replicate of A minus replicate of B, resample by resample
 
 The values are exactly ``refmetrics evaluate``'s; the resample of every image-level and pixel-level metric
-is the metric computed on the images repeated by their multiplicities (``docs/definitions.md``). Columns
-the protocol gives no replicates for are compared without an interval or p-value.
+is the metric computed on the images repeated by their multiplicities (``docs/definitions.md``, section
+"Bootstrap"). Columns the protocol gives no replicates for are compared without an interval or p-value.
+``W`` gets one more row, every image once (the test set itself), whose replicate must be the column's value
+bit for bit: a column whose resamples measure something else gets no interval, and a note says so.
+
+The overall row is the mean over categories of each value and of the difference; its interval and p-value
+come from the per-resample means of the differences (resample ``b`` of every category, each category's
+resamples drawn from its own labels with the same seed). The p-values of the categories are adjusted per
+metric by Holm's step-down procedure (:func:`holm`); the overall row's is a single test, not adjusted.
 """
 
 import contextlib
