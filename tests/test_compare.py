@@ -519,3 +519,58 @@ def test_compare_demo_is_bootstrap_test_per_category(tmp_path):
             got = result["categories"][category]["metrics"][key]
             assert (got["a"], got["b"], got["difference"], *got["interval"], got["p"]) == \
                 (t.value_a, t.value_b, t.difference, t.low, t.high, t.p_value), (category, key)
+
+
+@pytest.mark.parametrize("protocol", ["mvtec-ad-2", "mvtec-loco", "mvtec-3d-ad", "real-iad", "ader"])
+def test_compare_other_protocols_on_their_demo(protocol, tmp_path):
+    """Every protocol whose dataset is --maps/--gt: on its demo tree against itself, each value is
+    ``evaluate``'s (without the official columns) and every paired difference is 0 with p = 1."""
+    from refmetrics.evaluate import get_protocol
+
+    with resources.as_file(get_protocol(protocol).demo_root()) as demo:
+        demo = Path(demo)
+        assert run("--protocol", protocol, "--maps", demo / "maps", "--maps", demo / "maps", "--gt", demo / "gt",
+                   "--bootstrap", 5, "--out", tmp_path / "cmp") == 0
+    assert cli.main(["evaluate", "--quiet", "--protocol", protocol, "--demo", "--no-official", "--no-per-defect",
+                     "--no-figures", "--out", str(tmp_path / "ev")]) == 0
+    compared = read_json(tmp_path / "cmp")
+    evaluated = json.loads((tmp_path / "ev" / "results.json").read_text(encoding="utf-8"))
+    assert list(compared["categories"]) == list(evaluated["categories"])
+    assert [c["key"] for c in compared["columns"]] == [c["key"] for c in evaluated["columns"]]
+    paired = 0
+    for category, entry in evaluated["categories"].items():
+        for key, value in entry["metrics"].items():
+            got = compared["categories"][category]["metrics"][key]
+            assert got["a"] == value and got["b"] == value, (category, key)
+            if "interval" in got:
+                paired += 1
+                assert got["interval"] == [0.0, 0.0] and got["p"] == 1.0 and got["p_holm"] == 1.0
+    # Real-IAD's columns are sample-level, MVTec LOCO's image AUROC the mean of its subsets': the default
+    # replicates do not cover them (LOCO's "image AUROC" fails the check row, and a note says so)
+    assert paired or protocol in ("real-iad", "mvtec-loco")
+    for category, entry in compared["categories"].items():
+        for key, got in entry["metrics"].items():
+            if "interval" not in got and key == "image AUROC":
+                assert any(n.startswith("image AUROC: A's resampling gives") for n in entry["notes"])
+
+
+def test_compare_undefined_category(tmp_path):
+    """A category without a defective image: every value, interval and p-value null, the mean's too, a note
+    per metric said once for both methods, and the other category's Holm-adjusted p-values count it not."""
+    root = tmp_path / "tree"
+    shutil.copytree(compare_module.demo_root(), root)
+    for method in ("maps_a", "maps_b"):
+        for defect in ("scratch", "blob"):
+            shutil.rmtree(root / method / "stripe" / "test" / defect)
+    shutil.rmtree(root / "gt" / "stripe")
+    assert run("--maps", root / "maps_a", "--maps", root / "maps_b", "--gt", root / "gt", "--bootstrap", 10,
+               "--out", tmp_path / "out") == 0
+    result = read_json(tmp_path / "out")
+    stripe, disc = result["categories"]["stripe"], result["categories"]["disc"]
+    for m in METRICS:
+        assert stripe["metrics"][m] == {"a": None, "b": None, "difference": None, "interval": [None, None],
+                                        "p": None, "resamples_defined": 0, "p_holm": None}
+        assert result["mean"]["metrics"][m]["a"] is None and result["mean"]["metrics"][m]["p"] is None
+        assert disc["metrics"][m]["p_holm"] == disc["metrics"][m]["p"]  # m = 1: the defined category alone
+    assert len(stripe["notes"]) == len(METRICS) and stripe["notes"][0].startswith("image AUROC: AUROC is undefined")
+    assert result["mean"]["notes"] == []

@@ -337,9 +337,9 @@ def compare_category(protocol, datasets, samples, options, settings, where):
     replicates = [protocol.replicates(s, options, c, W) for s, c in zip(states, contexts)]
     measured = [protocol.measure(s, options, c, False) for s, c in zip(states, contexts)]
     del states
-    notes = []
-    for name, m in zip(settings.names, measured):
-        notes += [f"{name}: {n}" for n in m.notes]
+    # a note both methods have (an undefined metric, say) once; a method's own note with its name
+    notes = [n if n in measured[1].notes else f"{settings.names[0]}: {n}" for n in measured[0].notes]
+    notes += [f"{settings.names[1]}: {n}" for n in measured[1].notes if n not in measured[0].notes]
     cells, differences = {}, {}
     for column in protocol.columns(options):
         a, b = (float(m.values[column.key]) for m in measured)
@@ -355,7 +355,7 @@ def compare_category(protocol, datasets, samples, options, settings, where):
                 np.asarray(replicates[1][column.key][1:], np.float64)
             cell.low, cell.high, cell.p, cell.defined = summarize(d, settings.level)
             differences[column.key] = d
-            if cell.defined < settings.n_resamples:
+            if cell.defined < settings.n_resamples and not math.isnan(cell.difference):  # else: said above
                 notes.append(f"{column.key}: the difference is undefined on {settings.n_resamples - cell.defined} "
                              f"of {settings.n_resamples} resamples (left out of its interval and p-value)")
         cells[column.key] = cell
@@ -378,7 +378,7 @@ def mean_comparison(comparisons, columns, settings):
         if all(key in c.differences for c in comparisons):
             d = np.mean([c.differences[key] for c in comparisons], axis=0)
             cell.low, cell.high, cell.p, cell.defined = summarize(d, settings.level)
-            if cell.defined < settings.n_resamples:
+            if cell.defined < settings.n_resamples and not math.isnan(cell.difference):
                 notes.append(f"{key}: the mean difference is undefined on {settings.n_resamples - cell.defined} "
                              f"of {settings.n_resamples} resamples (one category's is; left out)")
         cells[key] = cell
