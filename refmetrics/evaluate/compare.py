@@ -494,14 +494,19 @@ def latex(comparisons, mean, columns, settings):
     lines = [f"% {writers.tex(settings.names[0])} vs {writers.tex(settings.names[1])}: {settings.n_resamples} "
              f"paired resamples (seed {settings.seed}); {writers.tex(METHOD)}"]
     heads = [writers.tex(h) for h in _heads(settings)]
+    heads[2] = f"{writers.tex(settings.names[0])} $-$ {writers.tex(settings.names[1])}"
     heads[3] = f"{settings.level * 100:g}\\% interval"
+
+    def cells(cell):  # a minus sign, not a hyphen; "--" where there is no number
+        return " & ".join("--" if v == "-" else v.replace("-", "$-$") for v in _row_cells(cell))
+
     for column in columns:
         lines += ["", f"% {writers.tex(column.header)}", r"\begin{tabular}{lrrrcrr}", r"\toprule",
                   r"\multicolumn{7}{l}{" + writers.tex(column.header) + r"} \\", r"\midrule",
                   "Category & " + " & ".join(heads) + r" \\", r"\midrule"]
         for c in comparisons:
-            lines.append(writers.tex(c.category) + " & " + " & ".join(_row_cells(c.cells[column.key])) + r" \\")
-        lines += [r"\midrule", "Mean & " + " & ".join(_row_cells(mean.cells[column.key])) + r" \\",
+            lines.append(writers.tex(c.category) + " & " + cells(c.cells[column.key]) + r" \\")
+        lines += [r"\midrule", "Mean & " + cells(mean.cells[column.key]) + r" \\",
                   r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
