@@ -228,7 +228,10 @@ def test_compare_tree_every_number_against_the_naive_loop(pair, tmp_path, capsys
     assert (f"| dominated | {row['a']:.4f} | {row['b']:.4f} | {row['difference']:.4f} | "
             f"[{row['interval'][0]:.4f}, {row['interval'][1]:.4f}] | {row['p']:.4f} | {row['p_holm']:.4f} |") in md
     tex = (out / "compare.tex").read_text(encoding="utf-8")
-    assert tex.count(r"\begin{tabular}") == len(METRICS) and "90\\% interval" in tex
+    assert tex.count(r"\begin{tabular}") == len(METRICS)
+    assert r"Category & a & b & a $-$ b & 90\% interval & p & p (Holm) \\" in tex
+    assert (f"dominated & {row['a']:.4f} & {row['b']:.4f} & $-${-row['difference']:.4f} & "
+            f"[$-${-row['interval'][0]:.4f}, $-${-row['interval'][1]:.4f}] & ") in tex
     printed = capsys.readouterr().out
     assert "a vs b" in printed and "wrote 3 files" in printed
 
@@ -574,3 +577,12 @@ def test_compare_undefined_category(tmp_path):
         assert disc["metrics"][m]["p_holm"] == disc["metrics"][m]["p"]  # m = 1: the defined category alone
     assert len(stripe["notes"]) == len(METRICS) and stripe["notes"][0].startswith("image AUROC: AUROC is undefined")
     assert result["mean"]["notes"] == []
+
+
+def test_compare_manifests_of_other_lengths(pair, tmp_path, capsys):
+    a, b = pair / "a" / "noisy" / "test", pair / "b" / "noisy" / "test"
+    write_manifest(tmp_path / "a.csv", [(a / "good" / f"{i:03d}.tiff", "", 0) for i in range(3)])
+    write_manifest(tmp_path / "b.csv", [(b / "good" / f"{i:03d}.npy", "", 0) for i in range(2)])
+    err = refused(capsys, tmp_path / "out", "--manifest", tmp_path / "a.csv", "--manifest", tmp_path / "b.csv")
+    assert f"--manifest {tmp_path / 'b.csv'}: 2 test images in category 'all'; expected 3 as in --manifest " \
+           f"{tmp_path / 'a.csv'}" in err

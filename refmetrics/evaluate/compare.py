@@ -262,15 +262,21 @@ def check_same(dataset_a, dataset_b, where, roots):
                          f"{where[0]} (the same test set)")
     ids_a = [(s.category, _image_id(s, roots[0])) for s in a]
     ids_b = [(s.category, _image_id(s, roots[1])) for s in b]
-    known_a, known_b = dict(zip(ids_a, a)), dict(zip(ids_b, b))
-    for key, s in known_a.items():
-        if key not in known_b:
-            raise InputError(f"{where[1]}: no map for the test image {key[1]} of category {key[0]!r}; expected "
-                             f"one as in {where[0]} ({s.map})")
-    for key, s in known_b.items():
-        if key not in known_a:
-            raise InputError(f"{where[1]}: {s.map}: a test image ({key[1]}) that {where[0]} does not have; "
-                             "expected the same test set")
+    if roots[0] is not None and roots[1] is not None:  # trees: an image's path names it, once
+        known_a, known_b = dict(zip(ids_a, a)), dict(zip(ids_b, b))
+        for key, s in known_a.items():
+            if key not in known_b:
+                raise InputError(f"{where[1]}: no map for the test image {key[1]} of category {key[0]!r}; "
+                                 f"expected one as in {where[0]} ({s.map})")
+        for key, s in known_b.items():
+            if key not in known_a:
+                raise InputError(f"{where[1]}: {s.map}: a test image ({key[1]}) that {where[0]} does not have; "
+                                 "expected the same test set")
+    groups_a, groups_b = by_category(a), by_category(b)
+    for category in cats_a:  # manifests: rows are paired in order (file names may repeat across defect types)
+        if len(groups_a[category]) != len(groups_b[category]):
+            raise InputError(f"{where[1]}: {len(groups_b[category])} test images in category {category!r}; "
+                             f"expected {len(groups_a[category])} as in {where[0]} (the same test set)")
     for i, (ka, kb, sa, sb) in enumerate(zip(ids_a, ids_b, a, b)):
         if ka != kb:
             raise InputError(f"{where[1]}: {sb.map}: test image {i + 1} is {kb[1]}; expected {ka[1]} "
