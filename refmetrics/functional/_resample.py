@@ -134,6 +134,7 @@ class _Sorted:
         self.n_pos, self.n_neg, self.n_regions = n_pos, n_neg, n_regions
         self._pairs = None
         self._reciprocals = None
+        self._walked = None
 
     def totals(self, w):
         return w @ self.n_pos, w @ self.n_neg
@@ -159,10 +160,7 @@ class _Sorted:
                 8 * self.n_images:
             u2 = np.einsum("bi,bi->b", w @ self.pair_matrix(), w)
         else:
-            out_i = np.zeros((w.shape[0], 4), np.int64)
-            out_f = np.empty(w.shape[0])
-            K.ranking_replicates(self.pos_k, self.pos_p, self.neg_p, self.lo_of, self.hi_of, self.mask, w, n_pos,
-                                 out_i, out_f)
+            out_i, out_f = self._walk(w, n_pos)
             if metric == "average_precision":
                 return out_f
             u2 = out_i[:, 0]
@@ -175,6 +173,18 @@ class _Sorted:
                 tp, fp = int(out_i[b, 1]), int(out_i[b, 2])
                 out[b] = float(Fraction(2 * tp, tp + fp + p))
         return out
+
+    def _walk(self, w, n_pos):
+        """One weighted walk per resample gives 2U, AP and F1-max at once: the last walk's results are
+        kept for the next metric asked on the same resamples."""
+        if self._walked is not None and np.array_equal(self._walked[0], w):
+            return self._walked[1:]
+        out_i = np.zeros((w.shape[0], 4), np.int64)
+        out_f = np.empty(w.shape[0])
+        K.ranking_replicates(self.pos_k, self.pos_p, self.neg_p, self.lo_of, self.hi_of, self.mask, w, n_pos,
+                             out_i, out_f)
+        self._walked = (w.copy(), out_i, out_f)
+        return out_i, out_f
 
     def aupro(self, w, fpr_limit):
         n_bg = w @ self.n_neg
