@@ -1,0 +1,274 @@
+"""Bootstrap replicates of AUPIMO and AU-sPRO (functional/_resample_images.py) against the naive loop.
+
+The oracle is the definition itself: for each resample ``b``, refmetrics' ordinary function on the
+images repeated ``W[b, i]`` times, in image order. Every replicate must equal it bit for bit (NaN where
+it is NaN). ``W`` is built here with NumPy exactly as the issue-15 design defines ``resample_counts``.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from refmetrics import functional as F
+from refmetrics.functional import pimo as pimo_module
+from refmetrics.functional._resample_images import AupimoResampler, SproResampler
+
+from .checks import quiet, same
+
+
+def counts(anomalous, n_resamples, seed):
+    """Stratified multiplicities, as the design spells them out (PCG64: all normal draws, then all
+    anomalous draws)."""
+    anomalous = np.asarray(anomalous, bool)
+    rng = np.random.default_rng(seed)
+    normal_idx, anomalous_idx = np.flatnonzero(~anomalous), np.flatnonzero(anomalous)
+    dn = rng.integers(0, normal_idx.size, size=(n_resamples, normal_idx.size))
+    da = rng.integers(0, anomalous_idx.size, size=(n_resamples, anomalous_idx.size))
+    W = np.zeros((n_resamples, anomalous.size), np.int64)
+    for b in range(n_resamples):
+        np.add.at(W[b], normal_idx[dn[b]], 1)
+        np.add.at(W[b], anomalous_idx[da[b]], 1)
+    return W
+
+
+def assert_same(got, want, where):
+    assert same(float(got), float(want)), f"{where}: replicate {got!r}, naive {want!r}"
+
+
+# ---------------------------------------------------------------------------
+# AUPIMO
+# ---------------------------------------------------------------------------
+
+def pimo_case(seed, n_images=8, side=8, levels=200, dtype=np.float64):
+    """Maps with ties (``levels`` distinct scores), about half the images normal (at least one of each)."""
+    rng = np.random.default_rng(seed)
+    maps = (rng.integers(0, levels, size=(n_images, side, side)) / levels).astype(dtype)
+    masks = np.zeros(maps.shape, np.uint8)
+    for i in range(n_images):
+        if i % 2 == 0:
+            continue
+        masks[i][rng.random((side, side)) < rng.choice([0.05, 0.3])] = 1
+        masks[i, rng.integers(side), rng.integers(side)] = 1
+        maps[i][masks[i] == 1] += dtype(rng.choice([0.0, 0.25]))  # defects sometimes score higher
+    return maps, masks
+
+
+def naive_aupimo(maps, masks, w, bounds):
+    return quiet(F.aupimo, np.repeat(maps, w, axis=0), np.repeat(masks, w, axis=0), fpr_bounds=bounds)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_aupimo_replicates_equal_the_naive_loop(seed, dtype):
+    maps, masks = pimo_case(seed, dtype=dtype)
+    engine = AupimoResampler.from_maps(maps, masks)
+    assert engine.anomalous.tolist() == masks.reshape(len(masks), -1).any(1).tolist()
+    W = counts(engine.anomalous, 25, seed)
+    bounds = (0.02, 0.1)
+    got = engine.replicates(W, fpr_bounds=bounds)
+    assert got.shape == (25,) and got.dtype == np.float64
+    defined = 0
+    for b in range(W.shape[0]):
+        want = naive_aupimo(maps, masks, W[b], bounds)
+        assert_same(got[b], want, f"seed {seed} resample {b}")
+        defined += not math.isnan(want)
+    assert defined >= 15  # the case exercises the areas, not only the undefined path
+    assert int(np.isnan(got).sum()) == sum(engine.last_undefined.values())
+
+
+@pytest.mark.parametrize("bounds", [(1e-3, 1e-2), (0.05, 0.5), (0.2, 1.0), (1e-5, 1e-4)])
+def test_aupimo_bounds(bounds):
+    maps, masks = pimo_case(11, n_images=7, side=12, levels=1000)
+    engine = AupimoResampler.from_maps(maps, masks)
+    W = counts(engine.anomalous, 15, 3)
+    got = engine.replicates(W, fpr_bounds=bounds)
+    for b in range(W.shape[0]):
+        assert_same(got[b], naive_aupimo(maps, masks, W[b], bounds), f"{bounds} resample {b}")
+
+
+def test_aupimo_undefined_lower_bound():
+    """Every score tied: the smallest reachable shared FPR is 1, above the lower bound (NaN, counted)."""
+    maps = np.zeros((4, 3, 3))
+    masks = np.zeros((4, 3, 3), np.uint8)
+    masks[2:, 0, 0] = 1
+    engine = AupimoResampler.from_maps(maps, masks)
+    W = counts(engine.anomalous, 5, 0)
+    got = engine.replicates(W, fpr_bounds=(0.1, 0.5))
+    assert np.isnan(got).all()
+    assert all(math.isnan(naive_aupimo(maps, masks, w, (0.1, 0.5))) for w in W)
+    assert engine.last_undefined == {"lower bound below the reachable shared FPR": 5}
+
+
+def test_aupimo_undefined_one_class():
+    maps, masks = pimo_case(2)
+    normal = ~masks.reshape(len(masks), -1).any(1)
+    engine = AupimoResampler.from_maps(maps[normal], masks[normal])
+    W = counts(engine.anomalous, 4, 1)
+    assert np.isnan(engine.replicates(W)).all()
+    assert engine.last_undefined == {"no anomalous image": 4}
+    assert math.isnan(naive_aupimo(maps[normal], masks[normal], W[0], (1e-5, 1e-4)))
+    # a hand-made W that drops every normal image
+    engine = AupimoResampler.from_maps(maps, masks)
+    W = np.where(engine.anomalous, 1, 0)[np.newaxis].astype(np.int64)
+    assert np.isnan(engine.replicates(W)).all() and engine.last_undefined == {"no normal image": 1}
+    assert math.isnan(naive_aupimo(maps, masks, W[0], (1e-5, 1e-4)))
+
+
+def test_aupimo_unstratified_weights_walk_every_key():
+    """More normal images than the data has (not a stratified resample): the top keys kept per image may
+    not reach the upper bound, and the engine walks every key instead; still the naive value."""
+    maps, masks = pimo_case(5, n_images=6, side=10, levels=1000)
+    normal = np.flatnonzero(~masks.reshape(6, -1).any(1))
+    maps[normal[0]] += 2.0  # every pixel of this normal image scores above every other normal pixel
+    engine = AupimoResampler.from_maps(maps, masks)
+    W = counts(engine.anomalous, 6, 5)
+    W[:, normal[1]] += np.array([0, 1, 5, 20, 60, 200])
+    bounds = (0.01, 0.05)
+    got = engine.replicates(W, fpr_bounds=bounds)
+    assert None in engine._candidates  # the full walk ran
+    for b in range(W.shape[0]):
+        assert_same(got[b], naive_aupimo(maps, masks, W[b], bounds), f"resample {b}")
+
+
+def test_aupimo_from_state_mixed_sizes_and_dtypes():
+    """A state of batches of different image sizes and dtypes: the replicate equals the AUPIMO of the state
+    that holds each image ``W[b, i]`` times (the definition for a state)."""
+    rng = np.random.default_rng(20261128)
+    batches = []
+    for side, dtype in [(6, np.float64), (9, np.float32), (6, np.float32)]:
+        maps, masks = pimo_case(int(rng.integers(1000)), n_images=4, side=side, dtype=dtype)
+        batches.append((maps, masks))
+    state = pimo_module.PimoState()
+    images = []
+    for maps, masks in batches:
+        state.add(pimo_module.intake_images(maps, masks, "cpu", keep_other=False))
+        images += [(maps[i:i + 1], masks[i:i + 1]) for i in range(len(maps))]
+    engine = AupimoResampler.from_state(state)
+    W = counts(engine.anomalous, 20, 7)
+    bounds = (0.005, 0.05)
+    got = engine.replicates(W, fpr_bounds=bounds)
+    defined = 0
+    for b in range(W.shape[0]):
+        rep = pimo_module.PimoState()
+        for (m, t), w in zip(images, W[b]):
+            for _ in range(w):
+                rep.add(pimo_module.intake_images(m, t, "cpu", keep_other=False))
+        want = quiet(pimo_module.aupimo_from_state, rep, bounds)[0]
+        assert_same(got[b], want, f"resample {b}")
+        defined += not math.isnan(want)
+    assert defined >= 5
+
+
+def test_aupimo_single_resample_of_ones_is_aupimo():
+    maps, masks = pimo_case(4, levels=7)
+    engine = AupimoResampler.from_maps(maps, masks)
+    ones = np.ones((1, len(maps)), np.int64)
+    assert_same(engine.replicates(ones, fpr_bounds=(0.02, 0.2))[0],
+                quiet(F.aupimo, maps, masks, fpr_bounds=(0.02, 0.2)), "W = 1")
+
+
+def test_aupimo_errors_name_the_argument():
+    maps, masks = pimo_case(0)
+    engine = AupimoResampler.from_maps(maps, masks)
+    with pytest.raises(ValueError, match=r"W: expected a \(B, 8\) array"):
+        engine.replicates(np.ones((2, 7), np.int64))
+    with pytest.raises(TypeError, match="W: expected an integer array"):
+        engine.replicates(np.ones((2, 8)))
+    with pytest.raises(ValueError, match="W: expected multiplicities >= 0"):
+        engine.replicates(-np.ones((2, 8), np.int64))
+    with pytest.raises(ValueError, match="fpr_bounds"):
+        engine.replicates(np.ones((2, 8), np.int64), fpr_bounds=(0.5, 0.1))
+
+
+# ---------------------------------------------------------------------------
+# AU-sPRO
+# ---------------------------------------------------------------------------
+
+def spro_case(seed, n_images=7, side=6, levels=12, dtype=np.float64):
+    """Tied maps; per image 0 to 3 defects (overlapping, relative and absolute saturation, some with S = 0,
+    some covering the whole image), at least one defect-free image and one with a defect."""
+    rng = np.random.default_rng(seed)
+    maps = (rng.integers(0, levels, size=(n_images, side, side)) / levels).astype(dtype)
+    defects = []
+    for i in range(n_images):
+        items = []
+        n = 0 if i == 0 else (1 if i == 1 else int(rng.integers(0, 4)))
+        for _ in range(n):
+            mask = rng.random((side, side)) < rng.choice([0.1, 0.4, 1.0])
+            mask[rng.integers(side), rng.integers(side)] = True
+            kind = rng.integers(3)
+            if kind == 0:
+                items.append((mask, float(rng.choice([0.01, 0.3, 0.5, 1.0])), True))  # 0.01: S may be 0
+            else:
+                items.append((mask, int(rng.integers(0, 6)), False))
+            maps[i][mask] += dtype(rng.choice([0.0, 0.3]))
+        defects.append(items)
+    return maps, defects
+
+
+def naive_au_spro(maps, defects, w, limits):
+    idx = np.repeat(np.arange(len(maps)), w)
+    return quiet(F.au_spro, maps[idx], [defects[i] for i in idx], fpr_limit=limits)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_au_spro_replicates_equal_the_naive_loop(seed, dtype):
+    maps, defects = spro_case(seed, dtype=dtype)
+    engine = quiet(SproResampler.from_maps, maps, defects)
+    assert engine.anomalous.tolist() == [bool(d) for d in defects]
+    W = counts(engine.anomalous, 20, seed)
+    limits = [0.01, 0.05, 0.1, 0.3, 1.0]
+    got = engine.replicates(W, fpr_limit=limits)
+    assert got.shape == (20, 5)
+    for b in range(W.shape[0]):
+        want = naive_au_spro(maps, defects, W[b], limits)
+        for j, limit in enumerate(limits):
+            assert_same(got[b, j], want[j], f"seed {seed} resample {b} limit {limit}")
+    one = engine.replicates(W, fpr_limit=0.05)  # a scalar limit: (B,)
+    assert one.shape == (20,) and all(same(a, c) for a, c in zip(one, got[:, 1]))
+
+
+def test_au_spro_large_multiplicities():
+    """Terms added many times over (one image drawn again and again) and unstratified weights."""
+    maps, defects = spro_case(9, n_images=5, side=8, levels=30)
+    engine = quiet(SproResampler.from_maps, maps, defects)
+    W = np.array([[1, 1, 1, 1, 1], [0, 5, 0, 0, 0], [3, 0, 7, 0, 2], [40, 1, 0, 0, 0], [0, 0, 0, 0, 9],
+                  [2, 50, 1, 0, 3]], np.int64)
+    limits = [0.02, 0.3, 1.0]
+    got = engine.replicates(W, fpr_limit=limits)
+    for b in range(W.shape[0]):
+        want = naive_au_spro(maps, defects, W[b], limits)
+        for j in range(len(limits)):
+            assert_same(got[b, j], want[j], f"W {W[b].tolist()} limit {limits[j]}")
+
+
+def test_au_spro_undefined():
+    maps, defects = spro_case(3, n_images=4)
+    engine = quiet(SproResampler.from_maps, maps, defects)
+    W = np.zeros((2, 4), np.int64)
+    W[0, ~engine.anomalous] = 2  # no defect
+    W[1, 0] = 0
+    got = engine.replicates(W, fpr_limit=0.3)
+    assert np.isnan(got).all()
+    assert all(math.isnan(naive_au_spro(maps, defects, W[0], 0.3)) for _ in [0])
+    assert engine.last_undefined == {"no defect": 2}
+    # an image whose one defect covers it whole: no defect-free pixel when it is drawn alone
+    full = [[(np.ones((3, 3), bool), 2, False)], []]
+    maps = np.arange(18, dtype=float).reshape(2, 3, 3)
+    engine = SproResampler.from_maps(maps, full)
+    W = np.array([[3, 0], [1, 1]], np.int64)
+    got = engine.replicates(W, fpr_limit=0.5)
+    assert math.isnan(got[0]) and engine.last_undefined == {"no defect-free pixel": 1}
+    assert math.isnan(naive_au_spro(maps, full, W[0], 0.5))
+    assert_same(got[1], naive_au_spro(maps, full, W[1], 0.5), "W = [1, 1]")
+
+
+def test_au_spro_errors_name_the_argument():
+    maps, defects = spro_case(1, n_images=3)
+    engine = quiet(SproResampler.from_maps, maps, defects)
+    with pytest.raises(ValueError, match=r"W: expected a \(B, 3\) array"):
+        engine.replicates(np.ones(3, np.int64))
+    with pytest.raises(ValueError, match="fpr_limit"):
+        engine.replicates(np.ones((1, 3), np.int64), fpr_limit=0.0)
