@@ -302,44 +302,43 @@ class AupimoResampler:
 # ---------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True)
-def _spro_groups(bg_keys, bg_image, r_keys, r_sizes, r_image, weight, need, dfp, dsh, dsl):
+def _spro_groups(seg_ptr, seg_image, seg_count, node_ptr, r_sizes, r_image, weight, need, dfp, dsh, dsl):
     """The collapsed groups of one resample, keys decreasing, as ``next_region_groups(collapse=True)``
     forms them on the repeated data, until the false positives reach ``need``.
 
-    ``bg_keys`` (decreasing) / ``bg_image``: background keys and their image;
-    ``r_keys`` / ``r_sizes`` / ``r_image``: kept defect keys, by decreasing key
-    then decreasing ``S``. A pixel of an image of multiplicity ``w`` adds ``w``
-    to the group's false positives, or its ``1/S`` term ``w`` times. Returns
-    ``(number of groups, whether every key was read)``.
+    The merged keys are cut into segments, decreasing: the background keys
+    above the highest defect key (segment 0), the background keys equal to the
+    highest defect key (segment 1, *node* 0), those between it and the next
+    defect key (segment 2), and so on. ``seg_ptr`` / ``seg_image`` /
+    ``seg_count``: per segment, how many background keys each image has there;
+    ``node_ptr`` / ``r_sizes`` / ``r_image``: per node, its defect keys by
+    decreasing ``S``. A background segment holds no defect key, so the naive
+    walk collapses all its keys into one group with the group before it when
+    that one is background-only too: only its weighted count matters. A defect
+    key of an image of multiplicity ``w`` adds its ``1/S`` term ``w`` times.
+    Returns ``(number of groups, whether every segment was read)``.
     """
-    i = 0
-    j = 0
+    n_nodes = node_ptr.size - 1
     g = 0
     fp = 0
-    nb = bg_keys.size
-    nr = r_keys.size
-    while i < nb or j < nr:
-        if i < nb and (j >= nr or bg_keys[i] >= r_keys[j]):
-            v = bg_keys[i]
-        else:
-            v = r_keys[j]
+    for s in range(2 * n_nodes + 1):
         a = 0
-        while i < nb and bg_keys[i] == v:
-            a += weight[bg_image[i]]
-            i += 1
+        for t in range(seg_ptr[s], seg_ptr[s + 1]):
+            a += weight[seg_image[t]] * seg_count[t]
         sh = 0.0
         sl = 0.0
         held = False
-        while j < nr and r_keys[j] == v:
-            c = weight[r_image[j]]
-            if c > 0:
-                qh, ql = div_dd(1.0, np.float64(r_sizes[j]))
-                for _ in range(c):
-                    sh, sl = add_dd(sh, sl, qh, ql)
-                held = True
-            j += 1
+        if s % 2 == 1:
+            node = s // 2
+            for j in range(node_ptr[node], node_ptr[node + 1]):
+                c = weight[r_image[j]]
+                if c > 0:
+                    qh, ql = div_dd(1.0, np.float64(r_sizes[j]))
+                    for _ in range(c):
+                        sh, sl = add_dd(sh, sl, qh, ql)
+                    held = True
         if a == 0 and not held:
-            continue  # only images absent from the resample hold this key
+            continue  # only images absent from the resample hold these keys
         if sh == 0.0 and g > 0 and dsh[g - 1] == 0.0:
             dfp[g - 1] += a
         else:
@@ -416,7 +415,8 @@ class SproResampler:
                    [p.n_regions for p in parts], n_full)
 
     def _entries_for(self, limit):
-        """Merged keys at or above the cut for ``limit`` (1.0: every key)."""
+        """The segments of the keys at or above the cut for ``limit`` (1.0: every key), as
+        :func:`_spro_groups` reads them."""
         if limit in self._entries:
             return self._entries[limit]
         cut = None
@@ -431,14 +431,22 @@ class SproResampler:
         r_keep = [(k, s) if cut is None else (k[k >= cut], s[k >= cut]) for k, s in zip(self._rkeys, self._rsizes)]
         bg_keys = np.concatenate(bg_keep) if n else np.empty(0, self._key_dtype)
         bg_image = np.repeat(np.arange(n, dtype=np.int64), [a.size for a in bg_keep])
-        order = np.argsort(bg_keys, kind="stable")[::-1]
         r_keys = np.concatenate([k for k, _ in r_keep]) if n else np.empty(0, self._key_dtype)
         r_sizes = np.concatenate([s for _, s in r_keep]) if n else np.empty(0, np.uint64)
         r_image = np.repeat(np.arange(n, dtype=np.int64), [k.size for k, _ in r_keep])
-        r_order = np.lexsort((r_sizes, r_keys))[::-1]  # by key, then size; walked decreasing
-        out = (np.ascontiguousarray(bg_keys[order]), np.ascontiguousarray(bg_image[order]),
-               np.ascontiguousarray(r_keys[r_order]), np.ascontiguousarray(r_sizes[r_order]),
-               np.ascontiguousarray(r_image[r_order]))
+        order = np.lexsort((r_sizes, r_keys))[::-1]  # by key, then size; walked decreasing
+        r_keys, r_sizes, r_image = r_keys[order], r_sizes[order], r_image[order]
+        nodes = np.unique(r_keys)  # ascending
+        n_nodes = nodes.size
+        above = n_nodes - np.searchsorted(nodes, bg_keys, side="right")  # defect keys strictly above
+        equal = np.searchsorted(nodes, bg_keys, side="left") < n_nodes - above
+        segment = 2 * above + equal
+        code, count = np.unique(segment * max(n, 1) + bg_image, return_counts=True)
+        seg_ptr = np.searchsorted(code // max(n, 1), np.arange(2 * n_nodes + 2))
+        rank = n_nodes - np.searchsorted(nodes, r_keys, side="right")  # node of each defect key, non-decreasing
+        node_ptr = np.searchsorted(rank, np.arange(n_nodes + 1))
+        out = (seg_ptr.astype(np.int64), (code % max(n, 1)).astype(np.int64), count.astype(np.int64),
+               node_ptr.astype(np.int64), np.ascontiguousarray(r_sizes), np.ascontiguousarray(r_image))
         self._entries[limit] = out
         return out
 
@@ -456,7 +464,7 @@ class SproResampler:
         out = np.full((W.shape[0], len(limits)), np.nan)
         undefined = {"no defect": 0, "no defect-free pixel": 0}
         entries = self._entries_for(top)
-        capacity = entries[0].size + entries[2].size
+        capacity = entries[0].size
         dfp = np.empty(max(capacity, 1), np.int64)
         dsh = np.empty(max(capacity, 1), np.float64)
         dsl = np.empty(max(capacity, 1), np.float64)
@@ -477,7 +485,7 @@ class SproResampler:
                 if not counts[1] and not complete:
                     # acc_aupro's crossing test disagreed with the integer one: walk every key
                     full = self._entries_for(1.0)
-                    fdfp = np.empty(full[0].size + full[2].size, np.int64)
+                    fdfp = np.empty(full[0].size, np.int64)
                     fdsh = np.empty(fdfp.size, np.float64)
                     fdsl = np.empty(fdfp.size, np.float64)
                     fg, _ = _spro_groups(*full, w, n_bg + 1, fdfp, fdsh, fdsl)
