@@ -31,11 +31,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _machine import machine_line  # noqa: E402
+from _machine import machine_line
 
-import refmetrics as rm  # noqa: E402
-from refmetrics import functional as F  # noqa: E402
-from refmetrics.functional._resample_images import AupimoResampler, SproResampler  # noqa: E402
+import refmetrics as rm
+from refmetrics import functional as F
+from refmetrics.functional._resample_images import AupimoResampler, SproResampler
 
 
 def counts(anomalous, n_resamples, seed):

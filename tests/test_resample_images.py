@@ -214,20 +214,36 @@ def naive_au_spro(maps, defects, w, limits):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_au_spro_replicates_equal_the_naive_loop(seed, dtype):
+@pytest.mark.parametrize("limits", [[0.01, 0.05, 0.1, 0.3, 1.0], [0.02, 0.2]])  # the second: keys cut
+def test_au_spro_replicates_equal_the_naive_loop(seed, dtype, limits):
     maps, defects = spro_case(seed, dtype=dtype)
     engine = quiet(SproResampler.from_maps, maps, defects)
     assert engine.anomalous.tolist() == [bool(d) for d in defects]
     W = counts(engine.anomalous, 20, seed)
-    limits = [0.01, 0.05, 0.1, 0.3, 1.0]
     got = engine.replicates(W, fpr_limit=limits)
-    assert got.shape == (20, 5)
+    assert got.shape == (20, len(limits))
     for b in range(W.shape[0]):
         want = naive_au_spro(maps, defects, W[b], limits)
         for j, limit in enumerate(limits):
             assert_same(got[b, j], want[j], f"seed {seed} resample {b} limit {limit}")
-    one = engine.replicates(W, fpr_limit=0.05)  # a scalar limit: (B,)
+    one = engine.replicates(W, fpr_limit=limits[1])  # a scalar limit: (B,), the keys cut for it alone
     assert one.shape == (20,) and all(same(a, c) for a, c in zip(one, got[:, 1]))
+
+
+def test_au_spro_defects_saturated_at_zero_pixels():
+    """Defects with S = 0 only (no kept defect key): the curve is flat at n_full / K."""
+    maps = np.random.default_rng(8).random((4, 5, 5))
+    mask = np.zeros((5, 5), bool)
+    mask[1:3, 1:3] = True
+    defects = [[], [(mask, 0, False)], [(mask, 0.1, True), (mask, 0, False)], []]
+    engine = quiet(SproResampler.from_maps, maps, defects)
+    W = counts(engine.anomalous, 8, 2)
+    got = engine.replicates(W, fpr_limit=[0.1, 1.0])
+    for b in range(W.shape[0]):
+        want = naive_au_spro(maps, defects, W[b], [0.1, 1.0])
+        assert_same(got[b, 0], want[0], f"resample {b}")
+        assert_same(got[b, 1], want[1], f"resample {b}")
+    assert (got == 1.0).all()
 
 
 def test_au_spro_large_multiplicities():
@@ -252,8 +268,8 @@ def test_au_spro_undefined():
     W[1, 0] = 0
     got = engine.replicates(W, fpr_limit=0.3)
     assert np.isnan(got).all()
-    assert all(math.isnan(naive_au_spro(maps, defects, W[0], 0.3)) for _ in [0])
-    assert engine.last_undefined == {"no defect": 2}
+    assert math.isnan(naive_au_spro(maps, defects, W[0], 0.3))
+    assert engine.last_undefined == {"no defect": 2}  # W[1] draws no image at all
     # an image whose one defect covers it whole: no defect-free pixel when it is drawn alone
     full = [[(np.ones((3, 3), bool), 2, False)], []]
     maps = np.arange(18, dtype=float).reshape(2, 3, 3)
