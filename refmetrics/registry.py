@@ -143,6 +143,8 @@ UTILITIES = {
     "label_regions": "regions (label_regions)",
     "read_defects_config": "sPRO and AU-sPRO",
     "defects_from_channels": "sPRO and AU-sPRO",
+    "bootstrap_ci": "Bootstrap",
+    "bootstrap_test": "Bootstrap",
 }
 
 _BY_NAME = {m.name: m for m in METRICS}

@@ -76,6 +76,7 @@ class PixelState:
         self._rsizes = []
         self.n_bg = self.n_defect = self.n_regions = 0
         self._offsets = [(0, 0)]  # (background, defect) pixels before each image
+        self._regions_per_image = []
         self._sorted = None
 
     # -- filling --------------------------------------------------------------
@@ -93,6 +94,19 @@ class PixelState:
     def pixels_per_image(self):
         """``(n_images, 2)`` int64: each image's background and defect pixel counts."""
         return np.diff(self.offsets, axis=0)
+
+    @property
+    def regions_per_image(self):
+        """``(n_images,)`` int64: each image's number of defect regions."""
+        return np.array(self._regions_per_image, np.int64)
+
+    def image_region_sizes(self, i):
+        """Region sizes (uint32) of image ``i``'s defect pixels, in the order of
+        :meth:`image_keys`' defect keys; available until :meth:`finish`."""
+        bg, defect = self.image_keys(i)
+        if not defect.size:
+            return np.empty(0, np.uint32)
+        return self._rsizes[int(np.count_nonzero(self.pixels_per_image[:i, 1]))]
 
     def add(self, scores, mask=None, name="scores"):
         """Add one image: its map (any shape) and its mask (same shape, nonzero = defect; None = none).
@@ -114,6 +128,7 @@ class PixelState:
                 raise ValueError(f"mask: expected the shape of {name} {np.shape(scores)}, received {mask.shape}")
         bits = flat.view(self.kd)
         zero = self.kd.type(0)
+        n = 0  # regions of this image
         if mask is None or not mask.any():
             self.n_bg, n_nan = KG.partition_background(bits, self._consts, zero, self._keys, self.n_bg)
         else:
@@ -131,6 +146,7 @@ class PixelState:
         if n_nan:
             raise ValueError(f"{name}: expected scores without NaN, received {int(n_nan):,} NaN values")
         self._offsets.append((self.n_bg, self.n_defect))
+        self._regions_per_image.append(n)
 
     def image_keys(self, i):
         """``(background, defect)`` keys of image ``i`` (views, in the image's pixel order less

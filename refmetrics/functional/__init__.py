@@ -53,3 +53,8 @@ from .pgpb import pbn, pgn  # noqa: E402
 from .segmentation import ader_segmentation, segmentation_scores, validation_threshold  # noqa: E402
 
 __all__ += ["ader_segmentation", "image_scores", "pbn", "pgn", "segmentation_scores", "validation_threshold"]
+
+# --- issue 15: the image-level bootstrap ---
+from .bootstrap import bootstrap_ci, bootstrap_test  # noqa: E402
+
+__all__ += ["bootstrap_ci", "bootstrap_test"]

@@ -136,6 +136,46 @@ def pixel_metrics(values, notes, pixels, fpr_limit):
     measure_into(values, notes, "AUPRO", pixels.aupro, fpr_limit)
 
 
+IMAGE_REPLICATES = {"image AUROC": "auroc", "image AP": "average_precision", "image F1-max": "f1_max"}
+PIXEL_REPLICATES = {"pixel AUROC": "auroc", "pixel AP": "average_precision", "pixel F1-max": "f1_max"}
+
+
+def aupro_limit(key, limits):
+    """The FPR limit of an ``AUPRO`` / ``AUPRO@x`` column key, or None for any other key."""
+    if key == "AUPRO":
+        return limits[0]
+    if key.startswith("AUPRO@"):
+        try:
+            return float(key[len("AUPRO@"):])
+        except ValueError:
+            return None
+    return None
+
+
+def default_replicates(protocol, state, options, weights):
+    """The default of :meth:`Protocol.replicates` (see there)."""
+    from ...functional._resample import ImageResampler, PixelResampler
+
+    keys = [c.key for c in protocol.columns(options) if not c.official]
+    out = {}
+    scores, labels = state["images"].arrays()
+    wanted = [k for k in keys if k in IMAGE_REPLICATES]
+    if wanted:
+        images = ImageResampler(scores, labels)
+        for key in wanted:
+            out[key] = images.replicates(weights, IMAGE_REPLICATES[key])
+    limits = protocol.limits(options)
+    wanted = [k for k in keys if k in PIXEL_REPLICATES or aupro_limit(k, limits) is not None]
+    pixels = state.parts.get("pixels")
+    if wanted and isinstance(pixels, Pixels):
+        resampler = PixelResampler.from_state(pixels.state)
+        for key in wanted:
+            limit = aupro_limit(key, limits)
+            out[key] = resampler.replicates(weights, "aupro", fpr_limit=limit) if limit is not None else \
+                resampler.replicates(weights, PIXEL_REPLICATES[key])
+    return out
+
+
 def image_curves(scores, labels):
     """The image ROC and PR curves and the score histograms' two samples, for the figures."""
     with warnings.catch_warnings():
@@ -235,6 +275,18 @@ class Protocol:
     def measure(self, state, options, context, figures):
         """A :class:`Measured` of one group's filled :class:`refmetrics.evaluate.state.GroupState`."""
         raise NotImplementedError
+
+    def replicates(self, state, options, context, weights):
+        """``{column key: (B,) float64}``: each column's value on every resample of the group.
+
+        Called before :meth:`measure` (which sorts the pixel state), with ``weights`` = the
+        multiplicities ``W`` of :func:`refmetrics.functional._resample.resample_counts`, drawn from
+        the group's image labels. Value ``b`` is the column's exact value on the images repeated by
+        ``W[b]``. The default covers image AUROC/AP/F1-max, pixel AUROC/AP/F1-max and AUPRO (``AUPRO``
+        at the first limit, ``AUPRO@x`` at x) when the state has them; a protocol with other columns
+        extends it. Columns left out get no interval.
+        """
+        return default_replicates(self, state, options, weights)
 
     def settings(self, options):
         """The protocol's own settings for ``results.json``."""
