@@ -1,7 +1,6 @@
 """Bootstrap replicates of AUPIMO and AU-sPRO: the resample engines against the naive loop, same run.
 
-For ``--resamples`` (200) stratified resamples (the issue-15 definition: PCG64, all normal draws, then
-all anomalous draws), the naive loop calls refmetrics' ordinary function on the repeated images
+For ``--resamples`` (200) stratified resamples (``resample_counts``), the naive loop calls refmetrics' ordinary function on the repeated images
 (``np.repeat(maps, W[b], axis=0)``); the engines (``functional/_resample_images.py``) are built once
 from the maps (their build time is counted) and give all replicates at once. Every replicate is
 checked equal, bit for bit (NaN where NaN), and the ratio naive / engine is printed next to the
@@ -35,21 +34,8 @@ from _machine import machine_line
 
 import refmetrics as rm
 from refmetrics import functional as F
+from refmetrics.functional._resample import resample_counts as counts
 from refmetrics.functional._resample_images import AupimoResampler, SproResampler
-
-
-def counts(anomalous, n_resamples, seed):
-    """Stratified multiplicities as the design defines them."""
-    anomalous = np.asarray(anomalous, bool)
-    rng = np.random.default_rng(seed)
-    normal_idx, anomalous_idx = np.flatnonzero(~anomalous), np.flatnonzero(anomalous)
-    dn = rng.integers(0, normal_idx.size, size=(n_resamples, normal_idx.size))
-    da = rng.integers(0, anomalous_idx.size, size=(n_resamples, anomalous_idx.size))
-    W = np.zeros((n_resamples, anomalous.size), np.int64)
-    for b in range(n_resamples):
-        np.add.at(W[b], normal_idx[dn[b]], 1)
-        np.add.at(W[b], anomalous_idx[da[b]], 1)
-    return W
 
 
 def discs(rng, size, count):

@@ -1,7 +1,8 @@
 """Exact bootstrap replicates of AUPIMO and AU-sPRO over resampled images.
 
 A resample repeats each image ``W[b, i]`` times (``W`` the ``(B, n_images)``
-multiplicity matrix of :func:`refmetrics.functional._resample.resample_counts`);
+multiplicity matrix of :func:`refmetrics.functional._resample.resample_counts`,
+checked by its ``check_weights``);
 its value is, by definition, the ordinary function on
 ``np.repeat(maps, W[b], axis=0)`` (and the masks, or the defect lists, alike).
 The engines here return that float, bit for bit, without building the
@@ -65,21 +66,7 @@ from ..kernels.cpu import regions as cpu_regions
 from ..kernels.cpu._sum import add_dd, div_dd
 from . import pimo as functional_pimo
 from . import spro as functional_spro
-
-
-def check_counts(W, n_images):
-    """``W`` as a C-contiguous int64 ``(B, n_images)`` array of multiplicities >= 0."""
-    arr = np.asarray(W)
-    if arr.ndim != 2 or arr.shape[1] != n_images:
-        raise ValueError(f"W: expected a (B, {n_images}) array of multiplicities (one column per image), "
-                         f"received shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"W: expected an integer array of multiplicities, received dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, np.int64)
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"W: expected multiplicities >= 0, received {int(arr.min())}")
-    return arr
-
+from ._resample import check_weights
 
 # ---------------------------------------------------------------------------
 # AUPIMO
@@ -258,7 +245,7 @@ class AupimoResampler:
         them by reason.
         """
         lower, upper = functional_pimo.check_fpr_bounds(fpr_bounds)
-        W = check_counts(W, self.n_images)
+        W = check_weights(W, self.n_images)
         wn_all = W[:, self._normal_index]
         wa_all = W[:, self._anomalous_index]
         out = np.full(W.shape[0], np.nan)
@@ -459,7 +446,7 @@ class SproResampler:
         ``last_undefined`` counts them by reason.
         """
         limits, scalar = functional_spro.check_fpr_limits(fpr_limit)
-        W = check_counts(W, self.n_images)
+        W = check_weights(W, self.n_images)
         top = max(limits)
         out = np.full((W.shape[0], len(limits)), np.nan)
         undefined = {"no defect": 0, "no defect-free pixel": 0}
@@ -497,4 +484,4 @@ class SproResampler:
         return out[:, 0] if scalar else out
 
 
-__all__ = ["AupimoResampler", "SproResampler", "check_counts"]
+__all__ = ["AupimoResampler", "SproResampler"]
