@@ -274,3 +274,37 @@ def test_au_spro_errors_name_the_argument():
         engine.replicates(np.ones(3, np.int64))
     with pytest.raises(ValueError, match="fpr_limit"):
         engine.replicates(np.ones((1, 3), np.int64), fpr_limit=0.0)
+
+
+def test_au_spro_from_parts_of_a_per_image_state():
+    """As the mvtec-loco protocol fills it: a DefectScores with one batch per image; each image's count of
+    defects with S = 0 read off the state's n_full as it grows. Same replicates as from the maps."""
+    from refmetrics.functional import spro as spro_module
+
+    maps, defects = spro_case(4)
+    state = spro_module.DefectScores()
+    n_full = []
+    for i in range(len(maps)):
+        before = state.n_full
+        quiet(spro_module.add_batch, state, maps[i:i + 1], [defects[i]], "cpu")
+        n_full.append(state.n_full - before)
+    engine = SproResampler.from_parts(state.parts, n_full)
+    W = counts(engine.anomalous, 15, 4)
+    got = engine.replicates(W, fpr_limit=[0.05, 1.0])
+    want = quiet(SproResampler.from_maps, maps, defects).replicates(W, fpr_limit=[0.05, 1.0])
+    assert all(same(a, b) for a, b in zip(got.ravel().tolist(), want.ravel().tolist()))
+    assert_same(got[0, 0], naive_au_spro(maps, defects, W[0], [0.05, 1.0])[0], "resample 0")
+
+
+def test_aupimo_from_the_stateful_metric():
+    """The state refmetrics.AUPIMO accumulates over batches gives the replicates of the whole set."""
+    import refmetrics as rm
+
+    maps, masks = pimo_case(6)
+    metric = rm.AUPIMO(fpr_bounds=(0.02, 0.1))
+    metric.update(maps[:3], masks[:3])
+    metric.update(maps[3:], masks[3:])
+    W = counts(np.asarray(masks.reshape(len(masks), -1).any(1)), 12, 6)
+    got = AupimoResampler.from_state(metric._state).replicates(W, fpr_bounds=(0.02, 0.1))
+    for b in range(W.shape[0]):
+        assert_same(got[b], naive_aupimo(maps, masks, W[b], (0.02, 0.1)), f"resample {b}")

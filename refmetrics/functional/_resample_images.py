@@ -33,20 +33,27 @@ AU-sPRO (:class:`SproResampler`)
     Per image: its defect-free pixels' keys, and per defect its ``S`` highest
     keys, each carrying ``S`` (``spro.partition``, one image at a time), its
     number of defects and of defects with ``S = 0``. On a resample,
-    ``n_bg = sum_i w_i n_bg,i``, ``K = sum_i w_i K_i``, and the group walk over
-    the keys merged once (decreasing key, then decreasing ``S``) forms, per
-    distinct key held by a pixel of an image with ``w > 0``, the background
-    count ``sum w_i`` and the double-double sum of ``1/S``, adding each
-    pixel's term ``w_i`` times in the order the naive walk meets the repeated
-    pixels (by decreasing ``S``; equal terms are interchangeable). Keys held
-    only by images with ``w = 0`` form no group; runs of background-only groups
-    merge as ``next_region_groups(collapse=True)`` merges them. The walk stops
-    after the group whose false positives first exceed ``limit * n_bg`` and the
-    library's ``acc_aupro`` / ``finish_aupro`` give the area. Only the keys at
-    or above ``c = min_i c_i`` are merged, ``c_i`` the
-    ``(floor(limit n_bg,i) + 1)``-th highest background key of image ``i``: for
-    any weights, the false positives at ``c`` exceed ``limit * n_bg``, so the
-    crossing lies above ``c``.
+    ``n_bg = sum_i w_i n_bg,i``, ``K = sum_i w_i K_i``,
+    ``n_full = sum_i w_i n_full,i``, and the groups are those
+    ``next_region_groups(collapse=True)`` forms on the repeated data. The
+    keys, merged once, are cut at the distinct defect keys (*nodes*) into
+    segments: background keys strictly between two nodes, then the node's
+    own keys. A background segment holds no defect key, so the naive walk
+    folds all of it into one background-only group (with the group before
+    it when that one is background-only too): only its weighted count
+    ``sum_i w_i (keys of image i there)`` matters, precomputed per image. At a
+    node, the double-double sum of ``1/S`` adds each kept defect key's term
+    ``w_i`` times, by decreasing ``S``, the order in which the naive walk meets
+    the repeated pixels (equal terms are interchangeable). Keys held only by
+    images with ``w = 0`` form no group. The walk stops after the group whose
+    false positives first exceed ``limit * n_bg``, and the library's
+    ``acc_aupro`` / ``finish_aupro`` give the area (a background-only group's
+    width never reaches the area, so a last one cut short gives the same
+    float; should ``acc_aupro`` not see the crossing there, every key is
+    walked). Only the keys at or above ``c = min_i c_i`` are merged, ``c_i``
+    the ``(floor(limit n_bg,i) + 1)``-th highest background key of image ``i``:
+    for any weights, the false positives at ``c`` exceed ``limit * n_bg``, so
+    the crossing lies above ``c``.
 
 Undefined resamples (a ratio without a denominator, or AUPIMO's lower bound
 below the reachable shared FPR) are NaN, without a warning; a defined value is
