@@ -6,6 +6,7 @@ it is NaN). ``W`` comes from ``resample_counts`` (stratified, seeded).
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -80,7 +81,9 @@ def test_aupimo_undefined_lower_bound():
     masks[2:, 0, 0] = 1
     engine = AupimoResampler.from_maps(maps, masks)
     W = counts(engine.anomalous, 5, 0)
-    got = engine.replicates(W, fpr_bounds=(0.1, 0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # undefined resamples warn nothing: NaN and last_undefined say it
+        got = engine.replicates(W, fpr_bounds=(0.1, 0.5))
     assert np.isnan(got).all()
     assert all(math.isnan(naive_aupimo(maps, masks, w, (0.1, 0.5))) for w in W)
     assert engine.last_undefined == {"lower bound below the reachable shared FPR": 5}
@@ -252,7 +255,9 @@ def test_au_spro_undefined():
     W = np.zeros((2, 4), np.int64)
     W[0, ~engine.anomalous] = 2  # no defect
     W[1, 0] = 0
-    got = engine.replicates(W, fpr_limit=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = engine.replicates(W, fpr_limit=0.3)
     assert np.isnan(got).all()
     assert math.isnan(naive_au_spro(maps, defects, W[0], 0.3))
     assert engine.last_undefined == {"no defect": 2}  # W[1] draws no image at all
