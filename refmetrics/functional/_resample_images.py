@@ -249,7 +249,8 @@ class AupimoResampler:
 
         NaN (no warning) where that is undefined: no normal or no anomalous image in the resample, or
         the lower bound below the smallest shared FPR the resample reaches; ``last_undefined`` counts
-        them by reason.
+        them by reason. A row of zeros (no image; ``resample_counts`` never draws one) is NaN too, where
+        ``aupimo`` raises on the empty input.
         """
         lower, upper = functional_pimo.check_fpr_bounds(fpr_bounds)
         W = check_weights(W, self.n_images)
@@ -450,7 +451,8 @@ class SproResampler:
         np.repeat(np.arange(N), W[b])], fpr_limit=fpr_limit)``.
 
         NaN (no warning) where that is undefined: no defect or no defect-free pixel in the resample;
-        ``last_undefined`` counts them by reason.
+        ``last_undefined`` counts them by reason. A row of zeros (no image; ``resample_counts`` never
+        draws one) is NaN too, where ``au_spro`` raises on the empty input.
         """
         limits, scalar = functional_spro.check_fpr_limits(fpr_limit)
         W = check_weights(W, self.n_images)
