@@ -227,3 +227,18 @@ def test_resamples_where_the_metric_is_undefined_are_left_out_with_a_warning():
     assert undefined.any() and (~undefined).any()
     assert np.isnan(r.replicates[undefined]).all() and not np.isnan(r.replicates[~undefined]).any()
     assert (r.low, r.high) == percentile_interval(r.replicates[~undefined], 0.95)
+
+
+def test_aupimo_replicates_equal_the_metric_of_the_resampled_maps():
+    rng = np.random.default_rng(8)
+    maps = rng.random((8, 16, 16))
+    masks = np.zeros((8, 16, 16), np.uint8)
+    masks[4:, 3:9, 4:10] = 1
+    maps[masks == 1] += 0.3
+    bounds = (1e-2, 1e-1)
+    r = F.bootstrap_ci(maps, masks, metric="aupimo", fpr_bounds=bounds, n_resamples=25, seed=3)
+    assert r.value == F.aupimo(maps, masks, fpr_bounds=bounds)
+    w = resample_counts(masks.reshape(8, -1).any(1), 25, 3)
+    assert np.array_equal(r.replicates, _naive(F.aupimo, maps, masks, w, fpr_bounds=bounds), equal_nan=True)
+    with pytest.raises(ValueError, match="metric: 'aupimo' needs maps"):
+        F.bootstrap_ci(maps.max((1, 2)), masks.any((1, 2)), metric="aupimo")

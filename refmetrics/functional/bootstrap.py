@@ -11,7 +11,7 @@ from . import _resample as RS
 
 #: the metrics of each level: image scores (one per image) and maps (images on axis 0)
 IMAGE_METRICS = RS.RANKING
-PIXEL_METRICS = RS.RANKING + ("aupro",)
+PIXEL_METRICS = RS.RANKING + ("aupro", "aupimo")
 
 
 class BootstrapInterval(NamedTuple):
@@ -53,6 +53,10 @@ def _resampler(preds, target, metric, connectivity, name="preds"):
         return r
     if metric not in PIXEL_METRICS:
         raise ValueError(f"metric: expected one of {', '.join(PIXEL_METRICS)}, received {metric!r}")
+    if metric == "aupimo":
+        from ._resample_images import AupimoResampler
+
+        return AupimoResampler.from_maps(p, t)
     return RS.PixelResampler.from_maps(p, t, connectivity)
 
 
@@ -65,16 +69,18 @@ def _check(metric, n_resamples, level, seed, fpr_limit=0.3):
     return RS.check_resamples(n_resamples), RS.check_level(level), RS.check_seed(seed)
 
 
-def _values(resampler, weights, metric, fpr_limit):
+def _values(resampler, weights, metric, fpr_limit, fpr_bounds):
     if metric == "aupro":
         return resampler.replicates(weights, metric, fpr_limit=fpr_limit)
+    if metric == "aupimo":
+        return resampler.replicates(weights, fpr_bounds=fpr_bounds)
     return resampler.replicates(weights, metric)
 
 
-def _value_and_replicates(resampler, weights, metric, fpr_limit, what):
+def _value_and_replicates(resampler, weights, metric, fpr_limit, fpr_bounds, what):
     """The metric on the data (the all-ones resample: exactly the ordinary function) and its replicates."""
     ones = np.ones((1, resampler.n_images), np.int64)
-    values = _values(resampler, np.vstack([ones, weights]), metric, fpr_limit)
+    values = _values(resampler, np.vstack([ones, weights]), metric, fpr_limit, fpr_bounds)
     value, reps = float(values[0]), values[1:]
     if np.isnan(value):
         V.warn_undefined(f"{metric} is undefined on the data{what}; returning nan", stacklevel=4)
@@ -89,7 +95,7 @@ def _warn_nan(reps, metric):
 
 
 def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3,
-                 connectivity=None):
+                 fpr_bounds=(1e-5, 1e-4), connectivity=None):
     """Percentile interval of a metric from a stratified image-level bootstrap.
 
     Defined in ``docs/definitions.md``, section "Bootstrap".
@@ -101,8 +107,8 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
         the images on axis 0 (pixel and region metrics).
     target : array_like
         The images' {0, 1} labels, or the maps' {0, 1} masks.
-    metric : {"auroc", "average_precision", "f1_max", "aupro"}
-        ``aupro`` needs maps.
+    metric : {"auroc", "average_precision", "f1_max", "aupro", "aupimo"}
+        ``aupro`` and ``aupimo`` need maps.
     n_resamples : int
         ``B``, the number of resamples.
     level : float
@@ -111,6 +117,8 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
         Seeds :func:`numpy.random.default_rng`: the same seed draws the same resamples.
     fpr_limit : float
         AUPRO's limit.
+    fpr_bounds : (float, float)
+        AUPIMO's shared-FPR bounds (as :func:`refmetrics.functional.aupimo`).
     connectivity : int, optional
         AUPRO's region connectivity (as :func:`refmetrics.functional.aupro`).
 
@@ -132,14 +140,14 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
     n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
     resampler = _resampler(preds, target, metric, connectivity)
     weights = RS.resample_counts(resampler.anomalous, n_resamples, seed)
-    value, reps = _value_and_replicates(resampler, weights, metric, fpr_limit, "")
+    value, reps = _value_and_replicates(resampler, weights, metric, fpr_limit, fpr_bounds, "")
     _warn_nan(reps, metric)
     low, high = RS.percentile_interval(reps, level)
     return BootstrapInterval(value, low, high, level, n_resamples, reps)
 
 
 def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0,
-                   fpr_limit=0.3, connectivity=None):
+                   fpr_limit=0.3, fpr_bounds=(1e-5, 1e-4), connectivity=None):
     """Paired bootstrap of the difference of a metric between two methods on the same images.
 
     Defined in ``docs/definitions.md``, section "Bootstrap".
@@ -155,7 +163,7 @@ def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000
         The two methods' scores or maps, of the same shape.
     target : array_like
         The labels or masks both are evaluated against.
-    metric, n_resamples, level, seed, fpr_limit, connectivity
+    metric, n_resamples, level, seed, fpr_limit, fpr_bounds, connectivity
         As :func:`bootstrap_ci`.
 
     Returns
@@ -179,8 +187,8 @@ def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000
     ra = _resampler(a, target, metric, connectivity, "preds_a")
     rb = _resampler(b, target, metric, connectivity, "preds_b")
     weights = RS.resample_counts(ra.anomalous, n_resamples, seed)
-    value_a, reps_a = _value_and_replicates(ra, weights, metric, fpr_limit, " of preds_a")
-    value_b, reps_b = _value_and_replicates(rb, weights, metric, fpr_limit, " of preds_b")
+    value_a, reps_a = _value_and_replicates(ra, weights, metric, fpr_limit, fpr_bounds, " of preds_a")
+    value_b, reps_b = _value_and_replicates(rb, weights, metric, fpr_limit, fpr_bounds, " of preds_b")
     diffs = reps_a - reps_b
     _warn_nan(diffs, metric)
     low, high = RS.percentile_interval(diffs, level)

@@ -19,18 +19,19 @@ class _Batches:
 
     _arrays = ()
 
-    def __init__(self, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3, connectivity=None):
+    def __init__(self, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3, fpr_bounds=(1e-5, 1e-4),
+                 connectivity=None):
         FB._check(metric, n_resamples, level, seed, fpr_limit)
         allowed = FB.PIXEL_METRICS
         if metric not in allowed:
             raise ValueError(f"metric: expected one of {', '.join(allowed)}, received {metric!r}")
         self.metric, self.n_resamples, self.level, self.seed = metric, n_resamples, level, seed
-        self.fpr_limit, self.connectivity = fpr_limit, connectivity
+        self.fpr_limit, self.fpr_bounds, self.connectivity = fpr_limit, tuple(fpr_bounds), connectivity
         self.reset()
 
     def _config(self):
         return {"metric": self.metric, "n_resamples": self.n_resamples, "level": self.level, "seed": self.seed,
-                "fpr_limit": self.fpr_limit, "connectivity": self.connectivity}
+                "fpr_limit": self.fpr_limit, "fpr_bounds": self.fpr_bounds, "connectivity": self.connectivity}
 
     def reset(self):
         """Forget every batch."""
