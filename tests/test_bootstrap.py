@@ -242,3 +242,22 @@ def test_aupimo_replicates_equal_the_metric_of_the_resampled_maps():
     assert np.array_equal(r.replicates, _naive(F.aupimo, maps, masks, w, fpr_bounds=bounds), equal_nan=True)
     with pytest.raises(ValueError, match="metric: 'aupimo' needs maps"):
         F.bootstrap_ci(maps.max((1, 2)), masks.any((1, 2)), metric="aupimo")
+
+
+@pytest.mark.slow
+def test_the_95_percent_interval_covers_the_population_auroc():
+    # 100 normal scores N(0, 1) and 100 anomalous N(d, 1): the population AUROC is Phi(d / sqrt 2) = 0.7491;
+    # over 1000 simulated test sets, the percentile interval of 1000 resamples must cover it 93-97% of the time
+    # (observed: 94.8%; 95.0% at AUROC 0.85)
+    from scipy.stats import norm
+
+    d = 0.95
+    true = norm.cdf(d / np.sqrt(2))
+    rng = np.random.default_rng(20261128)
+    labels = np.r_[np.zeros(100), np.ones(100)].astype(np.int64)
+    hits = 0
+    for s in range(1000):
+        scores = np.concatenate([rng.normal(0, 1, 100), rng.normal(d, 1, 100)])
+        r = F.bootstrap_ci(scores, labels, n_resamples=1000, seed=s)
+        hits += r.low <= true <= r.high
+    assert 930 <= hits <= 970, hits
