@@ -10,6 +10,7 @@ and every resample is a weighted walk of it (see
 :mod:`refmetrics.kernels.cpu.resample`).
 """
 
+import zlib
 from fractions import Fraction
 
 import numpy as np
@@ -39,7 +40,17 @@ def check_level(level):
     return V.check_level(level)
 
 
-def resample_counts(anomalous, n_resamples, seed):
+def generator(seed, stream=None):
+    """``numpy.random.default_rng(seed)``, or with ``stream`` (a name: a category, a defect type)
+    ``default_rng([seed, zlib.crc32(stream.encode("utf-8"))])``: one independent sequence per named group,
+    the same whichever other groups a run holds."""
+    seed = check_seed(seed)
+    if stream is None:
+        return np.random.default_rng(seed)
+    return np.random.default_rng([seed, zlib.crc32(str(stream).encode("utf-8"))])
+
+
+def resample_counts(anomalous, n_resamples, seed, stream=None):
     """Multiplicities ``W`` (int64, ``(n_resamples, n_images)``) of stratified resamples.
 
     The normal images and the anomalous images (each in image order) are drawn
@@ -47,7 +58,8 @@ def resample_counts(anomalous, n_resamples, seed):
     ``rng = numpy.random.default_rng(seed)``, then
     ``rng.integers(0, n_normal, (B, n_normal))`` for every resample's normal
     draws, then ``rng.integers(0, n_anomalous, (B, n_anomalous))``.
-    ``W[b, i]`` counts image ``i`` in resample ``b``.
+    ``W[b, i]`` counts image ``i`` in resample ``b``. ``refmetrics evaluate --ci`` and ``compare`` name the
+    group (``stream``): each category, each defect type, draws its own resamples (:func:`generator`).
 
     >>> resample_counts([0, 0, 1], 2, seed=0).tolist()
     [[0, 2, 1], [1, 1, 1]]
@@ -58,7 +70,7 @@ def resample_counts(anomalous, n_resamples, seed):
                          f"{np.unique(labels)[:5].tolist()}")
     labels = labels.astype(bool)
     b = check_resamples(n_resamples)
-    rng = np.random.default_rng(check_seed(seed))
+    rng = generator(seed, stream)
     n = labels.size
     counts = np.zeros(b * n, np.int64)
     rows = np.arange(b, dtype=np.int64)[:, None] * n
