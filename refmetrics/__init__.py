@@ -62,3 +62,8 @@ __all__ = [
 from .metrics import PBn, PGn, ValidationThreshold  # noqa: E402
 
 __all__ += ["PBn", "PGn", "ValidationThreshold"]
+
+# --- issue 15: the image-level bootstrap ---
+from .metrics import Bootstrap, PairedBootstrap  # noqa: E402
+
+__all__ += ["Bootstrap", "PairedBootstrap"]

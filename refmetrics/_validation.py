@@ -193,3 +193,11 @@ def check_same_config(a, b):
     if mine != theirs:
         raise ValueError(f"other: expected a {type(a).__name__} with the same parameters "
                          f"{mine}, received {theirs}")
+
+
+def check_level(value, name="level"):
+    """A confidence level in the open interval (0, 1) as a float (0.95 for a 95% interval)."""
+    f = check_real(name, value)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"{name}: expected a confidence level in (0, 1) (e.g. 0.95), received {value!r}")
+    return f

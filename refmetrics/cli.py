@@ -240,6 +240,75 @@ def cmd_evaluate(args):
     return 0
 
 
+def _level(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), received {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), received {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, received {text!r}")
+    return value
+
+
+def cmd_compare(args):
+    import contextlib
+
+    from . import evaluate
+    from .evaluate import compare
+
+    out = args.out
+    try:
+        protocol = compare.protocol_of(args.protocol, manifests=bool(args.manifest), demo=args.demo)
+        options = evaluate.Options(gt=args.gt, categories=tuple(args.categories) if args.categories else None,
+                                   fpr_limit=args.fpr_limit, resize=args.resize,
+                                   image_score=_image_score(args, protocol, evaluate), figures=False,
+                                   quiet=args.quiet or not sys.stdout.isatty(), official=False, per_defect=False)
+        given = compare.inputs_of(args.maps, args.gt, args.manifest, args.demo)
+        with compare.demo_inputs() if args.demo else contextlib.nullcontext(given) as inputs:
+            names = tuple(args.names) if args.names else ("A", "B") if args.demo else inputs.default_names()
+            settings = compare.Settings(args.bootstrap, args.seed, args.level, compare.check_names(names))
+            datasets, options = compare.read_both(protocol, options, inputs)
+            data = {"dataset": "refmetrics demo of compare (bundled)"} if args.demo else inputs.settings()
+            out = args.out or Path("refmetrics-compare-demo" if args.demo else "refmetrics-compare")
+            comparisons, mean, written, notes = compare.compare(protocol, datasets, out, options, settings,
+                                                                inputs.where, inputs.roots, data)
+    except (ValueError, evaluate.OutputError) as exc:  # InputError, OutputError, an unknown protocol
+        print(f"refmetrics compare: {exc}", file=sys.stderr)
+        return 2
+    except evaluate.InterruptedAfterCommit:
+        print(f"refmetrics compare: interrupted; {out} holds this run's complete results", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        where = f"{out} was left as it was" if out is not None else "nothing was written"
+        print(f"refmetrics compare: interrupted; {where}", file=sys.stderr)
+        return 130
+    width = _width()
+    a, b = settings.names
+    print(f"{protocol.title}: {a} vs {b}")
+    print(compare.text(comparisons, mean, protocol.columns(options), settings))
+    _print_wrapped(f"({settings.n_resamples} paired resamples of the test images, seed {settings.seed}: the same "
+                   f"resampled images for both methods, normal and defective images drawn apart; "
+                   f"{settings.level * 100:g}% percentile interval of {a} - {b}; two-sided p-value; p (Holm): "
+                   "adjusted across categories, per metric)", width)
+    for note in notes:
+        _print_wrapped(f"note: {note}", width)
+    for c in comparisons + [mean]:
+        for note in c.notes:
+            _print_wrapped(f"note [{c.category}]: {note}", width)
+    _print_wrapped(f"wrote {len(written)} files to {out}/: " + ", ".join(written), width)
+    return 0
+
+
 def cmd_check_submission(args):
     from .evaluate import submission
 
@@ -390,6 +459,46 @@ def build_parser():
     ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")
     ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stdout is not a terminal)")
     ev.set_defaults(func=cmd_evaluate)
+    cp = sub.add_parser("compare", help="compare two methods' maps on one test set: per category and on average, "
+                                         "each metric's difference, its paired bootstrap interval and p-value",
+                        description="Compare two methods' anomaly maps of the same test set (two --maps trees "
+                                    "with one --gt, or two --manifest files), per category and on average: each "
+                                    "metric of both (exactly as evaluate computes it), their difference, its "
+                                    "paired bootstrap percentile interval (the same resampled test images for "
+                                    "both, normal and defective images drawn apart) and two-sided p-value, "
+                                    "Holm-corrected across categories. Writes compare.json, compare.md and "
+                                    "compare.tex. With --demo, it runs on two bundled synthetic methods.")
+    cp.add_argument("--protocol", default=None, metavar="NAME",
+                    help=f"the protocol whose reader and metrics are used: one whose dataset is --maps/--gt "
+                         f"({', '.join(n for n, p in PROTOCOLS.items() if 'split_csv' not in p.inputs)}; "
+                         f"default {DEFAULT})")
+    cp.add_argument("--maps", type=Path, action="append", metavar="DIR",
+                    help="a method's maps tree, laid out as the protocol's dataset; give it twice (A, then B)")
+    cp.add_argument("--gt", type=Path, metavar="DIR", help="the test set's ground-truth tree, shared by both")
+    cp.add_argument("--manifest", type=Path, action="append", metavar="CSV",
+                    help="instead of --maps/--gt: a method's CSV manifest (as evaluate's); give it twice")
+    cp.add_argument("--categories", "--category", nargs="+", metavar="NAME",
+                    help="only these categories (default: all)")
+    cp.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"),
+                    help="the two methods' names in the outputs (default: the --maps directories' or "
+                         "--manifest files' names)")
+    cp.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="B",
+                    help="the number of paired resamples (default 1000)")
+    cp.add_argument("--seed", type=_seed, default=0, help="the resamples' seed (default 0)")
+    cp.add_argument("--level", type=_level, default=0.95, help="the intervals' level, in (0, 1) (default 0.95)")
+    cp.add_argument("--fpr-limit", type=_unit_interval, default=None,
+                    help="AUPRO's (or AU-sPRO's) FPR limit, in (0, 1] (default: the protocol's)")
+    cp.add_argument("--resize", choices=sorted(E_RESIZE), help="resize maps whose size differs from their mask's")
+    cp.add_argument("--image-score", choices=("max", "top_k_mean", "pooled_max"), default=None,
+                    help="the image score from each map (as evaluate's; default: the protocol's)")
+    cp.add_argument("--top-k", type=_unit_interval, default=None, metavar="K", help="top_k_mean: the share of pixels")
+    cp.add_argument("--pool-kernel", type=_positive_int, default=None, metavar="N", help="pooled_max: the window")
+    cp.add_argument("--out", type=Path, metavar="DIR",
+                    help="where to write compare.json/.md/.tex (default: refmetrics-compare, or "
+                         "refmetrics-compare-demo with --demo)")
+    cp.add_argument("--demo", action="store_true", help="compare the two bundled synthetic methods")
+    cp.add_argument("--quiet", action="store_true", help="no progress bars (also off when stdout is not a terminal)")
+    cp.set_defaults(func=cmd_compare)
     cs = sub.add_parser("check-submission", help="check an MVTec AD 2 submission directory before uploading it",
                         description="Check an MVTec AD 2 submission directory as the official checker defines it "
                                     "(anomaly_images/<object>/test_private[_mixed]/NNN_regular|mixed.tiff: 2-D "

@@ -143,6 +143,11 @@ UTILITIES = {
     "label_regions": "regions (label_regions)",
     "read_defects_config": "sPRO and AU-sPRO",
     "defects_from_channels": "sPRO and AU-sPRO",
+    # uncertainty of a metric: an interval or a paired test, not a metric of its own
+    "auroc_ci": "Confidence intervals (DeLong)",
+    "delong_test": "Confidence intervals (DeLong)",
+    "bootstrap_ci": "Bootstrap",
+    "bootstrap_test": "Bootstrap",
 }
 
 _BY_NAME = {m.name: m for m in METRICS}

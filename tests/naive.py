@@ -703,3 +703,44 @@ def image_scores(maps, reduce="max", k=0.01, kernel=16):
         else:
             out.append(image_pooled_max(rows, kernel))
     return out
+
+
+# --- issue 15: DeLong's variance and covariance, from every (positive, negative) pair ---
+
+def delong_components(preds, target):
+    """DeLong's structural components as Fractions, in element order, by enumerating every pair:
+    ``V10`` for each positive (the fraction of negatives it outranks) and ``V01`` for each negative
+    (the fraction of positives that outrank it), a tie counting one half."""
+    scores, labels = _pairs(preds, target)
+    pos = [s for s, t in zip(scores, labels) if t == 1]
+    neg = [s for s, t in zip(scores, labels) if t == 0]
+
+    def psi(x, y):  # a positive x against a negative y
+        return Fraction(1) if x > y else Fraction(1, 2) if x == y else Fraction(0)
+
+    v10 = [sum((psi(x, y) for y in neg), Fraction(0)) / len(neg) for x in pos] if neg else []
+    v01 = [sum((psi(x, y) for x in pos), Fraction(0)) / len(pos) for y in neg] if pos else []
+    return v10, v01
+
+
+def _sample_covariance(xs, ys):
+    """Sample covariance (ddof 1) of two equally long lists of Fractions."""
+    m = len(xs)
+    mean_x, mean_y = sum(xs, Fraction(0)) / m, sum(ys, Fraction(0)) / m
+    return sum(((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)), Fraction(0)) / (m - 1)
+
+
+def delong_covariance(preds_a, preds_b, target):
+    """DeLong's covariance of two AUROCs on the same elements, ``C10 / P + C01 / N`` (sample
+    covariances of the components, ddof 1), a Fraction; None with fewer than 2 positives or 2 negatives."""
+    a10, a01 = delong_components(preds_a, target)
+    b10, b01 = delong_components(preds_b, target)
+    if len(a10) < 2 or len(a01) < 2:
+        return None
+    return _sample_covariance(a10, b10) / len(a10) + _sample_covariance(a01, b01) / len(a01)
+
+
+def delong_variance(preds, target):
+    """DeLong's variance of the AUROC, ``S10 / P + S01 / N`` (ddof 1), a Fraction; None with fewer than
+    2 positives or 2 negatives."""
+    return delong_covariance(preds, preds, target)

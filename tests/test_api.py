@@ -87,6 +87,10 @@ DATA_ARGS = {
     "validation_threshold": ((MAPS,), 2.0),
     "ader_segmentation": ((MAPS, MASKS), (0.5,)),
     "image_scores": ((MAPS,), "top_k_mean"),
+    "auroc_ci": ((PREDS, TARGET), 0.9),
+    "delong_test": ((PREDS, PREDS[::-1], TARGET), TARGET),  # nothing after the data
+    "bootstrap_ci": ((PREDS, TARGET), "average_precision"),
+    "bootstrap_test": ((PREDS, PREDS[::-1], TARGET), "average_precision"),
 }
 
 
@@ -97,6 +101,10 @@ def test_everything_after_the_data_is_keyword_only(name):
     params = list(inspect.signature(fn).parameters.values())
     assert [p.name for p in params[:len(data)]] == [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert all(p.kind is p.KEYWORD_ONLY for p in params[len(data):]), name
+    if len(params) == len(data):  # no parameter after the data: one more positional is refused
+        with pytest.raises(TypeError, match="positional argument"):
+            fn(*data, extra)
+        return
     next_name = params[len(data)].name
     with pytest.raises(TypeError, match="positional argument"):
         fn(*data, extra)
@@ -217,6 +225,15 @@ def _calls(data):
         "ader_segmentation": [(lambda: tuple(F.ader_segmentation(maps, masks).values()), (SCALAR,) * 3)],
         "image_scores": [(lambda r=r: F.image_scores(maps, reduce=r, kernel=2), CURVE)
                          for r in ("max", "top_k_mean", "pooled_max")],
+        # named tuples of floats (read as plain tuples here)
+        "auroc_ci": [(lambda: tuple(F.auroc_ci(p, t)), (SCALAR,) * 4),
+                     (lambda: tuple(F.auroc_ci(p, one_class)), (SCALAR,) * 4)],
+        "delong_test": [(lambda: tuple(F.delong_test(p, data(PREDS[::-1].copy()), t)), (SCALAR,) * 3)],
+        "bootstrap_ci": [(lambda: tuple(F.bootstrap_ci(p, t, n_resamples=20)), (SCALAR,) * 4 + (COUNT, CURVE)),
+                         (lambda: tuple(F.bootstrap_ci(maps, masks, metric="aupro", n_resamples=20)),
+                          (SCALAR,) * 4 + (COUNT, CURVE))],
+        "bootstrap_test": [(lambda: tuple(F.bootstrap_test(p, data(PREDS[::-1].copy()), t, n_resamples=20)),
+                            (SCALAR,) * 7 + (COUNT, CURVE))],
     }
 
 
@@ -500,6 +517,11 @@ NAN_PARAMETERS = {
     "validation_threshold": (lambda **kw: F.validation_threshold(MAPS, **kw), ["n_std"]),
     "ader_segmentation": (lambda **kw: F.ader_segmentation(MAPS, MASKS, **kw), []),
     "image_scores": (lambda **kw: F.image_scores(MAPS, **kw), ["k"]),
+    "auroc_ci": (lambda **kw: F.auroc_ci(PREDS, TARGET, **kw), ["level"]),
+    "delong_test": (lambda **kw: F.delong_test(PREDS, PREDS[::-1], TARGET, **kw), []),
+    "bootstrap_ci": (lambda **kw: F.bootstrap_ci(PREDS, TARGET, n_resamples=10, **kw), ["level", "fpr_limit"]),
+    "bootstrap_test": (lambda **kw: F.bootstrap_test(PREDS, PREDS[::-1], TARGET, n_resamples=10, **kw),
+                       ["level", "fpr_limit"]),
     "PBn": (rm.PBn, ["fpr", "ignore_index"]),
     "PGn": (rm.PGn, ["fnr", "ignore_index"]),
     "ValidationThreshold": (rm.ValidationThreshold, ["n_std"]),

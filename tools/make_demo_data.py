@@ -21,6 +21,7 @@ DEMOS = {  # protocol -> module of tools/demos
     "mvtec-3d-ad": "mvtec_3d_ad",
     "real-iad": "real_iad",
     "ader": "ader",
+    "compare": "compare",  # refmetrics compare --demo: two methods on one mvtec-ad test set
 }
 DATA = Path(__file__).resolve().parents[1] / "refmetrics" / "data" / "demo"
 

@@ -53,3 +53,13 @@ from .pgpb import pbn, pgn  # noqa: E402
 from .segmentation import ader_segmentation, segmentation_scores, validation_threshold  # noqa: E402
 
 __all__ += ["ader_segmentation", "image_scores", "pbn", "pgn", "segmentation_scores", "validation_threshold"]
+
+# --- issue 15: the image-level bootstrap ---
+from .bootstrap import bootstrap_ci, bootstrap_test  # noqa: E402
+
+__all__ += ["bootstrap_ci", "bootstrap_test"]
+
+# --- issue 15, item 1: DeLong's interval for AUROC and DeLong's paired test ---
+from .delong import auroc_ci, delong_test  # noqa: E402
+
+__all__ += ["auroc_ci", "delong_test"]

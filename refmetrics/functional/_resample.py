@@ -10,6 +10,7 @@ and every resample is a weighted walk of it (see
 :mod:`refmetrics.kernels.cpu.resample`).
 """
 
+import zlib
 from fractions import Fraction
 
 import numpy as np
@@ -36,13 +37,20 @@ def check_seed(seed):
 
 
 def check_level(level):
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < level < 1:
-        raise ValueError(f"level: expected a number strictly between 0 and 1 (0.95 for a 95% interval), "
-                         f"received {level!r}")
-    return float(level)
+    return V.check_level(level)
 
 
-def resample_counts(anomalous, n_resamples, seed):
+def generator(seed, stream=None):
+    """``numpy.random.default_rng(seed)``, or with ``stream`` (a name: a category, a defect type)
+    ``default_rng([seed, zlib.crc32(stream.encode("utf-8"))])``: one independent sequence per named group,
+    the same whichever other groups a run holds."""
+    seed = check_seed(seed)
+    if stream is None:
+        return np.random.default_rng(seed)
+    return np.random.default_rng([seed, zlib.crc32(str(stream).encode("utf-8"))])
+
+
+def resample_counts(anomalous, n_resamples, seed, stream=None):
     """Multiplicities ``W`` (int64, ``(n_resamples, n_images)``) of stratified resamples.
 
     The normal images and the anomalous images (each in image order) are drawn
@@ -50,10 +58,11 @@ def resample_counts(anomalous, n_resamples, seed):
     ``rng = numpy.random.default_rng(seed)``, then
     ``rng.integers(0, n_normal, (B, n_normal))`` for every resample's normal
     draws, then ``rng.integers(0, n_anomalous, (B, n_anomalous))``.
-    ``W[b, i]`` counts image ``i`` in resample ``b``.
+    ``W[b, i]`` counts image ``i`` in resample ``b``. ``refmetrics evaluate --ci`` and ``compare`` name the
+    group (``stream``): each category, each defect type, draws its own resamples (:func:`generator`).
 
     >>> resample_counts([0, 0, 1], 2, seed=0).tolist()
-    [[2, 0, 1], [1, 1, 1]]
+    [[0, 2, 1], [1, 1, 1]]
     """
     labels = np.asarray(anomalous).reshape(-1)
     if labels.dtype != np.bool_ and not np.isin(labels, (0, 1)).all():
@@ -61,7 +70,7 @@ def resample_counts(anomalous, n_resamples, seed):
                          f"{np.unique(labels)[:5].tolist()}")
     labels = labels.astype(bool)
     b = check_resamples(n_resamples)
-    rng = np.random.default_rng(check_seed(seed))
+    rng = generator(seed, stream)
     n = labels.size
     counts = np.zeros(b * n, np.int64)
     rows = np.arange(b, dtype=np.int64)[:, None] * n
@@ -136,6 +145,8 @@ class _Sorted:
         self.hi_of = np.searchsorted(self.neg_k, self.pos_k, "right").astype(np.int64)
         self.n_pos, self.n_neg, self.n_regions = n_pos, n_neg, n_regions
         self._pairs = None
+        self._reciprocals = None
+        self._walked = None
 
     def totals(self, w):
         return w @ self.n_pos, w @ self.n_neg
@@ -161,10 +172,7 @@ class _Sorted:
                 8 * self.n_images:
             u2 = np.einsum("bi,bi->b", w @ self.pair_matrix(), w)
         else:
-            out_i = np.zeros((w.shape[0], 4), np.int64)
-            out_f = np.empty(w.shape[0])
-            K.ranking_replicates(self.pos_k, self.pos_p, self.neg_p, self.lo_of, self.hi_of, self.mask, w, n_pos,
-                                 out_i, out_f)
+            out_i, out_f = self._walk(w, n_pos)
             if metric == "average_precision":
                 return out_f
             u2 = out_i[:, 0]
@@ -178,14 +186,30 @@ class _Sorted:
                 out[b] = float(Fraction(2 * tp, tp + fp + p))
         return out
 
+    def _walk(self, w, n_pos):
+        """One weighted walk per resample gives 2U, AP and F1-max at once: the last walk's results are
+        kept for the next metric asked on the same resamples."""
+        if self._walked is not None and np.array_equal(self._walked[0], w):
+            return self._walked[1:]
+        out_i = np.zeros((w.shape[0], 4), np.int64)
+        out_f = np.empty(w.shape[0])
+        K.ranking_replicates(self.pos_k, self.pos_p, self.neg_p, self.lo_of, self.hi_of, self.mask, w, n_pos,
+                             out_i, out_f)
+        self._walked = (w.copy(), out_i, out_f)
+        return out_i, out_f
+
     def aupro(self, w, fpr_limit):
         n_bg = w @ self.n_neg
         n_regions = w @ self.n_regions
         out = np.empty(w.shape[0])
         # the AUPRO stops at the group whose false positives exceed limit * n_bg (exactly)
         need = np.array([int(Fraction(fpr_limit) * int(n)) + 1 for n in n_bg], np.int64)
-        K.aupro_replicates(self.neg_p, self.pos_k, self.pos_p, self.lo_of, self.hi_of, self.ib, w, n_bg,
-                           n_regions, float(fpr_limit), need, out)
+        if self._reciprocals is None:
+            qh, ql = np.empty(self.pos_p.size), np.empty(self.pos_p.size)
+            K.reciprocals(self.pos_p, self.ib, qh, ql)
+            self._reciprocals = qh, ql
+        K.aupro_replicates(self.neg_p, self.pos_k, self.pos_p, *self._reciprocals, self.lo_of, self.hi_of, self.ib,
+                           w, n_bg, n_regions, float(fpr_limit), need, out)
         return out
 
 

@@ -33,3 +33,8 @@ from .pgpb import PBn, PGn  # noqa: E402
 from .segmentation import ValidationThreshold  # noqa: E402
 
 __all__ += ["PBn", "PGn", "ValidationThreshold"]
+
+# --- issue 15: the image-level bootstrap ---
+from .bootstrap import Bootstrap, PairedBootstrap  # noqa: E402
+
+__all__ += ["Bootstrap", "PairedBootstrap"]

@@ -21,9 +21,9 @@ arithmetic is sequential, so the results do not depend on the thread count.
 import numpy as np
 from numba import njit, prange
 
-from ._sum import add_dd, div_dd
+from ._sum import add_dd, div_dd, mul_dd, scale_dd, two_prod
 from .ranking import acc_auroc, acc_average_precision, acc_f1_max, finish_average_precision
-from .regions import acc_aupro, finish_aupro
+from .regions import finish_aupro
 
 CHUNK = 4096  # groups per accumulator call; the AUPRO walk stops within a chunk of its limit
 
@@ -101,32 +101,53 @@ def ranking_replicates(pos_k, pos_p, neg_img, lo_of, hi_of, mask, weights, n_pos
         _ranking_one(pos_k, pos_p, neg_img, lo_of, hi_of, mask, weights[b], n_pos[b], out_i, out_f, b)
 
 
-@njit(cache=True, nogil=True)
-def _emit(dfp, dsh, dsl, g, a, sh, sl, n_bg, limit, counts, sums):
-    """Append one group to the buffer; feed the accumulator when it is full. Returns the new fill."""
-    dfp[g] = a
-    dsh[g] = sh
-    dsl[g] = sl
-    g += 1
-    if g == CHUNK:
-        acc_aupro(dfp, dsh, dsl, n_bg, limit, counts, sums)
-        g = 0
-    return g
+@njit(cache=True, nogil=True, inline="always")
+def _aupro_step(a, dh, dl, fp, s_h, s_l, ah, al, lim_h, lim_l):
+    """One group of ``regions.acc_aupro``, operation for operation: ``a`` background pixels and
+    ``dh + dl`` = the group's sum of ``1/size``. Returns ``(fp, S_h, S_l, area_h, area_l, done)``.
+
+    A group without background pixel (``a == 0``) only moves ``S``: the false positives stay below
+    the limit (they were), and the trapezoid of width 0 adds ``scale_dd(0, h) = (0, 0)`` to the
+    area, which ``add_dd`` returns unchanged; so those operations are skipped.
+    """
+    if a == 0:
+        s_h, s_l = add_dd(s_h, s_l, dh, dl)
+        return fp, s_h, s_l, ah, al, False
+    nfp = fp + a
+    n_h, n_l = add_dd(s_h, s_l, dh, dl)
+    over_h, over_l = add_dd(np.float64(nfp), 0.0, -lim_h, -lim_l)
+    if over_h > 0.0 or (over_h == 0.0 and over_l > 0.0):
+        w_h, w_l = add_dd(lim_h, lim_l, -np.float64(fp), 0.0)
+        f_h, f_l = div_dd(1.0, np.float64(a))
+        f_h, f_l = mul_dd(w_h, w_l, f_h, f_l)
+        d_h, d_l = mul_dd(dh, dl, f_h, f_l)
+        e_h, e_l = add_dd(s_h, s_l, d_h, d_l)
+        h_h, h_l = add_dd(s_h, s_l, e_h, e_l)
+        t_h, t_l = mul_dd(w_h, w_l, h_h, h_l)
+        ah, al = add_dd(ah, al, t_h, t_l)
+        return fp, s_h, s_l, ah, al, True
+    h_h, h_l = add_dd(s_h, s_l, n_h, n_l)
+    t_h, t_l = scale_dd(np.float64(a), h_h, h_l)
+    ah, al = add_dd(ah, al, t_h, t_l)
+    return nfp, n_h, n_l, ah, al, False
 
 
 @njit(cache=True, nogil=True)
-def _aupro_one(bg_img, r_k, r_p, lo_of, hi_of, ib, w, n_bg, n_regions, limit, need):
+def _aupro_one(bg_img, r_k, r_p, r_qh, r_ql, lo_of, hi_of, ib, w, n_bg, n_regions, limit, need):
     """One resample's AUPRO. The groups are those ``regions.next_region_groups`` forms with
-    ``collapse`` on the resampled data; the walk stops at the group whose false positives
-    reach ``need = floor(limit * n_bg) + 1``, where ``acc_aupro`` stops (a background-only
-    group that crosses the limit adds ``(limit n_bg - fp) 2S`` whatever its size)."""
+    ``collapse`` on the resampled data, in its order, fed to ``acc_aupro``'s arithmetic
+    (:func:`_aupro_step`); the walk stops at the group whose false positives reach
+    ``need = floor(limit * n_bg) + 1``, where ``acc_aupro`` stops (a background-only group
+    that crosses the limit adds ``(limit n_bg - fp) 2S`` whatever its size, so the last one
+    is summed only that far). ``r_qh + r_ql`` = ``1/size`` of each region pixel."""
     mask = (np.uint64(1) << np.uint64(ib)) - np.uint64(1)
-    dfp = np.empty(CHUNK, np.int64)
-    dsh = np.empty(CHUNK, np.float64)
-    dsl = np.empty(CHUNK, np.float64)
-    counts = np.zeros(2, np.int64)
-    sums = np.zeros(4, np.float64)
-    g = 0
+    lim_h, lim_l = two_prod(limit, np.float64(n_bg))
+    fp = 0
+    s_h = 0.0
+    s_l = 0.0
+    ah = 0.0
+    al = 0.0
+    finished = False
     have = False  # the last group is held back: background-only groups after it fold into it
     pa = 0
     psh = 0.0
@@ -155,12 +176,10 @@ def _aupro_one(bg_img, r_k, r_p, lo_of, hi_of, ib, w, n_bg, n_regions, limit, ne
             i = lo_of[j]
             while j >= 0 and r_k[j] == v:
                 c = w[np.uint64(r_p[j]) & mask]
-                if c:
-                    # the terms of regions.next_region_groups, in its order: one per repeated pixel
-                    qh, ql = div_dd(1.0, np.float64(np.uint64(r_p[j]) >> np.uint64(ib)))
-                    for _ in range(c):
-                        sh, sl = add_dd(sh, sl, qh, ql)
-                    region = True
+                # the terms of regions.next_region_groups, in its order: one per repeated pixel
+                for _ in range(c):
+                    sh, sl = add_dd(sh, sl, r_qh[j], r_ql[j])
+                region = region or c > 0
                 j -= 1
         if a == 0 and not region:
             continue  # every pixel of the group has weight 0: the resample has no such score
@@ -169,34 +188,47 @@ def _aupro_one(bg_img, r_k, r_p, lo_of, hi_of, ib, w, n_bg, n_regions, limit, ne
         else:
             if have:
                 done += pa
-                g = _emit(dfp, dsh, dsl, g, pa, psh, psl, n_bg, limit, counts, sums)
+                fp, s_h, s_l, ah, al, finished = _aupro_step(pa, psh, psl, fp, s_h, s_l, ah, al, lim_h, lim_l)
+                if finished:
+                    break
             have = True
             pa = a
             psh = sh
             psl = sl
         if done + pa >= need:
             break
-    if have:
-        g = _emit(dfp, dsh, dsl, g, pa, psh, psl, n_bg, limit, counts, sums)
-    if g:
-        acc_aupro(dfp[:g], dsh[:g], dsl[:g], n_bg, limit, counts, sums)
+    if have and not finished:
+        fp, s_h, s_l, ah, al, finished = _aupro_step(pa, psh, psl, fp, s_h, s_l, ah, al, lim_h, lim_l)
+    sums = np.empty(4, np.float64)
+    sums[0] = ah
+    sums[1] = al
+    sums[2] = s_h
+    sums[3] = s_l
     return finish_aupro(sums, n_bg, n_regions, limit)
 
 
 @njit(cache=True, parallel=True)
-def aupro_replicates(bg_img, r_k, r_p, lo_of, hi_of, ib, weights, n_bg, n_regions, limit, need, out):
+def aupro_replicates(bg_img, r_k, r_p, r_qh, r_ql, lo_of, hi_of, ib, weights, n_bg, n_regions, limit, need, out):
     """Per resample ``b``: the AUPRO up to ``limit`` (as ``regions.acc_aupro`` /
     ``finish_aupro`` on the collapsed groups of the resampled data). Background pixels'
     images in key order; region pixels ascending by (key, size) with payload
-    ``size << ib | image``; ``lo_of``/``hi_of`` as in :func:`ranking_replicates`;
+    ``size << ib | image`` and ``1/size`` as a double-double (``r_qh``, ``r_ql``: ``div_dd(1, size)``);
+    ``lo_of``/``hi_of`` as in :func:`ranking_replicates`;
     ``need[b] = floor(limit * n_bg[b]) + 1``. Resamples without a region or background
     pixel: NaN."""
     for b in prange(weights.shape[0]):
         if n_bg[b] == 0 or n_regions[b] == 0:
             out[b] = np.nan
         else:
-            out[b] = _aupro_one(bg_img, r_k, r_p, lo_of, hi_of, ib, weights[b], n_bg[b], n_regions[b], limit,
-                                need[b])
+            out[b] = _aupro_one(bg_img, r_k, r_p, r_qh, r_ql, lo_of, hi_of, ib, weights[b], n_bg[b], n_regions[b],
+                                limit, need[b])
+
+
+@njit(cache=True, nogil=True)
+def reciprocals(payload, ib, qh, ql):
+    """``qh + ql = div_dd(1, size)`` of every region pixel (``size = payload >> ib``)."""
+    for t in range(payload.size):
+        qh[t], ql[t] = div_dd(1.0, np.float64(np.uint64(payload[t]) >> np.uint64(ib)))
 
 
 @njit(cache=True, nogil=True)

@@ -1,0 +1,196 @@
+"""Image-level bootstrap: percentile intervals of any metric, and the paired test of two methods."""
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _arrays as A
+from .. import _validation as V
+from . import _resample as RS
+
+#: the metrics of each level: image scores (one per image) and maps (images on axis 0)
+IMAGE_METRICS = RS.RANKING
+PIXEL_METRICS = RS.RANKING + ("aupro", "aupimo")
+
+
+class BootstrapInterval(NamedTuple):
+    """:func:`bootstrap_ci`'s result: the metric on the data, its percentile interval, the replicates."""
+
+    value: float
+    low: float
+    high: float
+    level: float
+    n_resamples: int
+    replicates: np.ndarray
+
+
+class BootstrapTest(NamedTuple):
+    """:func:`bootstrap_test`'s result: both values, the difference ``a - b``, its paired percentile
+    interval and two-sided p-value, and the replicates of the difference."""
+
+    value_a: float
+    value_b: float
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    level: float
+    n_resamples: int
+    replicates: np.ndarray
+
+
+def _resampler(preds, target, metric, connectivity, name="preds"):
+    """The resampler of the data's level (1-D scores: images; maps: pixels) and the image labels."""
+    p = A.host_array(preds, name)
+    t = A.host_array(target, "target")
+    V.check_nonempty(name, p)
+    if p.ndim <= 1:
+        if metric not in IMAGE_METRICS:
+            raise ValueError(f"metric: {metric!r} needs maps (N, H, W) with masks; with one score per image "
+                             f"(1-D {name}) expected one of {', '.join(IMAGE_METRICS)}")
+        r = RS.ImageResampler(p, t)
+        return r
+    if metric not in PIXEL_METRICS:
+        raise ValueError(f"metric: expected one of {', '.join(PIXEL_METRICS)}, received {metric!r}")
+    if metric == "aupimo":
+        from ._resample_images import AupimoResampler
+
+        return AupimoResampler.from_maps(p, t)
+    return RS.PixelResampler.from_maps(p, t, connectivity)
+
+
+def _check(metric, n_resamples, level, seed, fpr_limit=0.3):
+    if not isinstance(metric, str):
+        raise TypeError(f"metric: expected a metric name (str), received {type(metric).__name__}")
+    from .regions import check_fpr_limit
+
+    check_fpr_limit(fpr_limit)
+    return RS.check_resamples(n_resamples), RS.check_level(level), RS.check_seed(seed)
+
+
+def _values(resampler, weights, metric, fpr_limit, fpr_bounds):
+    if metric == "aupro":
+        return resampler.replicates(weights, metric, fpr_limit=fpr_limit)
+    if metric == "aupimo":
+        return resampler.replicates(weights, fpr_bounds=fpr_bounds)
+    return resampler.replicates(weights, metric)
+
+
+def _value_and_replicates(resampler, weights, metric, fpr_limit, fpr_bounds, what):
+    """The metric on the data (the all-ones resample: exactly the ordinary function) and its replicates."""
+    ones = np.ones((1, resampler.n_images), np.int64)
+    values = _values(resampler, np.vstack([ones, weights]), metric, fpr_limit, fpr_bounds)
+    value, reps = float(values[0]), values[1:]
+    if np.isnan(value):
+        V.warn_undefined(f"{metric} is undefined on the data{what}; returning nan", stacklevel=4)
+    return value, reps
+
+
+def _warn_nan(reps, metric):
+    n = int(np.isnan(reps).sum())
+    if n and n < reps.size:
+        warnings.warn(f"{metric} is undefined on {n} of {reps.size} resamples: they are left out of the interval",
+                      V.UndefinedMetricWarning, stacklevel=4)
+
+
+def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3,
+                 fpr_bounds=(1e-5, 1e-4), connectivity=None):
+    """Percentile interval of a metric from a stratified image-level bootstrap.
+
+    Defined in ``docs/definitions.md``, section "Bootstrap".
+
+    Parameters
+    ----------
+    preds : array_like
+        One score per image (1-D: image-level metrics), or maps ``(N, H, W)`` with
+        the images on axis 0 (pixel and region metrics).
+    target : array_like
+        The images' {0, 1} labels, or the maps' {0, 1} masks.
+    metric : {"auroc", "average_precision", "f1_max", "aupro", "aupimo"}
+        ``aupro`` and ``aupimo`` need maps.
+    n_resamples : int
+        ``B``, the number of resamples.
+    level : float
+        The interval's coverage, in (0, 1).
+    seed : int
+        Seeds :func:`numpy.random.default_rng`: the same seed draws the same resamples.
+    fpr_limit : float
+        AUPRO's limit.
+    fpr_bounds : (float, float)
+        AUPIMO's shared-FPR bounds (as :func:`refmetrics.functional.aupimo`).
+    connectivity : int, optional
+        AUPRO's region connectivity (as :func:`refmetrics.functional.aupro`).
+
+    Returns
+    -------
+    BootstrapInterval
+        ``(value, low, high, level, n_resamples, replicates)``: ``value`` is the
+        metric on the data (as its ordinary function); ``replicates[b]`` the
+        metric on resample ``b``, exactly (NaN where undefined, left out of the
+        interval with a warning).
+
+    Examples
+    --------
+    >>> from refmetrics.functional import bootstrap_ci
+    >>> r = bootstrap_ci([0.1, 0.4, 0.35, 0.8, 0.2, 0.7], [0, 0, 1, 1, 0, 1], n_resamples=200, seed=0)
+    >>> r.value, r.replicates.size, r.low <= r.value <= r.high
+    (0.8888888888888888, 200, True)
+    """
+    n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
+    resampler = _resampler(preds, target, metric, connectivity)
+    weights = RS.resample_counts(resampler.anomalous, n_resamples, seed)
+    value, reps = _value_and_replicates(resampler, weights, metric, fpr_limit, fpr_bounds, "")
+    _warn_nan(reps, metric)
+    low, high = RS.percentile_interval(reps, level)
+    return BootstrapInterval(value, low, high, level, n_resamples, reps)
+
+
+def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0,
+                   fpr_limit=0.3, fpr_bounds=(1e-5, 1e-4), connectivity=None):
+    """Paired bootstrap of the difference of a metric between two methods on the same images.
+
+    Defined in ``docs/definitions.md``, section "Bootstrap".
+
+    Both methods are evaluated on the same resamples (the same images, drawn
+    as :func:`bootstrap_ci` draws them); the difference ``a - b`` of each
+    resample gives the percentile interval and the two-sided p-value
+    ``min(1, 2 min(1 + #{d <= 0}, 1 + #{d >= 0}) / (B + 1))``.
+
+    Parameters
+    ----------
+    preds_a, preds_b : array_like
+        The two methods' scores or maps, of the same shape.
+    target : array_like
+        The labels or masks both are evaluated against.
+    metric, n_resamples, level, seed, fpr_limit, fpr_bounds, connectivity
+        As :func:`bootstrap_ci`.
+
+    Returns
+    -------
+    BootstrapTest
+        ``(value_a, value_b, difference, low, high, p_value, level, n_resamples, replicates)``.
+
+    Examples
+    --------
+    >>> from refmetrics.functional import bootstrap_test
+    >>> t = bootstrap_test([0.1, 0.4, 0.35, 0.8, 0.2, 0.7], [0.1, 0.2, 0.35, 0.8, 0.3, 0.7],
+    ...                    [0, 0, 1, 1, 0, 1], n_resamples=200, seed=0)
+    >>> round(t.difference, 6), t.p_value > 0.05
+    (-0.111111, True)
+    """
+    n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
+    a = A.host_array(preds_a, "preds_a")
+    b = A.host_array(preds_b, "preds_b")
+    if a.shape != b.shape:
+        raise ValueError(f"preds_b: expected the shape of preds_a {a.shape}, received {b.shape}")
+    ra = _resampler(a, target, metric, connectivity, "preds_a")
+    rb = _resampler(b, target, metric, connectivity, "preds_b")
+    weights = RS.resample_counts(ra.anomalous, n_resamples, seed)
+    value_a, reps_a = _value_and_replicates(ra, weights, metric, fpr_limit, fpr_bounds, " of preds_a")
+    value_b, reps_b = _value_and_replicates(rb, weights, metric, fpr_limit, fpr_bounds, " of preds_b")
+    diffs = reps_a - reps_b
+    _warn_nan(diffs, metric)
+    low, high = RS.percentile_interval(diffs, level)
+    return BootstrapTest(value_a, value_b, value_a - value_b, low, high, RS.paired_p_value(diffs), level,
+                         n_resamples, diffs)
