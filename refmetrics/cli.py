@@ -452,8 +452,8 @@ def build_parser():
     ev.add_argument("--bootstrap", metavar="B", default=None,
                     help="with --ci: the number of resamples (default 1000, at least 10)")
     ev.add_argument("--seed", metavar="S", default=None,
-                    help="with --ci: the resamples' seed, a whole number >= 0 (default 0; the same for every "
-                         "category and defect type)")
+                    help="with --ci: the resamples' seed, a whole number >= 0 (default 0; each category and defect "
+                         "type draws its own resamples from it)")
     ev.add_argument("--level", metavar="L", default=None,
                     help="with --ci: the intervals' level, strictly between 0 and 1 (default 0.95)")
     ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")

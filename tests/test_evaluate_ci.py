@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -33,11 +34,12 @@ def run(*args):
     return cli.main(["evaluate", "--quiet", *map(str, args)])
 
 
-def naive_counts(labels, n_resamples, seed):
-    """The resamples by their definition: a plain loop over the draws."""
+def naive_counts(labels, n_resamples, seed, stream=None):
+    """The resamples by their definition: a plain loop over the draws (a named group's generator seeded with
+    ``[seed, crc32(name)]``)."""
     labels = np.asarray(labels).astype(bool)
     normal, anomalous = np.flatnonzero(~labels), np.flatnonzero(labels)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if stream is None else [seed, zlib.crc32(stream.encode("utf-8"))])
     dn = rng.integers(0, normal.size, size=(n_resamples, normal.size))
     da = rng.integers(0, anomalous.size, size=(n_resamples, anomalous.size))
     W = np.zeros((n_resamples, labels.size), np.int64)
@@ -113,10 +115,16 @@ def quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def naive_replicates(group, metrics, n_resamples=B, seed=SEED):
-    """``{key: (B,) values}``: ``metrics[key](maps, masks, scores, labels, context)`` on each resample."""
+def stream(category, gname):
+    """The name a group's resamples are drawn under: the category, or ``category/defect type``."""
+    return category if gname == category else f"{category}/{gname}"
+
+
+def naive_replicates(group, metrics, name, n_resamples=B, seed=SEED):
+    """``{key: (B,) values}``: ``metrics[key](maps, masks, scores, labels, context)`` on each resample of the
+    group drawn under ``name``."""
     maps, masks, scores, labels, context = group
-    W = naive_counts(labels, n_resamples, seed)
+    W = naive_counts(labels, n_resamples, seed, name)
     out = {key: np.empty(n_resamples) for key in metrics}
     for b, w in enumerate(W):
         data = (np.repeat(maps, w, axis=0), np.repeat(masks, w, axis=0), np.repeat(scores, w),
@@ -148,7 +156,8 @@ def check_intervals(results, groups, metrics, expect_none=()):
         entry = results["categories"][category]
         for gname, group in by_group.items():
             block = entry if gname == category else entry["defects"][gname]
-            naive = naive_replicates(group, {k: f for k, f in metrics.items() if k in block["metrics"]})
+            naive = naive_replicates(group, {k: f for k, f in metrics.items() if k in block["metrics"]},
+                                     stream(category, gname))
             if gname == category:
                 reps[category] = naive
             for key, values in naive.items():
@@ -203,6 +212,9 @@ def test_mvtec_ad_reproducible_and_seeded(tmp_path):
     assert a["categories"]["stripe"]["metrics"] == c["categories"]["stripe"]["metrics"]
     ia, ic = a["categories"]["stripe"]["intervals"], c["categories"]["stripe"]["intervals"]
     assert ia != ic and ia["pixel AUROC"] != ic["pixel AUROC"]
+    # each category draws its own resamples: its intervals do not depend on the other categories of the run
+    d = ci_run(tmp_path, "mvtec-ad", "--no-figures", "--no-per-defect", out="d")
+    assert set(d["categories"]) == {"disc", "stripe"} and d["categories"]["stripe"] == a["categories"]["stripe"]
 
 
 def test_without_ci_nothing_changes_but_the_schema(tmp_path):
@@ -368,7 +380,7 @@ def test_real_iad_intervals_equal_the_naive_loop(tmp_path):
             keys = list(dict.fromkeys(context["groups"]))
             s_scores = np.array([max(scores[context["groups"] == k]) for k in keys])
             s_labels = np.array([max(labels[context["groups"] == k]) for k in keys])
-            W = naive_counts(s_labels, B, SEED)
+            W = naive_counts(s_labels, B, SEED, stream(category, gname))
             naive = {"sample AUROC": [quiet(F.auroc, np.repeat(s_scores, w), np.repeat(s_labels, w)) for w in W],
                      "sample AP": [quiet(F.average_precision, np.repeat(s_scores, w), np.repeat(s_labels, w))
                                    for w in W]}

@@ -31,8 +31,8 @@ class Options:
     pass over the category's maps per defect type).
 
     ``ci``: a percentile interval beside every value that has one (a stratified image bootstrap,
-    :func:`refmetrics.functional._resample.resample_counts`: ``bootstrap`` resamples drawn with ``seed``, the
-    same seed for every category and defect type), at ``level`` (:func:`check_ci` checks them).
+    :func:`refmetrics.functional._resample.resample_counts`: ``bootstrap`` resamples drawn with ``seed``, each
+    category and defect type under its own name), at ``level`` (:func:`check_ci` checks them).
     """
 
     maps: Path | None = None

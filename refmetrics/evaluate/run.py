@@ -33,14 +33,20 @@ def _progress(iterable, desc, quiet, total=None):
 ROC_BAND_POINTS = 201  # the ROC band's FPR grid: 0, 0.005, ..., 1
 
 
+def stream_name(category, defect=None):
+    """The name a group's resamples are drawn under (:func:`resamples`): the category, or
+    ``<category>/<defect type>`` for a defect type's group (unique in a run, so every group draws its own)."""
+    return category if defect is None else f"{category}/{defect}"
+
+
 def resamples(state, options):
     """``W``, ``(options.bootstrap, images)`` int64: the group's stratified image resamples
-    (:func:`refmetrics.functional._resample.resample_counts` of its image labels, with ``options.seed``: the
-    same seed for every category and defect type)."""
+    (:func:`refmetrics.functional._resample.resample_counts` of its image labels with ``options.seed`` and
+    the group's stream, ``state.stream``: each group draws its own, whatever else the run holds)."""
     from ..functional._resample import resample_counts
 
     _, labels = state["images"].arrays()
-    return resample_counts(labels.astype(bool), options.bootstrap, options.seed)
+    return resample_counts(labels.astype(bool), options.bootstrap, options.seed, stream=state.stream)
 
 
 def intervals_of(protocol, options, values, replicates, notes):
@@ -113,14 +119,16 @@ def _replicates(protocol, state, options, context, W):
     return {key: np.asarray(reps, np.float64) for key, reps in out.items()}
 
 
-def evaluate_group(protocol, samples, options, context, name, figures):
+def evaluate_group(protocol, samples, options, context, name, figures, stream=None):
     """Stream ``samples`` into one :class:`GroupState` and measure it: a :class:`Result` named ``name``.
 
     With ``options.ci`` the group's resamples are drawn (:func:`resamples`), the protocol's replicates
     computed on them (:meth:`Protocol.replicates`, before :meth:`Protocol.measure`), and each column's
     interval kept in the result (:func:`intervals_of`), with the replicates (for the mean row's interval)
-    and, for the figures, the image ROC band (:func:`roc_band`)."""
+    and, for the figures, the image ROC band (:func:`roc_band`). ``stream``: the name the resamples are
+    drawn under (default ``name``; :func:`stream_name`)."""
     state = GroupState(samples, options, protocol.accumulators(options, context), protocol.score_rule(options))
+    state.stream = stream if stream is not None else name
     for sample in _progress(samples, f"{name}: reading", options.quiet):
         state.add(sample)
     W = replicates = None
@@ -171,10 +179,12 @@ def evaluate_category(protocol, dataset, samples, options):
     """The :class:`Result` of one category, with its per-defect results when asked and known."""
     category = samples[0].category
     context = protocol.prepare(dataset, category, options)
-    result = evaluate_group(protocol, samples, options, context, category, options.figures)
+    result = evaluate_group(protocol, samples, options, context, category, options.figures,
+                            stream_name(category))
     if options.per_defect:
         for defect, group in defect_groups(samples).items():
-            result.defects[defect] = evaluate_group(protocol, group, options, context, defect, False)
+            result.defects[defect] = evaluate_group(protocol, group, options, context, defect, False,
+                                                    stream_name(category, defect))
     return result
 
 
@@ -186,7 +196,9 @@ def ci_settings(options):
     if not options.ci:
         return None
     return {"method": CI_METHOD, "resamples": options.bootstrap, "seed": options.seed, "level": options.level,
-            "seed_per_group": "the same seed for every category and defect type",
+            "streams": "each group draws its own resamples: numpy.random.default_rng([seed, zlib.crc32(name."
+                       "encode('utf-8'))]), name = the category, or '<category>/<defect type>' for a defect "
+                       "type's group",
             "shown": "value \u00b1 half the interval's width, (high - low) / 2"}
 
 

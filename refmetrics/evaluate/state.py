@@ -102,6 +102,7 @@ class GroupState:
         for name, factory in accumulators.items():
             self.parts[name] = factory(samples, options)
         self.contradicted = []  # maps labelled good whose mask has defect pixels
+        self.stream = None  # --ci: the name the group's resamples are drawn under (run.stream_name)
 
     def __getitem__(self, name):
         return self.parts[name]

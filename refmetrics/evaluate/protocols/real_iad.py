@@ -174,7 +174,7 @@ class RealIAD(Protocol):
     def replicates(self, state, options, context, W):
         """The default replicates (image and pixel columns, on the resamples ``W`` of the views) and the
         sample columns': a sample, not a view, is the unit of S-AUROC and S-AP, so they are resampled as
-        samples, stratified by the sample labels with the run's seed
+        samples, stratified by the sample labels with the run's seed and the group's stream
         (:func:`~refmetrics.functional._resample.resample_counts` of the samples in first-seen order),
         each replicate the exact value on the samples repeated by their multiplicities."""
         from ...functional._resample import ImageResampler, resample_counts
@@ -184,7 +184,7 @@ class RealIAD(Protocol):
         scores, labels = images.arrays()
         sample_scores, sample_labels, _ = sample_level(scores, labels, images.groups)
         samples = ImageResampler(sample_scores, sample_labels)
-        weights = resample_counts(sample_labels.astype(bool), W.shape[0], options.seed)
+        weights = resample_counts(sample_labels.astype(bool), W.shape[0], options.seed, stream=state.stream)
         out["sample AUROC"] = samples.replicates(weights, "auroc")
         out["sample AP"] = samples.replicates(weights, "average_precision")
         return out
