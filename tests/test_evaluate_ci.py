@@ -195,7 +195,7 @@ def test_mvtec_ad_intervals_equal_the_naive_loop(tmp_path):
     # the tables: value +- half the interval's width, at the value's precision
     md = (tmp_path / "out" / "results.md").read_text()
     tex = (tmp_path / "out" / "results.tex").read_text()
-    for category, entry in results["categories"].items():
+    for entry in results["categories"].values():
         for key in ("image AUROC", "pixel AUROC", "AUPRO"):
             low, high = entry["intervals"][key]
             assert f"{entry['metrics'][key]:.4f} \u00b1{(high - low) / 2:.4f}" in md

@@ -205,7 +205,8 @@ def ci_settings(options):
 def ci_notes(protocol, results, columns, options):
     """The run's notes on ``--ci``: the columns without an interval, and why."""
     official = [c.key for c in columns if c.official]
-    uncovered = [c.key for c in columns if not c.official and not any(c.key in r.replicates for r in results)]
+    uncovered = [c.key for c in columns if not c.official and not any(c.key in r.replicates for r in results)
+                 and not all(math.isnan(r.values.get(c.key, math.nan)) for r in results)]  # undefined: said already
     out = []
     if official:
         out.append("--ci: no interval for " + ", ".join(official) + " (official conventions: the interval is the "
