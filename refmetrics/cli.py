@@ -250,6 +250,19 @@ def _level(text):
     return value
 
 
+def _resamples(text):
+    from .evaluate.options import MIN_RESAMPLES
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < MIN_RESAMPLES:
+        raise argparse.ArgumentTypeError(f"expected a whole number of resamples of at least {MIN_RESAMPLES}, "
+                                         f"received {text!r}")
+    return value
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -482,7 +495,7 @@ def build_parser():
     cp.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"),
                     help="the two methods' names in the outputs (default: the --maps directories' or "
                          "--manifest files' names)")
-    cp.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="B",
+    cp.add_argument("--bootstrap", type=_resamples, default=1000, metavar="B",
                     help="the number of paired resamples (default 1000)")
     cp.add_argument("--seed", type=_seed, default=0, help="the resamples' seed (default 0)")
     cp.add_argument("--level", type=_level, default=0.95, help="the intervals' level, in (0, 1) (default 0.95)")

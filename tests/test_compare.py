@@ -8,6 +8,7 @@ p-value formula, and Holm's correction done by hand.
 """
 
 import csv
+import zlib
 import json
 import shutil
 import warnings
@@ -24,6 +25,8 @@ import refmetrics as rm
 from refmetrics import cli
 from refmetrics import functional as F
 from refmetrics.evaluate import compare as compare_module
+from refmetrics.functional._resample import (ImageResampler, PixelResampler, paired_p_value, percentile_interval,
+                                             resample_counts)
 
 H, W = 10, 12
 METRICS = ("image AUROC", "image AP", "image F1-max", "pixel AUROC", "pixel AP", "pixel F1-max", "AUPRO")
@@ -50,11 +53,12 @@ def load(maps_root, gt_root, category):
     return np.stack(maps), np.stack(masks), np.array(labels, np.uint8)
 
 
-def naive_counts(labels, n_resamples, seed):
-    """W[b, i]: how often image i is in resample b, drawn as the definition says."""
+def naive_counts(labels, n_resamples, seed, category):
+    """W[b, i]: how often image i is in resample b, drawn as the definition says (each category its own
+    generator, ``default_rng([seed, crc32(category)])``)."""
     labels = np.asarray(labels).astype(bool)
     normal, anomalous = np.flatnonzero(~labels), np.flatnonzero(labels)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, zlib.crc32(category.encode("utf-8"))])
     dn = rng.integers(0, normal.size, size=(n_resamples, normal.size))
     da = rng.integers(0, anomalous.size, size=(n_resamples, anomalous.size))
     counts = np.zeros((n_resamples, labels.size), np.int64)
@@ -101,7 +105,7 @@ def naive_compare(root_a, root_b, gt, categories, n_resamples, seed, level):
         (maps_a, masks, labels), (maps_b, masks_b, labels_b) = load(root_a, gt, category), load(root_b, gt, category)
         assert np.array_equal(masks, masks_b) and np.array_equal(labels, labels_b)
         values = [metrics_of(maps_a, masks, labels), metrics_of(maps_b, masks, labels)]
-        counts = naive_counts(labels, n_resamples, seed)
+        counts = naive_counts(labels, n_resamples, seed, category)
         reps = {m: np.empty((2, n_resamples)) for m in METRICS}
         for b, w in enumerate(counts):
             for k, maps in enumerate((maps_a, maps_b)):
@@ -283,7 +287,7 @@ def test_compare_demo_shows_a_significant_and_an_insignificant_difference(tmp_pa
 
 def test_compare_demo_default_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run("--demo", "--bootstrap", 5) == 0
+    assert run("--demo", "--bootstrap", 10) == 0
     assert (tmp_path / "refmetrics-compare-demo" / "compare.json").is_file()
 
 
@@ -298,7 +302,7 @@ def test_compare_holds_at_most_two_states(pair, tmp_path, monkeypatch):
             peak[0] = max(peak[0], len(alive))
 
     monkeypatch.setattr(compare_module, "GroupState", Counted)
-    assert run("--maps", pair / "a", "--maps", pair / "b", "--gt", pair / "gt", "--bootstrap", 3,
+    assert run("--maps", pair / "a", "--maps", pair / "b", "--gt", pair / "gt", "--bootstrap", 10,
                "--out", tmp_path / "out") == 0
     assert peak[0] == 2
 
@@ -422,7 +426,7 @@ def test_compare_bad_flags(tmp_path, capsys, args, message):
 
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--bootstrap", "0", "expected a whole number of at least 1, received '0'"),
+    ("--bootstrap", "0", "expected a whole number of resamples of at least 10, received '0'"),
     ("--seed", "-1", "expected a whole number of at least 0, received '-1'"),
     ("--level", "1", "expected a number in (0, 1), received '1'"),
     ("--level", "x", "expected a number in (0, 1), received 'x'"),
@@ -443,7 +447,7 @@ def test_compare_missing_maps_dir(pair, tmp_path, capsys):
 
 def test_compare_values_are_evaluates(pair, tmp_path):
     """Each method's values are what ``refmetrics evaluate`` reports for its maps, bit for bit."""
-    assert run("--maps", pair / "a", "--maps", pair / "b", "--gt", pair / "gt", "--bootstrap", 2,
+    assert run("--maps", pair / "a", "--maps", pair / "b", "--gt", pair / "gt", "--bootstrap", 10,
                "--out", tmp_path / "cmp") == 0
     compared = read_json(tmp_path / "cmp")
     for method, side in (("a", "a"), ("b", "b")):
@@ -469,7 +473,7 @@ def test_compare_checks_the_protocols_resamples(pair, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(mvtec_ad.MVTecAD, "replicates", off, raising=False)
-    assert run("--maps", pair / "a", "--maps", pair / "b", "--gt", pair / "gt", "--bootstrap", 4,
+    assert run("--maps", pair / "a", "--maps", pair / "b", "--gt", pair / "gt", "--bootstrap", 10,
                "--out", tmp_path / "out") == 0
     result = read_json(tmp_path / "out")
     for category, entry in result["categories"].items():
@@ -520,8 +524,13 @@ def test_compare_demo_is_bootstrap_test_per_category(tmp_path):
                 args = (maps_a, maps_b, masks)
             t = F.bootstrap_test(*args, metric=metric, n_resamples=40, seed=3, level=0.8)
             got = result["categories"][category]["metrics"][key]
-            assert (got["a"], got["b"], got["difference"], *got["interval"], got["p"]) == \
-                (t.value_a, t.value_b, t.difference, t.low, t.high, t.p_value), (category, key)
+            assert (got["a"], got["b"], got["difference"]) == (t.value_a, t.value_b, t.difference), (category, key)
+            # the resamples: the category's own stream (bootstrap_test draws from the seed alone)
+            w = resample_counts(labels, 40, 3, stream=category)
+            make = (lambda p: ImageResampler(p, labels)) if level == "image" else \
+                (lambda p: PixelResampler.from_maps(p, masks))
+            d = make(args[0]).replicates(w, metric) - make(args[1]).replicates(w, metric)
+            assert (*got["interval"], got["p"]) == (*percentile_interval(d, 0.8), paired_p_value(d)), (category, key)
 
 
 @pytest.mark.parametrize("protocol", ["mvtec-ad-2", "mvtec-loco", "mvtec-3d-ad", "real-iad", "ader"])
@@ -533,7 +542,7 @@ def test_compare_other_protocols_on_their_demo(protocol, tmp_path):
     with resources.as_file(get_protocol(protocol).demo_root()) as demo:
         demo = Path(demo)
         assert run("--protocol", protocol, "--maps", demo / "maps", "--maps", demo / "maps", "--gt", demo / "gt",
-                   "--bootstrap", 5, "--out", tmp_path / "cmp") == 0
+                   "--bootstrap", 10, "--out", tmp_path / "cmp") == 0
     assert cli.main(["evaluate", "--quiet", "--protocol", protocol, "--demo", "--no-official", "--no-per-defect",
                      "--no-figures", "--out", str(tmp_path / "ev")]) == 0
     compared = read_json(tmp_path / "cmp")

@@ -6,7 +6,8 @@ The flow, per category (one at a time, so that at most the two methods' states a
 
     both datasets' samples   read by the protocol's reader, checked to be the same test set
     two GroupStates          each sample of both methods streamed in (every map read once)
-    W                        resample_counts(image labels, B, seed): one set of resamples for both (paired)
+    W                        resample_counts(image labels, B, seed, stream=category): one set of resamples
+                             for both methods (paired), the category's own
     replicates               protocol.replicates(state, options, context, W) for each method, then
     values                   protocol.measure(state, ...) for each method: the numbers ``evaluate`` reports
     differences              replicate of A minus replicate of B, resample by resample
@@ -19,7 +20,7 @@ bit for bit: a column whose resamples measure something else gets no interval, a
 
 The overall row is the mean over categories of each value and of the difference; its interval and p-value
 come from the per-resample means of the differences (resample ``b`` of every category, each category's
-resamples drawn from its own labels with the same seed). The p-values of the categories are adjusted per
+resamples drawn from its own labels and its own stream, ``default_rng([seed, crc32(category)])``). The p-values of the categories are adjusted per
 metric by Holm's step-down procedure (:func:`holm`); the overall row's is a single test, not adjusted.
 """
 
@@ -336,7 +337,7 @@ def compare_category(protocol, datasets, samples, options, settings, where):
         i = int(differ[0])
         raise InputError(f"{where[1]}: {samples[1][i].map}: label {int(labels[1][i])}; expected {int(labels[0][i])} "
                          f"as {samples[0][i].map} in {where[0]} (the same test set)")
-    W = resampling.resample_counts(labels[0].astype(bool), settings.n_resamples, settings.seed)
+    W = resampling.resample_counts(labels[0].astype(bool), settings.n_resamples, settings.seed, stream=category)
     # row 0: every image once, the test set itself: its replicate must be the value measure() reports
     # (a check that the protocol's resamples measure what its column does); rows 1..B: the resamples
     W = np.vstack([np.ones((1, W.shape[1]), W.dtype), W])
