@@ -146,8 +146,6 @@ def _evaluate_options(args, protocol, evaluate):
 def _ci_options(args, evaluate):
     """``--ci``'s settings (``ci``, ``bootstrap``, ``seed``, ``level``) for :class:`Options`, checked:
     ``--bootstrap``, ``--seed`` and ``--level`` without ``--ci`` are an error, never silently ignored."""
-    from .evaluate.options import check_ci
-
     given = {"--bootstrap": args.bootstrap, "--seed": args.seed, "--level": args.level}
     if not args.ci:
         stray = [name for name, value in given.items() if value is not None]
@@ -155,6 +153,15 @@ def _ci_options(args, evaluate):
             raise evaluate.InputError(f"{stray[0]}: applies to the confidence intervals, which this run does not "
                                       f"compute: add --ci (received {stray[0]} {given[stray[0]]} without --ci)")
         return {"ci": False}
+    bootstrap, seed, level = _resampling(args, evaluate)
+    return {"ci": True, "bootstrap": bootstrap, "seed": seed, "level": level}
+
+
+def _resampling(args, evaluate):
+    """``(--bootstrap, --seed, --level)`` converted and checked (defaults 1000, 0, 0.95): an InputError naming
+    the flag, what it expects and what it received."""
+    from .evaluate.options import check_ci
+
     values = []
     for name, value, default, kind in (("--bootstrap", args.bootstrap, 1000, int), ("--seed", args.seed, 0, int),
                                        ("--level", args.level, 0.95, float)):
@@ -167,10 +174,9 @@ def _ci_options(args, evaluate):
             what = "a number strictly between 0 and 1" if kind is float else "a whole number"
             raise evaluate.InputError(f"{name}: expected {what}, received {value!r}") from None
     try:
-        bootstrap, seed, level = check_ci(*values)
+        return check_ci(*values)
     except ValueError as exc:
         raise evaluate.InputError(str(exc)) from None
-    return {"ci": True, "bootstrap": bootstrap, "seed": seed, "level": level}
 
 
 DATA_OPTIONS = ("maps", "gt", "manifest", "split_csv", "split_json")
@@ -240,39 +246,6 @@ def cmd_evaluate(args):
     return 0
 
 
-def _level(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), received {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), received {text!r}")
-    return value
-
-
-def _resamples(text):
-    from .evaluate.options import MIN_RESAMPLES
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < MIN_RESAMPLES:
-        raise argparse.ArgumentTypeError(f"expected a whole number of resamples of at least {MIN_RESAMPLES}, "
-                                         f"received {text!r}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, received {text!r}")
-    return value
-
-
 def cmd_compare(args):
     import contextlib
 
@@ -289,7 +262,7 @@ def cmd_compare(args):
         given = compare.inputs_of(args.maps, args.gt, args.manifest, args.demo)
         with compare.demo_inputs() if args.demo else contextlib.nullcontext(given) as inputs:
             names = tuple(args.names) if args.names else ("A", "B") if args.demo else inputs.default_names()
-            settings = compare.Settings(args.bootstrap, args.seed, args.level, compare.check_names(names))
+            settings = compare.Settings(*_resampling(args, evaluate), compare.check_names(names))
             datasets, options = compare.read_both(protocol, options, inputs)
             data = {"dataset": "refmetrics demo of compare (bundled)"} if args.demo else inputs.settings()
             out = args.out or Path("refmetrics-compare-demo" if args.demo else "refmetrics-compare")
@@ -495,10 +468,10 @@ def build_parser():
     cp.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"),
                     help="the two methods' names in the outputs (default: the --maps directories' or "
                          "--manifest files' names)")
-    cp.add_argument("--bootstrap", type=_resamples, default=1000, metavar="B",
+    cp.add_argument("--bootstrap", default=None, metavar="B",
                     help="the number of paired resamples (default 1000)")
-    cp.add_argument("--seed", type=_seed, default=0, help="the resamples' seed (default 0)")
-    cp.add_argument("--level", type=_level, default=0.95, help="the intervals' level, in (0, 1) (default 0.95)")
+    cp.add_argument("--seed", default=None, help="the resamples' seed (default 0)")
+    cp.add_argument("--level", default=None, help="the intervals' level, in (0, 1) (default 0.95)")
     cp.add_argument("--fpr-limit", type=_unit_interval, default=None,
                     help="AUPRO's (or AU-sPRO's) FPR limit, in (0, 1] (default: the protocol's)")
     cp.add_argument("--resize", choices=sorted(E_RESIZE), help="resize maps whose size differs from their mask's")
