@@ -744,3 +744,24 @@ def delong_variance(preds, target):
     """DeLong's variance of the AUROC, ``S10 / P + S01 / N`` (ddof 1), a Fraction; None with fewer than
     2 positives or 2 negatives."""
     return delong_covariance(preds, preds, target)
+
+
+def resample_counts(labels, n_resamples, seed, stream=None):
+    """The bootstrap's resamples by their definition (docs/definitions.md, "Bootstrap"), a plain loop:
+    ``W[b, i]`` = how often image ``i`` is drawn in resample ``b``; the normal images' draws for every
+    resample, then the anomalous images'; a named group's generator is seeded with ``[seed, crc32(name)]``."""
+    import zlib
+
+    import numpy as np
+
+    labels = np.asarray(labels).astype(bool)
+    normal, anomalous = np.flatnonzero(~labels), np.flatnonzero(labels)
+    rng = np.random.default_rng(seed if stream is None else [seed, zlib.crc32(stream.encode("utf-8"))])
+    counts = np.zeros((n_resamples, labels.size), np.int64)
+    for stratum in (normal, anomalous):
+        if stratum.size:
+            draws = rng.integers(0, stratum.size, size=(n_resamples, stratum.size))
+            for b in range(n_resamples):
+                for j in draws[b]:
+                    counts[b, stratum[j]] += 1
+    return counts

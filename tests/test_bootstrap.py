@@ -1,8 +1,6 @@
 """The image-level bootstrap: resamples as defined, replicates equal to the ordinary metrics on the
 resampled data (a naive loop), intervals, the paired test, the classes, bad input."""
 
-import warnings
-import zlib
 
 import numba
 import numpy as np
@@ -17,20 +15,6 @@ from . import naive
 from .checks import close, quiet
 
 PIXEL = {"auroc": F.auroc, "average_precision": F.average_precision, "f1_max": F.f1_max, "aupro": F.aupro}
-
-
-def _draws(anomalous, b, seed, stream=None):
-    """The documented draw, written out: normal draws for every resample, then anomalous draws."""
-    anomalous = np.asarray(anomalous, bool)
-    rng = np.random.default_rng(seed if stream is None else [seed, zlib.crc32(stream.encode("utf-8"))])
-    w = np.zeros((b, anomalous.size), np.int64)
-    for stratum in (np.flatnonzero(~anomalous), np.flatnonzero(anomalous)):
-        if stratum.size:
-            draws = rng.integers(0, stratum.size, size=(b, stratum.size))
-            for row in range(b):
-                for d in draws[row]:
-                    w[row, stratum[d]] += 1
-    return w
 
 
 def _maps(rng, n, size, ties, p_defect=0.5):
@@ -55,9 +39,9 @@ def _naive(fn, preds, target, w, **kw):
 def test_the_resamples_are_the_documented_draws(seed):
     labels = np.random.default_rng(seed).integers(0, 2, 17)
     w = resample_counts(labels, 40, seed)
-    assert np.array_equal(w, _draws(labels, 40, seed))
+    assert np.array_equal(w, naive.resample_counts(labels, 40, seed))
     # a named group (evaluate's categories) draws its own resamples, whatever else the run holds
-    assert np.array_equal(resample_counts(labels, 40, seed, stream="bottle"), _draws(labels, 40, seed, "bottle"))
+    assert np.array_equal(resample_counts(labels, 40, seed, stream="bottle"), naive.resample_counts(labels, 40, seed, "bottle"))
     assert not np.array_equal(resample_counts(labels, 40, seed, stream="cable"), w)
     # stratified: every resample has as many normal and anomalous images as the data
     assert (w[:, labels == 1].sum(1) == labels.sum()).all() and (w[:, labels == 0].sum(1) == (labels == 0).sum()).all()

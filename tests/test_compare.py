@@ -8,7 +8,6 @@ p-value formula, and Holm's correction done by hand.
 """
 
 import csv
-import zlib
 import json
 import shutil
 import warnings
@@ -27,6 +26,8 @@ from refmetrics import functional as F
 from refmetrics.evaluate import compare as compare_module
 from refmetrics.functional._resample import (ImageResampler, PixelResampler, paired_p_value, percentile_interval,
                                              resample_counts)
+
+from . import naive
 
 H, W = 10, 12
 METRICS = ("image AUROC", "image AP", "image F1-max", "pixel AUROC", "pixel AP", "pixel F1-max", "AUPRO")
@@ -51,23 +52,6 @@ def load(maps_root, gt_root, category):
             masks.append(mask)
             labels.append(int(defect != "good"))
     return np.stack(maps), np.stack(masks), np.array(labels, np.uint8)
-
-
-def naive_counts(labels, n_resamples, seed, category):
-    """W[b, i]: how often image i is in resample b, drawn as the definition says (each category its own
-    generator, ``default_rng([seed, crc32(category)])``)."""
-    labels = np.asarray(labels).astype(bool)
-    normal, anomalous = np.flatnonzero(~labels), np.flatnonzero(labels)
-    rng = np.random.default_rng([seed, zlib.crc32(category.encode("utf-8"))])
-    dn = rng.integers(0, normal.size, size=(n_resamples, normal.size))
-    da = rng.integers(0, anomalous.size, size=(n_resamples, anomalous.size))
-    counts = np.zeros((n_resamples, labels.size), np.int64)
-    for b in range(n_resamples):
-        for j in dn[b]:
-            counts[b, normal[j]] += 1
-        for j in da[b]:
-            counts[b, anomalous[j]] += 1
-    return counts
 
 
 def metrics_of(maps, masks, labels):
@@ -105,7 +89,7 @@ def naive_compare(root_a, root_b, gt, categories, n_resamples, seed, level):
         (maps_a, masks, labels), (maps_b, masks_b, labels_b) = load(root_a, gt, category), load(root_b, gt, category)
         assert np.array_equal(masks, masks_b) and np.array_equal(labels, labels_b)
         values = [metrics_of(maps_a, masks, labels), metrics_of(maps_b, masks, labels)]
-        counts = naive_counts(labels, n_resamples, seed, category)
+        counts = naive.resample_counts(labels, n_resamples, seed, category)
         reps = {m: np.empty((2, n_resamples)) for m in METRICS}
         for b, w in enumerate(counts):
             for k, maps in enumerate((maps_a, maps_b)):

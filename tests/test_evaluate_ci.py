@@ -11,7 +11,6 @@ import importlib.util
 import json
 import math
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -23,6 +22,8 @@ from refmetrics.evaluate.options import Options
 from refmetrics.evaluate.protocols import get as get_protocol
 from refmetrics.evaluate.state import GroupState
 
+from . import naive
+
 run_module = importlib.import_module("refmetrics.evaluate.run")  # the module (the package exports run())
 
 B = 40
@@ -32,23 +33,6 @@ LEVEL = 0.9
 
 def run(*args):
     return cli.main(["evaluate", "--quiet", *map(str, args)])
-
-
-def naive_counts(labels, n_resamples, seed, stream=None):
-    """The resamples by their definition: a plain loop over the draws (a named group's generator seeded with
-    ``[seed, crc32(name)]``)."""
-    labels = np.asarray(labels).astype(bool)
-    normal, anomalous = np.flatnonzero(~labels), np.flatnonzero(labels)
-    rng = np.random.default_rng(seed if stream is None else [seed, zlib.crc32(stream.encode("utf-8"))])
-    dn = rng.integers(0, normal.size, size=(n_resamples, normal.size))
-    da = rng.integers(0, anomalous.size, size=(n_resamples, anomalous.size))
-    W = np.zeros((n_resamples, labels.size), np.int64)
-    for b in range(n_resamples):
-        for j in dn[b]:
-            W[b, normal[j]] += 1
-        for j in da[b]:
-            W[b, anomalous[j]] += 1
-    return W
 
 
 def interval(values, level=LEVEL):
@@ -124,7 +108,7 @@ def naive_replicates(group, metrics, name, n_resamples=B, seed=SEED):
     """``{key: (B,) values}``: ``metrics[key](maps, masks, scores, labels, context)`` on each resample of the
     group drawn under ``name``."""
     maps, masks, scores, labels, context = group
-    W = naive_counts(labels, n_resamples, seed, name)
+    W = naive.resample_counts(labels, n_resamples, seed, name)
     out = {key: np.empty(n_resamples) for key in metrics}
     for b, w in enumerate(W):
         data = (np.repeat(maps, w, axis=0), np.repeat(masks, w, axis=0), np.repeat(scores, w),
@@ -229,7 +213,7 @@ def test_roc_band_equals_the_naive_loop():
     rng = np.random.default_rng(20261128)
     scores = np.round(rng.standard_normal(30), 1)  # ties
     labels = (rng.random(30) < 0.4).astype(np.uint8)
-    W = naive_counts(labels, 60, 3)
+    W = naive.resample_counts(labels, 60, 3)
     grid, low, high = run_module.roc_band(scores, labels, W, 0.8, points=41)
     curves = []
     for w in W:
@@ -380,16 +364,16 @@ def test_real_iad_intervals_equal_the_naive_loop(tmp_path):
             keys = list(dict.fromkeys(context["groups"]))
             s_scores = np.array([max(scores[context["groups"] == k]) for k in keys])
             s_labels = np.array([max(labels[context["groups"] == k]) for k in keys])
-            W = naive_counts(s_labels, B, SEED, stream(category, gname))
-            naive = {"sample AUROC": [quiet(F.auroc, np.repeat(s_scores, w), np.repeat(s_labels, w)) for w in W],
-                     "sample AP": [quiet(F.average_precision, np.repeat(s_scores, w), np.repeat(s_labels, w))
-                                   for w in W]}
+            W = naive.resample_counts(s_labels, B, SEED, stream(category, gname))
+            looped = {"sample AUROC": [quiet(F.auroc, np.repeat(s_scores, w), np.repeat(s_labels, w)) for w in W],
+                      "sample AP": [quiet(F.average_precision, np.repeat(s_scores, w), np.repeat(s_labels, w))
+                                    for w in W]}
             entry = results["categories"][category]
             block = entry if gname == category else entry["defects"][gname]
-            for key, values in naive.items():
+            for key, values in looped.items():
                 assert block["intervals"][key] == interval(values), (category, gname, key)
             if gname == category:
-                reps[category] = naive
+                reps[category] = looped
     for key in ("sample AUROC", "sample AP"):
         per_b = [float(np.mean([reps[c][key][b] for c in groups])) for b in range(B)]
         assert results["mean_intervals"][key] == interval(per_b)
