@@ -37,6 +37,7 @@ from .. import _labels as labelling
 from .._outdir import OutputDir, OutputError
 from ..functional import _resample as resampling
 from . import writers
+from .protocols.base import resample_weights
 from .samples import InputError, by_category, check_headers, size_text
 from .state import GroupState
 
@@ -337,7 +338,7 @@ def compare_category(protocol, datasets, samples, options, settings, where):
         i = int(differ[0])
         raise InputError(f"{where[1]}: {samples[1][i].map}: label {int(labels[1][i])}; expected {int(labels[0][i])} "
                          f"as {samples[0][i].map} in {where[0]} (the same test set)")
-    W = resampling.resample_counts(labels[0].astype(bool), settings.n_resamples, settings.seed, stream=category)
+    W = resample_weights(protocol, states[0], settings.n_resamples, settings.seed, category)
     # row 0: every image once, the test set itself: its replicate must be the value measure() reports
     # (a check that the protocol's resamples measure what its column does); rows 1..B: the resamples
     W = np.vstack([np.ones((1, W.shape[1]), W.dtype), W])

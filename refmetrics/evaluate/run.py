@@ -39,14 +39,14 @@ def stream_name(category, defect=None):
     return category if defect is None else f"{category}/{defect}"
 
 
-def resamples(state, options):
-    """``W``, ``(options.bootstrap, images)`` int64: the group's stratified image resamples
-    (:func:`refmetrics.functional._resample.resample_counts` of its image labels with ``options.seed`` and
-    the group's stream, ``state.stream``: each group draws its own, whatever else the run holds)."""
-    from ..functional._resample import resample_counts
+def resamples(protocol, state, options):
+    """``W``, ``(options.bootstrap, images)`` int64: the group's stratified resamples
+    (:func:`refmetrics.evaluate.protocols.base.resample_weights`: over the protocol's resampling units,
+    with ``options.seed`` and the group's stream, ``state.stream``: each group draws its own, whatever else
+    the run holds)."""
+    from .protocols.base import resample_weights
 
-    _, labels = state["images"].arrays()
-    return resample_counts(labels.astype(bool), options.bootstrap, options.seed, stream=state.stream)
+    return resample_weights(protocol, state, options.bootstrap, options.seed, state.stream)
 
 
 def intervals_of(protocol, options, values, replicates, notes):
@@ -133,7 +133,7 @@ def evaluate_group(protocol, samples, options, context, name, figures, stream=No
         state.add(sample)
     W = replicates = None
     if options.ci:
-        W = resamples(state, options)
+        W = resamples(protocol, state, options)
         replicates = _replicates(protocol, state, options, context, W)
     measured = protocol.measure(state, options, context, figures)
     notes = list(measured.notes)

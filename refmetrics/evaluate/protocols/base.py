@@ -136,6 +136,20 @@ def pixel_metrics(values, notes, pixels, fpr_limit):
     measure_into(values, notes, "AUPRO", pixels.aupro, fpr_limit)
 
 
+def resample_weights(protocol, state, n_resamples, seed, stream):
+    """``W`` (int64, ``(n_resamples, images)``): the group's stratified resamples, drawn over the protocol's
+    resampling units (:meth:`Protocol.resampling_units`; by default the images, stratified by their labels)
+    with the seed and the group's stream, each image counted as often as its unit."""
+    from ...functional._resample import resample_counts
+
+    units = protocol.resampling_units(state)
+    if units is None:
+        _, labels = state["images"].arrays()
+        return resample_counts(labels.astype(bool), n_resamples, seed, stream=stream)
+    unit_of, unit_labels = units
+    return resample_counts(np.asarray(unit_labels).astype(bool), n_resamples, seed, stream=stream)[:, unit_of]
+
+
 IMAGE_REPLICATES = {"image AUROC": "auroc", "image AP": "average_precision", "image F1-max": "f1_max"}
 PIXEL_REPLICATES = {"pixel AUROC": "auroc", "pixel AP": "average_precision", "pixel F1-max": "f1_max"}
 
@@ -275,6 +289,13 @@ class Protocol:
     def measure(self, state, options, context, figures):
         """A :class:`Measured` of one group's filled :class:`refmetrics.evaluate.state.GroupState`."""
         raise NotImplementedError
+
+    def resampling_units(self, state):
+        """``(unit of each image (int64, in image order), each unit's 0/1 label)`` when the independent unit
+        of the protocol is not the image (Real-IAD: a sample, whose views are drawn together), or None:
+        each image is its own unit (the default). The resamples are drawn over the units, stratified by
+        their labels, and an image enters a resample as often as its unit (:func:`resample_weights`)."""
+        return None
 
     def replicates(self, state, options, context, weights):
         """``{column key: (B,) float64}``: each column's value on every resample of the group.

@@ -171,20 +171,30 @@ class RealIAD(Protocol):
             curves = dict(image_curves(scores, labels), **pixel_figure_curves(pixels, (limit,)))
         return Measured(values, counts, curves, notes)
 
+    def resampling_units(self, state):
+        """The sample is the unit: a resample draws samples (stratified by the sample labels, the maximum over
+        their views), and each view enters it as often as its sample."""
+        images = state["images"]
+        scores, labels = images.arrays()
+        _, sample_labels, keys = sample_level(scores, labels, images.groups)
+        index = {k: i for i, k in enumerate(keys)}
+        return np.array([index[k] for k in images.groups], np.int64), sample_labels
+
     def replicates(self, state, options, context, W):
-        """The default replicates (image and pixel columns, on the resamples ``W`` of the views) and the
-        sample columns': a sample, not a view, is the unit of S-AUROC and S-AP, so they are resampled as
-        samples, stratified by the sample labels with the run's seed and the group's stream
-        (:func:`~refmetrics.functional._resample.resample_counts` of the samples in first-seen order),
-        each replicate the exact value on the samples repeated by their multiplicities."""
-        from ...functional._resample import ImageResampler, resample_counts
+        """The default replicates (image and pixel columns: the views repeated by their sample's multiplicity)
+        and the sample columns' (S-AUROC, S-AP): the samples repeated by their multiplicities, read from ``W``
+        at each sample's first view (:meth:`resampling_units`); each replicate the exact value."""
+        from ...functional._resample import ImageResampler
 
         out = dict(super().replicates(state, options, context, W))
         images = state["images"]
         scores, labels = images.arrays()
-        sample_scores, sample_labels, _ = sample_level(scores, labels, images.groups)
+        sample_scores, sample_labels, keys = sample_level(scores, labels, images.groups)
+        first = {}
+        for i, k in enumerate(images.groups):
+            first.setdefault(k, i)
         samples = ImageResampler(sample_scores, sample_labels)
-        weights = resample_counts(sample_labels.astype(bool), W.shape[0], options.seed, stream=state.stream)
+        weights = np.ascontiguousarray(W[:, [first[k] for k in keys]])
         out["sample AUROC"] = samples.replicates(weights, "auroc")
         out["sample AP"] = samples.replicates(weights, "average_precision")
         return out
