@@ -249,3 +249,20 @@ def test_the_95_percent_interval_covers_the_population_auroc():
         r = F.bootstrap_ci(scores, labels, n_resamples=1000, seed=s)
         hits += r.low <= true <= r.high
     assert 930 <= hits <= 970, hits
+
+
+def test_au_spro_replicates_equal_the_metric_of_the_resampled_maps():
+    rng = np.random.default_rng(9)
+    maps = rng.random((6, 12, 12))
+    defects = [[] for _ in range(6)]
+    for i in (2, 3, 5):
+        mask = np.zeros((12, 12), bool)
+        mask[2:6, 3:3 + i] = True
+        maps[i][mask] += 0.4
+        defects[i] = [(mask, 0.5, True)]
+    r = F.bootstrap_ci(maps, defects, metric="au_spro", fpr_limit=0.1, n_resamples=20, seed=1)
+    assert r.value == F.au_spro(maps, defects, fpr_limit=0.1)
+    w = resample_counts([bool(d) for d in defects], 20, 1)
+    expected = [F.au_spro(np.repeat(maps, row, axis=0), [defects[i] for i in np.repeat(np.arange(6), row)],
+                          fpr_limit=0.1) for row in w]
+    assert np.array_equal(r.replicates, expected)

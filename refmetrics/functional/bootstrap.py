@@ -11,7 +11,7 @@ from . import _resample as RS
 
 #: the metrics of each level: image scores (one per image) and maps (images on axis 0)
 IMAGE_METRICS = RS.RANKING
-PIXEL_METRICS = RS.RANKING + ("aupro", "aupimo")
+PIXEL_METRICS = RS.RANKING + ("aupro", "aupimo", "au_spro")
 
 
 class BootstrapInterval(NamedTuple):
@@ -42,6 +42,10 @@ class BootstrapTest(NamedTuple):
 
 def _resampler(preds, target, metric, connectivity, name="preds"):
     """The resampler of the data's level (1-D scores: images; maps: pixels) and the image labels."""
+    if metric == "au_spro":  # the target: one list of (mask, saturation threshold, relative) per image
+        from ._resample_images import SproResampler
+
+        return SproResampler.from_maps(preds, target)
     p = A.host_array(preds, name)
     t = A.host_array(target, "target")
     V.check_nonempty(name, p)
@@ -74,6 +78,8 @@ def _values(resampler, weights, metric, fpr_limit, fpr_bounds):
         return resampler.replicates(weights, metric, fpr_limit=fpr_limit)
     if metric == "aupimo":
         return resampler.replicates(weights, fpr_bounds=fpr_bounds)
+    if metric == "au_spro":
+        return resampler.replicates(weights, fpr_limit=fpr_limit)
     return resampler.replicates(weights, metric)
 
 
@@ -106,9 +112,11 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
         One score per image (1-D: image-level metrics), or maps ``(N, H, W)`` with
         the images on axis 0 (pixel and region metrics).
     target : array_like
-        The images' {0, 1} labels, or the maps' {0, 1} masks.
-    metric : {"auroc", "average_precision", "f1_max", "aupro", "aupimo"}
-        ``aupro`` and ``aupimo`` need maps.
+        The images' {0, 1} labels, or the maps' {0, 1} masks; for ``au_spro``, one list of defects
+        ``(mask, saturation_threshold, relative_saturation)`` per image, as
+        :func:`refmetrics.functional.au_spro` takes them.
+    metric : {"auroc", "average_precision", "f1_max", "aupro", "aupimo", "au_spro"}
+        ``aupro``, ``aupimo`` and ``au_spro`` need maps.
     n_resamples : int
         ``B``, the number of resamples.
     level : float
@@ -116,7 +124,7 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
     seed : int
         Seeds :func:`numpy.random.default_rng`: the same seed draws the same resamples.
     fpr_limit : float
-        AUPRO's limit.
+        AUPRO's (and AU-sPRO's) limit.
     fpr_bounds : (float, float)
         AUPIMO's shared-FPR bounds (as :func:`refmetrics.functional.aupimo`).
     connectivity : int, optional
