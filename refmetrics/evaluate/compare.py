@@ -35,7 +35,7 @@ import numpy as np
 from .. import __version__
 from .. import _labels as labelling
 from .._outdir import OutputDir, OutputError
-from ..functional import _resample as resampling
+from ..functional import bootstrap as resampling
 from . import writers
 from .protocols.base import resample_weights
 from .samples import InputError, by_category, check_headers, size_text

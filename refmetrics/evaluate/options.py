@@ -31,7 +31,7 @@ class Options:
     pass over the category's maps per defect type).
 
     ``ci``: a percentile interval beside every value that has one (a stratified image bootstrap,
-    :func:`refmetrics.functional._resample.resample_counts`: ``bootstrap`` resamples drawn with ``seed``, each
+    :func:`refmetrics.functional.bootstrap.resample_counts`: ``bootstrap`` resamples drawn with ``seed``, each
     category and defect type under its own name), at ``level`` (:func:`check_ci` checks them).
     """
 

@@ -54,7 +54,7 @@ def intervals_of(protocol, options, values, replicates, notes):
     replicates. None where the column has no replicate (an official convention, or a column no exact
     resample covers), where its value is undefined, or where every resample's is; a column undefined on
     some resamples only gets a note (those are left out of its interval)."""
-    from ..functional._resample import percentile_interval
+    from ..functional.bootstrap import percentile_interval
 
     out = {}
     for column in protocol.columns(options):

@@ -37,7 +37,7 @@ def mean_intervals(results, columns):
     resample where a category's value is undefined is left out), or ``{}`` without ``--ci``."""
     if not results or results[0].level is None:
         return {}
-    from ..functional._resample import percentile_interval
+    from ..functional.bootstrap import percentile_interval
 
     level, means, out = results[0].level, mean_row(results, columns), {}
     for c in columns:

@@ -1,4 +1,11 @@
-"""Image-level bootstrap: percentile intervals of any metric, and the paired test of two methods."""
+"""Image-level bootstrap: percentile intervals of any metric, and the paired test of two methods.
+
+Besides :func:`bootstrap_ci` and :func:`bootstrap_test`, this module is the door to the resampling engine
+that ``refmetrics evaluate --ci`` and ``refmetrics compare`` use: :func:`resample_counts` (the resamples'
+definition), the resamplers (:class:`ImageResampler`, :class:`PixelResampler`, :class:`AupimoResampler`,
+:class:`SproResampler`: each one's ``replicates(W, ...)`` gives the metric on every resample, exactly),
+:func:`percentile_interval` and :func:`paired_p_value`.
+"""
 
 import warnings
 from typing import NamedTuple
@@ -8,6 +15,12 @@ import numpy as np
 from .. import _arrays as A
 from .. import _validation as V
 from . import _resample as RS
+from ._resample import ImageResampler, PixelResampler, paired_p_value, percentile_interval, resample_counts
+from ._resample_images import AupimoResampler, SproResampler
+
+__all__ = ["AupimoResampler", "BootstrapInterval", "BootstrapTest", "ImageResampler", "PixelResampler",
+           "SproResampler", "bootstrap_ci", "bootstrap_test", "paired_p_value", "percentile_interval",
+           "resample_counts"]
 
 #: the metrics of each level: image scores (one per image) and maps (images on axis 0)
 IMAGE_METRICS = RS.RANKING
@@ -43,8 +56,6 @@ class BootstrapTest(NamedTuple):
 def _resampler(preds, target, metric, connectivity, name="preds"):
     """The resampler of the data's level (1-D scores: images; maps: pixels) and the image labels."""
     if metric == "au_spro":  # the target: one list of (mask, saturation threshold, relative) per image
-        from ._resample_images import SproResampler
-
         return SproResampler.from_maps(preds, target)
     p = A.host_array(preds, name)
     t = A.host_array(target, "target")
@@ -58,8 +69,6 @@ def _resampler(preds, target, metric, connectivity, name="preds"):
     if metric not in PIXEL_METRICS:
         raise ValueError(f"metric: expected one of {', '.join(PIXEL_METRICS)}, received {metric!r}")
     if metric == "aupimo":
-        from ._resample_images import AupimoResampler
-
         return AupimoResampler.from_maps(p, t)
     return RS.PixelResampler.from_maps(p, t, connectivity)
 

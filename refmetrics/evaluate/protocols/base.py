@@ -140,7 +140,7 @@ def resample_weights(protocol, state, n_resamples, seed, stream):
     """``W`` (int64, ``(n_resamples, images)``): the group's stratified resamples, drawn over the protocol's
     resampling units (:meth:`Protocol.resampling_units`; by default the images, stratified by their labels)
     with the seed and the group's stream, each image counted as often as its unit."""
-    from ...functional._resample import resample_counts
+    from ...functional.bootstrap import resample_counts
 
     units = protocol.resampling_units(state)
     if units is None:
@@ -168,7 +168,7 @@ def aupro_limit(key, limits):
 
 def default_replicates(protocol, state, options, weights):
     """The default of :meth:`Protocol.replicates` (see there)."""
-    from ...functional._resample import ImageResampler, PixelResampler
+    from ...functional.bootstrap import ImageResampler, PixelResampler
 
     keys = [c.key for c in protocol.columns(options) if not c.official]
     out = {}
@@ -301,7 +301,7 @@ class Protocol:
         """``{column key: (B,) float64}``: each column's value on every resample of the group.
 
         Called before :meth:`measure` (which sorts the pixel state), with ``weights`` = the
-        multiplicities ``W`` of :func:`refmetrics.functional._resample.resample_counts`, drawn from
+        multiplicities ``W`` of :func:`refmetrics.functional.bootstrap.resample_counts`, drawn from
         the group's image labels. Value ``b`` is the column's exact value on the images repeated by
         ``W[b]``. The default covers image AUROC/AP/F1-max, pixel AUROC/AP/F1-max and AUPRO (``AUPRO``
         at the first limit, ``AUPRO@x`` at x) when the state has them; a protocol with other columns

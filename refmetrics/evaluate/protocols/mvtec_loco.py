@@ -141,10 +141,10 @@ def official_values(arrays, subsets, limits, notes):
 
 
 def _spro_resampler():
-    """The exact AU-sPRO replicate engine (``refmetrics.functional._resample_images.SproResampler``), or
+    """The exact AU-sPRO replicate engine (``refmetrics.functional.bootstrap.SproResampler``), or
     None where this version has none (the AU-sPRO columns then get no interval)."""
     try:
-        from ...functional._resample_images import SproResampler
+        from ...functional.bootstrap import SproResampler
     except ImportError:
         return None
     return SproResampler
@@ -252,12 +252,12 @@ class MVTecLOCO(Protocol):
 
     def replicates(self, state, options, context, W):
         """Each subset's image AUROC on every resample (the group's resample restricted to the subset's
-        images and the good ones, :class:`~refmetrics.functional._resample.ImageResampler`), and their mean
+        images and the good ones, :class:`~refmetrics.functional.bootstrap.ImageResampler`), and their mean
         per resample as :meth:`measure` forms it (NumPy's mean over the subsets the group holds); likewise
-        each subset's AU-sPRO at every limit (:class:`~refmetrics.functional._resample_images.SproResampler`
+        each subset's AU-sPRO at every limit (:class:`~refmetrics.functional.bootstrap.SproResampler`
         from each image's part, kept by :class:`Defects` with ``--ci``) and their mean, where the engine
         is installed."""
-        from ...functional._resample import ImageResampler
+        from ...functional.bootstrap import ImageResampler
 
         images = state["images"]
         scores, labels = images.arrays()

@@ -184,7 +184,7 @@ class RealIAD(Protocol):
         """The default replicates (image and pixel columns: the views repeated by their sample's multiplicity)
         and the sample columns' (S-AUROC, S-AP): the samples repeated by their multiplicities, read from ``W``
         at each sample's first view (:meth:`resampling_units`); each replicate the exact value."""
-        from ...functional._resample import ImageResampler
+        from ...functional.bootstrap import ImageResampler
 
         out = dict(super().replicates(state, options, context, W))
         images = state["images"]
