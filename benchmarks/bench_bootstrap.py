@@ -35,7 +35,7 @@ from bench_pimo import make_maps  # noqa: E402
 
 
 def fast(maps, masks, resamples, metrics):
-    from refmetrics.functional._resample import PixelResampler, resample_counts
+    from refmetrics.functional.bootstrap import PixelResampler, resample_counts
 
     t0 = time.perf_counter()
     resampler = PixelResampler.from_maps(maps, masks)

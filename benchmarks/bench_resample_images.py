@@ -35,8 +35,8 @@ from _machine import machine_line
 
 import refmetrics as rm
 from refmetrics import functional as F
-from refmetrics.functional._resample import resample_counts as counts
-from refmetrics.functional._resample_images import AupimoResampler, SproResampler
+from refmetrics.functional.bootstrap import resample_counts as counts
+from refmetrics.functional.bootstrap import AupimoResampler, SproResampler
 
 
 def discs(rng, size, count):

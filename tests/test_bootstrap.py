@@ -179,6 +179,18 @@ def test_bad_input_is_named():
     scores, labels = [0.1, 0.5, 0.7], [0, 1, 1]
     with pytest.raises(ValueError, match="metric: .*needs maps"):
         F.bootstrap_ci(scores, labels, metric="aupro")
+    with pytest.raises(ValueError, match="metric: expected one of auroc, .*received 'AUROC'"):
+        F.bootstrap_ci(scores, labels, metric="AUROC")
+    with pytest.raises(ValueError, match=r"preds: expected maps of shape \(N, H, W\).*received shape \(2, 3\).*maps\[None\]"):
+        F.bootstrap_ci(np.zeros((2, 3)), np.zeros((2, 3)), metric="aupro")
+    with pytest.raises(ValueError, match="preds_b: expected scores without NaN|preds_b: .*NaN"):
+        F.bootstrap_test(scores, [0.1, np.nan, 0.2], labels)
+    with pytest.raises(ValueError, match="target"):
+        F.bootstrap_ci(scores, [0, 1])
+    with pytest.raises(ValueError, match="W: expected resamples of at most"):
+        ImageResampler(scores, labels).replicates(np.full((1, 3), 2 ** 31), "auroc")
+    with pytest.raises(ValueError, match="W: expected multiplicities of at most"):
+        ImageResampler(scores, labels).replicates(np.full((1, 3), 2 ** 63, np.uint64), "auroc")
     with pytest.raises(ValueError, match="metric: expected one of"):
         F.bootstrap_ci(np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), metric="aupimo2")
     with pytest.raises(ValueError, match=r"level: expected a confidence level in \(0, 1\).*received 95"):
@@ -191,7 +203,7 @@ def test_bad_input_is_named():
         F.bootstrap_test(scores, scores[:2], labels)
     with pytest.raises(ValueError, match="NaN"):
         F.bootstrap_ci([0.1, np.nan, 0.3], labels)
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match="target"):
         F.bootstrap_ci(scores, [0, 2, 1])
     with pytest.raises(ValueError, match="W: expected integer multiplicities of shape"):
         ImageResampler(scores, labels).replicates(np.ones((2, 4), np.int64), "auroc")
@@ -262,6 +274,12 @@ def test_au_spro_replicates_equal_the_metric_of_the_resampled_maps():
         defects[i] = [(mask, 0.5, True)]
     r = F.bootstrap_ci(maps, defects, metric="au_spro", fpr_limit=0.1, n_resamples=20, seed=1)
     assert r.value == F.au_spro(maps, defects, fpr_limit=0.1)
+    assert F.bootstrap_ci(maps, defects, metric="au_spro", n_resamples=5).value == F.au_spro(maps, defects)
+    # the class keeps the defect lists as given, batch by batch
+    b = rm.Bootstrap(metric="au_spro", fpr_limit=0.1, n_resamples=20, seed=1)
+    b.update(maps[:2], defects[:2])
+    b.update(maps[2:], defects[2:])
+    assert np.array_equal(b.compute().replicates, r.replicates)
     w = resample_counts([bool(d) for d in defects], 20, 1)
     expected = [F.au_spro(np.repeat(maps, row, axis=0), [defects[i] for i in np.repeat(np.arange(6), row)],
                           fpr_limit=0.1) for row in w]

@@ -212,12 +212,8 @@ def ci_notes(protocol, results, columns, options):
         out.append("--ci: no interval for " + ", ".join(official) + " (official conventions: the interval is the "
                    "one of the exact value beside)")
     if uncovered:
-        why = protocol.ci_without(options) if hasattr(protocol, "ci_without") else {}  # {key: why no interval}
-        reasons = {}
-        for key in uncovered:
-            reasons.setdefault(why.get(key, "no exact resample replicate of this protocol's column is "
-                                           "implemented"), []).append(key)
-        out += [f"--ci: no interval for {', '.join(keys)} ({reason})" for reason, keys in reasons.items()]
+        out.append(f"--ci: no interval for {', '.join(uncovered)} (no exact resample replicate of this protocol's "
+                   "column is implemented)")
     return out
 
 

@@ -81,13 +81,23 @@ def resample_counts(anomalous, n_resamples, seed, stream=None):
     return counts.reshape(b, n)
 
 
-def check_weights(weights, n_images):
+def check_weights(weights, n_images, sizes=None):
+    """``W`` as contiguous int64 multiplicities, checked: an integer ``(resamples, n_images)`` array of
+    values >= 0 whose resamples hold at most the elements refmetrics takes in one call (``sizes``: each
+    image's element count), so that no count overflows."""
     w = np.asarray(weights)
     if w.ndim != 2 or w.shape[1] != n_images or w.dtype.kind not in "iu":
         raise ValueError(f"W: expected integer multiplicities of shape (resamples, {n_images}), received "
                          f"{w.dtype} {w.shape}")
-    if (w < 0).any():
+    if w.size and (w < 0).any():
         raise ValueError("W: expected multiplicities >= 0, received a negative one")
+    if w.size and int(w.max()) > V.MAX_ELEMENTS:
+        raise ValueError(f"W: expected multiplicities of at most {V.MAX_ELEMENTS:,}, received {int(w.max()):,}")
+    if sizes is not None and w.size:
+        largest = float((w.astype(np.float64) @ np.asarray(sizes, np.float64)).max())
+        if largest > V.MAX_ELEMENTS:
+            raise ValueError(f"W: expected resamples of at most {V.MAX_ELEMENTS:,} elements, received one of "
+                             f"{largest:,.0f} (the images repeated by their multiplicities)")
     return np.ascontiguousarray(w, np.int64)
 
 
@@ -230,15 +240,15 @@ class ImageResampler:
 
     metrics = RANKING
 
-    def __init__(self, scores, labels):
-        s = A.host_array(scores, "scores")
-        t = A.host_array(labels, "labels")
-        V.check_pair(s, t, "scores", "labels")
-        values = A.exact_scores(s, "scores")
-        V.raise_if_nan("scores", int(np.isnan(values).sum()))
+    def __init__(self, scores, labels, names=("scores", "labels")):
+        s = A.host_array(scores, names[0])
+        t = A.host_array(labels, names[1])
+        V.check_pair(s, t, *names)
+        values = A.exact_scores(s, names[0])
+        V.raise_if_nan(names[0], int(np.isnan(values).sum()))
         lab = A.labels(t)
         if not np.isin(lab, (0, 1)).all():
-            V.raise_bad_labels("labels", lab, False, None, None, int((~np.isin(lab, (0, 1))).sum()))
+            V.raise_bad_labels(names[1], lab, False, None, None, int((~np.isin(lab, (0, 1))).sum()))
         pos = lab.astype(bool)
         self.anomalous = pos
         keys = KEYS.keys_of(values)
@@ -253,7 +263,7 @@ class ImageResampler:
     def replicates(self, W, metric):
         """The metric on each resample (a row of ``W``): ``(B,)`` float64, NaN where undefined."""
         _check_metric(metric, self.metrics)
-        return self._sorted.ranking(check_weights(W, self.n_images), metric)
+        return self._sorted.ranking(check_weights(W, self.n_images, np.ones(self.n_images)), metric)
 
 
 class PixelResampler:
@@ -302,29 +312,31 @@ class PixelResampler:
         return cls(_Sorted(pos_k, pos_p, neg_k, neg_p, n_pos, n_neg, n_regions), n_pos > 0)
 
     @classmethod
-    def from_maps(cls, maps, masks, connectivity=None):
+    def from_maps(cls, maps, masks, connectivity=None, names=("maps", "masks")):
         """From maps ``(N, H, W)`` (or ``(N, 1, H, W)``) and their 0/1 masks (images on axis 0)."""
         from ..state import PixelState
 
-        p = A.host_array(maps, "maps")
-        t = A.host_array(masks, "masks")
-        V.check_pair(p, t, "maps", "masks")
-        if p.ndim < 2:
-            raise ValueError(f"maps: expected maps of shape (N, H, W), received shape {p.shape}")
-        values = A.exact_scores(p, "maps").reshape(p.shape[0], -1)
+        p = A.host_array(maps, names[0])
+        t = A.host_array(masks, names[1])
+        V.check_pair(p, t, *names)
+        if p.ndim < 3:
+            raise ValueError(f"{names[0]}: expected maps of shape (N, H, W) or (N, 1, H, W), images on the first "
+                             f"axis, received shape {p.shape}" + (" (one map: add an axis, maps[None])"
+                                                                 if p.ndim == 2 else ""))
+        values = A.exact_scores(p, names[0]).reshape(p.shape[0], -1)
         lab = A.labels(t).reshape(p.shape[0], -1)
         if not np.isin(lab, (0, 1)).all():
-            V.raise_bad_labels("masks", lab, False, None, None, int((~np.isin(lab, (0, 1))).sum()))
+            V.raise_bad_labels(names[1], lab, False, None, None, int((~np.isin(lab, (0, 1))).sum()))
         state = PixelState(values.size, values.dtype, connectivity)
         shape = p.shape[-2:] if p.ndim >= 3 else p.shape[1:]
         for i in range(values.shape[0]):
-            state.add(values[i].reshape(shape), lab[i].reshape(shape), name=f"maps[{i}]")
+            state.add(values[i].reshape(shape), lab[i].reshape(shape), name=f"{names[0]}[{i}]")
         return cls.from_state(state)
 
     def replicates(self, W, metric, fpr_limit=0.3):
         """The metric on each resample (a row of ``W``): ``(B,)`` float64, NaN where undefined."""
         _check_metric(metric, self.metrics)
-        w = check_weights(W, self.n_images)
+        w = check_weights(W, self.n_images, self._sorted.n_pos + self._sorted.n_neg)
         if metric == "aupro":
             from .regions import check_fpr_limit
 

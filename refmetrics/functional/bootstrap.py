@@ -54,7 +54,9 @@ class BootstrapTest(NamedTuple):
 
 
 def _resampler(preds, target, metric, connectivity, name="preds"):
-    """The resampler of the data's level (1-D scores: images; maps: pixels) and the image labels."""
+    """The resampler of the data's level (1-D scores: images; maps: pixels)."""
+    if metric not in PIXEL_METRICS:
+        raise ValueError(f"metric: expected one of {', '.join(PIXEL_METRICS)}, received {metric!r}")
     if metric == "au_spro":  # the target: one list of (mask, saturation threshold, relative) per image
         return SproResampler.from_maps(preds, target)
     p = A.host_array(preds, name)
@@ -64,22 +66,33 @@ def _resampler(preds, target, metric, connectivity, name="preds"):
         if metric not in IMAGE_METRICS:
             raise ValueError(f"metric: {metric!r} needs maps (N, H, W) with masks; with one score per image "
                              f"(1-D {name}) expected one of {', '.join(IMAGE_METRICS)}")
-        r = RS.ImageResampler(p, t)
-        return r
-    if metric not in PIXEL_METRICS:
-        raise ValueError(f"metric: expected one of {', '.join(PIXEL_METRICS)}, received {metric!r}")
+        return ImageResampler(p, t, names=(name, "target"))
     if metric == "aupimo":
+        if p.ndim < 3:
+            raise ValueError(f"{name}: expected maps of shape (N, H, W), images on the first axis, received "
+                             f"shape {p.shape}")
         return AupimoResampler.from_maps(p, t)
-    return RS.PixelResampler.from_maps(p, t, connectivity)
+    return PixelResampler.from_maps(p, t, connectivity, names=(name, "target"))
 
 
-def _check(metric, n_resamples, level, seed, fpr_limit=0.3):
+#: each area's own default limit, where ``fpr_limit`` is None
+DEFAULT_LIMIT = {"aupro": 0.3, "au_spro": 0.05}
+
+
+def _check(metric, n_resamples, level, seed, fpr_limit=None):
     if not isinstance(metric, str):
         raise TypeError(f"metric: expected a metric name (str), received {type(metric).__name__}")
+    if metric not in PIXEL_METRICS:
+        raise ValueError(f"metric: expected one of {', '.join(PIXEL_METRICS)}, received {metric!r}")
     from .regions import check_fpr_limit
 
-    check_fpr_limit(fpr_limit)
+    if fpr_limit is not None:
+        check_fpr_limit(fpr_limit)
     return RS.check_resamples(n_resamples), RS.check_level(level), RS.check_seed(seed)
+
+
+def _limit(metric, fpr_limit):
+    return DEFAULT_LIMIT.get(metric) if fpr_limit is None else fpr_limit
 
 
 def _values(resampler, weights, metric, fpr_limit, fpr_bounds):
@@ -102,14 +115,14 @@ def _value_and_replicates(resampler, weights, metric, fpr_limit, fpr_bounds, wha
     return value, reps
 
 
-def _warn_nan(reps, metric):
+def _warn_nan(reps, metric, value):
     n = int(np.isnan(reps).sum())
-    if n and n < reps.size:
-        warnings.warn(f"{metric} is undefined on {n} of {reps.size} resamples: they are left out of the interval",
-                      V.UndefinedMetricWarning, stacklevel=4)
+    if n and not np.isnan(value):  # (undefined on the data: said already)
+        warnings.warn(f"{metric} is undefined on {n} of {reps.size} resamples: they are left out of the interval"
+                      + (" (so there is none)" if n == reps.size else ""), V.UndefinedMetricWarning, stacklevel=4)
 
 
-def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3,
+def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=None,
                  fpr_bounds=(1e-5, 1e-4), connectivity=None):
     """Percentile interval of a metric from a stratified image-level bootstrap.
 
@@ -132,8 +145,8 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
         The interval's coverage, in (0, 1).
     seed : int
         Seeds :func:`numpy.random.default_rng`: the same seed draws the same resamples.
-    fpr_limit : float
-        AUPRO's (and AU-sPRO's) limit.
+    fpr_limit : float, optional
+        AUPRO's or AU-sPRO's limit (default: each one's own, 0.3 and 0.05).
     fpr_bounds : (float, float)
         AUPIMO's shared-FPR bounds (as :func:`refmetrics.functional.aupimo`).
     connectivity : int, optional
@@ -147,6 +160,21 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
         metric on resample ``b``, exactly (NaN where undefined, left out of the
         interval with a warning).
 
+    Notes
+    -----
+    The images are the unit: normal and anomalous images are drawn apart, with
+    replacement, as many as there are (a stratified bootstrap), from
+    ``numpy.random.default_rng(seed)``; resample ``b`` holds image ``i``
+    ``W[b, i]`` times (:func:`resample_counts`), and its value is the metric of
+    ``np.repeat(preds, W[b], axis=0)`` (and the target likewise), bit for bit,
+    computed by a weighted walk of the once-sorted data. The interval is the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles (linear) of the
+    replicates.
+
+    References
+    ----------
+    Efron, B., & Tibshirani, R. J. (1993). *An Introduction to the Bootstrap*. Chapman & Hall.
+
     Examples
     --------
     >>> from refmetrics.functional import bootstrap_ci
@@ -155,16 +183,17 @@ def bootstrap_ci(preds, target, *, metric="auroc", n_resamples=1000, level=0.95,
     (0.8888888888888888, 200, True)
     """
     n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
+    fpr_limit = _limit(metric, fpr_limit)
     resampler = _resampler(preds, target, metric, connectivity)
     weights = RS.resample_counts(resampler.anomalous, n_resamples, seed)
     value, reps = _value_and_replicates(resampler, weights, metric, fpr_limit, fpr_bounds, "")
-    _warn_nan(reps, metric)
+    _warn_nan(reps, metric, value)
     low, high = RS.percentile_interval(reps, level)
     return BootstrapInterval(value, low, high, level, n_resamples, reps)
 
 
 def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000, level=0.95, seed=0,
-                   fpr_limit=0.3, fpr_bounds=(1e-5, 1e-4), connectivity=None):
+                   fpr_limit=None, fpr_bounds=(1e-5, 1e-4), connectivity=None):
     """Paired bootstrap of the difference of a metric between two methods on the same images.
 
     Defined in ``docs/definitions.md``, section "Bootstrap".
@@ -197,6 +226,7 @@ def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000
     (-0.111111, True)
     """
     n_resamples, level, seed = _check(metric, n_resamples, level, seed, fpr_limit)
+    fpr_limit = _limit(metric, fpr_limit)
     a = A.host_array(preds_a, "preds_a")
     b = A.host_array(preds_b, "preds_b")
     if a.shape != b.shape:
@@ -207,7 +237,7 @@ def bootstrap_test(preds_a, preds_b, target, *, metric="auroc", n_resamples=1000
     value_a, reps_a = _value_and_replicates(ra, weights, metric, fpr_limit, fpr_bounds, " of preds_a")
     value_b, reps_b = _value_and_replicates(rb, weights, metric, fpr_limit, fpr_bounds, " of preds_b")
     diffs = reps_a - reps_b
-    _warn_nan(diffs, metric)
+    _warn_nan(diffs, metric, value_a - value_b)
     low, high = RS.percentile_interval(diffs, level)
     return BootstrapTest(value_a, value_b, value_a - value_b, low, high, RS.paired_p_value(diffs), level,
                          n_resamples, diffs)

@@ -19,12 +19,9 @@ class _Batches:
 
     _arrays = ()
 
-    def __init__(self, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=0.3, fpr_bounds=(1e-5, 1e-4),
-                 connectivity=None):
+    def __init__(self, metric="auroc", n_resamples=1000, level=0.95, seed=0, fpr_limit=None,
+                 fpr_bounds=(1e-5, 1e-4), connectivity=None):
         FB._check(metric, n_resamples, level, seed, fpr_limit)
-        allowed = FB.PIXEL_METRICS
-        if metric not in allowed:
-            raise ValueError(f"metric: expected one of {', '.join(allowed)}, received {metric!r}")
         self.metric, self.n_resamples, self.level, self.seed = metric, n_resamples, level, seed
         self.fpr_limit, self.fpr_bounds, self.connectivity = fpr_limit, tuple(fpr_bounds), connectivity
         self.reset()
@@ -45,22 +42,28 @@ class _Batches:
         return self
 
     def _add(self, **arrays):
+        # au_spro's target is one list of defects per image: kept as a list; the rest as array copies
+        lists = {name: list(arrays.pop(name)) for name in ("target",) if self.metric == "au_spro" and name in arrays}
         held = {name: np.array(A.host_array(value, name), copy=True) for name, value in arrays.items()}
-        shapes = {name: a.shape[1:] if a.ndim > 1 else () for name, a in held.items()}
-        first = self._batches[self._arrays[0]]
+        name = self._arrays[0]
+        shape = held[name].shape[1:] if held[name].ndim > 1 else ()
+        first = self._batches[name]
         if first:
             before = first[0].shape[1:] if first[0].ndim > 1 else ()
-            name = self._arrays[0]
-            if shapes[name] != before:
+            if shape != before:
                 raise ValueError(f"{name}: expected images of shape {before} as in the earlier batches, "
-                                 f"received {shapes[name]}")
-        for name, a in held.items():
-            self._batches[name].append(a.reshape(-1) if a.ndim == 0 else a)
+                                 f"received {shape}")
+        for key, a in held.items():
+            self._batches[key].append(a.reshape(-1) if a.ndim == 0 else a)
+        for key, value in lists.items():
+            self._batches[key].append(value)
 
     def _joined(self, name):
         parts = self._batches[name]
         if not parts:
             raise ValueError(f"{type(self).__name__}.compute: no batch was given (call update first)")
+        if self.metric == "au_spro" and name == "target":
+            return [defects for part in parts for defects in part]
         return np.concatenate(parts, axis=0)
 
     def __repr__(self):

@@ -155,15 +155,11 @@ PIXEL_REPLICATES = {"pixel AUROC": "auroc", "pixel AP": "average_precision", "pi
 
 
 def aupro_limit(key, limits):
-    """The FPR limit of an ``AUPRO`` / ``AUPRO@x`` column key, or None for any other key."""
+    """The FPR limit of an ``AUPRO`` / ``AUPRO@x`` column key (``x`` one of ``limits`` as the columns print it,
+    ``:g``), or None for any other key: the limit itself, never the rounded number of the key."""
     if key == "AUPRO":
         return limits[0]
-    if key.startswith("AUPRO@"):
-        try:
-            return float(key[len("AUPRO@"):])
-        except ValueError:
-            return None
-    return None
+    return {f"AUPRO@{limit:g}": limit for limit in limits}.get(key)
 
 
 def default_replicates(protocol, state, options, weights):

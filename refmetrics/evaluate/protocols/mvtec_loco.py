@@ -140,16 +140,6 @@ def official_values(arrays, subsets, limits, notes):
     return out
 
 
-def _spro_resampler():
-    """The exact AU-sPRO replicate engine (``refmetrics.functional.bootstrap.SproResampler``), or
-    None where this version has none (the AU-sPRO columns then get no interval)."""
-    try:
-        from ...functional.bootstrap import SproResampler
-    except ImportError:
-        return None
-    return SproResampler
-
-
 def _published():
     from ...conformance import published
 
@@ -271,24 +261,20 @@ class MVTecLOCO(Protocol):
             per_subset.append(reps)
         if per_subset:
             out["image AUROC"] = np.array([_mean([float(r[b]) for r in per_subset]) for b in range(W.shape[0])])
-        resampler = _spro_resampler()
+        from ...functional.bootstrap import SproResampler
+
         parts = state["defects"].parts
-        if resampler is None or parts is None or not subsets:
+        if parts is None or not subsets:
             return out
         limits = self.limits(options)
         areas = []
         for subset in subsets:  # (B, limits): the subset's AU-sPROs, as measure's au_spro_from_state
             keep = np.flatnonzero((types == GOOD) | (types == subset))
-            engine = resampler.from_parts([parts[i][0] for i in keep], [parts[i][1] for i in keep])
+            engine = SproResampler.from_parts([parts[i][0] for i in keep], [parts[i][1] for i in keep])
             areas.append(np.asarray(engine.replicates(np.ascontiguousarray(W[:, keep]), list(limits))))
         for i, limit in enumerate(limits):
             out[spro_key(limit)] = np.array([_mean([float(a[b, i]) for a in areas]) for b in range(W.shape[0])])
         return out
-
-    def ci_without(self, options):
-        """``{column key: why it has no interval}`` (``--ci``'s note)."""
-        return {spro_key(limit): "no exact AU-sPRO replicate of a resample in this installation"
-                for limit in self.limits(options)}
 
     @staticmethod
     def _spro_curve(subset_state, limit):
