@@ -276,6 +276,18 @@ class OutputDir:
                 _unlock(lock)
 
 
+def listed_files(out, index):
+    """The files a previous run of a command wrote into ``out``, as its JSON ``index`` (``results.json``,
+    ``compare.json``) lists them under ``files``: relative paths inside ``out`` only; [] when there is no
+    readable index written by refmetrics."""
+    try:
+        previous = json.loads((Path(out) / index).read_text(encoding="utf-8"))
+        files = previous.get("files", []) if previous.get("refmetrics") else []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
+
+
 def _write_json(path, data):
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh)

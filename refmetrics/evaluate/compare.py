@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import __version__
 from .. import _labels as labelling
-from .._outdir import OutputDir, OutputError
+from .._outdir import OutputDir, OutputError, listed_files
 from ..functional import bootstrap as resampling
 from . import writers
 from .protocols.base import resample_weights
@@ -438,21 +438,11 @@ def compare(protocol, datasets, out, options, settings, where=("A", "B"), roots=
         except OSError as exc:
             raise OutputError(f"--out: could not write the results into {target.out}: "
                               f"{exc.strerror or exc}; {target.out} was left as it was") from exc
-        target.commit(FILES, remove=lambda: _previous_files(target.out))
+        target.commit(FILES, remove=lambda: listed_files(target.out, "compare.json"))
     except BaseException:
         target.abort()
         raise
     return comparisons, mean, list(FILES), notes
-
-
-def _previous_files(out):
-    """Files a previous ``refmetrics compare`` wrote into ``out`` (listed in its compare.json)."""
-    try:
-        previous = json.loads((out / "compare.json").read_text(encoding="utf-8"))
-        files = previous.get("files", []) if previous.get("refmetrics") else []
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
 
 
 # -- the outputs -----------------------------------------------------------------------------------------

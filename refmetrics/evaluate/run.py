@@ -5,16 +5,14 @@ Outputs are staged inside ``--out`` and switched in by a journaled transaction
 either the previous run or this one, never a mix.
 """
 
-import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from .. import _labels as labelling
 from .. import _validation as validation
-from .._outdir import OutputDir, OutputError
+from .._outdir import OutputDir, OutputError, listed_files
 from . import writers
 from .options import Options, check_ci
 from .protocols.base import note
@@ -217,16 +215,6 @@ def ci_notes(protocol, results, columns, options):
     return out
 
 
-def _previous_files(out):
-    """Files the previous ``refmetrics evaluate`` wrote into ``out`` (listed in its results.json)."""
-    try:
-        previous = json.loads((out / "results.json").read_text(encoding="utf-8"))
-        files = previous.get("files", []) if previous.get("refmetrics") else []
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
-
-
 def _stage(staging, protocol, results, columns, options, settings, notes):
     """Write every output of the run into ``staging``; the files written, relative to it."""
     (staging / "results.md").write_text(writers.markdown_table(results, columns, protocol.title), encoding="utf-8")
@@ -298,7 +286,7 @@ def run(protocol, dataset, out, options=None):
         except OSError as exc:  # a full disk, a quota: the staging area is inside --out
             raise OutputError(f"--out: could not write the results into {target.out}: "
                               f"{exc.strerror or exc}; {target.out} was left as it was") from exc
-        target.commit(written, remove=lambda: _previous_files(target.out))
+        target.commit(written, remove=lambda: listed_files(target.out, "results.json"))
     except BaseException:
         target.abort()
         raise
