@@ -182,6 +182,22 @@ def _resampling(args, evaluate):
 DATA_OPTIONS = ("maps", "gt", "manifest", "split_csv", "split_json")
 
 
+def _failed(command, exc, out):
+    """Say why a command that writes into ``out`` stopped, and return its exit status: 2 for a bad input or
+    ``--out`` (InputError, OutputError: ValueErrors), 130 for Ctrl-C, saying what ``out`` holds then."""
+    from ._outdir import InterruptedAfterCommit
+
+    if isinstance(exc, InterruptedAfterCommit):
+        message, status = f"interrupted; {out} holds this run's complete results", 130
+    elif isinstance(exc, KeyboardInterrupt):
+        message = "interrupted; " + (f"{out} was left as it was" if out is not None else "nothing was written")
+        status = 130
+    else:
+        message, status = str(exc), 2
+    print(f"refmetrics {command}: {message}", file=sys.stderr)
+    return status
+
+
 def cmd_evaluate(args):
     from . import evaluate
 
@@ -210,19 +226,8 @@ def cmd_evaluate(args):
             dataset = protocol.read(options)
             out = args.out or Path("refmetrics-results")
             results, written = evaluate.run(protocol, dataset, out, options)
-    except ValueError as exc:  # InputError, OutputError, an unknown protocol
-        print(f"refmetrics evaluate: {exc}", file=sys.stderr)
-        return 2
-    except evaluate.OutputError as exc:
-        print(f"refmetrics evaluate: {exc}", file=sys.stderr)
-        return 2
-    except evaluate.InterruptedAfterCommit:
-        print(f"refmetrics evaluate: interrupted; {out} holds this run's complete results", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        where = f"{out} was left as it was" if out is not None else "nothing was written"
-        print(f"refmetrics evaluate: interrupted; {where}", file=sys.stderr)
-        return 130
+    except (ValueError, KeyboardInterrupt) as exc:  # InputError, OutputError, an unknown protocol; Ctrl-C
+        return _failed("evaluate", exc, out)
     width = _width()
     print(f"{protocol.title}")
     print(evaluate.text_table(results, protocol.columns(options), width))
@@ -268,16 +273,8 @@ def cmd_compare(args):
             out = args.out or Path("refmetrics-compare-demo" if args.demo else "refmetrics-compare")
             comparisons, mean, written, notes = compare.compare(protocol, datasets, out, options, settings,
                                                                 inputs.where, inputs.roots, data)
-    except (ValueError, evaluate.OutputError) as exc:  # InputError, OutputError, an unknown protocol
-        print(f"refmetrics compare: {exc}", file=sys.stderr)
-        return 2
-    except evaluate.InterruptedAfterCommit:
-        print(f"refmetrics compare: interrupted; {out} holds this run's complete results", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        where = f"{out} was left as it was" if out is not None else "nothing was written"
-        print(f"refmetrics compare: interrupted; {where}", file=sys.stderr)
-        return 130
+    except (ValueError, KeyboardInterrupt) as exc:
+        return _failed("compare", exc, out)
     width = _width()
     a, b = settings.names
     print(f"{protocol.title}: {a} vs {b}")
