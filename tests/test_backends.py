@@ -828,6 +828,41 @@ if "cuda" in BACKENDS:
         return mean.copy_to_host(), std.copy_to_host()
 
     @pytest.mark.filterwarnings("ignore:.*Grid size:Warning")  # a one-block launch on purpose (real GPU)
+    @pytest.mark.filterwarnings("ignore:overflow encountered in scalar add:RuntimeWarning")  # the simulator's
+    def test_auroc_counts_carry_past_2_64():                                                # uint64 atomic wraps
+        """``2U`` is 128 bits on the device: a block total that wraps the low word adds its carry
+        to the high word (the low word starts 3 below 2**64 here, so the first block wraps it)."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import ranking as KC
+
+        pos = np.array([1, 2, 2, 5], np.uint32)
+        neg = np.array([0, 2, 3], np.uint32)
+        u2 = 2 * 4 + (2 * 1 + 2) + 2 * 1  # per negative: 2 #(pos > k) + #(pos == k)
+        start = (7 << 64) + (1 << 64) - 3
+        out = cuda.to_device(np.array([start & (2 ** 64 - 1), start >> 64], np.uint64))
+        KC.auroc_counts[1, 32](cuda.to_device(pos), cuda.to_device(neg), out)
+        low, high = (int(x) for x in out.copy_to_host())
+        assert (high << 64) + low == start + u2
+
+    @pytest.mark.filterwarnings("ignore:.*Grid size:Warning")  # a one-block launch on purpose (real GPU)
+    def test_f1_order_device_twin_exact_past_2_64():
+        """The device F1 comparator (compiled from ``cpu.ranking.f1_order`` with the 128-bit helpers'
+        twins) where uint64 cross products wrap: check_overflow.py's case, in which the wrapped
+        order preferred the candidate with the smaller F1."""
+        from numba import cuda
+
+        from refmetrics.kernels.cuda import ranking as KC
+
+        p = 3136876171
+        better, worse = (2844002102, 2863201219), (1843333982, 2037136789)
+        assert Fraction(better[0], sum(better) + p) > Fraction(worse[0], sum(worse) + p)
+        for rows in ([(*better, 1, 7), (*worse, 1, 9)], [(*worse, 1, 9), (*better, 1, 7)]):
+            best = cuda.to_device(np.zeros((1, 4), np.uint64))
+            KC.f1_reduce_best[1, 32](cuda.to_device(np.array(rows, np.uint64)), np.int64(p), best)
+            assert best.copy_to_host().tolist() == [[*better, 1, 7]]
+
+    @pytest.mark.filterwarnings("ignore:.*Grid size:Warning")  # a one-block launch on purpose (real GPU)
     def test_column_mean_std_in_parallel():
         """One block per column, the threads' compensated sums combined in a tree: within 1e-12 of
         the exact mean and std (naive.mean_std, fractions) and of the CPU's sequential sums (in
@@ -957,7 +992,7 @@ if "cuda" in BACKENDS:
             monkeypatch.undo()
             pairs = pos[:, None].astype(np.int64) - neg[None, :].astype(np.int64)
             assert got == int(2 * np.sum(pairs > 0) + np.sum(pairs == 0))
-            per = _per(records, (1,), BLOCK)  # a block whose sum is 0 adds nothing
+            per = _per(records, (2,), BLOCK)  # a block whose sum is 0 adds nothing (2U: 128 bits, 2 words)
             assert 1 <= len(per) <= -(-neg.size // KC.THREADS) and max(per.values()) == 1
 
         @pytest.mark.parametrize("shared", [True, False])

@@ -175,6 +175,20 @@ def test_the_classes_give_the_functions_result_from_batches_and_merges():
         rm.Bootstrap(seed=1).merge(rm.Bootstrap(seed=2))
 
 
+def test_resamples_past_3e9_elements_are_exact():
+    """Every image repeated 2**31 (or 10**12) times: 6.4e9 (3e13) elements, where 2U passes 2**63 and
+    F1's cross products 2**64. Equal multiplicities change no rate, so every metric equals its value
+    on the images themselves (the old refusal stopped at 3e9 elements)."""
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.2, 0.9])
+    labels = np.array([0, 0, 1, 1, 1, 0, 1])
+    resampler = ImageResampler(scores, labels)
+    ones = np.ones((1, scores.size), np.int64)
+    for m in (2 ** 31, 10 ** 12):
+        for metric in ("auroc", "average_precision", "f1_max"):
+            assert resampler.replicates(m * ones, metric)[0] == resampler.replicates(ones, metric)[0], (m, metric)
+    assert resampler.replicates(ones, "auroc")[0] == float(naive.auroc(scores, labels))
+
+
 def test_bad_input_is_named():
     scores, labels = [0.1, 0.5, 0.7], [0, 1, 1]
     with pytest.raises(ValueError, match="metric: .*needs maps"):
@@ -187,8 +201,8 @@ def test_bad_input_is_named():
         F.bootstrap_test(scores, [0.1, np.nan, 0.2], labels)
     with pytest.raises(ValueError, match="target"):
         F.bootstrap_ci(scores, [0, 1])
-    with pytest.raises(ValueError, match="W: expected resamples of at most"):
-        ImageResampler(scores, labels).replicates(np.full((1, 3), 2 ** 31), "auroc")
+    with pytest.raises(ValueError, match="W: expected resamples of at most 9,007,199,254,740,991 elements"):
+        ImageResampler(scores, labels).replicates(np.full((1, 3), 2 ** 52), "auroc")
     with pytest.raises(ValueError, match="W: expected multiplicities of at most"):
         ImageResampler(scores, labels).replicates(np.full((1, 3), 2 ** 63, np.uint64), "auroc")
     with pytest.raises(ValueError, match="metric: expected one of"):

@@ -21,6 +21,7 @@ from .. import _validation as V
 from ..kernels.cpu import binned as KB
 from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import ranking as K
+from ..kernels.cpu._int128 import count_dd
 
 CHUNK = 1 << 16  # groups per accumulator call: small buffers, negligible call overhead
 
@@ -55,7 +56,6 @@ def intake_pair(preds, target, ignore_index, backend):
     p = A.array_on(where, preds, "preds")
     t = A.array_on(where, target, "target")
     V.check_pair(p, t)
-    V.check_size_limit(p.size)
     if where == "cuda":
         labels = A.device_labels(t)
         has_ignore, ignore = A.ignore_value(labels, ignore_index)
@@ -397,10 +397,10 @@ class BinnedScores:
 
 def auroc_u2(groups):
     """``2U`` (twice Mann-Whitney's U) as a Python int."""
-    state = np.zeros(2, np.int64)
+    state = np.zeros(3, np.int64)
     for _keys, dtp, dfp in groups:
         K.acc_auroc(dtp, dfp, state)
-    return int(state[1])
+    return K.auroc_state_value(state)
 
 
 def average_precision(groups, n_pos):
@@ -409,7 +409,7 @@ def average_precision(groups, n_pos):
     sums = np.zeros(2, np.float64)
     for _keys, dtp, dfp in groups:
         K.acc_average_precision(dtp, dfp, counts, sums)
-    return float(K.finish_average_precision(sums, float(n_pos)))
+    return float(K.finish_average_precision(sums, *count_dd(int(n_pos))))
 
 
 def pr_trapezoid(groups, n_pos):
@@ -419,7 +419,7 @@ def pr_trapezoid(groups, n_pos):
     sums[2] = 1.0  # the end point (recall 0, precision 1) closes the recall-0 run
     for _keys, dtp, dfp in groups:
         K.acc_pr_trapezoid(dtp, dfp, counts, sums)
-    return float(K.finish_pr_trapezoid(counts, sums, float(n_pos)))
+    return float(K.finish_pr_trapezoid(counts, sums, *count_dd(int(n_pos))))
 
 
 def f1_best(groups, n_pos):

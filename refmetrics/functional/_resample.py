@@ -24,6 +24,9 @@ from ..kernels.cpu import resample as K
 
 RANKING = ("auroc", "average_precision", "f1_max")
 PAIR_MATRIX_MAX_IMAGES = 4096  # AUROC by the image-pair matrix up to this many images (8 n^2 bytes)
+PAIR_MATRIX_MAX_ELEMENTS = 1 << 31  # ... and resamples below this many elements (``w' M w`` < 2**61 in int64)
+# A resample's walk forms its counts as float64 (AP, AUPRO): exact below 2**53 elements.
+MAX_RESAMPLE_ELEMENTS = (1 << 53) - 1
 
 
 def check_resamples(n_resamples):
@@ -91,12 +94,13 @@ def check_weights(weights, n_images, sizes=None):
                          f"{w.dtype} {w.shape}")
     if w.size and (w < 0).any():
         raise ValueError("W: expected multiplicities >= 0, received a negative one")
-    if w.size and int(w.max()) > V.MAX_ELEMENTS:
-        raise ValueError(f"W: expected multiplicities of at most {V.MAX_ELEMENTS:,}, received {int(w.max()):,}")
+    if w.size and int(w.max()) > MAX_RESAMPLE_ELEMENTS:
+        raise ValueError(f"W: expected multiplicities of at most {MAX_RESAMPLE_ELEMENTS:,}, received "
+                         f"{int(w.max()):,}")
     if sizes is not None and w.size:
         largest = float((w.astype(np.float64) @ np.asarray(sizes, np.float64)).max())
-        if largest > V.MAX_ELEMENTS:
-            raise ValueError(f"W: expected resamples of at most {V.MAX_ELEMENTS:,} elements, received one of "
+        if largest > MAX_RESAMPLE_ELEMENTS:
+            raise ValueError(f"W: expected resamples of at most {MAX_RESAMPLE_ELEMENTS:,} elements, received one of "
                              f"{largest:,.0f} (the images repeated by their multiplicities)")
     return np.ascontiguousarray(w, np.int64)
 
@@ -179,13 +183,13 @@ class _Sorted:
         n_pos, n_neg = self.totals(w)
         out = np.full(w.shape[0], np.nan)
         if metric == "auroc" and self.n_images <= PAIR_MATRIX_MAX_IMAGES and self.pos_k.size + self.neg_k.size > \
-                8 * self.n_images:
+                8 * self.n_images and int((n_pos + n_neg).max()) < PAIR_MATRIX_MAX_ELEMENTS:
             u2 = np.einsum("bi,bi->b", w @ self.pair_matrix(), w)
         else:
             out_i, out_f = self._walk(w, n_pos)
             if metric == "average_precision":
                 return out_f
-            u2 = out_i[:, 0]
+            u2 = [(int(high) << 63) + int(low) for low, high in zip(out_i[:, 0], out_i[:, 4])]
         for b in range(w.shape[0]):
             p, n = int(n_pos[b]), int(n_neg[b])
             if metric == "auroc":
@@ -201,7 +205,7 @@ class _Sorted:
         kept for the next metric asked on the same resamples."""
         if self._walked is not None and np.array_equal(self._walked[0], w):
             return self._walked[1:]
-        out_i = np.zeros((w.shape[0], 4), np.int64)
+        out_i = np.zeros((w.shape[0], 5), np.int64)
         out_f = np.empty(w.shape[0])
         K.ranking_replicates(self.pos_k, self.pos_p, self.neg_p, self.lo_of, self.hi_of, self.mask, w, n_pos,
                              out_i, out_f)

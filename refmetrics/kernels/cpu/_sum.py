@@ -77,6 +77,24 @@ def dd_over(xh, xl, d):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def div_dd_dd(xh, xl, yh, yl):
+    """Double-double quotient ``(xh + xl) / (yh + yl)`` (about 104 correct bits)."""
+    q = xh / yh
+    p, e = two_prod(q, yh)
+    r = (((xh - p) - e) + xl - q * yl) / yh
+    h = q + r
+    return h, r - (h - q)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def dd_over_dd(xh, xl, dh, dl):
+    """``(xh + xl) / (dh + dl)`` rounded to float64 (a double-double divisor: a count past ``2**53``)."""
+    q = xh / dh
+    p, e = two_prod(q, dh)
+    return q + ((((xh - p) - e) + xl) - q * dl) / dh
+
+
+@njit(cache=True, nogil=True, inline="always")
 def neumaier(s, c, x):
     """One step of Neumaier's compensated sum: returns the new ``(sum, compensation)``."""
     t = s + x

@@ -25,12 +25,14 @@ Kernels take typed contiguous arrays, never validate and never raise.
 import numpy as np
 from numba import njit
 
-from ._sum import add_dd, dd_over, div_dd, scale_dd
+from ._int128 import EXACT_FLOAT, add_u128, cmp_u128, count_dd, join63, mul_u64, split63
+from ._sum import add_dd, dd_over, dd_over_dd, div_dd, div_dd_dd, mul_dd, scale_dd
 from .keys import is_nan_bits, score_key
 
 RADIX_BITS = 11
 RADIX_SIZE = 1 << RADIX_BITS
 RADIX_MASK = RADIX_SIZE - 1
+_M32 = np.uint64(0xFFFFFFFF)
 
 
 def digit_shifts(dtype):
@@ -191,20 +193,48 @@ def next_groups(pos, neg, cursor, keys, dtp, dfp):
 # ---------------------------------------------------------------------------
 
 
+_SMALL_COUNT = 1 << 30  # acc_auroc's int64 path: 2U of a chunk below 2**62
+_SMALL_U2 = 1 << 62
+
+
 @njit(cache=True, nogil=True)
 def acc_auroc(dtp, dfp, state):
     """Twice the Mann-Whitney U statistic, exactly, in integers.
 
-    ``state = [tp_above, u2]``: each negative scores 1 per positive above it and
-    1/2 per positive tied with it, so a group adds ``dfp * (2 tp_above + dtp)``.
+    ``state = [tp_above, u2_low, u2_high]`` (int64), ``2U = u2_high * 2**63 + u2_low``
+    with ``0 <= u2_low < 2**63`` (:func:`auroc_state_value`): each negative scores 1 per
+    positive above it and 1/2 per positive tied with it, so a group adds
+    ``dfp * (2 tp_above + dtp)``. While the chunk's products are small (the common case)
+    the sum runs in int64; past that, in 128 bits (``_int128``), exact to ``2**63`` elements.
     """
     tp = state[0]
     u2 = state[1]
+    end_tp = tp
+    total_fp = 0
     for g in range(dtp.size):
-        u2 += dfp[g] * (2 * tp + dtp[g])
+        end_tp += dtp[g]
+        total_fp += dfp[g]
+    if end_tp < _SMALL_COUNT and total_fp < _SMALL_COUNT and u2 < _SMALL_U2:
+        # every product is below 2**61 and their sum below 2**62: int64 is exact
+        for g in range(dtp.size):
+            u2 += dfp[g] * (2 * tp + dtp[g])
+            tp += dtp[g]
+        state[0] = tp
+        state[1] = u2
+        return
+    hi, lo = join63(state[2], u2)
+    for g in range(dtp.size):
+        # 2 tp + dtp < 2**64 for tp + dtp < 2**63
+        ph, pl = mul_u64(dfp[g], np.uint64(tp) + np.uint64(tp) + np.uint64(dtp[g]))
+        hi, lo = add_u128(hi, lo, ph, pl)
         tp += dtp[g]
     state[0] = tp
-    state[1] = u2
+    state[2], state[1] = split63(hi, lo)
+
+
+def auroc_state_value(state):
+    """``2U`` of an :func:`acc_auroc` state as a Python int."""
+    return (int(state[2]) << 63) + int(state[1])
 
 
 @njit(cache=True, nogil=True)
@@ -212,7 +242,8 @@ def acc_average_precision(dtp, dfp, counts, sums):
     """``sum_k dtp_k * TP_k / (TP_k + FP_k)`` as a double-double (divide by P for AP).
 
     ``counts = [tp, fp]`` (int64), ``sums = [hi, lo]``. Groups with ``dtp = 0``
-    add nothing: the recall does not move.
+    add nothing: the recall does not move. Counts from ``2**53`` on enter as exact
+    double-doubles (``_int128.count_dd``); below, the arithmetic is unchanged.
     """
     tp = counts[0]
     fp = counts[1]
@@ -222,8 +253,15 @@ def acc_average_precision(dtp, dfp, counts, sums):
         tp += dtp[g]
         fp += dfp[g]
         if dtp[g] != 0:
-            qh, ql = div_dd(np.float64(tp), np.float64(tp + fp))
-            th, tl = scale_dd(np.float64(dtp[g]), qh, ql)
+            if tp + fp < EXACT_FLOAT:
+                qh, ql = div_dd(np.float64(tp), np.float64(tp + fp))
+                th, tl = scale_dd(np.float64(dtp[g]), qh, ql)
+            else:
+                nh, nl = count_dd(tp)
+                dh, dl = count_dd(tp + fp)
+                qh, ql = div_dd_dd(nh, nl, dh, dl)
+                kh, kl = count_dd(dtp[g])
+                th, tl = mul_dd(kh, kl, qh, ql)
             sh, sl = add_dd(sh, sl, th, tl)
     counts[0] = tp
     counts[1] = fp
@@ -232,16 +270,23 @@ def acc_average_precision(dtp, dfp, counts, sums):
 
 
 @njit(cache=True, nogil=True)
-def finish_average_precision(sums, n_pos):
-    """AP = the double-double sum over ``P``, rounded once."""
-    return dd_over(sums[0], sums[1], n_pos)
+def finish_average_precision(sums, n_pos, n_pos_lo=0.0):
+    """AP = the double-double sum over ``P``, rounded once. ``P = n_pos + n_pos_lo``
+    (``_int128.count_dd`` of a count past ``2**53``; the low part is 0 below)."""
+    if n_pos_lo == 0.0:
+        return dd_over(sums[0], sums[1], n_pos)
+    return dd_over_dd(sums[0], sums[1], n_pos, n_pos_lo)
 
 
 @njit(cache=True, nogil=True)
 def _precision_dd(tp, fp):
     if tp + fp == 0:
         return 1.0, 0.0
-    return div_dd(np.float64(tp), np.float64(tp + fp))
+    if tp + fp < EXACT_FLOAT:
+        return div_dd(np.float64(tp), np.float64(tp + fp))
+    nh, nl = count_dd(tp)
+    dh, dl = count_dd(tp + fp)
+    return div_dd_dd(nh, nl, dh, dl)
 
 
 @njit(cache=True, nogil=True)
@@ -289,16 +334,23 @@ def acc_pr_trapezoid(dtp, dfp, counts, sums):
 def _close_run(width, sums):
     # area += width * (p_hi(previous) + p_lo(current))
     hh, hl = add_dd(sums[2], sums[3], sums[6], sums[7])
-    th, tl = scale_dd(np.float64(width), hh, hl)
+    if width < EXACT_FLOAT:
+        th, tl = scale_dd(np.float64(width), hh, hl)
+    else:
+        wh, wl = count_dd(width)
+        th, tl = mul_dd(wh, wl, hh, hl)
     sums[0], sums[1] = add_dd(sums[0], sums[1], th, tl)
 
 
 @njit(cache=True, nogil=True)
-def finish_pr_trapezoid(counts, sums, n_pos):
-    """Close the last run; returns the area ``sum / (2 P)`` rounded once."""
+def finish_pr_trapezoid(counts, sums, n_pos, n_pos_lo=0.0):
+    """Close the last run; returns the area ``sum / (2 P)`` rounded once
+    (``P = n_pos + n_pos_lo`` as in :func:`finish_average_precision`)."""
     if counts[3] == 1:
         _close_run(counts[0] - counts[2], sums)
-    return dd_over(sums[0], sums[1], 2.0 * n_pos)
+    if n_pos_lo == 0.0:
+        return dd_over(sums[0], sums[1], 2.0 * n_pos)
+    return dd_over_dd(sums[0], sums[1], 2.0 * n_pos, 2.0 * n_pos_lo)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -307,16 +359,26 @@ def f1_order(tp, fp, btp, bfp, n_pos):
     larger than ``(btp, bfp)``, 0 if equal, -1 if smaller. The one F1 comparison of the
     library: the CUDA kernels compile their twin from this function's Python source.
 
-    Compares ``tp / (tp + fp + P)`` with ``btp / (btp + bfp + P)`` by cross products in
-    uint64: both are below 2 n^2 < 2^64 for n < 3e9 elements (checked upstream).
+    Compares ``tp / (tp + fp + P)`` with ``btp / (btp + bfp + P)`` by cross products, exact
+    to ``2**63`` elements: in uint64 while every factor is below ``2**32``, else as 128-bit
+    products (``_int128.mul_u64``). The sums ``tp + fp + P`` are formed in uint64 (below
+    ``2**64``).
     """
-    lhs = np.uint64(tp) * np.uint64(btp + bfp + n_pos)
-    rhs = np.uint64(btp) * np.uint64(tp + fp + n_pos)
-    if lhs > rhs:
-        return 1
-    if lhs == rhs:
-        return 0
-    return -1
+    a = np.uint64(tp)
+    b = np.uint64(btp)
+    da = np.uint64(btp) + np.uint64(bfp) + np.uint64(n_pos)
+    db = np.uint64(tp) + np.uint64(fp) + np.uint64(n_pos)
+    if (a | b | da | db) <= _M32:
+        lhs = a * da
+        rhs = b * db
+        if lhs > rhs:
+            return 1
+        if lhs == rhs:
+            return 0
+        return -1
+    lh, ll = mul_u64(a, da)
+    rh, rl = mul_u64(b, db)
+    return cmp_u128(lh, ll, rh, rl)
 
 
 @njit(cache=True, nogil=True)

@@ -42,7 +42,7 @@ def _ranking_one(pos_k, pos_p, neg_img, lo_of, hi_of, mask, w, n_pos, out_i, out
     keys = np.empty(CHUNK, pos_k.dtype)
     dtp = np.empty(CHUNK, np.int64)
     dfp = np.empty(CHUNK, np.int64)
-    auc = np.zeros(2, np.int64)
+    auc = np.zeros(3, np.int64)
     ap_counts = np.zeros(2, np.int64)
     ap_sums = np.zeros(2, np.float64)
     f1 = np.zeros(5, np.int64)
@@ -87,13 +87,15 @@ def _ranking_one(pos_k, pos_p, neg_img, lo_of, hi_of, mask, w, n_pos, out_i, out
     out_i[b, 1] = f1[2]
     out_i[b, 2] = f1[3]
     out_i[b, 3] = f1[4]
+    out_i[b, 4] = auc[2]
     out_f[b] = finish_average_precision(ap_sums, np.float64(n_pos)) if n_pos else np.nan
 
 
 @njit(cache=True, parallel=True)
 def ranking_replicates(pos_k, pos_p, neg_img, lo_of, hi_of, mask, weights, n_pos, out_i, out_f):
-    """Per resample ``b`` (a row of ``weights``): ``out_i[b] = [2U, best tp, best fp, seen]``
-    (AUROC's ``2U``, F1-max's counts as ``ranking.acc_f1_max``) and ``out_f[b]`` = the
+    """Per resample ``b`` (a row of ``weights``): ``out_i[b] = [2U low, best tp, best fp, seen, 2U high]``
+    (AUROC's ``2U = high * 2**63 + low``, as ``ranking.acc_auroc``'s state; F1-max's counts as
+    ``ranking.acc_f1_max``) and ``out_f[b]`` = the
     average precision. Positives' keys ascending, image = ``payload & mask``; the negatives'
     images in key order; ``lo_of[j]``/``hi_of[j]``: the negatives below / at most positive
     ``j``'s key; ``n_pos[b]`` = the resample's positives."""

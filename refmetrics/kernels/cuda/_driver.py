@@ -246,11 +246,12 @@ decode = decode_keys  # host float64 values of host keys (one definition: cpu/ke
 # ---------------------------------------------------------------------------
 
 def auroc_u2(d_pos, d_neg):
-    """``2U`` (twice Mann-Whitney's U) as a Python int (one atomic per block, one int64 back)."""
-    out = zeros(1, np.int64)
+    """``2U`` (twice Mann-Whitney's U) as a Python int (one atomic per block, 128 bits back)."""
+    out = zeros(2, np.uint64)
     if d_neg.size and d_pos.size:
         K.auroc_counts[grid(d_neg.size)](d_pos, d_neg, out)
-    return int(out.copy_to_host()[0])
+    low, high = (int(x) for x in out.copy_to_host())
+    return (high << 64) + low
 
 
 def f1_best(d_pos, d_neg):

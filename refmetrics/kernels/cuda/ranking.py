@@ -23,10 +23,13 @@ patch them small and run the multi-block, multi-tile, multi-pass paths.
 import numpy as np
 from numba import cuda
 
+from ..cpu import _int128 as C128
 from ..cpu import ranking as C
 from . import keys as KEYS
 from ._jit import device, kernel
+from .image_scores import twin
 
+_U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 RADIX_BITS = 8
 RADIX_SIZE = 1 << RADIX_BITS
 THREADS = 256  # threads per block (at most 1024: the shared scan buffers)
@@ -411,7 +414,11 @@ def auroc_counts(pos, neg, out):
 
     Every negative adds to the same ``out[0]``: per-element atomics there would serialise.
     The block sums its contributions in shared memory (int64: exact, so the tree's order
-    does not matter) and thread 0 adds the block's total with one atomic.
+    does not matter; a block's total is below ``2 * 1024 * P``) and thread 0 adds the block's
+    total with one atomic. ``out`` (uint64) holds ``2U`` as 128 bits, ``out[1] * 2**64 + out[0]``:
+    an addition that wraps ``out[0]`` (the old value plus the total is below the old value)
+    adds its carry to ``out[1]``, with a second atomic that only such a block issues, so ``2U``
+    is exact past ``2**64`` (about 6e9 elements).
     """
     buf = cuda.shared.array(1024, np.int64)
     t = cuda.threadIdx.x
@@ -431,7 +438,10 @@ def auroc_counts(pos, neg, out):
         cuda.syncthreads()
         step *= 2
     if t == 0 and buf[0] != 0:
-        cuda.atomic.add(out, 0, buf[0])
+        total = np.uint64(buf[0])
+        old = cuda.atomic.add(out, 0, total)
+        if np.uint64(old) > _U64_MAX - total:  # old + total wrapped past 2**64
+            cuda.atomic.add(out, 1, np.uint64(1))
 
 
 @kernel
@@ -488,7 +498,8 @@ def count_equal(group_keys, a, b, ca, cb):
         cb[g] = _first_gt(b, k) - _first_ge(b, k)
 
 
-_f1_order = device(C.f1_order.py_func)
+# the exact F1 order, compiled from the CPU kernel's Python source with its 128-bit helpers' twins
+_f1_order = twin(C.f1_order, mul_u64=device(C128.mul_u64.py_func), cmp_u128=device(C128.cmp_u128.py_func))
 
 
 @device
