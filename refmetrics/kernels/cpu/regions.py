@@ -15,7 +15,8 @@ Kernels take typed contiguous arrays, never validate and never raise.
 import numpy as np
 from numba import njit
 
-from ._sum import add_dd, div_dd, dd_over, mul_dd, scale_dd, two_prod
+from ._int128 import EXACT_FLOAT, count_dd
+from ._sum import add_dd, dd_over, dd_over_dd, div_dd, div_dd_dd, mul_dd, scale_dd, two_prod, two_sum
 from .keys import is_nan_bits, score_key
 from .ranking import RADIX_SIZE
 
@@ -289,7 +290,13 @@ def acc_aupro(dfp, dsh, dsl, n_bg, limit, counts, sums):
     PRO`` by ``dsh + dsl``. The segment that crosses ``limit`` is cut there, its
     PRO linearly interpolated. ``counts = [fp, done]``; ``sums = [area_h,
     area_l, S_h, S_l]`` (``S`` = ``K * PRO`` so far). Divide by ``2 K limit``.
+
+    Background counts from ``2**53`` on (``n_bg >= 2**53``) take :func:`_acc_aupro_wide`,
+    the same operations on exact double-double counts; below, nothing changes.
     """
+    if n_bg >= EXACT_FLOAT:
+        _acc_aupro_wide(dfp, dsh, dsl, n_bg, limit, counts, sums)
+        return
     fp = counts[0]
     if counts[1]:
         return
@@ -331,12 +338,85 @@ def acc_aupro(dfp, dsh, dsl, n_bg, limit, counts, sums):
 
 
 @njit(cache=True, nogil=True)
+def _acc_aupro_wide(dfp, dsh, dsl, n_bg, limit, counts, sums):
+    """:func:`acc_aupro` for ``n_bg >= 2**53``: every count enters as an exact double-double
+    (``_int128.count_dd``). ``limit * n_bg`` is then a double-double (about 106 bits, not
+    exact), so the crossing test can only err for a group ending within ``~2**-43`` pixel of
+    ``limit * n_bg``, where both choices give the same area to far below one ulp."""
+    fp = counts[0]
+    if counts[1]:
+        return
+    ah = sums[0]
+    al = sums[1]
+    s_h = sums[2]
+    s_l = sums[3]
+    nb_h, nb_l = count_dd(n_bg)
+    p_h, p_l = two_prod(limit, nb_h)
+    q_h, q_l = two_prod(limit, nb_l)
+    lim_h, lim_l = add_dd(p_h, p_l, q_h, q_l)
+    for g in range(dfp.size):
+        nfp = fp + dfp[g]
+        n_h, n_l = add_dd(s_h, s_l, dsh[g], dsl[g])
+        c_h, c_l = count_dd(nfp)
+        over_h, over_l = add_dd(c_h, c_l, -lim_h, -lim_l)
+        if over_h > 0.0 or (over_h == 0.0 and over_l > 0.0):
+            c_h, c_l = count_dd(fp)
+            w_h, w_l = add_dd(lim_h, lim_l, -c_h, -c_l)
+            c_h, c_l = count_dd(dfp[g])
+            f_h, f_l = div_dd_dd(1.0, 0.0, c_h, c_l)
+            f_h, f_l = mul_dd(w_h, w_l, f_h, f_l)
+            d_h, d_l = mul_dd(dsh[g], dsl[g], f_h, f_l)
+            e_h, e_l = add_dd(s_h, s_l, d_h, d_l)
+            h_h, h_l = add_dd(s_h, s_l, e_h, e_l)
+            t_h, t_l = mul_dd(w_h, w_l, h_h, h_l)
+            ah, al = add_dd(ah, al, t_h, t_l)
+            counts[1] = 1
+            break
+        h_h, h_l = add_dd(s_h, s_l, n_h, n_l)
+        c_h, c_l = count_dd(dfp[g])
+        t_h, t_l = mul_dd(c_h, c_l, h_h, h_l)
+        ah, al = add_dd(ah, al, t_h, t_l)
+        fp = nfp
+        s_h = n_h
+        s_l = n_l
+    counts[0] = fp
+    sums[0] = ah
+    sums[1] = al
+    sums[2] = s_h
+    sums[3] = s_l
+
+
+@njit(cache=True, nogil=True)
+def aupro_divisor(n_bg, n_regions):
+    """``2 K n_bg`` as a double-double ``(h, l)``: exact while ``2K`` and ``n_bg`` are below
+    ``2**53`` (a Dekker product of two exact floats), else within about ``2**-104`` relative.
+    ``l`` is 0 exactly when ``h = float64(2 K) * float64(n_bg)`` is the exact product."""
+    if n_regions < EXACT_FLOAT // 2 and n_bg < EXACT_FLOAT:
+        return two_prod(2.0 * n_regions, np.float64(n_bg))
+    k_h, k_l = count_dd(n_regions)
+    b_h, b_l = count_dd(n_bg)
+    return mul_dd(2.0 * k_h, 2.0 * k_l, b_h, b_l)
+
+
+@njit(cache=True, nogil=True)
 def finish_aupro(sums, n_bg, n_regions, limit):
-    """The area divided by ``limit``: ``area / (2 K n_bg limit)``, rounded once."""
-    d_h, d_l = two_prod(2.0 * n_regions * np.float64(n_bg), limit)
-    q = dd_over(sums[0], sums[1], d_h)
-    # correct for the low part of the divisor (first order)
-    return q - q * (d_l / d_h)
+    """The area divided by ``limit``: ``area / (2 K n_bg limit)``, rounded once.
+
+    The divisor ``2 K n_bg`` is a double-double (:func:`aupro_divisor`). When it is one
+    float (the product exact in float64: below ``2**53``, the usual case) the arithmetic is
+    that of every earlier version; past that, the low part enters the division too, where
+    ``2.0 * K * float64(n_bg)`` used to round.
+    """
+    k_h, k_l = aupro_divisor(n_bg, n_regions)
+    d_h, d_l = two_prod(k_h, limit)
+    if k_l == 0.0:
+        q = dd_over(sums[0], sums[1], d_h)
+        # correct for the low part of the divisor (first order)
+        return q - q * (d_l / d_h)
+    e_h, e_l = two_prod(k_l, limit)
+    d_l, e = two_sum(d_l, e_h)
+    d_h, d_l = two_sum(d_h, d_l + (e + e_l))
+    return dd_over_dd(sums[0], sums[1], d_h, d_l)
 
 
 @njit(cache=True, nogil=True)
@@ -350,8 +430,17 @@ def curve_points(dfp, dsh, dsl, n_bg, n_regions, fpr, pro):
     for g in range(dfp.size):
         fp += dfp[g]
         s_h, s_l = add_dd(s_h, s_l, dsh[g], dsl[g])
-        fpr[g + 1] = fp / n_bg if n_bg > 0 else np.nan
-        pro[g + 1] = dd_over(s_h, s_l, np.float64(n_regions)) if n_regions > 0 else np.nan
+        if n_bg >= EXACT_FLOAT:  # fp / n_bg from exact double-double counts
+            f_h, f_l = count_dd(fp)
+            b_h, b_l = count_dd(n_bg)
+            fpr[g + 1] = dd_over_dd(f_h, f_l, b_h, b_l)
+        else:
+            fpr[g + 1] = fp / n_bg if n_bg > 0 else np.nan
+        if n_regions >= EXACT_FLOAT:
+            k_h, k_l = count_dd(n_regions)
+            pro[g + 1] = dd_over_dd(s_h, s_l, k_h, k_l)
+        else:
+            pro[g + 1] = dd_over(s_h, s_l, np.float64(n_regions)) if n_regions > 0 else np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -377,4 +466,7 @@ def mean_ratio(counts, sizes):
     for k in range(counts.size):
         qh, ql = div_dd(np.float64(counts[k]), np.float64(sizes[k]))
         sh, sl = add_dd(sh, sl, qh, ql)
+    if counts.size >= EXACT_FLOAT:
+        k_h, k_l = count_dd(counts.size)
+        return dd_over_dd(sh, sl, k_h, k_l)
     return dd_over(sh, sl, np.float64(counts.size))
