@@ -63,7 +63,6 @@ def intake(preds_list, target, names):
     host = [arrays.to_host(p, name) for p, name in zip(preds_list, names)]
     for arr, name in zip(host, names):
         validation.check_pair(arr, labels_arr, name, "target")
-        validation.check_size_limit(arr.size)
     scores = [arrays.exact_scores(arr, name) for arr, name in zip(host, names)]
     for s, name in zip(scores, names):
         validation.raise_if_nan(name, int(np.count_nonzero(np.isnan(s))))
@@ -114,20 +113,39 @@ def _half(keys_, other, in_order, above):
 
 
 _CHUNK = 1 << 28  # elements per int64 partial sum: each term is below 2**34, each sum below 2**62
+_WIDE_CHUNK = 1 << 19  # the same for |x| >= 2**34: terms below 2**42 (21-bit limbs), sums below 2**61
 
 
 def _sums(x):
-    """``(sum x, sum x**2)`` of an int64 array with ``|x| < 2**34``, exactly, as Python ints.
+    """``(sum x, sum x**2)`` of an int64 array of counts (``0 <= x < 2**63``), exactly, as Python ints.
 
+    Below ``2**34`` (fewer than about 8.6e9 elements on the other side):
     ``x = hi * 2**17 + lo`` with ``0 <= lo < 2**17``, so ``x**2 = hi**2 * 2**34 + hi * lo * 2**18 + lo**2``
     and every term of every partial sum stays below ``2**34`` in magnitude: no int64 sum overflows.
+    Larger values take three 21-bit limbs, ``x = a 2**42 + b 2**21 + c``, whose products stay below
+    ``2**42`` and are summed ``2**19`` at a time.
     """
+    if x.size and int(x.max()) >= 1 << 34:
+        return _wide_sums(x)
     total = square = 0
     for start in range(0, x.size, _CHUNK):
         c = x[start:start + _CHUNK]
         hi, lo = c >> 17, c & 0x1FFFF
         total += int(c.sum())
         square += (int((hi * hi).sum()) << 34) + (int((hi * lo).sum()) << 18) + int((lo * lo).sum())
+    return total, square
+
+
+def _wide_sums(x):
+    """:func:`_sums` for counts up to ``2**63``."""
+    total = square = 0
+    mask = (1 << 21) - 1
+    for start in range(0, x.size, _WIDE_CHUNK):
+        v = x[start:start + _WIDE_CHUNK]
+        a, b, c = v >> 42, (v >> 21) & mask, v & mask
+        total += (int(a.sum()) << 42) + (int(b.sum()) << 21) + int(c.sum())
+        square += ((int((a * a).sum()) << 84) + (int((a * b).sum()) << 64) + (int((2 * a * c + b * b).sum()) << 42)
+                   + (int((b * c).sum()) << 22) + int((c * c).sum()))
     return total, square
 
 
