@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from .. import _validation as V
+from ..kernels.cpu._int128 import count_ratios
 from . import _ranked as R
 
 _CURVES = ("step", "trapezoid")
@@ -41,7 +42,6 @@ def ranking_state(preds, target, thresholds, ignore_index, backend):
 
 
 def _groups(state):
-    V.check_size_limit(state.n_pos + state.n_neg)
     if isinstance(state, R.BinnedScores):
         n_below = state.n_below
         if n_below:
@@ -57,7 +57,6 @@ def _groups(state):
 
 
 def _curve_counts(state):
-    V.check_size_limit(state.n_pos + state.n_neg)
     if isinstance(state, R.BinnedScores):
         return state.curve_counts()
     if state.on_device:
@@ -96,7 +95,6 @@ def auroc_from_state(state):
     if _exact_on_device(state):
         from ..kernels.cuda import _driver as D
 
-        V.check_size_limit(p + n)
         return float(Fraction(D.auroc_u2(*state.device_sorted()), 2 * p * n))
     return float(Fraction(R.auroc_u2(_groups(state)), 2 * p * n))
 
@@ -121,8 +119,8 @@ def roc_from_state(state):
     if not (p and n):
         _one_class(state, "the true or false positive rate")
     with np.errstate(invalid="ignore", divide="ignore"):
-        tpr = np.concatenate([[0.0], tp / p]) if p else np.full(tp.size + 1, np.nan)
-        fpr = np.concatenate([[0.0], fp / n]) if n else np.full(fp.size + 1, np.nan)
+        tpr = np.concatenate([[0.0], count_ratios(tp, p)]) if p else np.full(tp.size + 1, np.nan)
+        fpr = np.concatenate([[0.0], count_ratios(fp, n)]) if n else np.full(fp.size + 1, np.nan)
     return fpr, tpr, np.concatenate([[np.inf], thr])
 
 
@@ -133,8 +131,8 @@ def pr_from_state(state):
         _one_class(state, "recall")
     with np.errstate(invalid="ignore", divide="ignore"):
         predicted = tp + fp
-        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 1.0)
-        recall = tp / p if p else np.full(tp.size, np.nan)
+        precision = np.where(predicted > 0, count_ratios(tp, np.maximum(predicted, 1)), 1.0)
+        recall = count_ratios(tp, p) if p else np.full(tp.size, np.nan)
     return (np.concatenate([precision[::-1], [1.0]]), np.concatenate([recall[::-1], [0.0]]),
             thr[::-1].copy())
 
@@ -145,7 +143,6 @@ def _f1_best(state):
     if _exact_on_device(state):
         from ..kernels.cuda import _driver as D
 
-        V.check_size_limit(p + state.n_neg)
         tp, fp, key = D.f1_best(*state.device_sorted())
     else:
         tp, fp, key = R.f1_best(_groups(state), p)

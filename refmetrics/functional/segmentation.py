@@ -8,6 +8,7 @@ import numpy as np
 from .. import _arrays as A
 from .. import _validation as V
 from ..kernels.cpu import segmentation as KS
+from ..kernels.cpu._int128 import count_ratios
 from . import threshold as FT
 
 try:  # the one key map (kernels/cpu/keys.py, the lead's refactor of issue 13)
@@ -78,15 +79,17 @@ def _device_counts(p, t, cut, rows, ignore_index):
 def rates(counts):
     """precision, recall, F1, IoU per row of ``(rows, 4)`` counts (float64, 0 where the denominator is 0).
 
-    Each is one IEEE division of two integers below 2**53, hence the correctly rounded ratio.
+    Each is the correctly rounded ratio of two integer counts: one IEEE division while both are below
+    2**53, else a quotient of exact double-doubles (``count_ratios``). The sums are int64 (F1's
+    ``2 TP + FP + FN`` below 2**63, so up to 2**62 elements).
     """
-    tp, fp, fn = (counts[:, i].astype(np.float64) for i in range(3))
+    tp, fp, fn = (counts[:, i].astype(np.int64) for i in range(3))
 
     def ratio(num, den):
-        return np.where(den > 0, num / np.maximum(den, 1.0), 0.0)
+        return np.where(den > 0, count_ratios(num, np.maximum(den, 1)), 0.0)
 
     return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn),
-            "f1": ratio(2.0 * tp, 2.0 * tp + fp + fn), "iou": ratio(tp, tp + fp + fn)}
+            "f1": ratio(2 * tp, 2 * tp + fp + fn), "iou": ratio(tp, tp + fp + fn)}
 
 
 def scores_from_counts(counts, samplewise):

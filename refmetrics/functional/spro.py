@@ -29,6 +29,7 @@ from .. import _validation as validation
 from ..kernels.cpu import keys
 from ..kernels.cpu import regions as cpu_regions
 from ..kernels.cpu import spro as cpu_spro
+from ..kernels.cpu._int128 import count_ratios
 from . import _regions as regions
 
 OFFICIAL_FPR_LIMITS = (0.01, 0.05, 0.1, 0.3, 1.0)
@@ -113,7 +114,6 @@ def intake(preds, defects, backend):
                          f"{tuple(p.shape)}")
     if p.size == 0:
         raise ValueError(f"preds: expected at least one pixel, received shape {tuple(p.shape)}")
-    validation.check_size_limit(p.size)
     n_images = p.shape[0]
     spatial = tuple(p.shape[-2:])
     if isinstance(defects, (str, bytes)) or not hasattr(defects, "__len__"):
@@ -270,7 +270,6 @@ def _undefined(state, what, stacklevel=5):
 
 
 def _groups(state, collapse, fpr_limit=1.0):
-    validation.check_size_limit(state.n_bg + state.n_region_pixels)
     if state.on_device:
         if collapse and fpr_limit < 1.0:
             return regions.device_region_groups(*state.device_sorted_top(fpr_limit), collapse=True)
@@ -314,7 +313,7 @@ def spro_points_from_state(state, fpr_limit=1.0):
         fp, total = int(cfp[-1]), float(cs[-1])
         past = np.flatnonzero(cfp > fpr_limit * n_bg)
         end = past[0] + 1 if past.size else cfp.size
-        yield cfp[:end] / n_bg, cs[:end] / k
+        yield count_ratios(cfp[:end], n_bg), cs[:end] / k
         if past.size:
             return
 

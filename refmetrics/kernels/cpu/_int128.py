@@ -16,6 +16,8 @@ from this Python source.
 import numpy as np
 from numba import njit
 
+from ._sum import dd_over_dd
+
 _M32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 _S63 = np.uint64(63)
@@ -92,3 +94,31 @@ def count_dd(x):
         half = np.int64(hi * 0.5)
         return hi, np.float64((x - half) - half)
     return hi, np.float64(x - np.int64(hi))
+
+
+@njit(cache=True, nogil=True)
+def _count_ratios(num, den, out):
+    for i in range(num.size):
+        n_h, n_l = count_dd(num[i])
+        d_h, d_l = count_dd(den[i])
+        if d_h == 0.0:
+            out[i] = np.nan if n_h == 0.0 else np.inf
+        else:
+            out[i] = dd_over_dd(n_h, n_l, d_h, d_l)
+
+
+def count_ratios(num, den):
+    """``num / den`` as float64 for counts (int64 arrays of one shape, or ``den`` a scalar).
+
+    While every count is below ``2**53`` this is NumPy's division, correctly rounded and bit for
+    bit what it always was. Past that, each quotient is formed from the exact double-double counts
+    (:func:`count_dd`) and rounded once; ``x / 0`` is ``inf`` (``nan`` for ``0 / 0``), as NumPy's.
+    """
+    num = np.asarray(num)
+    den_arr = np.broadcast_to(np.asarray(den), num.shape)
+    if not num.size or max(int(num.max()), int(den_arr.max())) < EXACT_FLOAT:
+        return num / den
+    out = np.empty(num.shape, np.float64)
+    _count_ratios(np.ascontiguousarray(num, np.int64).reshape(-1), np.ascontiguousarray(den_arr, np.int64).reshape(-1),
+                  out.reshape(-1))
+    return out
