@@ -23,9 +23,6 @@ class BackendUnavailableError(RuntimeError):
     """The requested compute backend cannot run here."""
 
 
-# Exact F1 comparisons multiply two counts; both stay below 2**64 up to here,
-# and twice Mann-Whitney's U stays below 2**63.
-MAX_ELEMENTS = 3_000_000_000
 # Binned mode keeps two int64 counts per threshold.
 MAX_THRESHOLDS = 1 << 24
 
@@ -63,13 +60,6 @@ def check_pair(preds, target, pred_name="preds", target_name="target"):
     if preds.shape != target.shape and _squeezed(preds.shape) != _squeezed(target.shape):
         raise ValueError(f"{pred_name} and {target_name}: expected the same shape (size-1 axes aside), "
                          f"received {pred_name} {preds.shape} and {target_name} {target.shape}")
-
-
-def check_size_limit(n):
-    """Total elements (over every update and merge) within the exact-integer range."""
-    if n > MAX_ELEMENTS:
-        raise ValueError(f"preds: at most {MAX_ELEMENTS:,} elements in total are supported by the exact "
-                         f"integer arithmetic, received {n:,}")
 
 
 def raise_if_nan(name, n_nan):

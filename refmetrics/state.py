@@ -67,7 +67,6 @@ class PixelState:
         dtype = np.dtype(dtype)
         if dtype not in _DTYPES:
             raise ValueError(f"dtype: expected float32 or float64, received {dtype}")
-        V.check_size_limit(n_pixels)
         self.float = dtype
         self.kd = KEYS.KEY_OF[dtype]
         self._consts = KEYS.CONSTS[self.kd]

@@ -239,16 +239,3 @@ def test_ignore_index_is_compared_in_the_labels_dtype():
     with pytest.warns(rm.UndefinedMetricWarning, match=r"\(nan, nan\)"):
         thr, f1 = F.f1_adaptive_threshold(PREDS, np.full(6, 255), ignore_index=255)
     assert math.isnan(thr) and math.isnan(f1)
-
-
-def test_total_size_limit_counts_every_update(monkeypatch):
-    from refmetrics import _validation
-
-    monkeypatch.setattr(_validation, "MAX_ELEMENTS", 10)
-    m = rm.AUROC()
-    m.update(PREDS, TARGET)
-    other = rm.AUROC()
-    other.update(PREDS, TARGET)
-    m.merge(other)
-    with pytest.raises(ValueError, match="at most 10 elements in total"):
-        m.compute()

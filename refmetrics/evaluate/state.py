@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _files as fileio
-from .. import _validation as validation
 from .. import functional
 from ..state import PixelState
 from .options import ImageScore
@@ -79,7 +78,6 @@ class Pixels:
 
     def __init__(self, samples, options):
         total = sum(s.target[0] * s.target[1] for s in samples)
-        validation.check_size_limit(total)
         dtype = np.float64 if is_wide(samples, options.float16) else np.float32
         self.state = PixelState(total, dtype, options.connectivity)
 

@@ -116,7 +116,6 @@ def count_beyond(keys, threshold, above):
 
 
 def _sorted(state):
-    V.check_size_limit(state.n_pos + state.n_neg)
     return state.device_sorted() if state.on_device else state.sorted()
 
 

@@ -153,7 +153,6 @@ def intake_images(preds, target, backend, keep_other):
     p = A.array_on(where, preds, "preds")
     t = A.array_on(where, target, "target")
     n_images, n_per = _image_layout(p, t)
-    V.check_size_limit(p.size)
     if where == "cuda":
         return _partition_device(A.device_scores(p, "preds"), A.device_labels(t), n_images, n_per, keep_other)
     return _partition_host(A.exact_scores(p, "preds"), A.labels(t), n_images, n_per, keep_other)
@@ -321,7 +320,6 @@ def aupimo_from_state(state, fpr_bounds):
     per_image = np.full(state.n_images, np.nan)
     if _undefined(state, "AUPIMO"):
         return float("nan"), per_image
-    V.check_size_limit(state.n_pixels)
     parts = state.uniform_parts()
     sizes, group_of = _size_groups(parts)
     keys, fpr = _window(parts, sizes, group_of, state.n_normal, upper)
@@ -426,7 +424,6 @@ def pimo_from_state(state):
     classes = state.image_classes()
     if not (state.n_normal and state.n_anomalous):
         _undefined(state, "the PIMO curve")
-    V.check_size_limit(state.n_pixels)
     parts = state.uniform_parts()
     if not parts:
         return np.empty(0), np.empty(0), np.empty((0, 0)), classes

@@ -152,7 +152,6 @@ def _undefined(state, what):
 
 def _groups(state, num_thresholds, fpr_limit=None):
     """Group stream of the curve; for an area (``fpr_limit`` given) only what it reads."""
-    V.check_size_limit(state.n_bg + state.n_region_pixels)
     area = fpr_limit is not None
     if state.on_device:
         if num_thresholds is None and area and fpr_limit < 1.0:
