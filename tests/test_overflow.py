@@ -143,6 +143,19 @@ def test_auroc_small_then_huge_crosses_from_the_int64_path():
     assert K.auroc_state_value(state) == _exact_u2(dtp, dfp)
 
 
+@pytest.mark.parametrize("start_u2", [0, 2 ** 62 - 1, 2 ** 62, 2 ** 63 - 1])
+@pytest.mark.parametrize("edge", [2 ** 30 - 1, 2 ** 30, 2 ** 31])
+def test_auroc_int64_path_edges(start_u2, edge):
+    """The chunk's int64 sum is kept only below its proven bound; at and past it the 128-bit sum
+    runs from the same state. Both give the exact 2U."""
+    dtp = [edge // 2, 1, edge - edge // 2 - 1]
+    dfp = [edge - 3, 1, 2]
+    state = np.array([0, start_u2, 5], np.int64)
+    K.acc_auroc(np.array(dtp, np.int64), np.array(dfp, np.int64), state)
+    assert K.auroc_state_value(state) == 5 * 2 ** 63 + start_u2 + _exact_u2(dtp, dfp)
+    assert 0 <= state[1] < 2 ** 63 and state[0] == sum(dtp)
+
+
 def _f1_exact(tp, fp, btp, bfp, p):
     a, b = Fraction(tp, tp + fp + p), Fraction(btp, btp + bfp + p)
     return (a > b) - (a < b)

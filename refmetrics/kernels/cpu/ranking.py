@@ -193,7 +193,7 @@ def next_groups(pos, neg, cursor, keys, dtp, dfp):
 # ---------------------------------------------------------------------------
 
 
-_SMALL_COUNT = 1 << 30  # acc_auroc's int64 path: 2U of a chunk below 2**62
+_SMALL_COUNT = 1 << 30  # acc_auroc's int64 sum is exact for counts below this and 2U below _SMALL_U2
 _SMALL_U2 = 1 << 62
 
 
@@ -204,25 +204,27 @@ def acc_auroc(dtp, dfp, state):
     ``state = [tp_above, u2_low, u2_high]`` (int64), ``2U = u2_high * 2**63 + u2_low``
     with ``0 <= u2_low < 2**63`` (:func:`auroc_state_value`): each negative scores 1 per
     positive above it and 1/2 per positive tied with it, so a group adds
-    ``dfp * (2 tp_above + dtp)``. While the chunk's products are small (the common case)
-    the sum runs in int64; past that, in 128 bits (``_int128``), exact to ``2**63`` elements.
+    ``dfp * (2 tp_above + dtp)``.
+
+    The chunk is summed in int64 first (today's loop, one pass). That sum is exact when the
+    chunk ends with fewer than ``2**30`` positives above and has fewer than ``2**30``
+    negatives, and ``2U`` started below ``2**62`` (then every term is below ``2**61.6`` and
+    the total below ``2**63``), the common case. Otherwise the chunk is summed again from
+    the same state in 128 bits (``_int128``), exact to ``2**63`` elements.
     """
     tp = state[0]
     u2 = state[1]
-    end_tp = tp
-    total_fp = 0
+    fp = 0
     for g in range(dtp.size):
-        end_tp += dtp[g]
-        total_fp += dfp[g]
-    if end_tp < _SMALL_COUNT and total_fp < _SMALL_COUNT and u2 < _SMALL_U2:
-        # every product is below 2**61 and their sum below 2**62: int64 is exact
-        for g in range(dtp.size):
-            u2 += dfp[g] * (2 * tp + dtp[g])
-            tp += dtp[g]
+        u2 += dfp[g] * (2 * tp + dtp[g])
+        tp += dtp[g]
+        fp += dfp[g]
+    if tp < _SMALL_COUNT and fp < _SMALL_COUNT and state[1] < _SMALL_U2:
         state[0] = tp
         state[1] = u2
         return
-    hi, lo = join63(state[2], u2)
+    tp = state[0]
+    hi, lo = join63(state[2], state[1])
     for g in range(dtp.size):
         # 2 tp + dtp < 2**64 for tp + dtp < 2**63
         ph, pl = mul_u64(dfp[g], np.uint64(tp) + np.uint64(tp) + np.uint64(dtp[g]))
@@ -368,7 +370,7 @@ def f1_order(tp, fp, btp, bfp, n_pos):
     b = np.uint64(btp)
     da = np.uint64(btp) + np.uint64(bfp) + np.uint64(n_pos)
     db = np.uint64(tp) + np.uint64(fp) + np.uint64(n_pos)
-    if (a | b | da | db) <= _M32:
+    if (da | db) <= _M32:  # tp, btp <= P <= da, db: every factor below 2**32
         lhs = a * da
         rhs = b * db
         if lhs > rhs:
