@@ -417,3 +417,18 @@ def test_delong_sums_past_2_34(high):
     x = np.random.default_rng(high % 97).integers(0, high, 3000, dtype=np.int64)
     values = [int(v) for v in x]
     assert delong._sums(x) == (sum(values), sum(v * v for v in values))
+
+
+def test_spro_curve_points_past_2_53():
+    from refmetrics.kernels.cpu import spro as KS
+
+    dfp = np.array([2 ** 60, 3 * 2 ** 58 + 1, 12345], np.int64)
+    n_bg = int(dfp.sum())
+    k = 2 ** 54 + 1  # defects: a count past 2**53 too
+    dsh = np.array([2.0 ** 53, 2.0 ** 52, 0.0])
+    fpr, spro = np.empty(4), np.empty(4)
+    KS.curve_points(dfp, dsh, np.zeros(3), n_bg, k, 7, fpr, spro)
+    fp = np.cumsum([int(x) for x in dfp])
+    assert fpr.tolist() == [0.0] + [float(Fraction(int(f), n_bg)) for f in fp]
+    assert spro.tolist() == [float(Fraction(7, k)), float(Fraction(7 + 2 ** 53, k)),
+                             float(Fraction(7 + 2 ** 53 + 2 ** 52, k)), float(Fraction(7 + 2 ** 53 + 2 ** 52, k))]

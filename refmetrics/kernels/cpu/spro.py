@@ -22,7 +22,8 @@ Kernels take typed contiguous arrays, never validate and never raise.
 import numpy as np
 from numba import njit
 
-from ._sum import add_dd, dd_over
+from ._int128 import EXACT_FLOAT, count_dd
+from ._sum import add_dd, dd_over, dd_over_dd
 from .keys import is_nan_bits, score_key
 
 
@@ -69,14 +70,30 @@ def curve_points(dfp, dsh, dsl, n_bg, n_defects, n_full, fpr, spro):
 
     ``dsh + dsl`` of a group is the double-double sum of ``1/S`` over its
     weighted keys (as ``regions.next_region_groups`` forms it).
+
+    Counts from ``2**53`` on enter as exact double-doubles (``_int128.count_dd``); below,
+    the arithmetic is unchanged.
     """
     fp = 0
-    s_h = np.float64(n_full)
-    s_l = 0.0
+    s_h, s_l = count_dd(n_full)
+    k_h, k_l = count_dd(n_defects)
+    b_h, b_l = count_dd(n_bg)
     fpr[0] = 0.0 if n_bg > 0 else np.nan
-    spro[0] = dd_over(s_h, s_l, np.float64(n_defects)) if n_defects > 0 else np.nan
+    spro[0] = _over(s_h, s_l, k_h, k_l) if n_defects > 0 else np.nan
     for g in range(dfp.size):
         fp += dfp[g]
         s_h, s_l = add_dd(s_h, s_l, dsh[g], dsl[g])
-        fpr[g + 1] = fp / n_bg if n_bg > 0 else np.nan
-        spro[g + 1] = dd_over(s_h, s_l, np.float64(n_defects)) if n_defects > 0 else np.nan
+        if n_bg >= EXACT_FLOAT:
+            f_h, f_l = count_dd(fp)
+            fpr[g + 1] = dd_over_dd(f_h, f_l, b_h, b_l)
+        else:
+            fpr[g + 1] = fp / n_bg if n_bg > 0 else np.nan
+        spro[g + 1] = _over(s_h, s_l, k_h, k_l) if n_defects > 0 else np.nan
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _over(s_h, s_l, k_h, k_l):
+    """``dd_over`` by a count: as before below ``2**53`` (``k_l`` is 0), a double-double divisor above."""
+    if k_l == 0.0:
+        return dd_over(s_h, s_l, k_h)
+    return dd_over_dd(s_h, s_l, k_h, k_l)
