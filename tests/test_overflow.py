@@ -432,3 +432,21 @@ def test_spro_curve_points_past_2_53():
     assert fpr.tolist() == [0.0] + [float(Fraction(int(f), n_bg)) for f in fp]
     assert spro.tolist() == [float(Fraction(7, k)), float(Fraction(7 + 2 ** 53, k)),
                              float(Fraction(7 + 2 ** 53 + 2 ** 52, k)), float(Fraction(7 + 2 ** 53 + 2 ** 52, k))]
+
+
+def test_pimo_shared_fpr_past_2_53():
+    """Each size group's FP / N is one correctly rounded quotient, also for counts past 2**53."""
+    from refmetrics.functional.pimo import _shared_fpr_array
+    from refmetrics.kernels.cpu import pimo as KP
+
+    sizes = np.array([3, 7, 4096], np.int64)
+    fp = np.array([2 ** 55 + 1, 5, 3 * 2 ** 60 + 7], np.int64)
+    order = np.arange(3, dtype=np.int64)
+    expected = 0.0
+    for f, n in zip(fp.tolist(), sizes.tolist()):
+        expected += float(Fraction(f, n))
+    expected /= 11.0
+    assert KP.shared_fpr(fp, order, sizes, 11) == expected
+    assert _shared_fpr_array(fp.reshape(3, 1), sizes, 11).tolist() == [expected]
+    small = np.array([5, 0, 123], np.int64)  # below 2**53: the float64 division, as before
+    assert KP.shared_fpr(small, order, sizes, 11) == (5 / 3 + 0 / 7 + 123 / 4096) / 11

@@ -33,6 +33,7 @@ from .. import _validation as V
 from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import pimo as K
 from ..kernels.cpu import regions as KR
+from ..kernels.cpu._int128 import count_ratios
 
 # The score-key map, used here by these four names only. On this branch they live in functional/_ranked.py;
 # after the lead's key module (kernels/cpu/keys.py) they are KEYS.KEY_OF, KEYS.CONSTS, KEYS.decode_keys and
@@ -228,7 +229,7 @@ def _shared_fpr_array(fp, sizes, n_normal):
     the same order, element by element)."""
     s = np.zeros(fp.shape[1], np.float64)
     for g in range(sizes.size):
-        s = s + fp[g].astype(np.float64) / np.float64(sizes[g])
+        s = s + count_ratios(fp[g], sizes[g])
     return s / np.float64(n_normal)
 
 

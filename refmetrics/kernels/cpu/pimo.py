@@ -32,6 +32,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ._int128 import EXACT_FLOAT, count_dd
+from ._sum import dd_over_dd
 from .keys import is_nan_bits, score_key
 
 
@@ -98,12 +100,17 @@ def shared_fpr(fp, inv_order, sizes, n_normal):
     ``sizes[g]`` pixels; ``inv_order`` lists the groups by ascending size. Each
     quotient is one correctly rounded float64 division and the sum runs in a
     fixed order, so the value depends on the counts alone, never on how the data
-    was split into batches.
+    was split into batches. A count from ``2**53`` on enters as an exact
+    double-double (``_int128.count_dd``), so the quotient stays correctly rounded.
     """
     s = 0.0
     for r in range(inv_order.size):
         g = inv_order[r]
-        s += np.float64(fp[g]) / np.float64(sizes[g])
+        if fp[g] < EXACT_FLOAT:
+            s += np.float64(fp[g]) / np.float64(sizes[g])
+        else:
+            f_h, f_l = count_dd(fp[g])
+            s += dd_over_dd(f_h, f_l, np.float64(sizes[g]), 0.0)
     return s / np.float64(n_normal)
 
 
