@@ -253,7 +253,10 @@ class AupimoResampler:
         ``aupimo`` raises on the empty input.
         """
         lower, upper = functional_pimo.check_fpr_bounds(fpr_bounds)
-        W = check_weights(W, self.n_images)
+        elements = np.zeros(self.n_images, np.int64)  # what a resample's counts add up (they stay below 2**53)
+        elements[self._normal_index] = self._normal_sizes
+        elements[self._anomalous_index] = self._n_defect
+        W = check_weights(W, self.n_images, elements)
         wn_all = W[:, self._normal_index]
         wa_all = W[:, self._anomalous_index]
         out = np.full(W.shape[0], np.nan)
@@ -455,7 +458,7 @@ class SproResampler:
         draws one) is NaN too, where ``au_spro`` raises on the empty input.
         """
         limits, scalar = functional_spro.check_fpr_limits(fpr_limit)
-        W = check_weights(W, self.n_images)
+        W = check_weights(W, self.n_images, self._n_bg + np.array([a.size for a in self._rkeys], np.int64))
         top = max(limits)
         out = np.full((W.shape[0], len(limits)), np.nan)
         undefined = {"no defect": 0, "no defect-free pixel": 0}
