@@ -65,6 +65,14 @@ _UNITS = {"": 1, "B": 1, "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "TB": 10 *
           "G": 10 ** 9, "T": 10 ** 12}
 
 
+class DiskFullError(OSError, ValueError):
+    """The temporary directory's disk is too small for the spilled keys (a ValueError too: a bad input of
+    the run, ``--tmp-dir``, as ``refmetrics evaluate`` reports its bad inputs)."""
+
+    def __str__(self):
+        return self.strerror
+
+
 def parse_size(text, name="--memory-limit"):
     """Bytes (int) of a size such as ``1GB``, ``512MiB``, ``1.5G`` or ``1000000`` (decimal units KB, MB,
     GB, TB; binary KiB, MiB, GiB, TiB; case-insensitive); ValueError naming ``name`` otherwise."""
@@ -274,7 +282,7 @@ class SpilledPixelState(PixelState):
         need = 2 * n_pixels * ks
         free = shutil.disk_usage(tmp_dir or tempfile.gettempdir()).free
         if need > free:
-            raise OSError(errno.ENOSPC, f"--tmp-dir {tmp_dir or tempfile.gettempdir()}: spilling "
+            raise DiskFullError(errno.ENOSPC, f"--tmp-dir {tmp_dir or tempfile.gettempdir()}: spilling "
                           f"{n_pixels:,} pixels needs about {need / 1e9:.2f} GB of disk (twice the keys), "
                           f"{free / 1e9:.2f} GB are free; give --tmp-dir a larger disk")
         self._tmp = tempfile.TemporaryDirectory(prefix="refmetrics-spill-", dir=tmp_dir)
@@ -295,7 +303,7 @@ class SpilledPixelState(PixelState):
                 f.write(memoryview(np.ascontiguousarray(array)).cast("B"))
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OSError(exc.errno, f"--tmp-dir {os.path.dirname(self.tmp_path)}: the disk is full while "
+                raise DiskFullError(exc.errno, f"--tmp-dir {os.path.dirname(self.tmp_path)}: the disk is full while "
                               f"spilling keys to {path} ({os.strerror(exc.errno)}); give --tmp-dir a larger "
                               "disk") from exc
             raise
