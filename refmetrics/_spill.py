@@ -201,7 +201,9 @@ class _SortedView:
             if r.offsets is None:
                 out[at] = r.lo
             else:
-                out[at] = self._state._memmap(self._defect)[r.offsets[1 if self._defect else 0] + local]
+                path = self._state._sorted_path["dk" if self._defect else "bg"]
+                base = r.offsets[1 if self._defect else 0]
+                out[at] = [self._state._key_at(path, base + int(x)) for x in local]
         return out[0] if scalar else out
 
     def _read(self, start, stop):
@@ -275,7 +277,7 @@ class SpilledPixelState(PixelState):
         self._ends = [None, None]  # (lowest, highest) key of each stream
         self._sizes_seen = set()
         self._ranges = None
-        self._maps = {}
+        self._fds = {}
         tmp_dir = None if tmp_dir is None else os.fspath(tmp_dir)
         if tmp_dir is not None and not os.path.isdir(tmp_dir):
             raise ValueError(f"tmp_dir: expected an existing directory, received {tmp_dir!r}")
@@ -292,7 +294,7 @@ class SpilledPixelState(PixelState):
 
     def close(self):
         """Remove the temporary files (the state is unusable afterwards)."""
-        self._maps.clear()
+        self._close_fds()
         self._stage = None
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -323,13 +325,32 @@ class SpilledPixelState(PixelState):
                                   f"the file ended after {got:,}")
                 got += n
 
-    def _memmap(self, defect):
-        key = "dk" if defect else "bg"
-        if key not in self._maps:
-            path = self._sorted_path[key]
-            n = os.path.getsize(path) // self._ks
-            self._maps[key] = np.memmap(path, self.kd, "r", shape=(n,)) if n else np.empty(0, self.kd)
-        return self._maps[key]
+    def _fd(self, path):
+        if path not in self._fds:
+            self._fds[path] = os.open(path, os.O_RDONLY)
+        return self._fds[path]
+
+    def _close_fds(self):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    def _key_at(self, path, i):
+        return int(np.frombuffer(os.pread(self._fd(path), self._ks, i * self._ks), self.kd)[0])
+
+    def _bisect(self, path, start, stop, key, right=False):
+        """First index in ``[start, stop)`` of the sorted keys in ``path`` whose key is ``>= key`` (``> key``
+        when ``right``): a binary search reading one key per step (no file mapped: mapped pages would count
+        as resident memory)."""
+        key = int(key)
+        while start < stop:
+            mid = (start + stop) // 2
+            k = self._key_at(path, mid)
+            if k < key or (right and k == key):
+                start = mid + 1
+            else:
+                stop = mid
+        return start
 
     # -- filling --------------------------------------------------------------
 
@@ -429,9 +450,6 @@ class SpilledPixelState(PixelState):
         for path in self._sorted_path.values():
             open(path, "wb").close()
         self._written = [0, 0]
-        self._runmaps = [(np.memmap(b, self.kd, "r", shape=(nb,)) if nb else np.empty(0, self.kd),
-                          np.memmap(k, self.kd, "r", shape=(nd,)) if nd else np.empty(0, self.kd))
-                         for b, nb, k, _, nd in self._runs]
         ranges = []
         cost = self._hist[0] * self._ks + self._hist[1] * self._dcost
         p = (1 << PREFIX_BITS) - 1
@@ -449,7 +467,7 @@ class SpilledPixelState(PixelState):
                 p -= 1
             lo = (p + 1) << self._shift
             ranges.append(self._sort_range(lo, ((top + 1) << self._shift) - 1))
-        self._runmaps = None
+        self._close_fds()
         for b, _, k, s, _ in self._runs:
             for path in (b, k, s):
                 os.remove(path)
@@ -458,12 +476,8 @@ class SpilledPixelState(PixelState):
 
     def _counts_in(self, lo, hi):
         """Per run, the ``(start, stop)`` of keys in ``[lo, hi]``, background and defect."""
-        out = []
-        klo, khi = self.kd.type(lo), self.kd.type(hi)
-        for bg, dk in self._runmaps:
-            out.append(tuple((int(np.searchsorted(k, klo, "left")), int(np.searchsorted(k, khi, "right")))
-                             for k in (bg, dk)))
-        return out
+        return [tuple((self._bisect(path, 0, n, lo), self._bisect(path, 0, n, hi, right=True))
+                      for path, n in ((b, nb), (k, nd))) for b, nb, k, _, nd in self._runs]
 
     def _split(self, lo, hi, ranges):
         """A key range too heavy for the budget: halves (the upper first), down to a single key."""
@@ -654,10 +668,11 @@ class SpilledPixelState(PixelState):
             if inside.any():
                 if r.offsets is None:  # a counted key: lo == hi, never strictly inside
                     continue
-                for side, n in enumerate((r.n_bg, r.n_def)):
-                    if n:
-                        keys = self._memmap(side == 1)[r.offsets[side]:r.offsets[side] + n]
-                        out[inside, side] += n - np.searchsorted(keys, tk[inside], side="left")
+                for side, (n, path) in enumerate(((r.n_bg, self._sorted_path["bg"]),
+                                                  (r.n_def, self._sorted_path["dk"]))):
+                    a = r.offsets[side]
+                    for i in np.flatnonzero(inside):
+                        out[i, side] += a + n - self._bisect(path, a, a + n, tk[i])
         if strict:
             out[t == np.inf] = 0
         return out
