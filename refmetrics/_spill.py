@@ -37,6 +37,7 @@ and the pixel bootstrap of ``--ci`` read) raises.
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from fractions import Fraction
@@ -73,18 +74,15 @@ class DiskFullError(OSError, ValueError):
         return self.strerror
 
 
+_SIZE = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?) ?([A-Za-z]*)")
+
+
 def parse_size(text, name="--memory-limit"):
     """Bytes (int) of a size such as ``1GB``, ``512MiB``, ``1.5G`` or ``1000000`` (decimal units KB, MB,
     GB, TB; binary KiB, MiB, GiB, TiB; case-insensitive); ValueError naming ``name`` otherwise."""
-    s = str(text).strip().replace(" ", "").replace("_", "")
-    i = len(s)
-    while i and not (s[i - 1].isdigit() or s[i - 1] == "."):
-        i -= 1
-    number, unit = s[:i], s[i:].upper()
-    try:
-        value = Fraction(number)
-    except (ValueError, ZeroDivisionError):
-        value = None
+    match = _SIZE.fullmatch(str(text).strip())
+    value = Fraction(match[1]) if match else None
+    unit = match[2].upper() if match else None
     if value is None or unit not in _UNITS or value <= 0:
         raise ValueError(f"{name}: expected a size such as 1GB, 512MiB or a number of bytes, received {text!r}")
     return int(value * _UNITS[unit])
