@@ -448,6 +448,7 @@ class SpilledPixelState(PixelState):
         for path in self._sorted_path.values():
             open(path, "wb").close()
         self._written = [0, 0]
+        self._sort_buf = None  # grown to the largest range sorted so far (at most memory_limit bytes)
         ranges = []
         cost = self._hist[0] * self._ks + self._hist[1] * self._dcost
         p = (1 << PREFIX_BITS) - 1
@@ -466,6 +467,7 @@ class SpilledPixelState(PixelState):
             lo = (p + 1) << self._shift
             ranges.append(self._sort_range(lo, ((top + 1) << self._shift) - 1))
         self._close_fds()
+        self._sort_buf = None
         for b, _, k, s, _ in self._runs:
             for path in (b, k, s):
                 os.remove(path)
@@ -509,8 +511,12 @@ class SpilledPixelState(PixelState):
         spans = self._counts_in(lo, hi) if spans is None else spans
         n_bg = sum(b[1] - b[0] for b, _ in spans)
         n_def = sum(d[1] - d[0] for _, d in spans)
-        bg = np.empty(n_bg, self.kd)
-        dk, ds = np.empty(n_def, self.kd), np.empty(n_def, np.uint32)
+        need = n_bg * self._ks + n_def * self._dcost
+        if self._sort_buf is None or self._sort_buf.size < need:
+            self._sort_buf = None
+            self._sort_buf = np.empty(need, np.uint8)
+        bg, dk, ds, tk, tp = self._carve(self._sort_buf, (n_bg, self.kd), (n_def, self.kd), (n_def, np.uint32),
+                                         (n_def, self.kd), (n_def, np.uint32))
         i = j = 0
         for ((a, b), (c, d)), run in zip(spans, self._runs):
             self._read_into(run[0], bg[i:i + b - a], a)
@@ -518,11 +524,8 @@ class SpilledPixelState(PixelState):
             self._read_into(run[3], ds[j:j + d - c], c)
             i, j = i + b - a, j + d - c
         bg.sort()
-        if n_def:
-            tk, tp = np.empty_like(dk), np.empty_like(ds)
-            if KG.radix_sort_pairs(dk, ds, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
-                dk, ds = tk, tp
-            del tk, tp
+        if n_def and KG.radix_sort_pairs(dk, ds, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
+            dk, ds = tk, tp
         offsets = tuple(self._written)
         self._write(self._sorted_path["bg"], bg)
         self._write(self._sorted_path["dk"], dk)
@@ -537,19 +540,35 @@ class SpilledPixelState(PixelState):
             raise RuntimeError(f"PixelState.{what}: the state is closed (its temporary files are removed)")
         return self._ranges
 
+    def _buffer(self, ranges, per_defect):
+        """One byte buffer for the largest of ``ranges`` (``per_defect`` bytes per defect pixel), reused for
+        each: no two ranges' keys are ever alive together."""
+        need = max((r.n_bg * self._ks + r.n_def * per_defect for r in ranges), default=0)
+        return np.empty(need, np.uint8)
+
+    def _carve(self, buf, *parts):
+        """Views ``(count, dtype)`` one after the other in ``buf``."""
+        out, at = [], 0
+        for n, dtype in parts:
+            dtype = np.dtype(dtype)
+            out.append(buf[at:at + n * dtype.itemsize].view(dtype))
+            at += n * dtype.itemsize
+        return out
+
     def _walk(self, regions=False):
-        """Each range, highest keys first: ``(range, bg, defect keys, sizes)`` (arrays None for a counted key)."""
+        """Each range, highest keys first: ``(range, bg, defect keys, sizes)`` (arrays None for a counted key;
+        views into one buffer, overwritten by the next range)."""
+        buf = self._buffer([r for r in self._ranges if r.offsets is not None], self._ks + 4)
         for r in self._ranges:
             if r.offsets is None:
                 yield r, None, None, None
                 continue
-            bg, dk, ds = np.empty(r.n_bg, self.kd), np.empty(r.n_def, self.kd), np.empty(r.n_def, np.uint32)
+            bg, dk, ds = self._carve(buf, (r.n_bg, self.kd), (r.n_def, self.kd), (r.n_def, np.uint32))
             self._read_into(self._sorted_path["bg"], bg, r.offsets[0])
             self._read_into(self._sorted_path["dk"], dk, r.offsets[1])
             if regions:
                 self._read_into(self._sorted_path["ds"], ds, r.offsets[1])
             yield r, bg, dk, ds
-            del bg, dk, ds
 
     def _groups(self):
         """The ranking group stream ``(keys, dtp, dfp)`` of the in-memory state, chunk for chunk."""
@@ -711,16 +730,13 @@ class SpilledPixelState(PixelState):
         def weigh(u, c):
             return int(np.dot(ints[np.searchsorted(sizes, u.astype(np.int64))], c.astype(object)))
 
-        for r in self._ranges:  # highest keys first
+        for r, _, dk, ds in self._walk(regions=True):  # highest keys first
             if not r.n_def:
                 continue
             if r.offsets is None:
                 full_total = weigh(r.sizes, r.counts)
                 inside = np.zeros(t.size, bool)
             else:
-                dk, ds = np.empty(r.n_def, self.kd), np.empty(r.n_def, np.uint32)
-                self._read_into(self._sorted_path["dk"], dk, r.offsets[1])
-                self._read_into(self._sorted_path["ds"], ds, r.offsets[1])
                 inside = (tk > r.lo) & (tk <= r.hi)
                 first = np.searchsorted(dk, tk, side="left")
                 full_total = weigh(*np.unique(ds, return_counts=True))
