@@ -180,6 +180,12 @@ class _SortedView:
         return self.size
 
     def __getitem__(self, index):
+        try:
+            return self._get(index)
+        finally:
+            self._state._close_fds()  # no descriptor outlives a read (nor keeps a removed file's disk space)
+
+    def _get(self, index):
         if isinstance(index, slice):
             start, stop, step = index.indices(self.size)
             if step != 1:
@@ -697,12 +703,18 @@ class SpilledPixelState(PixelState):
     def counts_at_least(self, thresholds):
         """As :meth:`refmetrics.state.PixelState.counts_at_least` (a binary search of one range per threshold)."""
         self._need_sorted("counts_at_least")
-        return self._at_least(thresholds, False)
+        try:
+            return self._at_least(thresholds, False)
+        finally:
+            self._close_fds()
 
     def counts_above(self, thresholds):
         """As :meth:`refmetrics.state.PixelState.counts_above`."""
         self._need_sorted("counts_above")
-        return self._at_least(thresholds, True)
+        try:
+            return self._at_least(thresholds, True)
+        finally:
+            self._close_fds()
 
     def region_overlap_at_least(self, thresholds, weight=None, strict=False):
         """As :meth:`refmetrics.state.PixelState.region_overlap_at_least` (one walk of the ranges)."""

@@ -8,6 +8,7 @@ counted without being held.
 """
 
 import errno
+import gc
 import json
 import os
 import warnings
@@ -86,6 +87,7 @@ def assert_identical(a, b):
     for attr in ("n_bg", "n_defect", "n_regions", "n_images"):
         assert getattr(a, attr) == getattr(b, attr)
     assert np.array_equal(a.pixels_per_image, b.pixels_per_image)
+    assert b._fds == {}  # no file descriptor left open between reads
 
 
 @pytest.mark.parametrize("budget", [1024, 3000, 1 << 16, 1 << 24])
@@ -101,6 +103,15 @@ def test_spilled_equals_in_memory_with_ties_heavy_keys_and_good_images(budget, t
     # and the functional API's numbers on the same pixels
     assert same(b.auroc(), F.auroc(maps, masks)) and same(b.aupro(0.3), F.aupro(maps, masks, fpr_limit=0.3))
     b.close()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_dropped_state_removes_its_files(tmp_path):
+    maps, masks = images(8, n=6)
+    b = fill(maps, masks, memory_limit=1024, tmp_dir=tmp_path)
+    assert os.listdir(b.tmp_path) and b.sorted_keys()[0][5] == PixelState.sorted_keys(fill(maps, masks))[0][5]
+    del b
+    gc.collect()
     assert os.listdir(tmp_path) == []
 
 
