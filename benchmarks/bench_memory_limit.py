@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_info, machine_line  # noqa: E402
-from bench_evaluate import EVALUATE, child, write_dataset  # noqa: E402
+from _machine import machine_info, machine_line
+from bench_evaluate import EVALUATE, child, write_dataset
 
 
 def run_pair(args, data, tmp_dir):

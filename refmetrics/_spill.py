@@ -155,7 +155,7 @@ class _Range:
     pixels, stored from ``offsets`` in the sorted files, or, for one heavy key (``lo == hi``), counted
     only (``sizes``, ``counts``: its defect pixels' region sizes, decreasing)."""
 
-    __slots__ = ("lo", "hi", "n_bg", "n_def", "offsets", "sizes", "counts")
+    __slots__ = ("counts", "hi", "lo", "n_bg", "n_def", "offsets", "sizes")
 
     def __init__(self, lo, hi, n_bg, n_def, offsets=None, sizes=None, counts=None):
         self.lo, self.hi, self.n_bg, self.n_def = lo, hi, n_bg, n_def

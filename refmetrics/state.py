@@ -72,7 +72,7 @@ class PixelState:
         if cls is PixelState and memory_limit is not None:  # bounded memory: keys spilled to tmp_dir
             from ._spill import SpilledPixelState
 
-            cls = SpilledPixelState
+            return super().__new__(SpilledPixelState)
         return super().__new__(cls)
 
     def __init__(self, n_pixels, dtype=np.float32, connectivity=None, memory_limit=None, tmp_dir=None):

@@ -76,7 +76,7 @@ def assert_identical(a, b):
     for strict in (False, True):
         assert np.array_equal(a.region_overlap_at_least(THRESHOLDS, strict=strict),
                               b.region_overlap_at_least(THRESHOLDS, strict=strict))
-    weight = lambda s: (1.0 / s).astype(np.float32).astype(np.float64)  # noqa: E731  ADEval's weights
+    weight = lambda s: (1.0 / s).astype(np.float32).astype(np.float64)  # ADEval's weights
     assert np.array_equal(a.region_overlap_at_least(THRESHOLDS, weight), b.region_overlap_at_least(THRESHOLDS, weight))
     for x, y in zip(a.sorted_keys(), b.sorted_keys()):
         assert x.size == y.size
@@ -207,7 +207,8 @@ def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
     maps, masks = images(7, n=4)
     real = _spill.shutil.disk_usage
     monkeypatch.setattr(_spill.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
-    with pytest.raises(_spill.DiskFullError, match=r"--tmp-dir .*: spilling 1,000,000 pixels needs about 0.01 GB of disk"):
+    with pytest.raises(_spill.DiskFullError,
+                       match=r"--tmp-dir .*: spilling 1,000,000 pixels needs about 0.01 GB of disk"):
         PixelState(10 ** 6, memory_limit=1024, tmp_dir=tmp_path)
     monkeypatch.setattr(_spill.shutil, "disk_usage", real)
     real_open = open
@@ -245,10 +246,10 @@ def run(*args):
 
 def test_bad_memory_options_are_errors(tmp_path, capsys):
     cases = [
-        (["--memory-limit", "1XB"], "--memory-limit: expected a size such as 1GB, 512MiB or a number of bytes, "
-                                    "received '1XB'"),
-        (["--memory-limit", "100MB"], "--memory-limit: expected at least 269,484,032 bytes (257 MiB: 256 MiB for "
-                                      "the process itself, the rest for the keys), received 100,000,000"),
+        (["--memory-limit", "1XB"], ("--memory-limit: expected a size such as 1GB, 512MiB or a number of bytes, "
+                                     "received '1XB'")),
+        (["--memory-limit", "100MB"], ("--memory-limit: expected at least 269,484,032 bytes (257 MiB: 256 MiB "
+                                       "for the process itself, the rest for the keys), received 100,000,000")),
         (["--tmp-dir", tmp_path], "--tmp-dir: applies to --memory-limit's spilled keys"),
         (["--memory-limit", "1GB", "--tmp-dir", tmp_path / "missing"],
          f"--tmp-dir: expected an existing directory, received {tmp_path / 'missing'}"),
