@@ -256,7 +256,6 @@ class SpilledPixelState(PixelState):
         dtype = np.dtype(dtype)
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype: expected float32 or float64, received {dtype}")
-        V.check_size_limit(n_pixels)
         if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) \
                 or memory_limit < MIN_BUDGET:
             raise ValueError(f"memory_limit: expected a number of bytes >= {MIN_BUDGET:,}, received "
