@@ -134,13 +134,37 @@ def _evaluate_options(args, protocol, evaluate):
             raise evaluate.InputError(f"--{name.replace('_', '-')}: --protocol {protocol.name} has no use for it "
                                f"(it applies to {', '.join(p.name for p in evaluate.PROTOCOLS.values() if name in p.options)})")
     ci = _ci_options(args, evaluate)
+    memory = _memory_options(args, protocol, evaluate)
     return evaluate.Options(maps=args.maps, gt=args.gt, manifest=args.manifest, split_csv=args.split_csv,
                      split_json=args.split_json,
                      categories=tuple(args.categories) if args.categories else None, fpr_limit=args.fpr_limit,
                      resize=args.resize, image_score=_image_score(args, protocol, evaluate),
                      float16=args.float16, sample_key=args.sample_key, figures=not args.no_figures,
                      quiet=args.quiet or not sys.stdout.isatty(), official=not args.no_official,
-                     per_defect=not args.no_per_defect, **ci)
+                     per_defect=not args.no_per_defect, **ci, **memory)
+
+
+def _memory_options(args, protocol, evaluate):
+    """``--memory-limit`` and ``--tmp-dir`` as :class:`Options`' ``memory_limit`` (the bytes of keys: the limit
+    less the process's fixed share, :data:`refmetrics._spill.OVERHEAD`) and ``tmp_dir``, checked."""
+    if args.memory_limit is None:
+        if args.tmp_dir is not None:
+            raise evaluate.InputError(f"--tmp-dir: applies to --memory-limit's spilled keys, which this run does not "
+                                      f"spill: add --memory-limit (received --tmp-dir {args.tmp_dir} without it)")
+        return {}
+    from . import _spill
+
+    budget = _spill.key_budget(_spill.parse_size(args.memory_limit))
+    if args.ci:
+        raise evaluate.InputError("--ci: the pixel bootstrap needs every image's keys, which --memory-limit does not "
+                                  "keep (they are spilled pooled): leave out --ci or --memory-limit")
+    if protocol.name == "mvtec-loco":
+        raise evaluate.InputError("--memory-limit: --protocol mvtec-loco keeps each object's maps and regions in "
+                                  "memory for AU-sPRO and its official tool, which a limit cannot bound: run it "
+                                  "without --memory-limit")
+    if args.tmp_dir is not None and not args.tmp_dir.is_dir():
+        raise evaluate.InputError(f"--tmp-dir: expected an existing directory, received {args.tmp_dir}")
+    return {"memory_limit": budget, "tmp_dir": args.tmp_dir}
 
 
 def _ci_options(args, evaluate):
@@ -439,6 +463,13 @@ def build_parser():
                          "type draws its own resamples from it)")
     ev.add_argument("--level", metavar="L", default=None,
                     help="with --ci: the intervals' level, strictly between 0 and 1 (default 0.95)")
+    ev.add_argument("--memory-limit", metavar="SIZE", default=None,
+                    help="bounded memory, the same numbers: the pooled pixel keys are spilled to a temporary "
+                         "directory and sorted range by range, at most SIZE less 256 MiB for the process itself "
+                         "held at a time (SIZE: bytes, or 1GB, 512MiB, ...; at least 257 MiB); needs about twice "
+                         "the keys (4 bytes per pixel, 8 for resized maps) of disk. Not with --ci or mvtec-loco")
+    ev.add_argument("--tmp-dir", type=Path, metavar="DIR", default=None,
+                    help="with --memory-limit: where the temporary directory goes (default: the system's)")
     ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")
     ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stdout is not a terminal)")
     ev.set_defaults(func=cmd_evaluate)

@@ -52,6 +52,12 @@ class PixelState:
     connectivity : int, optional
         Region connectivity of the masks (``None``: full, 8-connected in 2-D), as
         :func:`refmetrics.functional.aupro`.
+    memory_limit : int, optional
+        Bytes of keys to hold at a time: the keys are then spilled to a temporary
+        directory and the state is a :class:`refmetrics._spill.SpilledPixelState`
+        (the same numbers, bit for bit; per-image keys not kept). None: in memory.
+    tmp_dir : str or path-like, optional
+        Where a spilled state's temporary directory goes (None: the system's).
 
     Notes
     -----
@@ -62,7 +68,14 @@ class PixelState:
     pixels, bit for bit, whatever the order the images were added in.
     """
 
-    def __init__(self, n_pixels, dtype=np.float32, connectivity=None):
+    def __new__(cls, n_pixels=None, dtype=np.float32, connectivity=None, memory_limit=None, tmp_dir=None):
+        if cls is PixelState and memory_limit is not None:  # bounded memory: keys spilled to tmp_dir
+            from ._spill import SpilledPixelState
+
+            return super().__new__(SpilledPixelState)
+        return super().__new__(cls)
+
+    def __init__(self, n_pixels, dtype=np.float32, connectivity=None, memory_limit=None, tmp_dir=None):
         n_pixels = V.check_count("n_pixels", n_pixels)
         dtype = np.dtype(dtype)
         if dtype not in _DTYPES:

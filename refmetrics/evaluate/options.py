@@ -33,6 +33,10 @@ class Options:
     ``ci``: a percentile interval beside every value that has one (a stratified image bootstrap,
     :func:`refmetrics.functional.bootstrap.resample_counts`: ``bootstrap`` resamples drawn with ``seed``, each
     category and defect type under its own name), at ``level`` (:func:`check_ci` checks them).
+
+    ``memory_limit``: the pooled pixel state holds at most that many bytes of keys at a time, the rest spilled
+    to a temporary directory under ``tmp_dir`` (:class:`refmetrics._spill.SpilledPixelState`: the same
+    numbers; ``--memory-limit`` is this budget plus :data:`refmetrics._spill.OVERHEAD`).
     """
 
     maps: Path | None = None
@@ -56,6 +60,8 @@ class Options:
     bootstrap: int = 1000
     seed: int = 0
     level: float = 0.95
+    memory_limit: int | None = None  # bytes of keys the pooled pixel state holds at a time (None: in memory)
+    tmp_dir: Path | None = None  # where a spilled pixel state's temporary directory goes (None: the system's)
 
 
 MIN_RESAMPLES = 10  # fewer resamples leave a 95% percentile interval to the extremes of a handful of values

@@ -79,7 +79,8 @@ class Pixels:
     def __init__(self, samples, options):
         total = sum(s.target[0] * s.target[1] for s in samples)
         dtype = np.float64 if is_wide(samples, options.float16) else np.float32
-        self.state = PixelState(total, dtype, options.connectivity)
+        self.state = PixelState(total, dtype, options.connectivity, memory_limit=options.memory_limit,
+                                tmp_dir=options.tmp_dir)
 
     def add(self, image):
         self.state.add(image.values, image.mask, name=str(image.sample.map))
