@@ -98,6 +98,9 @@ def auroc_from_state(state):
 
         V.check_size_limit(p + n)
         return float(Fraction(D.auroc_u2(*state.device_sorted()), 2 * p * n))
+    if isinstance(state, R.ExactScores):
+        V.check_size_limit(p + n)
+        return float(Fraction(R.exact_auroc_u2(state), 2 * p * n))
     return float(Fraction(R.auroc_u2(_groups(state)), 2 * p * n))
 
 
@@ -147,6 +150,9 @@ def _f1_best(state):
 
         V.check_size_limit(p + state.n_neg)
         tp, fp, key = D.f1_best(*state.device_sorted())
+    elif isinstance(state, R.ExactScores):
+        V.check_size_limit(p + state.n_neg)
+        tp, fp, key = R.exact_f1_best(state)
     else:
         tp, fp, key = R.f1_best(_groups(state), p)
     return state.threshold_of(key), float(Fraction(2 * tp, tp + fp + p))
