@@ -242,3 +242,28 @@ def f1_best(pos, neg, pst, nst, chunk=1 << 16):
     if best is None:
         return 0, 0, None
     return best
+
+
+def sort_keys_in_place(keys):
+    """Sort ``keys`` in place (through a sorted copy of the same size, copied back)."""
+    if keys.size < SMALL:
+        keys.sort()
+        return keys
+    keys[...] = sort_keys(keys)
+    return keys
+
+
+def sort_pairs_in_place(keys, payload):
+    """Sort ``(keys, payload)`` pairs in place by key, then payload, as one uint64 sort of
+    ``key << 32 | payload``; returns False (nothing done) unless the keys are uint32, the
+    payloads below 2**32 and there are at least :data:`SMALL` pairs."""
+    if keys.dtype != np.uint32 or keys.size < SMALL or (payload.size and int(payload.max()) >> 32):
+        return False
+    packed = keys.astype(np.uint64)
+    packed <<= np.uint64(32)
+    packed |= payload.astype(np.uint64, copy=False)
+    packed = sort_keys(packed)
+    np.right_shift(packed, np.uint64(32), out=keys, casting="unsafe")
+    packed &= np.uint64(0xFFFFFFFF)
+    payload[...] = packed
+    return True
