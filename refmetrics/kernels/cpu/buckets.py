@@ -31,7 +31,8 @@ width (``& ones``) before it is stored or shifted.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .keys import is_nan_bits
 from .ranking import RADIX_SIZE, acc_f1_max, next_groups
@@ -41,16 +42,31 @@ N_PREFIX = 1 << PREFIX_BITS
 SMALL_RANGE = 64  # below this, insertion sort
 
 
-@njit(cache=True, nogil=True, inline="always")
 def branchless_key(b, sign, ones, top):
     """:func:`keys.score_key` without a branch on the sign (same key; -0.0 folded onto +0.0).
 
-    ``top`` is the key width minus one, typed as the key.
+    ``top`` is the key width minus one, typed as the key. Numba only (an overload per key
+    width: 32-bit keys cast every intermediate back to uint32, which also runs faster than
+    masking 64-bit intermediates).
     """
-    zero = sign ^ sign
-    b = zero if b == sign else b
-    m = (zero - (b >> top)) | sign  # all ones if the sign bit is set, else the sign bit
-    return (b ^ m) & ones
+    raise NotImplementedError("branchless_key is compiled inside Numba kernels only")
+
+
+@overload(branchless_key, inline="always")
+def _branchless_key(b, sign, ones, top):
+    if isinstance(b, types.Integer) and b.bitwidth == 32:
+        def key32(b, sign, ones, top):
+            b = b if b != np.uint32(0x80000000) else np.uint32(0)
+            m = np.uint32((np.uint32(0) - np.uint32(b >> np.uint32(31))) | np.uint32(0x80000000))
+            return np.uint32(b ^ m)
+        return key32
+
+    def key64(b, sign, ones, top):
+        zero = sign ^ sign
+        b = zero if b == sign else b
+        m = (zero - (b >> top)) | sign  # all ones if the sign bit is set, else the sign bit
+        return (b ^ m) & ones
+    return key64
 
 
 @njit(cache=True, nogil=True)
@@ -91,8 +107,6 @@ def scatter_scores(bits, target, has_ignore, ignore, consts, top, shift, rid, cu
     NaN scores and bad labels were counted by :func:`count_scores` (none here).
     """
     sign, magnitude, inf, ones = consts[0], consts[1], consts[2], consts[3]
-    c0 = cursor[0]
-    c1 = cursor[1]
     for i in range(bits.size):
         t = target[i]
         if has_ignore and t == ignore:
@@ -101,13 +115,10 @@ def scatter_scores(bits, target, has_ignore, ignore, consts, top, shift, rid, cu
         if is_nan_bits(b, magnitude, inf):
             continue
         k = branchless_key(b, sign, ones, top)
-        r = rid[np.intp(k >> shift)]
-        if t == 1:
-            out[c0[r]] = k
-            c0[r] += 1
-        elif t == 0:
-            out[c1[r]] = k
-            c1[r] += 1
+        side = np.intp(1) - np.intp(t)  # labels are 0 or 1 here: the count pass checked them
+        r = np.intp(rid[np.intp(k >> shift)])
+        out[cursor[side, r]] = k
+        cursor[side, r] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -166,46 +177,69 @@ def insertion_sort(a):
 
 
 @njit(cache=True, nogil=True)
+def _digit_histograms(a, hist, shifts, npass):
+    """``hist[p, digit p of key] +=`` for every key of ``a``, for 3 (32-bit keys) or 6 (64-bit) passes,
+    unrolled (a loop over the passes inside the key loop costs about 2x)."""
+    mask = shifts[-1]
+    h0, h1, h2 = hist[0], hist[1], hist[2]
+    s0, s1, s2 = shifts[0], shifts[1], shifts[2]
+    if npass == 3:
+        for i in range(a.size):
+            k = a[i]
+            h0[np.intp((k >> s0) & mask)] += 1
+            h1[np.intp((k >> s1) & mask)] += 1
+            h2[np.intp((k >> s2) & mask)] += 1
+        return
+    h3, h4, h5 = hist[3], hist[4], hist[5]
+    s3, s4, s5 = shifts[3], shifts[4], shifts[5]
+    for i in range(a.size):
+        k = a[i]
+        h0[np.intp((k >> s0) & mask)] += 1
+        h1[np.intp((k >> s1) & mask)] += 1
+        h2[np.intp((k >> s2) & mask)] += 1
+        h3[np.intp((k >> s3) & mask)] += 1
+        h4[np.intp((k >> s4) & mask)] += 1
+        h5[np.intp((k >> s5) & mask)] += 1
+
+
+@njit(cache=True, nogil=True)
 def sort_range(a, tmp, hist, shifts):
     """Sort ``a`` ascending in place: LSD radix sort of 11-bit digits with one histogram
     read for all passes, passes where every key has the same digit skipped (the top
     digits are constant inside a key range). ``tmp`` (at least ``a.size``) and ``hist``
-    (``(passes, RADIX_SIZE)`` int64) are scratch; ``shifts`` as ``ranking.digit_shifts``."""
+    (``(passes, RADIX_SIZE)`` int64) are scratch; ``shifts`` as ``ranking.digit_shifts``
+    (3 or 6 passes)."""
     n = a.size
     if n < SMALL_RANGE:
         insertion_sort(a)
         return
     npass = shifts.size - 1
     mask = shifts[-1]
-    for p in range(npass):
-        for d in range(RADIX_SIZE):
-            hist[p, d] = 0
-    for i in range(n):
-        k = a[i]
-        for p in range(npass):
-            hist[p, np.intp((k >> shifts[p]) & mask)] += 1
+    hist[:npass] = 0
+    _digit_histograms(a, hist, shifts, npass)
     src = a
     dst = tmp[:n]
     flip = False
     for p in range(npass):
+        h = hist[p]
         trivial = False
         for d in range(RADIX_SIZE):
-            if hist[p, d] != 0:
-                trivial = hist[p, d] == n
+            if h[d] != 0:
+                trivial = h[d] == n
                 break
         if trivial:
             continue
         s = 0
         for d in range(RADIX_SIZE):
-            c = hist[p, d]
-            hist[p, d] = s
+            c = h[d]
+            h[d] = s
             s += c
         sh = shifts[p]
         for i in range(n):
             k = src[i]
             d = np.intp((k >> sh) & mask)
-            dst[hist[p, d]] = k
-            hist[p, d] += 1
+            dst[h[d]] = k
+            h[d] += 1
         src, dst = dst, src
         flip = not flip
     if flip:
