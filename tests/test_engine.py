@@ -52,19 +52,20 @@ def _configure(monkeypatch, threads, sort, target):
 def _today(fn):
     """``fn()`` on the single-threaded whole-array path (today's code)."""
     small, threads = E.SMALL, TH.get_num_threads()
-    u2, f1 = R.exact_auroc_u2, R.exact_f1_best
+    u2, f1, ap = R.exact_auroc_u2, R.exact_f1_best, R.exact_average_precision
     E.SMALL = 1 << 62
     rm.set_num_threads(1)
     # AUROC and F1-max from one sequential walk over all groups, as before the per-range parts
     R.exact_auroc_u2 = lambda state: R.auroc_u2(R.exact_groups(*state.sorted()))
     R.exact_f1_best = lambda state: R.f1_best(R.exact_groups(*state.sorted()), state.n_pos)
+    R.exact_average_precision = lambda state: R.average_precision(R.exact_groups(*state.sorted()), state.n_pos)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fn()
     finally:
         E.SMALL = small
-        R.exact_auroc_u2, R.exact_f1_best = u2, f1
+        R.exact_auroc_u2, R.exact_f1_best, R.exact_average_precision = u2, f1, ap
         rm.set_num_threads(threads)
 
 
@@ -274,6 +275,10 @@ def test_per_range_parts_equal_the_walk():
         tp, fp, key = E.f1_best(pos, neg, pst, nst)
         etp, efp, ekey = R.f1_best(R.exact_groups(pos, neg), pos.size)
         assert (tp, fp, int(key[0])) == (etp, efp, int(ekey[0]))
+        dtp, dfp = E.positive_groups(pos, neg, pst, nst)
+        assert dtp.sum() == pos.size and dfp.sum() <= neg.size and np.all(dtp > 0)
+        expected = R.average_precision(R.exact_groups(pos, neg), pos.size)
+        assert R.average_precision([(None, dtp, dfp)], pos.size) == expected
 
 
 def test_the_range_sort_sorts():

@@ -267,3 +267,32 @@ def sort_pairs_in_place(keys, payload):
     packed &= np.uint64(0xFFFFFFFF)
     payload[...] = packed
     return True
+
+
+def positive_groups(pos, neg, pst, nst):
+    """``(dtp, dfp)`` of the groups that hold positives, in decreasing score order, each ``dfp``
+    counting the negatives since the previous such group: formed per range in threads. The
+    average-precision accumulator reads the same running counts from them as from every group."""
+    nr = pst.size - 1
+    rdtp = np.empty(pos.size, np.int64)
+    rdfp = np.empty(pos.size, np.int64)
+    n_records = np.zeros(max(nr, 0), np.int64)
+    tail = np.zeros(max(nr, 0), np.int64)
+    t = max(1, min(TH.get_num_threads(), nr))
+    TH.run(lambda first: KB.ranges_positive_groups(pos, neg, pst, nst, first, t, rdtp, rdfp, n_records, tail),
+           range(t))
+    dtp, dfp = [], []
+    carry = 0
+    for r in range(nr - 1, -1, -1):  # the top range first
+        c = int(n_records[r])
+        if c:
+            a = int(pst[r])
+            rdfp[a] += carry  # negatives of the ranges above since their last positive group
+            dtp.append(rdtp[a:a + c])
+            dfp.append(rdfp[a:a + c])
+            carry = int(tail[r])
+        else:
+            carry += int(tail[r])
+    if not dtp:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(dtp), np.concatenate(dfp)

@@ -435,6 +435,14 @@ def exact_f1_best(state):
     return E.f1_best(*state.sorted_ranges())
 
 
+def exact_average_precision(state):
+    """As :func:`average_precision` for a host :class:`ExactScores`: the same accumulator over the
+    groups that hold positives only (formed per range in threads), so the same sum, bit for bit."""
+    pos, neg, pst, nst = state.sorted_ranges()
+    dtp, dfp = E.positive_groups(pos, neg, pst, nst)
+    return average_precision([(None, dtp, dfp)], pos.size)
+
+
 def auroc_u2(groups):
     """``2U`` (twice Mann-Whitney's U) as a Python int."""
     state = np.zeros(2, np.int64)

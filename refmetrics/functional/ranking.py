@@ -107,6 +107,9 @@ def auroc_from_state(state):
 def average_precision_from_state(state):
     if _no_positive(state, "average precision"):
         return float("nan")
+    if isinstance(state, R.ExactScores) and not state.on_device:
+        V.check_size_limit(state.n_pos + state.n_neg)
+        return R.exact_average_precision(state)
     return R.average_precision(_groups(state), state.n_pos)
 
 

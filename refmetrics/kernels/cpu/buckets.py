@@ -309,3 +309,41 @@ def ranges_f1(pos, neg, pst, nst, tp_above, fp_above, n_pos, first, step, keys, 
             if g == 0:
                 break
             acc_f1_max(keys[:g], dtp[:g], dfp[:g], n_pos, st, bk)
+
+
+@njit(cache=True, nogil=True)
+def ranges_positive_groups(pos, neg, pst, nst, first, step, rdtp, rdfp, n_records, tail):
+    """Per range ``r`` (``first, first + step, ...``), from its top: one record per group holding
+    positives, ``rdtp[pst[r] + i]`` its positives and ``rdfp[pst[r] + i]`` the negatives since the
+    previous such group of the range (its own included); ``n_records[r]`` records, and ``tail[r]``
+    the negatives below the range's last record. Fed in order to ``ranking.acc_average_precision``,
+    the records give the same running counts at every group that adds a term, so the same sum."""
+    for r in range(first, pst.size - 1, step):
+        p = pos[pst[r]:pst[r + 1]]
+        q = neg[nst[r]:nst[r + 1]]
+        w = pst[r]
+        i = p.size - 1
+        j = q.size - 1
+        count = 0
+        pending = 0
+        while i >= 0 or j >= 0:
+            if i >= 0 and (j < 0 or p[i] >= q[j]):
+                v = p[i]
+            else:
+                v = q[j]
+            a = 0
+            while i >= 0 and p[i] == v:
+                a += 1
+                i -= 1
+            b = 0
+            while j >= 0 and q[j] == v:
+                b += 1
+                j -= 1
+            pending += b
+            if a:
+                rdtp[w + count] = a
+                rdfp[w + count] = pending
+                count += 1
+                pending = 0
+        n_records[r] = count
+        tail[r] = pending
