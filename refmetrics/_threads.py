@@ -181,8 +181,10 @@ def run(fn, tasks):
 
 def _after_fork_in_child():
     # the parent's worker threads do not exist in the child: forget the pool, make a new one on demand
-    global _pool, _pool_size
+    # (and a new lock: another thread of the parent may have held it at the fork)
+    global _pool, _pool_size, _lock
     _pool, _pool_size = None, 0
+    _lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

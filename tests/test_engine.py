@@ -275,10 +275,13 @@ def test_per_range_parts_equal_the_walk():
         tp, fp, key = E.f1_best(pos, neg, pst, nst)
         etp, efp, ekey = R.f1_best(R.exact_groups(pos, neg), pos.size)
         assert (tp, fp, int(key[0])) == (etp, efp, int(ekey[0]))
-        dtp, dfp = E.positive_groups(pos, neg, pst, nst)
-        assert dtp.sum() == pos.size and dfp.sum() <= neg.size and np.all(dtp > 0)
         expected = R.average_precision(R.exact_groups(pos, neg), pos.size)
-        assert R.average_precision([(None, dtp, dfp)], pos.size) == expected
+        for block in (1, 3, None):
+            chunks = list(E.positive_groups(pos, neg, pst, nst, block))
+            dtp = np.concatenate([c[1] for c in chunks])
+            dfp = np.concatenate([c[2] for c in chunks])
+            assert dtp.sum() == pos.size and dfp.sum() <= neg.size and np.all(dtp > 0)
+            assert R.average_precision(chunks, pos.size) == expected
 
 
 def test_the_range_sort_sorts():

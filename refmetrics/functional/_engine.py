@@ -269,30 +269,37 @@ def sort_pairs_in_place(keys, payload):
     return True
 
 
-def positive_groups(pos, neg, pst, nst):
-    """``(dtp, dfp)`` of the groups that hold positives, in decreasing score order, each ``dfp``
-    counting the negatives since the previous such group: formed per range in threads. The
+def positive_groups(pos, neg, pst, nst, block=None):
+    """Yield ``(None, dtp, dfp)`` chunks of the groups that hold positives, in decreasing score
+    order, each ``dfp`` counting the negatives since the previous such group: formed per range in
+    threads, a block of ranges at a time (memory: the block's positives, 16 bytes each). The
     average-precision accumulator reads the same running counts from them as from every group."""
     nr = pst.size - 1
-    rdtp = np.empty(pos.size, np.int64)
-    rdfp = np.empty(pos.size, np.int64)
-    n_records = np.zeros(max(nr, 0), np.int64)
-    tail = np.zeros(max(nr, 0), np.int64)
     t = max(1, min(TH.get_num_threads(), nr))
-    TH.run(lambda first: KB.ranges_positive_groups(pos, neg, pst, nst, first, t, rdtp, rdfp, n_records, tail),
-           range(t))
-    dtp, dfp = [], []
+    block = 16 * t if block is None else block
     carry = 0
-    for r in range(nr - 1, -1, -1):  # the top range first
-        c = int(n_records[r])
-        if c:
-            a = int(pst[r])
-            rdfp[a] += carry  # negatives of the ranges above since their last positive group
-            dtp.append(rdtp[a:a + c])
-            dfp.append(rdfp[a:a + c])
-            carry = int(tail[r])
-        else:
-            carry += int(tail[r])
-    if not dtp:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(dtp), np.concatenate(dfp)
+    for hi in range(nr, 0, -block):  # blocks of ranges, the top block first
+        lo = max(0, hi - block)
+        bst = pst[lo:hi + 1]
+        rdtp = np.empty(int(bst[-1] - bst[0]), np.int64)
+        rdfp = np.empty_like(rdtp)
+        n_records = np.zeros(hi - lo, np.int64)
+        tail = np.zeros(hi - lo, np.int64)
+        sub = (bst - bst[0], nst[lo:hi + 1])
+        p = pos[int(bst[0]):int(bst[-1])]
+        tt = max(1, min(t, hi - lo))
+        TH.run(lambda first: KB.ranges_positive_groups(p, neg, sub[0], sub[1], first, tt, rdtp, rdfp, n_records,
+                                                        tail), range(tt))
+        dtp, dfp = [], []
+        for r in range(hi - lo - 1, -1, -1):  # the top range first
+            c = int(n_records[r])
+            if c:
+                a = int(sub[0][r])
+                rdfp[a] += carry  # negatives of the ranges above since their last positive group
+                dtp.append(rdtp[a:a + c])
+                dfp.append(rdfp[a:a + c])
+                carry = int(tail[r])
+            else:
+                carry += int(tail[r])
+        if dtp:
+            yield None, np.concatenate(dtp), np.concatenate(dfp)

@@ -439,8 +439,7 @@ def exact_average_precision(state):
     """As :func:`average_precision` for a host :class:`ExactScores`: the same accumulator over the
     groups that hold positives only (formed per range in threads), so the same sum, bit for bit."""
     pos, neg, pst, nst = state.sorted_ranges()
-    dtp, dfp = E.positive_groups(pos, neg, pst, nst)
-    return average_precision([(None, dtp, dfp)], pos.size)
+    return average_precision(E.positive_groups(pos, neg, pst, nst), pos.size)
 
 
 def auroc_u2(groups):
