@@ -423,25 +423,6 @@ class BinnedScores:
 # accumulators over a group stream
 # ---------------------------------------------------------------------------
 
-def exact_auroc_u2(state):
-    """``2U`` of a host :class:`ExactScores` (a Python int), from per-range parts in threads."""
-    pos, neg, pst, nst = state.sorted_ranges()
-    u2 = E.auroc_u2(pos, neg, pst, nst)
-    return auroc_u2(exact_groups(pos, neg)) if u2 is None else u2
-
-
-def exact_f1_best(state):
-    """As :func:`f1_best` for a host :class:`ExactScores`, from per-range bests in threads."""
-    return E.f1_best(*state.sorted_ranges())
-
-
-def exact_average_precision(state):
-    """As :func:`average_precision` for a host :class:`ExactScores`: the same accumulator over the
-    groups that hold positives only (formed per range in threads), so the same sum, bit for bit."""
-    pos, neg, pst, nst = state.sorted_ranges()
-    return average_precision(E.positive_groups(pos, neg, pst, nst), pos.size)
-
-
 def auroc_u2(groups):
     """``2U`` (twice Mann-Whitney's U) as a Python int."""
     state = np.zeros(2, np.int64)
@@ -480,3 +461,26 @@ def f1_best(groups, n_pos):
     if best is None or not state[4]:
         return 0, 0, None
     return int(state[2]), int(state[3]), best
+
+
+# ---------------------------------------------------------------------------
+# per-range parts of a host ExactScores (_engine.py), in threads
+# ---------------------------------------------------------------------------
+
+def exact_average_precision(state):
+    """As :func:`average_precision` for a host :class:`ExactScores`: the same accumulator over the
+    groups that hold positives only (formed per range in threads), so the same sum, bit for bit."""
+    pos, neg, pst, nst = state.sorted_ranges()
+    return average_precision(E.positive_groups(pos, neg, pst, nst), pos.size)
+
+
+def exact_auroc_u2(state):
+    """``2U`` of a host :class:`ExactScores` (a Python int), from per-range parts in threads."""
+    pos, neg, pst, nst = state.sorted_ranges()
+    u2 = E.auroc_u2(pos, neg, pst, nst)
+    return auroc_u2(exact_groups(pos, neg)) if u2 is None else u2
+
+
+def exact_f1_best(state):
+    """As :func:`f1_best` for a host :class:`ExactScores`, from per-range bests in threads."""
+    return E.f1_best(*state.sorted_ranges())
