@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _labels as L
 from . import _validation as V
+from .functional import _engine as E
 from .functional import _ranked as R
 from .functional import _regions as G
 from .functional import ranking as FR
@@ -180,14 +181,15 @@ class PixelState:
         if self._sorted is not None:
             return
         bg = self._keys[:self.n_bg]
-        bg.sort()  # NumPy's in-place sort: no second copy of the background
+        E.sort_keys_in_place(bg)  # key ranges in threads (small: NumPy's in-place sort), sorted back in place
         rkeys = self._keys[self._keys.size - self.n_defect:]  # the images' defect keys, last image first
         rsizes = np.concatenate(self._rsizes[::-1]) if self._rsizes else np.empty(0, np.uint32)
         self._rsizes = []
-        tk, tp = np.empty_like(rkeys), np.empty_like(rsizes)
-        if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
-            rkeys[...], rsizes[...] = tk, tp
-        del tk, tp
+        if not E.sort_pairs_in_place(rkeys, rsizes):  # (key << 32 | size) as one uint64 sort, or:
+            tk, tp = np.empty_like(rkeys), np.empty_like(rsizes)
+            if KG.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[self.kd], R._SHIFTS[np.dtype(np.uint32)]):
+                rkeys[...], rsizes[...] = tk, tp
+            del tk, tp
         self._sorted = (bg, rkeys, rsizes)
         pixels = R.ExactScores()
         pixels.add(R._Part(rkeys, bg, None, is_sorted=True))

@@ -3,8 +3,8 @@
 Two kinds of state feed the same accumulators:
 
 - :class:`ExactScores` keeps every score as an order-preserving integer key,
-  positives and negatives apart, and sorts them (radix sort) when a result is
-  asked for. The state is a multiset, so any batch split, batch order or merge
+  positives and negatives apart, and sorts them when a result is asked for
+  (in key ranges, in threads: ``_engine.py``; small inputs by one radix sort). The state is a multiset, so any batch split, batch order or merge
   of states gives the same sorted arrays and therefore bit-identical results.
 - :class:`BinnedScores` keeps, for given thresholds, the integer count of
   positives and negatives per threshold bin (torchmetrics' binned mode).
@@ -22,6 +22,7 @@ from ..kernels.cpu import binned as KB
 from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import ranking as K
 from ..kernels.cpu._int128 import count_dd
+from . import _engine as E
 
 CHUNK = 1 << 16  # groups per accumulator call: small buffers, negligible call overhead
 
@@ -94,12 +95,14 @@ def _sort_pair(pos, neg, hist):
 
 
 class _Part:
-    """One batch of keys: positives, negatives, their digit histograms."""
+    """One batch of keys: positives, negatives, and either their digit histograms (``hist``)
+    or their key-range plan (``ranges = (pst, nst)``, see ``_engine.py``)."""
 
-    __slots__ = ("pos", "neg", "hist", "sorted", "shared")
+    __slots__ = ("pos", "neg", "hist", "sorted", "shared", "ranges")
 
-    def __init__(self, pos, neg, hist, is_sorted=False):
+    def __init__(self, pos, neg, hist, is_sorted=False, ranges=None):
         self.pos, self.neg, self.hist, self.sorted = pos, neg, hist, is_sorted
+        self.ranges = ranges
         self.shared = False  # also held by another state (merged): never sorted in place
 
     def widened(self):
@@ -140,6 +143,10 @@ def partition(batch):
         batch.check(n_nan, n_bad)
         return _DevicePart(pos, neg)
     kd = KEYS.KEY_OF[batch.scores.dtype]
+    if batch.scores.size >= E.SMALL:
+        pos, neg, pst, nst = E.partition_scores(batch.scores.view(kd), batch.labels, batch.has_ignore,
+                                                batch.ignore, batch.check)
+        return _Part(pos, neg, None, ranges=(pst, nst))
     shifts = _SHIFTS[kd]
     out = np.empty(batch.scores.size, kd)
     hist = np.zeros((2, shifts.size - 1, K.RADIX_SIZE), np.int64)
@@ -231,17 +238,38 @@ class ExactScores(PartsState):
         parts = self.parts
         if len({p.pos.dtype for p in parts}) > 1:
             parts = [p if p.pos.dtype == np.uint64 else p.widened() for p in parts]
-        if len(parts) == 1:
-            pos, neg, hist = parts[0].pos, parts[0].neg, parts[0].hist
+        if len(parts) == 1 and parts[0].ranges is not None:  # one planned batch: sort its ranges in place
+            pos, neg = parts[0].pos, parts[0].neg
             if parts[0].shared:
                 pos, neg = pos.copy(), neg.copy()
+            ranges = parts[0].ranges
+            E.sort_planned(pos, neg, *ranges)
+        elif sum(p.pos.size + p.neg.size for p in parts) >= E.SMALL:  # plan the keys afresh
+            pos, neg, *ranges = E.partition_keys([p.pos for p in parts], [p.neg for p in parts])
+            E.sort_planned(pos, neg, *ranges)
         else:
-            pos = np.concatenate([p.pos for p in parts])
-            neg = np.concatenate([p.neg for p in parts])
-            hist = sum(p.hist for p in parts)
-        pos, neg = _sort_pair(pos, neg, hist)
-        self.parts = [_Part(pos, neg, hist, is_sorted=True)]
+            ranges = None
+            if len(parts) == 1:
+                pos, neg, hist = parts[0].pos, parts[0].neg, parts[0].hist
+                if parts[0].shared:
+                    pos, neg = pos.copy(), neg.copy()
+            else:
+                pos = np.concatenate([p.pos for p in parts])
+                neg = np.concatenate([p.neg for p in parts])
+                hist = None if any(p.hist is None for p in parts) else sum(p.hist for p in parts)
+            if hist is None:
+                hist = np.stack([_histogram(pos), _histogram(neg)])
+            pos, neg = _sort_pair(pos, neg, hist)
+        self.parts = [_Part(pos, neg, None, is_sorted=True, ranges=None if ranges is None else tuple(ranges))]
         return pos, neg
+
+    def sorted_ranges(self):
+        """``(pos, neg, pst, nst)``: the sorted keys and key ranges over them (``_engine.py``)."""
+        pos, neg = self.sorted()
+        part = self.parts[0]
+        if part.ranges is None:
+            part.ranges = E.sample_ranges(pos, neg)
+        return (pos, neg) + tuple(part.ranges)
 
 
 # ---------------------------------------------------------------------------
@@ -433,3 +461,26 @@ def f1_best(groups, n_pos):
     if best is None or not state[4]:
         return 0, 0, None
     return int(state[2]), int(state[3]), best
+
+
+# ---------------------------------------------------------------------------
+# per-range parts of a host ExactScores (_engine.py), in threads
+# ---------------------------------------------------------------------------
+
+def exact_average_precision(state):
+    """As :func:`average_precision` for a host :class:`ExactScores`: the same accumulator over the
+    groups that hold positives only (formed per range in threads), so the same sum, bit for bit."""
+    pos, neg, pst, nst = state.sorted_ranges()
+    return average_precision(E.positive_groups(pos, neg, pst, nst), pos.size)
+
+
+def exact_auroc_u2(state):
+    """``2U`` of a host :class:`ExactScores` (a Python int), from per-range parts in threads."""
+    pos, neg, pst, nst = state.sorted_ranges()
+    u2 = E.auroc_u2(pos, neg, pst, nst)
+    return auroc_u2(exact_groups(pos, neg)) if u2 is None else u2
+
+
+def exact_f1_best(state):
+    """As :func:`f1_best` for a host :class:`ExactScores`, from per-range bests in threads."""
+    return E.f1_best(*state.sorted_ranges())

@@ -16,6 +16,7 @@ from .. import _validation as V
 from ..kernels.cpu import keys as KEYS
 from ..kernels.cpu import ranking as KR
 from ..kernels.cpu import regions as K
+from . import _engine as E
 from . import _ranked as R
 
 CHUNK = 1 << 16
@@ -351,13 +352,17 @@ class RegionScores(R.PartsState):
             bg = np.concatenate([p.bg for p in parts])
             rkeys = np.concatenate([p.rkeys for p in parts])
             rsizes = np.concatenate([p.rsizes for p in parts])
-        tmp = np.empty(bg.size, bg.dtype)
-        bg = R._sort(bg, tmp, R._histogram(bg))
-        del tmp
-        tk = np.empty_like(rkeys)
-        tp = np.empty_like(rsizes)
-        if K.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[rkeys.dtype], _SIZE_SHIFTS):
-            rkeys, rsizes = tk, tp
+        if bg.size >= E.SMALL:
+            bg = E.sort_keys(bg)  # key ranges, in threads
+        else:
+            tmp = np.empty(bg.size, bg.dtype)
+            bg = R._sort(bg, tmp, R._histogram(bg))
+            del tmp
+        if not E.sort_pairs_in_place(rkeys, rsizes):  # (key << 32 | size) as one uint64 sort, or:
+            tk = np.empty_like(rkeys)
+            tp = np.empty_like(rsizes)
+            if K.radix_sort_pairs(rkeys, rsizes, tk, tp, R._SHIFTS[rkeys.dtype], _SIZE_SHIFTS):
+                rkeys, rsizes = tk, tp
         self.parts = [_Part(bg, rkeys, rsizes, sum(p.n_regions for p in parts), sum(p.dropped for p in parts),
                             is_sorted=True)]
         return bg, rkeys, rsizes

@@ -96,12 +96,16 @@ def auroc_from_state(state):
         from ..kernels.cuda import _driver as D
 
         return float(Fraction(D.auroc_u2(*state.device_sorted()), 2 * p * n))
+    if isinstance(state, R.ExactScores):
+        return float(Fraction(R.exact_auroc_u2(state), 2 * p * n))
     return float(Fraction(R.auroc_u2(_groups(state)), 2 * p * n))
 
 
 def average_precision_from_state(state):
     if _no_positive(state, "average precision"):
         return float("nan")
+    if isinstance(state, R.ExactScores) and not state.on_device:
+        return R.exact_average_precision(state)
     return R.average_precision(_groups(state), state.n_pos)
 
 
@@ -144,6 +148,8 @@ def _f1_best(state):
         from ..kernels.cuda import _driver as D
 
         tp, fp, key = D.f1_best(*state.device_sorted())
+    elif isinstance(state, R.ExactScores):
+        tp, fp, key = R.exact_f1_best(state)
     else:
         tp, fp, key = R.f1_best(_groups(state), p)
     return state.threshold_of(key), float(Fraction(2 * tp, tp + fp + p))
