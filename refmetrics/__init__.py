@@ -70,3 +70,5 @@ __all__ += ["Bootstrap", "PairedBootstrap"]
 
 # --- issue 16, section 1: threads and the sort inside key ranges ---
 from ._threads import get_num_threads, get_sort, set_num_threads, set_sort, threads  # noqa: E402
+
+__all__ += ["get_num_threads", "get_sort", "set_num_threads", "set_sort", "threads"]
