@@ -296,8 +296,11 @@ def _region_groups(bg, rkeys, rsizes, collapse):
     return tuple(np.concatenate([c[i] for c in chunks]) for i in range(3))
 
 
-def aupro_start():
+def aupro_start(s0=0.0):
     """AUPRO state before the highest bucket: ``(counts [fp, done], sums [area, S], pending_bg)``.
+
+    ``s0``: ``S`` at the start of the curve (AU-sPRO starts at ``n_full``, its
+    defects saturated by zero pixels).
 
     ``pending_bg``: the background pixels of a background-only group at the bottom
     of the buckets fed so far, not yet accumulated. The one-process walk collapses
@@ -305,7 +308,7 @@ def aupro_start():
     boundaries too; holding the last one back until the next group is known
     reproduces that.
     """
-    return np.zeros(2, np.int64), np.zeros(4, np.float64), 0
+    return np.zeros(2, np.int64), np.array([0.0, 0.0, float(s0), 0.0]), 0
 
 
 def aupro_done(state):

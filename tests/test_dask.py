@@ -220,3 +220,27 @@ def test_signatures_follow_functional():
         theirs = list(inspect.signature(getattr(F, name)).parameters)
         assert ours[:len(theirs)] == theirs, name
         assert set(ours[len(theirs):]) <= {"bucket_size", "scheduler"}, name
+
+
+def test_au_spro_equal_functional(client):
+    rng = np.random.default_rng(5)
+    n, side = 30, 40
+    maps = (np.round(rng.random((n, side, side)) * 256) / 256).astype(np.float32)
+    defects = []
+    for i in range(n):
+        items = []
+        if i % 3:  # a third of the images without defects
+            for j in range(rng.integers(1, 3)):
+                mask = np.zeros((side, side), bool)
+                r, c = rng.integers(0, side - 10, 2)
+                mask[r:r + 8, c:c + 6] = True
+                maps[i][mask] += 0.2
+                items.append((mask, [0.5, 20][j % 2], j % 2 == 0))  # relative and absolute saturation
+        defects.append(items)
+    defects[4].append((np.arange(side * side).reshape(side, side) % 7 == 0, 0, False))  # saturated by 0 pixels
+    dm = da.from_array(maps, chunks=(7, 20, 40))  # chunks of 7 images, spatial axes made whole inside
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        for limit in (0.05, [0.05, 0.3, 1.0]):
+            assert RD.au_spro(dm, defects, fpr_limit=limit, bucket_size=300) == F.au_spro(maps, defects,
+                                                                                           fpr_limit=limit)

@@ -23,8 +23,8 @@ except ImportError as _err:  # pragma: no cover - depends on the environment
     raise ImportError('refmetrics.dask needs dask[array] (and distributed for a cluster): '
                       'pip install "refmetrics[dask]"') from _err
 
-from ._api import (DEFAULT_BUCKET_SIZE, aupr, aupro, auroc, average_precision, f1_adaptive_threshold, f1_max,
+from ._api import (DEFAULT_BUCKET_SIZE, au_spro, aupr, aupro, auroc, average_precision, f1_adaptive_threshold, f1_max,
                    precision_recall_curve, pro_curve, pro_score, roc_curve)
 
-__all__ = ["DEFAULT_BUCKET_SIZE", "aupr", "aupro", "auroc", "average_precision", "f1_adaptive_threshold", "f1_max",
+__all__ = ["DEFAULT_BUCKET_SIZE", "au_spro", "aupr", "aupro", "auroc", "average_precision", "f1_adaptive_threshold", "f1_max",
            "precision_recall_curve", "pro_curve", "pro_score", "roc_curve"]

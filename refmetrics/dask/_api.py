@@ -354,7 +354,7 @@ def aupro(preds, target, *, fpr_limit=0.3, num_thresholds=None, connectivity=Non
     rp, dtype = _regions(preds, target, connectivity, spatial_dims, bucket_size, backend, scheduler)
     if _region_undefined(rp, "AUPRO"):
         return float("nan")
-    return rp.aupro(fpr_limit, _key_dtype(dtype))
+    return rp.aupro([fpr_limit], _key_dtype(dtype))[0]
 
 
 def pro_curve(preds, target, *, num_thresholds=None, connectivity=None, spatial_dims=2, backend="auto",
@@ -417,6 +417,57 @@ def pro_score(preds, target, *, threshold=0.5, connectivity=None, spatial_dims=2
 
 for _fn in (auroc, average_precision, aupr, f1_max, f1_adaptive_threshold, roc_curve, precision_recall_curve):
     _fn.__doc__ = _fn.__doc__.format(common=_COMMON)
+def au_spro(preds, defects, *, fpr_limit=0.05, backend="auto", bucket_size=None, scheduler=None):
+    """Area under the sPRO curve (MVTec LOCO AD) on Dask, as :func:`refmetrics.functional.au_spro`.
+
+    Defined in ``docs/definitions.md``, section "sPRO and AU-sPRO" (the page a paper cites).
+
+    Parameters
+    ----------
+    preds : dask.array.Array or array_like
+        Anomaly maps ``(B,H,W)`` or ``(B,1,H,W)``, chunked along the image axis.
+    defects : list
+        Per image, its list of ``(mask, saturation_threshold, relative_saturation)``,
+        as :func:`refmetrics.functional.au_spro`; each chunk's task receives the
+        entries of its images.
+    fpr_limit : float or sequence of float
+        As :func:`refmetrics.functional.au_spro` (one shuffle serves every limit).
+    backend, bucket_size, scheduler
+        As in :func:`refmetrics.dask.auroc`.
+
+    Returns
+    -------
+    float, or list of floats (one per limit, when ``fpr_limit`` is a sequence)
+    """
+    from ..functional import spro as S
+
+    limits, scalar = S.check_fpr_limits(fpr_limit)
+    bucket_size = _check_options(bucket_size, backend)
+    m = _as_dask(preds, "preds")
+    if not (m.ndim == 3 or (m.ndim == 4 and m.shape[1] == 1)):
+        raise ValueError(f"preds: expected anomaly maps of shape (B, H, W) or (B, 1, H, W), received shape "
+                         f"{tuple(m.shape)}")
+    if isinstance(defects, (str, bytes)) or not hasattr(defects, "__len__"):
+        raise TypeError(f"defects: expected a list with one list of (mask, saturation_threshold, "
+                        f"relative_saturation) per image, received {type(defects).__name__}")
+    if len(defects) != m.shape[0]:
+        raise ValueError(f"defects: expected one list of defects per image ({m.shape[0]}), received {len(defects)}")
+    m = m.rechunk({i: -1 for i in range(1, m.ndim)})
+    starts = np.concatenate([[0], np.cumsum(m.chunks[0])]).astype(int)
+    blocks = m.to_delayed().ravel().tolist()
+    chunks = [(blk, list(defects[starts[i]:starts[i + 1]])) for i, blk in enumerate(blocks)]
+    rp = D.SProPlan(chunks, bucket_size, scheduler)
+    k, n_bg = rp.n_regions, rp.n_bg
+    if not (k and n_bg):
+        why = "no image" if not (k or n_bg or rp.n_region_pixels) else (
+            "no defect" if not k else "no defect-free pixel (the false positive rate has no denominator)")
+        V.warn_undefined(f"AU-sPRO is undefined with {why}; returning nan", stacklevel=2)
+        values = [float("nan")] * len(limits)
+    else:
+        values = rp.aupro(limits, _key_dtype(m.dtype), s0=rp.n_full)
+    return values[0] if scalar else values
+
+
 for _fn in (aupro, pro_curve, pro_score):
     _fn.__doc__ = _fn.__doc__.format(regions=_REGIONS)
 del _fn

@@ -94,6 +94,26 @@ def region_keys(m, t, spatial_dims, connectivity):
     return np.array(part.bg), np.array(part.rkeys), np.array(part.rsizes), part.n_regions
 
 
+def spro_keys(m, defects):
+    """As :func:`region_keys` for AU-sPRO: per defect its ``S`` highest keys with ``S``; and
+    the number of defects that saturate at zero pixels."""
+    from ..functional import spro as S
+
+    part, n_full = S.partition(S.intake(np.asarray(m), defects, "cpu"))
+    return np.array(part.bg), np.array(part.rkeys), np.array(part.rsizes), part.n_regions, n_full
+
+
+def spro_hist(m, defects):
+    bg, rk, _, k, n_full = spro_keys(m, defects)
+    return np.stack([B.prefix_histogram(bg), B.prefix_histogram(rk)]), k, n_full
+
+
+def spro_split(m, defects, plan, lowest):
+    bg, rk, rs, _, _ = spro_keys(m, defects)
+    sb, sr = plan.split(bg), plan.split(rk, rs)
+    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].copy()) for b in range(lowest, plan.n_buckets)]
+
+
 def region_hist(m, t, spatial_dims, connectivity):
     bg, rk, _, k = region_keys(m, t, spatial_dims, connectivity)
     return np.stack([B.prefix_histogram(bg), B.prefix_histogram(rk)]), k
@@ -234,14 +254,18 @@ class RegionPlan:
         return shuffle(self.chunks, region_split, region_bucket, self.plan.n_buckets - lowest,
                        (self.spatial_dims, self.connectivity, self.plan, lowest))
 
-    def aupro(self, limit, key_dtype):
-        lowest = B.aupro_first_bucket(self.plan, self.hist[0], self.n_bg, limit, key_dtype)
+    def aupro(self, limits, key_dtype, s0=0.0):
+        """One area per limit; the buckets the largest limit reads are shuffled once."""
+        lowest = B.aupro_first_bucket(self.plan, self.hist[0], self.n_bg, max(limits), key_dtype)
         buckets = self.buckets(lowest)
-        state = B.aupro_start()
-        for b in reversed(range(len(buckets))):
-            state = _delayed(aupro_link)(state, buckets[b], self.n_bg, limit)
-        state, = compute(state, scheduler=self.scheduler)
-        return B.aupro_finish(state, self.n_bg, self.n_regions, limit)
+        states = []
+        for limit in limits:
+            state = B.aupro_start(s0)
+            for b in reversed(range(len(buckets))):
+                state = _delayed(aupro_link)(state, buckets[b], self.n_bg, limit)
+            states.append(state)
+        states, = compute(states, scheduler=self.scheduler)
+        return [B.aupro_finish(st, self.n_bg, self.n_regions, limit) for st, limit in zip(states, limits)]
 
     def pro_curve(self):
         buckets = self.buckets(0)
@@ -255,3 +279,18 @@ class RegionPlan:
         fpr = np.concatenate([np.zeros(1)] + [p[0] for p in points])
         pro = np.concatenate([np.zeros(1)] + [p[1] for p in points])
         return fpr, pro
+
+
+class SProPlan(RegionPlan):
+    """:class:`RegionPlan` for AU-sPRO: chunks are ``(maps, defects of those images)``."""
+
+    def __init__(self, chunks, bucket_size, scheduler):
+        self.chunks, self.scheduler = chunks, scheduler
+        (hist, k, n_full), = compute(tree_sum([_delayed(spro_hist)(m, d) for m, d in chunks]),
+                                     scheduler=scheduler)
+        self.hist, self.n_regions, self.n_full = hist, int(k), int(n_full)
+        self.n_bg, self.n_region_pixels = int(hist[0].sum()), int(hist[1].sum())
+        self.plan = B.plan_buckets(hist[0] + hist[1], bucket_size)
+
+    def buckets(self, lowest):
+        return shuffle(self.chunks, spro_split, region_bucket, self.plan.n_buckets - lowest, (self.plan, lowest))
