@@ -111,7 +111,8 @@ def spro_hist(m, defects):
 def spro_split(m, defects, plan, lowest):
     bg, rk, rs, _, _ = spro_keys(m, defects)
     sb, sr = plan.split(bg), plan.split(rk, rs)
-    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].copy()) for b in range(lowest, plan.n_buckets)]
+    # region sizes travel as uint32 (an image holds fewer than 2**32 pixels): 8 bytes per region pixel
+    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].astype(np.uint32)) for b in range(lowest, plan.n_buckets)]
 
 
 def region_hist(m, t, spatial_dims, connectivity):
@@ -124,7 +125,8 @@ def region_split(m, t, spatial_dims, connectivity, plan, lowest):
     ``[(bg_b, rkeys_b, rsizes_b) for b in lowest..]``."""
     bg, rk, rs, _ = region_keys(m, t, spatial_dims, connectivity)
     sb, sr = plan.split(bg), plan.split(rk, rs)
-    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].copy()) for b in range(lowest, plan.n_buckets)]
+    # region sizes travel as uint32 (an image holds fewer than 2**32 pixels): 8 bytes per region pixel
+    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].astype(np.uint32)) for b in range(lowest, plan.n_buckets)]
 
 
 def region_bucket(*pieces):
