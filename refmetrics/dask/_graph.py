@@ -1,0 +1,298 @@
+"""The Dask graphs of :mod:`refmetrics.dask`: histograms, plan, shuffle by bucket, parts, carries.
+
+Every graph has the same five steps (``refmetrics/_buckets.py`` holds the exact
+pieces they run):
+
+1. per chunk of the input: its keys (the in-memory path's own partition, so the
+   same validation and the same keys) and their prefix histograms, 1 MiB per
+   side, summed by a tree reduction;
+2. on the client: the bucket plan (contiguous prefix ranges of at most
+   ``bucket_size`` keys), the counts above every bucket;
+3. the shuffle, a delayed all-to-all: every chunk recomputes its keys and
+   splits them by bucket; every bucket concatenates its pieces from all chunks
+   and sorts them. No task holds more than one chunk or one bucket;
+4. per bucket, in parallel: the integer parts (AUROC, F1, curve counts) with the
+   counts above known; the double-double sums (AP, trapezoid, AUPRO, PRO curve)
+   as a chain of small tasks carrying the one-process walk's state from bucket
+   to bucket in decreasing key order;
+5. on the client: the combination, O(buckets) small values.
+
+The task functions are module-level so that workers import them by name.
+"""
+
+from operator import getitem
+
+import numpy as np
+
+from .. import _buckets as B
+from ..functional import _ranked as R
+from ..functional import _regions as G
+
+
+# ---------------------------------------------------------------------------
+# task functions (run on the workers)
+# ---------------------------------------------------------------------------
+
+def add(a, b):
+    """Sum of two histogram results (arrays, or tuples of arrays and ints)."""
+    if isinstance(a, tuple):
+        return tuple(x + y for x, y in zip(a, b))
+    return a + b
+
+
+def ranking_keys(p, t, ignore_index):
+    """Positive and negative keys of one chunk (validated as the functional API does)."""
+    part = R.partition(R.intake_pair(np.asarray(p), np.asarray(t), ignore_index, "cpu"))
+    return np.array(part.pos), np.array(part.neg)
+
+
+def ranking_hist(p, t, ignore_index):
+    pos, neg = ranking_keys(p, t, ignore_index)
+    return np.stack([B.prefix_histogram(pos), B.prefix_histogram(neg)])
+
+
+def ranking_split(p, t, ignore_index, plan):
+    """One chunk's keys split by bucket: ``[(pos_b, neg_b) for each bucket]``."""
+    pos, neg = ranking_keys(p, t, ignore_index)
+    sp, sn = plan.split(pos), plan.split(neg)
+    return [(sp[b].copy(), sn[b].copy()) for b in range(plan.n_buckets)]
+
+
+def ranking_bucket(*pieces):
+    """One bucket: its pieces from every chunk, concatenated and sorted."""
+    pos = np.concatenate([p[0] for p in pieces])
+    neg = np.concatenate([p[1] for p in pieces])
+    pos.sort()
+    neg.sort()
+    return pos, neg
+
+
+def ranking_parts(sb, tp_above, fp_above, n_pos, want):
+    out = {}
+    if "auroc" in want:
+        out["auroc"] = B.auroc_part(*sb)
+    if "f1" in want:
+        out["f1"] = B.f1_part(*sb, tp_above, fp_above, n_pos)
+    if "curve" in want:
+        out["curve"] = B.curve_part(*sb, tp_above, fp_above)
+    return out
+
+
+def ap_link(state, sb):
+    return B.ap_feed(state, *sb)
+
+
+def trapezoid_link(state, sb):
+    return B.pr_trapezoid_feed(state, *sb)
+
+
+def region_keys(m, t, spatial_dims, connectivity):
+    """Background keys, region keys and their regions' sizes, and the number of regions of one
+    chunk of whole images (labelled here, image by image)."""
+    part = G.partition_regions(G.intake_regions(np.asarray(m), np.asarray(t), spatial_dims, "cpu"),
+                               connectivity, 1.0)
+    return np.array(part.bg), np.array(part.rkeys), np.array(part.rsizes), part.n_regions
+
+
+def spro_keys(m, defects):
+    """As :func:`region_keys` for AU-sPRO: per defect its ``S`` highest keys with ``S``; and
+    the number of defects that saturate at zero pixels."""
+    from ..functional import spro as S
+
+    part, n_full = S.partition(S.intake(np.asarray(m), defects, "cpu"))
+    return np.array(part.bg), np.array(part.rkeys), np.array(part.rsizes), part.n_regions, n_full
+
+
+def spro_hist(m, defects):
+    bg, rk, _, k, n_full = spro_keys(m, defects)
+    return np.stack([B.prefix_histogram(bg), B.prefix_histogram(rk)]), k, n_full
+
+
+def spro_split(m, defects, plan, lowest):
+    bg, rk, rs, _, _ = spro_keys(m, defects)
+    sb, sr = plan.split(bg), plan.split(rk, rs)
+    # region sizes travel as uint32 (an image holds fewer than 2**32 pixels): 8 bytes per region pixel
+    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].astype(np.uint32)) for b in range(lowest, plan.n_buckets)]
+
+
+def region_hist(m, t, spatial_dims, connectivity):
+    bg, rk, _, k = region_keys(m, t, spatial_dims, connectivity)
+    return np.stack([B.prefix_histogram(bg), B.prefix_histogram(rk)]), k
+
+
+def region_split(m, t, spatial_dims, connectivity, plan, lowest):
+    """One chunk's pixels split by bucket, for the buckets from ``lowest`` up:
+    ``[(bg_b, rkeys_b, rsizes_b) for b in lowest..]``."""
+    bg, rk, rs, _ = region_keys(m, t, spatial_dims, connectivity)
+    sb, sr = plan.split(bg), plan.split(rk, rs)
+    # region sizes travel as uint32 (an image holds fewer than 2**32 pixels): 8 bytes per region pixel
+    return [(sb[b].copy(), sr[b][0].copy(), sr[b][1].astype(np.uint32)) for b in range(lowest, plan.n_buckets)]
+
+
+def region_bucket(*pieces):
+    bg = np.concatenate([p[0] for p in pieces])
+    bg.sort()
+    rk, rs = B.sort_pairs(np.concatenate([p[1] for p in pieces]), np.concatenate([p[2] for p in pieces]))
+    return bg, rk, rs
+
+
+def aupro_link(state, sb, n_bg, limit):
+    return B.aupro_feed(state, *sb, n_bg, limit)
+
+
+def pro_groups(sb):
+    return B.pro_curve_groups(*sb)
+
+
+def pro_link(state, groups, n_bg, n_regions):
+    return B.pro_curve_feed(state, groups, n_bg, n_regions)
+
+
+def region_overlaps(m, t, threshold, spatial_dims, connectivity):
+    """Per region of one chunk: pixels above ``threshold``, and size."""
+    state = G.RegionOverlaps()
+    state.add(G.intake_regions(np.asarray(m), np.asarray(t), spatial_dims, "cpu"), threshold, connectivity)
+    cat = (lambda a: np.concatenate(a) if a else np.empty(0, np.int64))
+    return cat(state.above), cat(state.sizes)
+
+
+# ---------------------------------------------------------------------------
+# graph builders (run on the client)
+# ---------------------------------------------------------------------------
+
+def _delayed(fn):
+    import dask
+
+    return dask.delayed(fn, pure=True)
+
+
+def tree_sum(items):
+    """Pairwise sum of delayed values (a tree: no task adds more than two)."""
+    while len(items) > 1:
+        items = [_delayed(add)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+                 for i in range(0, len(items), 2)]
+    return items[0]
+
+
+def compute(*args, scheduler=None):
+    import dask
+
+    return dask.compute(*args, scheduler=scheduler, optimize_graph=False)
+
+
+def shuffle(chunks, split_fn, bucket_fn, n_out, split_args):
+    """The delayed all-to-all: ``split_fn(*chunk, *split_args)`` returns ``n_out`` pieces
+    per chunk; ``bucket_fn`` gets piece ``i`` of every chunk. Returns one delayed per
+    output (ascending), annotated so that the highest buckets are sorted first."""
+    import dask
+
+    splits = [_delayed(split_fn)(*c, *split_args) for c in chunks]
+    out = []
+    for i in range(n_out):
+        with dask.annotate(priority=i):
+            out.append(_delayed(bucket_fn)(*[_delayed(getitem)(s, i) for s in splits]))
+    return out
+
+
+class RankingPlan:
+    """Step 1 and 2 for ranking inputs: histograms, plan, counts above each bucket."""
+
+    def __init__(self, chunks, ignore_index, bucket_size, scheduler):
+        self.chunks, self.ignore_index, self.scheduler = chunks, ignore_index, scheduler
+        if chunks:
+            hist, = compute(tree_sum([_delayed(ranking_hist)(p, t, ignore_index) for p, t in chunks]),
+                            scheduler=scheduler)
+        else:
+            hist = np.zeros((2, B.N_PREFIXES), np.int64)
+        self.hist = hist
+        self.plan = B.plan_buckets(hist[0] + hist[1], bucket_size)
+        self.n_pos, self.n_neg = int(hist[0].sum()), int(hist[1].sum())
+        self.tp_above, self.fp_above = self.plan.above(hist[0]), self.plan.above(hist[1])
+
+    def run(self, want):
+        """Steps 3 to 5 for the results in ``want`` (auroc, f1, curve, ap, trapezoid)."""
+        plan = self.plan
+        buckets = shuffle(self.chunks, ranking_split, ranking_bucket, plan.n_buckets,
+                          (self.ignore_index, plan))
+        desc = list(plan.descending())
+        parts = [_delayed(ranking_parts)(buckets[b], self.tp_above[b], self.fp_above[b], self.n_pos, want)
+                 for b in desc] if want & {"auroc", "f1", "curve"} else []
+        chains = {}
+        for name, link, start in (("ap", ap_link, B.ap_start), ("trapezoid", trapezoid_link,
+                                                                    B.pr_trapezoid_start)):
+            if name in want:
+                state = start()
+                for b in desc:
+                    state = _delayed(link)(state, buckets[b])
+                chains[name] = state
+        parts, chains = compute(parts, chains, scheduler=self.scheduler)
+        out = dict(chains)
+        if "auroc" in want:
+            out["auroc"] = B.combine_auroc([p["auroc"] for p in parts])
+        if "f1" in want:
+            out["f1"] = B.combine_f1([p["f1"] for p in parts], self.n_pos)
+        if "curve" in want:
+            curves = [p["curve"] for p in parts]
+            out["curve"] = tuple(np.concatenate([c[i] for c in curves]) for i in range(3))
+        return out
+
+
+class RegionPlan:
+    """Step 1 and 2 for maps and masks: histograms of background and region keys, regions, plan."""
+
+    def __init__(self, chunks, spatial_dims, connectivity, bucket_size, scheduler):
+        self.chunks, self.spatial_dims, self.connectivity = chunks, spatial_dims, connectivity
+        self.scheduler = scheduler
+        if chunks:
+            (hist, k), = compute(tree_sum([_delayed(region_hist)(m, t, spatial_dims, connectivity)
+                                           for m, t in chunks]), scheduler=scheduler)
+        else:
+            hist, k = np.zeros((2, B.N_PREFIXES), np.int64), 0
+        self.hist, self.n_regions = hist, int(k)
+        self.n_bg, self.n_region_pixels = int(hist[0].sum()), int(hist[1].sum())
+        self.plan = B.plan_buckets(hist[0] + hist[1], bucket_size)
+
+    def buckets(self, lowest):
+        return shuffle(self.chunks, region_split, region_bucket, self.plan.n_buckets - lowest,
+                       (self.spatial_dims, self.connectivity, self.plan, lowest))
+
+    def aupro(self, limits, key_dtype, s0=0.0):
+        """One area per limit; the buckets the largest limit reads are shuffled once."""
+        lowest = B.aupro_first_bucket(self.plan, self.hist[0], self.n_bg, max(limits), key_dtype)
+        buckets = self.buckets(lowest)
+        states = []
+        for limit in limits:
+            state = B.aupro_start(s0)
+            for b in reversed(range(len(buckets))):
+                state = _delayed(aupro_link)(state, buckets[b], self.n_bg, limit)
+            states.append(state)
+        states, = compute(states, scheduler=self.scheduler)
+        return [B.aupro_finish(st, self.n_bg, self.n_regions, limit) for st, limit in zip(states, limits)]
+
+    def pro_curve(self):
+        buckets = self.buckets(0)
+        state = B.pro_curve_start()
+        points = []
+        for b in self.plan.descending():
+            link = _delayed(pro_link)(state, _delayed(pro_groups)(buckets[b]), self.n_bg, self.n_regions)
+            state = _delayed(getitem)(link, 2)
+            points.append(link)
+        points, = compute(points, scheduler=self.scheduler)
+        fpr = np.concatenate([np.zeros(1)] + [p[0] for p in points])
+        pro = np.concatenate([np.zeros(1)] + [p[1] for p in points])
+        return fpr, pro
+
+
+class SProPlan(RegionPlan):
+    """:class:`RegionPlan` for AU-sPRO: chunks are ``(maps, defects of those images)``."""
+
+    def __init__(self, chunks, bucket_size, scheduler):
+        self.chunks, self.scheduler = chunks, scheduler
+        (hist, k, n_full), = compute(tree_sum([_delayed(spro_hist)(m, d) for m, d in chunks]),
+                                     scheduler=scheduler)
+        self.hist, self.n_regions, self.n_full = hist, int(k), int(n_full)
+        self.n_bg, self.n_region_pixels = int(hist[0].sum()), int(hist[1].sum())
+        self.plan = B.plan_buckets(hist[0] + hist[1], bucket_size)
+
+    def buckets(self, lowest):
+        return shuffle(self.chunks, spro_split, region_bucket, self.plan.n_buckets - lowest, (self.plan, lowest))
