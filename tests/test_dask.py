@@ -10,22 +10,19 @@ the bytes every task receives: no task receives more than one chunk or one bucke
 
 import warnings
 
+import dask
+import dask.array as da
+import distributed
 import numpy as np
 import pytest
+from dask.utils import key_split
+from distributed.diagnostics.plugin import SchedulerPlugin
 
-pytest.importorskip("dask.array")
-distributed = pytest.importorskip("distributed")
-
-import dask  # noqa: E402
-import dask.array as da  # noqa: E402
-from dask.utils import key_split  # noqa: E402
-from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
-
-import refmetrics.dask as RD  # noqa: E402
-from refmetrics import UndefinedMetricWarning  # noqa: E402
-from refmetrics import _buckets as B  # noqa: E402
-from refmetrics import functional as F  # noqa: E402
-from refmetrics.functional import _ranked as R  # noqa: E402
+import refmetrics.dask as RD
+from refmetrics import UndefinedMetricWarning
+from refmetrics import _buckets as B
+from refmetrics import functional as F
+from refmetrics.functional import _ranked as R
 
 WORKER_MEMORY = "300MiB"
 
