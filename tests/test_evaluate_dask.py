@@ -13,6 +13,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from refmetrics import _files as fileio  # noqa: E402
 from refmetrics import cli  # noqa: E402
 from refmetrics.evaluate import dask_state  # noqa: E402
 
@@ -54,11 +55,17 @@ def test_demo_on_a_local_cluster_is_identical(tmp_path, monkeypatch):
         assert f.read_bytes() == (b / "figures" / f.name).read_bytes(), f.name
 
 
-def test_tree_on_a_cluster_address_equals_functional(tmp_path, address):
+def test_tree_on_a_cluster_address_equals_functional(tmp_path, address, monkeypatch):
     # integer (PNG) maps with ties, defect-free images without masks, two regions in an image, per defect type
     truth = build_tree(tmp_path, np.random.default_rng(20261128))
     data = ("--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--no-figures")
     assert run(*data, "--out", tmp_path / "a") == 0
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the client read a map")
+
+    monkeypatch.setattr(fileio, "read_map", refused)  # in this process only: the workers read the maps
+    monkeypatch.setattr(fileio, "read_mask", refused)
     assert run(*data, "--dask", address, "--out", tmp_path / "b") == 0
     a, b = _json(tmp_path / "a"), _json(tmp_path / "b")
     assert a == b

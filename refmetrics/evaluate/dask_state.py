@@ -155,51 +155,78 @@ def _reader(samples, options, image_score):
     return GroupState(samples, options, {}, image_score)
 
 
-def read_images(samples, options, image_score):
-    """On a worker: ``([(score, defective)], contradicted map paths)`` of a chunk of samples, each read and
-    checked as a run without ``--dask`` reads it (NaN refused naming the file, as the pixel state does)."""
+def read_images(samples, options, image_score, dtype=None):
+    """On a worker: ``(infos, contradicted, maps, masks)`` of a chunk of samples: ``[(score, defective)]``
+    and the maps labelled good with defect pixels, each sample read and checked as a run without ``--dask``
+    reads it (NaN refused naming the file, as the pixel state does); with ``dtype`` (the samples of one
+    size) the maps as the pixel state converts them and the masks as bool (all False without a mask),
+    else None, None."""
     group = _reader(samples, options, image_score)
-    out = []
-    for s in samples:
+    infos, maps, masks = [], None, None
+    if dtype is not None:
+        h, w = samples[0].target
+        maps = np.empty((len(samples), h, w), dtype)
+        masks = np.zeros((len(samples), h, w), bool)
+    for i, s in enumerate(samples):
         image = group.read(s)
         n_nan = int(np.count_nonzero(np.isnan(image.values))) if image.values.dtype.kind == "f" else 0
         if n_nan:
             raise ValueError(f"{s.map}: expected scores without NaN, received {n_nan:,} NaN values")
-        out.append((image.score, image.defective))
-    return out, group.contradicted
+        infos.append((image.score, image.defective))
+        if dtype is not None:
+            maps[i] = np.ascontiguousarray(image.values, dtype=dtype)
+            if image.mask is not None:
+                masks[i] = image.mask != 0
+    return infos, group.contradicted, maps, masks
 
 
-def read_pixels(samples, options, image_score, dtype):
-    """On a worker: ``(maps, masks)`` of a chunk of samples of one size: the maps as the pixel state
-    converts them (``dtype``), the masks as bool (all False for an image without one)."""
-    group = _reader(samples, options, image_score)
-    h, w = samples[0].target
-    maps = np.empty((len(samples), h, w), dtype)
-    masks = np.zeros((len(samples), h, w), bool)
-    for i, s in enumerate(samples):
-        image = group.read(s)
-        maps[i] = np.ascontiguousarray(image.values, dtype=dtype)
-        if image.mask is not None:
-            masks[i] = image.mask != 0
-    return maps, masks
+def read_pixels(samples, options, dtype):
+    """On a worker: ``(maps, masks)`` of a chunk of samples of one size (as :func:`read_images`; the
+    cheapest image score, which nothing reads)."""
+    from .options import ImageScore
+
+    return read_images(samples, options, ImageScore(), dtype)[2:]
 
 
-def stream(state, samples):
+def stream(state, samples, figures=False):
     """Fill a :class:`refmetrics.evaluate.state.GroupState` from the workers: every image's score and label
-    (its map and ground truth read there, once), then every accumulator's ``add`` with an
-    :class:`~refmetrics.evaluate.state.Image` without pixels."""
+    (its map and ground truth read there), then every accumulator's ``add`` with an
+    :class:`~refmetrics.evaluate.state.Image` without pixels. With a :class:`DaskPixelState` (the
+    ``pixels`` accumulator) the same reads give its region histograms (:meth:`DaskPixelState.start`);
+    ``figures``: its ranking pass brings the pixel curves back too."""
+    import operator
+
     from .state import Image
 
-    tasks = [_delayed(read_images)(chunk, state.options, state.image_score) for chunk in chunks_of(samples)]
-    parts = _client().compute(tasks, sync=True) if tasks else []
+    pixels = getattr(state.parts.get("pixels"), "state", None)
+    pixels = pixels if isinstance(pixels, DaskPixelState) else None
+    chunks = chunks_of(samples)
+    dtype = pixels.float if pixels is not None else None
+    reads = [_delayed(read_images)(chunk, state.options, state.image_score, dtype) for chunk in chunks]
+    infos = [_delayed(operator.getitem)(r, slice(0, 2)) for r in reads]
+    if pixels is None:
+        parts, = _compute(infos)
+    else:
+        from ..dask import _graph as D
+
+        blocks = [(_delayed(operator.getitem)(r, 2), _delayed(operator.getitem)(r, 3)) for r in reads]
+        hists = [_delayed(D.region_hist)(m, t, 2, pixels.connectivity) for m, t in blocks]
+        parts, hist = _compute(infos, D.tree_sum(hists) if hists else None)
+        pixels.start(chunks, hist, figures)
     i = 0
-    for infos, contradicted in parts:
+    for part_infos, contradicted in parts:
         state.contradicted.extend(contradicted)
-        for score, defective in infos:
+        for score, defective in part_infos:
             image = Image(samples[i], None, None, None, score, defective)
             for part in state.parts.values():
                 part.add(image)
             i += 1
+
+
+def _compute(*args):
+    from ..dask import _graph as D
+
+    return D.compute(*args, scheduler=_client())
 
 
 # -- the pixel state -----------------------------------------------------------
@@ -232,13 +259,13 @@ class DaskPixelState:
     :meth:`average_precision`, :meth:`f1_max`, :meth:`aupro`, :meth:`roc_pr_points`, :meth:`pro_points`
     (the values of the in-memory state, bit for bit)."""
 
-    def __init__(self, dtype, connectivity, options, image_score):
-        self.float, self.connectivity = np.dtype(dtype), connectivity
-        self.options, self.image_score = options, image_score
+    def __init__(self, dtype, connectivity, options):
+        self.float, self.connectivity, self.options = np.dtype(dtype), connectivity, options
         self.samples = []
         self._chunks = None
         self._ranking = self._regions = self._parts = None
         self._aupro = {}
+        self._curves = False
         self.n_bg = self.n_defect = self.n_regions = 0
 
     @property
@@ -246,41 +273,53 @@ class DaskPixelState:
         return len(self.samples)
 
     def add_sample(self, sample):
-        if self._chunks is not None:
+        if self._finished:
             raise RuntimeError("DaskPixelState.add_sample: the state is finished; add every image before finish()")
         self.samples.append(sample)
 
-    def finish(self):
-        """Build the chunks' reads and run the histogram pass (the counts)."""
-        if self._chunks is not None:
-            return
+    _finished = False
+
+    def start(self, chunks, hist, curves=False):
+        """The region plan (:class:`refmetrics.dask._graph.RegionPlan`) from the histograms :func:`stream`
+        computed with the image pass, ``(hist, regions)`` (None without an image), for the groups of
+        samples ``chunks``; the later passes read those chunks again (:func:`read_pixels`)."""
+        import operator
+
         from .. import _buckets as B
         from ..dask import _graph as D
 
-        reads = [_delayed(read_pixels)(chunk, self.options, self.image_score, self.float)
-                 for chunk in chunks_of(self.samples)]
-        import operator
-
+        reads = [_delayed(read_pixels)(chunk, self.options, self.float) for chunk in chunks]
         self._chunks = [(_delayed(operator.getitem)(r, 0), _delayed(operator.getitem)(r, 1)) for r in reads]
-        client = _client()
-        self._regions = D.RegionPlan(self._chunks, 2, self.connectivity, B.DEFAULT_BUDGET, client)
-        self.n_bg, self.n_defect = self._regions.n_bg, self._regions.n_region_pixels
-        self.n_regions = self._regions.n_regions
+        hist, k = hist if hist is not None else (np.zeros((2, B.N_PREFIXES), np.int64), 0)
+        rp = object.__new__(D.RegionPlan)  # its __init__ would read every map once more for these
+        rp.chunks, rp.spatial_dims, rp.connectivity, rp.scheduler = self._chunks, 2, self.connectivity, _client()
+        rp.hist, rp.n_regions = hist, int(k)
+        rp.n_bg, rp.n_region_pixels = int(hist[0].sum()), int(hist[1].sum())
+        rp.plan = B.plan_buckets(hist[0] + hist[1], B.DEFAULT_BUDGET)
+        self._regions, self._curves = rp, bool(curves)
+        self.n_bg, self.n_defect, self.n_regions = rp.n_bg, rp.n_region_pixels, rp.n_regions
+
+    def finish(self):
+        """Close the state (:func:`stream` has started it: the counts are known)."""
+        if self._regions is None:
+            raise RuntimeError("DaskPixelState.finish: no image pass ran (refmetrics.evaluate.dask_state.stream)")
+        self._finished = True
 
     def _need(self, what):
-        if self._chunks is None:
+        if not self._finished:
             raise RuntimeError(f"DaskPixelState.{what}: call finish() first")
 
     def _ranking_parts(self):
-        """Pixel AUROC, AP and F1-max parts, from one shuffle (the first ranking metric asked runs it)."""
+        """Pixel AUROC, AP and F1-max parts (and the curve for the figures), from one shuffle (the first
+        ranking metric asked runs it)."""
         from .. import _buckets as B
-        from ..dask import _graph as D
 
         if self._ranking is None:
             self._ranking = RankingFromRegions(self._chunks, self._regions.hist, B.DEFAULT_BUDGET, _client())
         if self._parts is None:
             rp = self._ranking
-            self._parts = rp.run({"auroc", "ap", "f1"}) if rp.n_pos and rp.n_neg else {}
+            want = {"auroc", "ap", "f1"} | ({"curve"} if self._curves else set())
+            self._parts = rp.run(want) if rp.n_pos and rp.n_neg else {}
         return self._ranking, self._parts
 
     def auroc(self):
@@ -333,8 +372,10 @@ class DaskPixelState:
         """``(fpr, tpr, precision)`` as one chunk, one point per distinct score, decreasing threshold (the
         whole curve comes back to the client)."""
         self._need("roc_pr_points")
-        rp, _ = self._ranking_parts()
-        _, tp, fp = rp.run({"curve"})["curve"]
+        rp, parts = self._ranking_parts()
+        if "curve" not in parts:
+            parts["curve"] = rp.run({"curve"})["curve"]
+        _, tp, fp = parts["curve"]
         yield fp / rp.n_neg, tp / rp.n_pos, tp / (tp + fp)
 
     def pro_points(self):

@@ -130,7 +130,7 @@ def evaluate_group(protocol, samples, options, context, name, figures, stream=No
     if options.dask is not None:  # the workers read the maps: scores and labels come back, pixels stay there
         from .dask_state import stream as stream_on_cluster
 
-        stream_on_cluster(state, samples)
+        stream_on_cluster(state, samples, figures)
     else:
         for sample in _progress(samples, f"{name}: reading", options.quiet):
             state.add(sample)

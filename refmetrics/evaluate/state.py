@@ -83,8 +83,7 @@ class Pixels:
         if options.dask is not None:
             from .dask_state import DaskPixelState
 
-            # the workers' reads reduce no score that matters: the cheapest rule (the image pass has the scores)
-            self.state = DaskPixelState(dtype, options.connectivity, options, ImageScore())
+            self.state = DaskPixelState(dtype, options.connectivity, options)
             return
         total = sum(s.target[0] * s.target[1] for s in samples)
         self.state = PixelState(total, dtype, options.connectivity, memory_limit=options.memory_limit,
