@@ -141,3 +141,18 @@ def test_the_ranking_plan_from_the_region_histograms_is_the_ranking_plan(dtype):
     a, b = ours.run({"auroc", "ap", "f1"}), theirs.run({"auroc", "ap", "f1"})
     assert a["auroc"] == b["auroc"] and a["f1"] == b["f1"]
     assert B.ap_finish(a["ap"], ours.n_pos) == B.ap_finish(b["ap"], theirs.n_pos)
+
+
+def test_a_bad_map_read_by_a_worker_is_named(tmp_path, address, capsys):
+    build_tree(tmp_path, np.random.default_rng(3))
+    bad = tmp_path / "maps" / "bottle" / "test" / "good" / "001.npy"
+    values = np.load(bad)
+    values[2, 3] = np.nan
+    np.save(bad, values)
+    args = ("--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--no-figures")
+    assert run(*args, "--out", tmp_path / "a") == 2
+    local = capsys.readouterr().err
+    assert run(*args, "--dask", address, "--out", tmp_path / "b") == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: the anomaly map holds 1 NaN value" in err and err == local  # as read in this process
+    assert not (tmp_path / "b").exists()
