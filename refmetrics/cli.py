@@ -141,7 +141,7 @@ def _evaluate_options(args, protocol, evaluate):
                      resize=args.resize, image_score=_image_score(args, protocol, evaluate),
                      float16=args.float16, sample_key=args.sample_key, figures=not args.no_figures,
                      quiet=args.quiet or not sys.stdout.isatty(), official=not args.no_official,
-                     per_defect=not args.no_per_defect, **ci, **memory)
+                     per_defect=not args.no_per_defect, dask=args.dask, **ci, **memory)
 
 
 def _memory_options(args, protocol, evaluate):
@@ -470,6 +470,12 @@ def build_parser():
                          "the keys (4 bytes per pixel, 8 for resized maps) of disk. Not with --ci or mvtec-loco")
     ev.add_argument("--tmp-dir", type=Path, metavar="DIR", default=None,
                     help="with --memory-limit: where the temporary directory goes (default: the system's)")
+    ev.add_argument("--dask", metavar="ADDRESS", default=None,
+                    help="compute each category's pixel metrics on a Dask cluster, the same numbers: the "
+                         "scheduler's ADDRESS (tcp://host:8786; the workers must read the maps' paths), or "
+                         "local[N] for a LocalCluster of N one-thread workers started for the run. Needs "
+                         "pip install \"refmetrics[dask]\"; protocols mvtec-ad, and mvtec-3d-ad, visa, real-iad "
+                         "with --no-official; not with --ci or --memory-limit")
     ev.add_argument("--demo", action="store_true", help="run on the protocol's bundled demo dataset")
     ev.add_argument("--quiet", action="store_true", help="no progress bars (also off when stdout is not a terminal)")
     ev.set_defaults(func=cmd_evaluate)

@@ -37,6 +37,10 @@ class Options:
     ``memory_limit``: the pooled pixel state holds at most that many bytes of keys at a time, the rest spilled
     to a temporary directory under ``tmp_dir`` (:class:`refmetrics._spill.SpilledPixelState`: the same
     numbers; ``--memory-limit`` is this budget plus :data:`refmetrics._spill.OVERHEAD`).
+
+    ``dask``: a Dask scheduler's address, or ``local[N]`` (a LocalCluster of N workers for the run): each
+    group's maps are read and its pooled pixel metrics computed on the cluster
+    (:mod:`refmetrics.evaluate.dask_state`: the same numbers).
     """
 
     maps: Path | None = None
@@ -62,6 +66,7 @@ class Options:
     level: float = 0.95
     memory_limit: int | None = None  # bytes of keys the pooled pixel state holds at a time (None: in memory)
     tmp_dir: Path | None = None  # where a spilled pixel state's temporary directory goes (None: the system's)
+    dask: str | None = None  # a Dask scheduler's address or local[N] (None: this process)
 
 
 MIN_RESAMPLES = 10  # fewer resamples leave a 95% percentile interval to the extremes of a handful of values

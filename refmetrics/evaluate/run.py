@@ -127,8 +127,13 @@ def evaluate_group(protocol, samples, options, context, name, figures, stream=No
     drawn under (default ``name``; :func:`stream_name`)."""
     state = GroupState(samples, options, protocol.accumulators(options, context), protocol.score_rule(options))
     state.stream = stream if stream is not None else name
-    for sample in _progress(samples, f"{name}: reading", options.quiet):
-        state.add(sample)
+    if options.dask is not None:  # the workers read the maps: scores and labels come back, pixels stay there
+        from .dask_state import stream as stream_on_cluster
+
+        stream_on_cluster(state, samples, figures)
+    else:
+        for sample in _progress(samples, f"{name}: reading", options.quiet):
+            state.add(sample)
     W = replicates = None
     if options.ci:
         W = resamples(protocol, state, options)
@@ -245,6 +250,9 @@ def run(protocol, dataset, out, options=None):
     describes one run.
     """
     options = options or Options()
+    from . import dask_state
+
+    dask_state.check(options, protocol)
     if options.ci:
         options.bootstrap, options.seed, options.level = check_ci(options.bootstrap, options.seed, options.level)
     options.connectivity = labelling.check_connectivity(options.connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
@@ -271,7 +279,8 @@ def run(protocol, dataset, out, options=None):
             slugs = writers.figure_slugs(groups).values()
             names += [f"figures/{slug}_{kind}.png" for slug in slugs for kind in protocol.figure_kinds(options)]
         target.check_destinations(names)
-        results = [evaluate_category(protocol, dataset, group, options) for group in groups.values()]
+        with dask_state.session(options):  # --dask: the cluster of the run (a local one closed at the end)
+            results = [evaluate_category(protocol, dataset, group, options) for group in groups.values()]
         settings = dict(dataset.settings, protocol=protocol.name, **protocol.settings(options),
                         connectivity=options.connectivity, resize=options.resize,
                         image_score=rule.describe(),

@@ -74,16 +74,26 @@ class Images:
 
 
 class Pixels:
-    """The pooled exact pixel state (:class:`refmetrics.state.PixelState`) of the group."""
+    """The pooled exact pixel state (:class:`refmetrics.state.PixelState`) of the group; with
+    ``options.dask``, its cluster counterpart (:class:`refmetrics.evaluate.dask_state.DaskPixelState`),
+    which records the samples (the workers read their pixels)."""
 
     def __init__(self, samples, options):
-        total = sum(s.target[0] * s.target[1] for s in samples)
         dtype = np.float64 if is_wide(samples, options.float16) else np.float32
+        if options.dask is not None:
+            from .dask_state import DaskPixelState
+
+            self.state = DaskPixelState(dtype, options.connectivity, options)
+            return
+        total = sum(s.target[0] * s.target[1] for s in samples)
         self.state = PixelState(total, dtype, options.connectivity, memory_limit=options.memory_limit,
                                 tmp_dir=options.tmp_dir)
 
     def add(self, image):
-        self.state.add(image.values, image.mask, name=str(image.sample.map))
+        if image.values is None:  # --dask: the pixels stay on the workers
+            self.state.add_sample(image.sample)
+        else:
+            self.state.add(image.values, image.mask, name=str(image.sample.map))
 
 
 class GroupState:

@@ -1,0 +1,385 @@
+"""``refmetrics evaluate --dask ADDRESS``: a group's pooled pixel metrics computed on a Dask cluster.
+
+The client never holds a pixel. Each group is read twice over by the workers:
+
+- an image pass: per chunk of images, a task reads each map and its ground truth through the evaluate
+  readers (:meth:`refmetrics.evaluate.state.GroupState.read`, the same code as a run without ``--dask``)
+  and returns each image's score and label only (the image-level metrics stay on the client);
+- the pixel passes: :class:`DaskPixelState` hands chunks of whole images (read again by the workers, a
+  task per chunk, consecutive images of one size) to the graph of :mod:`refmetrics.dask` (histograms of
+  key prefixes, buckets, a shuffle, exact per-bucket parts), once for the ranking metrics (pixel AUROC,
+  AP and F1-max together), once per AUPRO limit, and once per curve the figures draw.
+
+The values are those of the in-memory pixel state, bit for bit. What needs each image's keys or order
+statistics of the pooled scores (``--ci``, the official conventions that read them, AUPIMO, segmentation
+counts, MVTec LOCO's objects) is refused up front by :func:`check` rather than computed otherwise.
+The maps' paths must be readable by the workers (a shared filesystem for a remote cluster).
+"""
+
+import contextlib
+import re
+from fractions import Fraction
+
+import numpy as np
+
+from .samples import InputError
+
+#: the most pixels one chunk task reads (2**23: 32 MiB of float32 maps); a chunk holds at least one image
+CHUNK_PIXELS = 2 ** 23
+
+#: protocols whose columns (with ``--no-official`` where said) come from what :class:`DaskPixelState` serves
+SUPPORTED = {"mvtec-ad": False, "mvtec-3d-ad": True, "visa": True, "real-iad": True}  # name: needs --no-official
+
+#: how long connecting to a scheduler's address may take
+CONNECT_TIMEOUT = "10s"
+
+_LOCAL = re.compile(r"local\[(\d+)\]\Z")
+_ADDRESS = re.compile(r"([a-z][a-z0-9+.-]*://)?[^\s/:]+(:\d+)?\Z")
+
+_CLIENTS = []  # the client of the run in progress (session): the pixel states compute on it
+
+
+def parse(value):
+    """``("local", n)`` for ``local[N]``, ``("address", value)`` for a scheduler address; an InputError
+    naming ``--dask`` otherwise."""
+    text = str(value).strip()
+    local = _LOCAL.match(text)
+    if local:
+        n = int(local.group(1))
+        if n < 1:
+            raise InputError(f"--dask: expected local[N] with N >= 1 workers, received {value!r}")
+        return "local", n
+    if text.startswith("local"):
+        raise InputError(f"--dask: expected local[N] (N workers, e.g. local[4]) or a scheduler address "
+                         f"(tcp://host:8786), received {value!r}")
+    if not _ADDRESS.match(text):
+        raise InputError(f"--dask: expected a scheduler address (tcp://host:8786, host:8786) or local[N], "
+                         f"received {value!r}")
+    return "address", text
+
+
+def _import():
+    try:
+        import dask  # noqa: F401
+        import distributed
+    except ImportError as exc:
+        raise InputError(f'--dask: needs dask and distributed ({exc}): pip install "refmetrics[dask]"') from None
+    return distributed
+
+
+def check(options, protocol):
+    """Refuse, before anything is read, what ``--dask`` cannot compute as the run without it does."""
+    if options.dask is None:
+        return
+    parse(options.dask)
+    if protocol.name not in SUPPORTED:
+        raise InputError(f"--dask: --protocol {protocol.name} is not computed on a cluster (it needs per-image "
+                         f"keys or its own accumulators; supported: {', '.join(SUPPORTED)}): run it without "
+                         "--dask")
+    if SUPPORTED[protocol.name] and options.official:
+        raise InputError(f"--dask: --protocol {protocol.name}'s official columns read order statistics of the "
+                         "pooled scores, which the cluster does not gather: add --no-official, or run without "
+                         "--dask")
+    if options.ci:
+        raise InputError("--dask: --ci resamples every image's pixel keys, which the cluster does not gather: "
+                         "leave out --ci or --dask")
+    if options.memory_limit is not None:
+        raise InputError("--dask: the workers hold the keys, each within its own memory limit (dask's "
+                         "--memory-limit of the workers); --memory-limit bounds the local pixel state: give one "
+                         "of --dask and --memory-limit")
+    _import()
+
+
+@contextlib.contextmanager
+def session(options):
+    """The run's ``distributed.Client`` (None without ``options.dask``): a LocalCluster of N one-thread
+    workers for ``local[N]``, closed on leaving (errors and Ctrl-C included), or a client of the scheduler
+    at the address (the cluster itself is left running)."""
+    if options.dask is None:
+        yield None
+        return
+    kind, value = parse(options.dask)
+    distributed = _import()
+    with contextlib.ExitStack() as stack:
+        if kind == "local":
+            cluster = stack.enter_context(distributed.LocalCluster(n_workers=value, threads_per_worker=1,
+                                                                   processes=True, dashboard_address=":0"))
+            client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
+        else:
+            try:
+                client = distributed.Client(value, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise InputError(f"--dask: could not connect to a Dask scheduler at {value}: {exc}") from None
+            stack.callback(client.close)
+        _CLIENTS.append(client)
+        try:
+            yield client
+        finally:
+            _CLIENTS.remove(client)
+
+
+def _client():
+    if not _CLIENTS:
+        raise RuntimeError("--dask: no cluster session is open (refmetrics.evaluate.run opens it)")
+    return _CLIENTS[-1]
+
+
+def _delayed(fn):
+    import dask
+
+    return dask.delayed(fn, pure=True)
+
+
+def chunks_of(samples, chunk_pixels=None):
+    """Consecutive runs of samples of one target size, each at most ``chunk_pixels`` pixels (at least one
+    image): the images one task reads."""
+    limit = CHUNK_PIXELS if chunk_pixels is None else chunk_pixels
+    out, run, size = [], [], 0
+    for s in samples:
+        pixels = s.target[0] * s.target[1]
+        if run and (s.target != run[0].target or size + pixels > limit):
+            out.append(run)
+            run, size = [], 0
+        run.append(s)
+        size += pixels
+    if run:
+        out.append(run)
+    return out
+
+
+# -- worker tasks --------------------------------------------------------------
+
+def _reader(samples, options, image_score):
+    from .state import GroupState
+
+    return GroupState(samples, options, {}, image_score)
+
+
+def read_images(samples, options, image_score, dtype=None):
+    """On a worker: ``(infos, contradicted, maps, masks)`` of a chunk of samples: ``[(score, defective)]``
+    and the maps labelled good with defect pixels, each sample read and checked as a run without ``--dask``
+    reads it (NaN refused naming the file, as the pixel state does); with ``dtype`` (the samples of one
+    size) the maps as the pixel state converts them and the masks as bool (all False without a mask),
+    else None, None."""
+    group = _reader(samples, options, image_score)
+    infos, maps, masks = [], None, None
+    if dtype is not None:
+        h, w = samples[0].target
+        maps = np.empty((len(samples), h, w), dtype)
+        masks = np.zeros((len(samples), h, w), bool)
+    for i, s in enumerate(samples):
+        image = group.read(s)
+        n_nan = int(np.count_nonzero(np.isnan(image.values))) if image.values.dtype.kind == "f" else 0
+        if n_nan:
+            raise ValueError(f"{s.map}: expected scores without NaN, received {n_nan:,} NaN values")
+        infos.append((image.score, image.defective))
+        if dtype is not None:
+            maps[i] = np.ascontiguousarray(image.values, dtype=dtype)
+            if image.mask is not None:
+                masks[i] = image.mask != 0
+    return infos, group.contradicted, maps, masks
+
+
+def read_pixels(samples, options, dtype):
+    """On a worker: ``(maps, masks)`` of a chunk of samples of one size (as :func:`read_images`; the
+    cheapest image score, which nothing reads)."""
+    from .options import ImageScore
+
+    return read_images(samples, options, ImageScore(), dtype)[2:]
+
+
+def stream(state, samples, figures=False):
+    """Fill a :class:`refmetrics.evaluate.state.GroupState` from the workers: every image's score and label
+    (its map and ground truth read there), then every accumulator's ``add`` with an
+    :class:`~refmetrics.evaluate.state.Image` without pixels. With a :class:`DaskPixelState` (the
+    ``pixels`` accumulator) the same reads give its region histograms (:meth:`DaskPixelState.start`);
+    ``figures``: its ranking pass brings the pixel curves back too."""
+    import operator
+
+    from .state import Image
+
+    pixels = getattr(state.parts.get("pixels"), "state", None)
+    pixels = pixels if isinstance(pixels, DaskPixelState) else None
+    chunks = chunks_of(samples)
+    dtype = pixels.float if pixels is not None else None
+    reads = [_delayed(read_images)(chunk, state.options, state.image_score, dtype) for chunk in chunks]
+    infos = [_delayed(operator.getitem)(r, slice(0, 2)) for r in reads]
+    if pixels is None:
+        parts, = _compute(infos)
+    else:
+        from ..dask import _graph as D
+
+        blocks = [(_delayed(operator.getitem)(r, 2), _delayed(operator.getitem)(r, 3)) for r in reads]
+        hists = [_delayed(D.region_hist)(m, t, 2, pixels.connectivity) for m, t in blocks]
+        parts, hist = _compute(infos, D.tree_sum(hists) if hists else None)
+        pixels.start(chunks, hist, figures)
+    i = 0
+    for part_infos, contradicted in parts:
+        state.contradicted.extend(contradicted)
+        for score, defective in part_infos:
+            image = Image(samples[i], None, None, None, score, defective)
+            for part in state.parts.values():
+                part.add(image)
+            i += 1
+
+
+def _compute(*args):
+    from ..dask import _graph as D
+
+    return D.compute(*args, scheduler=_client())
+
+
+# -- the pixel state -----------------------------------------------------------
+
+def _ranking_plan_class():
+    from ..dask import _graph as D
+
+    return D.RankingPlan
+
+
+class RankingFromRegions:
+    """A :class:`refmetrics.dask._graph.RankingPlan` of maps and masks whose histograms are those the
+    region plan already has (background keys are the negatives, region keys the positives: the same keys),
+    so the ranking metrics cost one pass (the shuffle) instead of two."""
+
+    def __new__(cls, chunks, region_hist, bucket_size, scheduler):
+        from .. import _buckets as B
+
+        plan = object.__new__(_ranking_plan_class())
+        plan.chunks, plan.ignore_index, plan.scheduler = chunks, None, scheduler
+        plan.hist = hist = np.stack([region_hist[1], region_hist[0]])  # (positives, negatives)
+        plan.plan = B.plan_buckets(hist[0] + hist[1], bucket_size)
+        plan.n_pos, plan.n_neg = int(hist[0].sum()), int(hist[1].sum())
+        plan.tp_above, plan.fp_above = plan.plan.above(hist[0]), plan.plan.above(hist[1])
+        return plan
+
+class DaskPixelState:
+    """What the protocols read from a finished :class:`refmetrics.state.PixelState`, computed on the
+    cluster from the recorded samples: ``n_bg``, ``n_defect``, ``n_regions``, :meth:`auroc`,
+    :meth:`average_precision`, :meth:`f1_max`, :meth:`aupro`, :meth:`roc_pr_points`, :meth:`pro_points`
+    (the values of the in-memory state, bit for bit)."""
+
+    def __init__(self, dtype, connectivity, options):
+        self.float, self.connectivity, self.options = np.dtype(dtype), connectivity, options
+        self.samples = []
+        self._chunks = None
+        self._ranking = self._regions = self._parts = None
+        self._aupro = {}
+        self._curves = False
+        self.n_bg = self.n_defect = self.n_regions = 0
+
+    @property
+    def n_images(self):
+        return len(self.samples)
+
+    def add_sample(self, sample):
+        if self._finished:
+            raise RuntimeError("DaskPixelState.add_sample: the state is finished; add every image before finish()")
+        self.samples.append(sample)
+
+    _finished = False
+
+    def start(self, chunks, hist, curves=False):
+        """The region plan (:class:`refmetrics.dask._graph.RegionPlan`) from the histograms :func:`stream`
+        computed with the image pass, ``(hist, regions)`` (None without an image), for the groups of
+        samples ``chunks``; the later passes read those chunks again (:func:`read_pixels`)."""
+        import operator
+
+        from .. import _buckets as B
+        from ..dask import _graph as D
+
+        reads = [_delayed(read_pixels)(chunk, self.options, self.float) for chunk in chunks]
+        self._chunks = [(_delayed(operator.getitem)(r, 0), _delayed(operator.getitem)(r, 1)) for r in reads]
+        hist, k = hist if hist is not None else (np.zeros((2, B.N_PREFIXES), np.int64), 0)
+        rp = object.__new__(D.RegionPlan)  # its __init__ would read every map once more for these
+        rp.chunks, rp.spatial_dims, rp.connectivity, rp.scheduler = self._chunks, 2, self.connectivity, _client()
+        rp.hist, rp.n_regions = hist, int(k)
+        rp.n_bg, rp.n_region_pixels = int(hist[0].sum()), int(hist[1].sum())
+        rp.plan = B.plan_buckets(hist[0] + hist[1], B.DEFAULT_BUDGET)
+        self._regions, self._curves = rp, bool(curves)
+        self.n_bg, self.n_defect, self.n_regions = rp.n_bg, rp.n_region_pixels, rp.n_regions
+
+    def finish(self):
+        """Close the state (:func:`stream` has started it: the counts are known)."""
+        if self._regions is None:
+            raise RuntimeError("DaskPixelState.finish: no image pass ran (refmetrics.evaluate.dask_state.stream)")
+        self._finished = True
+
+    def _need(self, what):
+        if not self._finished:
+            raise RuntimeError(f"DaskPixelState.{what}: call finish() first")
+
+    def _ranking_parts(self):
+        """Pixel AUROC, AP and F1-max parts (and the curve for the figures), from one shuffle (the first
+        ranking metric asked runs it)."""
+        from .. import _buckets as B
+
+        if self._ranking is None:
+            self._ranking = RankingFromRegions(self._chunks, self._regions.hist, B.DEFAULT_BUDGET, _client())
+        if self._parts is None:
+            rp = self._ranking
+            want = {"auroc", "ap", "f1"} | ({"curve"} if self._curves else set())
+            self._parts = rp.run(want) if rp.n_pos and rp.n_neg else {}
+        return self._ranking, self._parts
+
+    def auroc(self):
+        from ..dask import _api as RA
+
+        self._need("auroc")
+        rp, parts = self._ranking_parts()
+        if RA._one_class(rp, "AUROC"):
+            return float("nan")
+        u2, p, n = parts["auroc"]
+        return float(Fraction(u2, 2 * p * n))
+
+    def average_precision(self):
+        from .. import _buckets as B
+        from ..dask import _api as RA
+
+        self._need("average_precision")
+        rp, parts = self._ranking_parts()
+        if RA._no_positive(rp, "average precision"):
+            return float("nan")
+        if "ap" not in parts:  # defect pixels only: one shuffle for AP alone
+            parts["ap"] = rp.run({"ap"})["ap"]
+        return B.ap_finish(parts["ap"], rp.n_pos)
+
+    def f1_max(self):
+        from ..dask import _api as RA
+
+        self._need("f1_max")
+        rp, parts = self._ranking_parts()
+        if RA._no_positive(rp, "F1"):
+            return float("nan")
+        if "f1" not in parts:
+            parts["f1"] = rp.run({"f1"})["f1"]
+        tp, fp, _ = parts["f1"]
+        return float(Fraction(2 * tp, tp + fp + rp.n_pos))
+
+    def aupro(self, fpr_limit=0.3):
+        from ..dask import _api as RA
+        from ..functional import regions as FR
+
+        self._need("aupro")
+        limit = FR.check_fpr_limit(fpr_limit)
+        if RA._region_undefined(self._regions, "AUPRO"):
+            return float("nan")
+        if limit not in self._aupro:
+            self._aupro[limit] = self._regions.aupro([limit], RA._key_dtype(self.float))[0]
+        return self._aupro[limit]
+
+    def roc_pr_points(self):
+        """``(fpr, tpr, precision)`` as one chunk, one point per distinct score, decreasing threshold (the
+        whole curve comes back to the client)."""
+        self._need("roc_pr_points")
+        rp, parts = self._ranking_parts()
+        if "curve" not in parts:
+            parts["curve"] = rp.run({"curve"})["curve"]
+        _, tp, fp = parts["curve"]
+        yield fp / rp.n_neg, tp / rp.n_pos, tp / (tp + fp)
+
+    def pro_points(self):
+        """``(fpr, pro)`` as one chunk (the whole curve comes back to the client)."""
+        self._need("pro_points")
+        fpr, pro = self._regions.pro_curve()
+        yield fpr[1:], pro[1:]

@@ -1,0 +1,158 @@
+"""``refmetrics evaluate --dask``: the pixel metrics computed on a Dask cluster, the same results.json.
+
+The oracle is the run without ``--dask`` (the in-memory pixel state) and refmetrics.functional on the
+same arrays. A LocalCluster of two one-thread workers is started once for the module (reached by its
+address, as a remote scheduler is) and once by ``--dask local[2]`` itself.
+"""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from refmetrics import _files as fileio  # noqa: E402
+from refmetrics import cli  # noqa: E402
+from refmetrics.evaluate import dask_state  # noqa: E402
+
+from .test_evaluate import build_tree, expected  # noqa: E402
+
+
+def run(*args):
+    return cli.main(["evaluate", "--quiet", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def address():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def _json(out):
+    return json.loads((out / "results.json").read_text())
+
+
+def test_demo_on_a_local_cluster_is_identical(tmp_path, monkeypatch):
+    chunks = []
+    real = dask_state.chunks_of
+
+    def small(samples, chunk_pixels=None):  # a few images per task: regions and ties across chunks
+        out = real(samples, 3 * 64 * 64)
+        chunks.append(len(out))
+        return out
+
+    monkeypatch.setattr(dask_state, "chunks_of", small)
+    assert run("--demo", "--out", tmp_path / "a") == 0
+    assert not chunks
+    assert run("--demo", "--dask", "local[2]", "--out", tmp_path / "b") == 0
+    assert chunks and max(chunks) > 2
+    a, b = (tmp_path / d for d in "ab")
+    assert (a / "results.json").read_bytes() == (b / "results.json").read_bytes()
+    for f in (a / "figures").iterdir():  # the curves come back whole: the same points, the same files
+        assert f.read_bytes() == (b / "figures" / f.name).read_bytes(), f.name
+
+
+def test_tree_on_a_cluster_address_equals_functional(tmp_path, address, monkeypatch):
+    # integer (PNG) maps with ties, defect-free images without masks, two regions in an image, per defect type
+    truth = build_tree(tmp_path, np.random.default_rng(20261128))
+    data = ("--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--no-figures")
+    assert run(*data, "--out", tmp_path / "a") == 0
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the client read a map")
+
+    monkeypatch.setattr(fileio, "read_map", refused)  # in this process only: the workers read the maps
+    monkeypatch.setattr(fileio, "read_mask", refused)
+    assert run(*data, "--dask", address, "--out", tmp_path / "b") == 0
+    a, b = _json(tmp_path / "a"), _json(tmp_path / "b")
+    assert a == b
+    for category, (maps, masks, labels) in truth.items():
+        assert b["categories"][category]["metrics"] == expected(maps, masks, labels)
+    assert b["categories"]["bottle"]["defects"]  # the per-defect groups ran on the cluster too
+
+
+@pytest.mark.parametrize("protocol", ["mvtec-3d-ad", "visa", "real-iad"])
+def test_other_protocols_without_official_columns(protocol, tmp_path, address):
+    common = ("--protocol", protocol, "--demo", "--no-official", "--no-figures", "--no-per-defect")
+    assert run(*common, "--out", tmp_path / "a") == 0
+    assert run(*common, "--dask", address, "--out", tmp_path / "b") == 0
+    assert _json(tmp_path / "a") == _json(tmp_path / "b")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--ci",), "--dask: --ci resamples every image's pixel keys"),
+    (("--memory-limit", "1GB"), "give one of --dask and --memory-limit"),
+    (("--protocol", "mvtec-loco"), "--dask: --protocol mvtec-loco is not computed on a cluster"),
+    (("--protocol", "ader"), "--dask: --protocol ader is not computed on a cluster"),
+    (("--protocol", "mvtec-ad-2"), "--dask: --protocol mvtec-ad-2 is not computed on a cluster"),
+    (("--protocol", "visa"), "add --no-official"),
+])
+def test_what_the_cluster_cannot_compute_is_refused(args, message, tmp_path, capsys):
+    assert run("--demo", "--dask", "local[2]", *args, "--out", tmp_path / "out") == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("local[0]", "expected local[N] with N >= 1 workers, received 'local[0]'"),
+    ("local[two]", "expected local[N] (N workers, e.g. local[4]) or a scheduler address"),
+    ("local", "expected local[N] (N workers, e.g. local[4]) or a scheduler address"),
+    ("two words", "expected a scheduler address (tcp://host:8786, host:8786) or local[N], received 'two words'"),
+])
+def test_bad_values_are_errors(value, message, tmp_path, capsys):
+    assert run("--demo", "--dask", value, "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "--dask" in err and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_scheduler_and_a_missing_dask_are_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dask_state, "CONNECT_TIMEOUT", "1s")
+    assert run("--demo", "--dask", "tcp://127.0.0.1:9", "--no-figures", "--out", tmp_path / "out") == 2
+    assert "--dask: could not connect to a Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed: ImportError
+    assert run("--demo", "--dask", "local[2]", "--out", tmp_path / "out") == 2
+    assert 'pip install "refmetrics[dask]"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_ranking_plan_from_the_region_histograms_is_the_ranking_plan(dtype):
+    # the ranking metrics' plan reuses the region pass's histograms: the same keys, the same plan
+    import dask
+
+    from refmetrics import _buckets as B
+    from refmetrics.dask import _graph as D
+
+    rng = np.random.default_rng(7)
+    maps = np.round(rng.random((5, 12, 10)), 2).astype(dtype)  # ties
+    masks = rng.random((5, 12, 10)) > 0.8
+    masks[1] = False  # a defect-free image
+    chunks = [(dask.delayed(maps[i:i + 2]), dask.delayed(masks[i:i + 2])) for i in range(0, 5, 2)]
+    regions = D.RegionPlan(chunks, 2, 2, 64, "sync")
+    ours = dask_state.RankingFromRegions(chunks, regions.hist, 64, "sync")
+    theirs = D.RankingPlan(chunks, None, 64, "sync")
+    assert np.array_equal(ours.hist, theirs.hist) and ours.plan.n_buckets == theirs.plan.n_buckets > 2
+    assert (ours.n_pos, ours.n_neg) == (theirs.n_pos, theirs.n_neg) == (int(masks.sum()), int((~masks).sum()))
+    assert np.array_equal(ours.tp_above, theirs.tp_above) and np.array_equal(ours.fp_above, theirs.fp_above)
+    a, b = ours.run({"auroc", "ap", "f1"}), theirs.run({"auroc", "ap", "f1"})
+    assert a["auroc"] == b["auroc"] and a["f1"] == b["f1"]
+    assert B.ap_finish(a["ap"], ours.n_pos) == B.ap_finish(b["ap"], theirs.n_pos)
+
+
+def test_a_bad_map_read_by_a_worker_is_named(tmp_path, address, capsys):
+    build_tree(tmp_path, np.random.default_rng(3))
+    bad = tmp_path / "maps" / "bottle" / "test" / "good" / "001.npy"
+    values = np.load(bad)
+    values[2, 3] = np.nan
+    np.save(bad, values)
+    args = ("--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--no-figures")
+    assert run(*args, "--out", tmp_path / "a") == 2
+    local = capsys.readouterr().err
+    assert run(*args, "--dask", address, "--out", tmp_path / "b") == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: the anomaly map holds 1 NaN value" in err and err == local  # as read in this process
+    assert not (tmp_path / "b").exists()
