@@ -17,6 +17,10 @@ scores:
 - scikit-learn's ``roc_auc_score`` at the full size (once: it is slow);
 - cold and warm calls: fresh processes (``--cold-runs``) that load the Numba
   cache with a tiny call, then time 4 full-size ``auroc`` calls (call 1 is cold);
+  interleaved with control processes that first touch and free 256 MB (outside
+  the timing): where call 1 is slow only in the plain processes, the cold cost is
+  the first touch of memory the process never used (system time; large on VMs
+  whose host backs guest memory lazily), not the engine;
 - NumPy without its SIMD sort: a child process with
   ``NPY_DISABLE_CPU_FEATURES`` set (``--no-simd``, default ``X86_V3``) times
   ``np.sort`` and the exact AUROC (sort "auto", and "numpy" per range) there.
@@ -53,6 +57,9 @@ warnings.simplefilter("ignore")
 scores, target = np.load(sys.argv[1]), np.load(sys.argv[2])
 from refmetrics import functional as F
 F.auroc(scores[:200_000], target[:200_000])  # loads the Numba cache: not what "cold" measures
+if sys.argv[3] == "prefault":  # the control: memory touched and freed first
+    x = np.ones(64 << 20, np.uint32)
+    del x
 out = []
 for _ in range(4):
     r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -200,11 +207,12 @@ def main(argv=None):
     np.save(tmp / "s.npy", scores)
     np.save(tmp / "t.npy", target)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent)] + sys.path))
-    cold = []
+    cold, cold_prefault = [], []
     for _ in range(args.cold_runs):
-        out = subprocess.run([sys.executable, "-c", CHILD_COLD, str(tmp / "s.npy"), str(tmp / "t.npy")],
-                             capture_output=True, text=True, env=env, check=True).stdout
-        cold.append(eval(out.strip().splitlines()[-1]))  # noqa: S307 (our own child's repr)
+        for mode, into in (("plain", cold), ("prefault", cold_prefault)):
+            out = subprocess.run([sys.executable, "-c", CHILD_COLD, str(tmp / "s.npy"), str(tmp / "t.npy"), mode],
+                                 capture_output=True, text=True, env=env, check=True).stdout
+            into.append(eval(out.strip().splitlines()[-1]))  # noqa: S307 (our own child's repr)
     nosimd = None
     if args.no_simd:
         out = subprocess.run([sys.executable, "-c", CHILD_NOSIMD, str(tmp / "s.npy"), str(tmp / "t.npy"), str(HERE),
@@ -233,9 +241,14 @@ def main(argv=None):
     if sk:
         print(f"sklearn roc_auc_score (1 run): {sk['time']:.2f} s = {sk['time'] / best['auroc']:.1f}x refmetrics "
               f"auroc; |difference| {abs(sk['value'] - values['auroc']):.3g}  [{machine}]")
-    warm = [min(d for d, _ in c[1:]) for c in cold]
+    def cold_line(runs):
+        warm = [min(d for d, _ in c[1:]) for c in runs]
+        return ", ".join(f"{c[0][0]:.3f}/{w:.3f} s = {c[0][0] / w:.2f}x (sys {c[0][1]:.2f} s)"
+                         for c, w in zip(runs, warm))
+
     print("cold vs warm auroc (fresh processes, Numba cache loaded by a tiny call; call 1 / min of calls 2-4): "
-          + ", ".join(f"{c[0][0]:.3f}/{w:.3f} s = {c[0][0] / w:.2f}x (sys {c[0][1]:.2f} s)" for c, w in zip(cold, warm)))
+          + cold_line(cold))
+    print("  control, 256 MB touched and freed before call 1: " + cold_line(cold_prefault))
     if nosimd:
         m = nosimd["min"]
         print(f"\nNPY_DISABLE_CPU_FEATURES={args.no_simd}: {nosimd['machine']}")
@@ -251,7 +264,8 @@ def main(argv=None):
               "min_seconds": best, "ratio_to_np_sort": {k: v / base for k, v in best.items()},
               "values": {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
                          if not isinstance(v, np.ndarray)},
-              "auroc_peak_bytes_per_element": mem, "sklearn": sk, "cold": cold, "no_simd": nosimd,
+              "auroc_peak_bytes_per_element": mem, "sklearn": sk, "cold": cold, "cold_prefault": cold_prefault,
+              "no_simd": nosimd,
               "no_simd_features": args.no_simd}
     out = Path(args.out) if args.out else HERE / "results" / f"engine-{time.strftime('%Y-%m-%d')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

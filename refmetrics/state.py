@@ -192,6 +192,7 @@ class PixelState:
             del tk, tp
         self._sorted = (bg, rkeys, rsizes)
         pixels = R.ExactScores()
+        pixels.walk_once = True  # AUROC, AP and F1-max from one walk of the sorted keys
         pixels.add(R._Part(rkeys, bg, None, is_sorted=True))
         regions = G.RegionScores()
         regions.add(G._Part(bg, rkeys, rsizes, self.n_regions, is_sorted=True))

@@ -284,6 +284,61 @@ def test_per_range_parts_equal_the_walk():
             assert R.average_precision(chunks, pos.size) == expected
 
 
+def _walk_cases(rng):
+    yield np.sort(rng.integers(0, 50, 3000).astype(np.uint32)), np.sort(rng.integers(0, 60, 5000).astype(np.uint32))
+    yield np.arange(100, 200, dtype=np.uint32), np.arange(0, 300, 3, dtype=np.uint32)  # negatives above all
+    yield np.arange(0, 50, dtype=np.uint32), np.arange(60, 90, dtype=np.uint32)  # every positive below
+    yield np.arange(60, 90, dtype=np.uint32), np.arange(0, 50, dtype=np.uint32)  # every positive above
+    yield np.full(7, 5, np.uint32), np.full(9, 5, np.uint32)  # one tied group
+    yield np.sort(rng.integers(0, 1000, 500).astype(np.uint64)), np.empty(0, np.uint64)  # no negative
+
+
+def test_one_walk_equals_the_separate_walks():
+    """``walk_all`` (what a PixelState computes AUROC, AP and F1-max from) against the sequential
+    walk over every group (today's accumulators), for every range size and block size."""
+    rng = np.random.default_rng(19)
+    for pos, neg in _walk_cases(rng):
+        u2 = R.auroc_u2(R.exact_groups(pos, neg))
+        ap = R.average_precision(R.exact_groups(pos, neg), pos.size)
+        etp, efp, ekey = R.f1_best(R.exact_groups(pos, neg), pos.size)
+        for target in (1, 7, 100, 10_000):
+            pst, nst = E.sample_ranges(pos, neg, target)
+            for threads in (1, 2, 3):
+                rm.set_num_threads(threads)
+                for block in (1, 3, None):
+                    got_u2, got_ap, (tp, fp, key) = E.walk_all(pos, neg, pst, nst, block)
+                    assert got_u2 == u2 if neg.size else got_u2 == 0
+                    assert _same(got_ap, ap)
+                    assert (tp, fp, int(key[0])) == (etp, efp, int(ekey[0]))
+    empty, neg = np.empty(0, np.uint32), np.arange(5, dtype=np.uint32)
+    u2, ap, f1 = E.walk_all(empty, neg, *E.sample_ranges(empty, neg))
+    assert u2 == 0 and math.isnan(ap) and f1 == (0, 0, None)
+
+
+def test_pixel_state_walks_its_keys_once(monkeypatch):
+    """A finished PixelState's AUROC, AP and F1-max come from one walk, whatever the order asked."""
+    rng = np.random.default_rng(23)
+    maps = rng.standard_normal((6, 30, 20)).astype(np.float32)
+    maps[:, :4] = 0.25  # ties across images
+    masks = np.zeros(maps.shape, np.uint8)
+    masks[2, 5:15, 3:9] = 1
+    masks[5, 20:, 10:] = 1
+    expected = (F.auroc(maps, masks), F.average_precision(maps, masks), F.f1_max(maps, masks))
+    _configure(monkeypatch, 2, "radix", 50)
+    calls = []
+    walk = E.walk_all
+    monkeypatch.setattr(E, "walk_all", lambda *a, **k: calls.append(1) or walk(*a, **k))
+    for order in ((0, 1, 2), (2, 1, 0), (1, 0, 2)):
+        state = rm.PixelState(maps.size)
+        for m, g in zip(maps, masks):
+            state.add(m, g)
+        state.finish()
+        fns = (state.auroc, state.average_precision, state.f1_max)
+        got = {i: fns[i]() for i in order}
+        assert tuple(got[i] for i in range(3)) == expected
+    assert len(calls) == 3
+
+
 def test_the_range_sort_sorts():
     rng = np.random.default_rng(4)
     from refmetrics.kernels.cpu import ranking as KR

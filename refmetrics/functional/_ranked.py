@@ -98,11 +98,12 @@ class _Part:
     """One batch of keys: positives, negatives, and either their digit histograms (``hist``)
     or their key-range plan (``ranges = (pst, nst)``, see ``_engine.py``)."""
 
-    __slots__ = ("pos", "neg", "hist", "sorted", "shared", "ranges")
+    __slots__ = ("pos", "neg", "hist", "sorted", "shared", "ranges", "walked")
 
     def __init__(self, pos, neg, hist, is_sorted=False, ranges=None):
         self.pos, self.neg, self.hist, self.sorted = pos, neg, hist, is_sorted
         self.ranges = ranges
+        self.walked = None  # a sorted part's (u2, ap, f1) from _engine.walk_all, once computed
         self.shared = False  # also held by another state (merged): never sorted in place
 
     def widened(self):
@@ -182,7 +183,14 @@ class ExactScores(PartsState):
 
     Parts live on the host or on the device; as soon as one is on the device,
     the state computes there (:meth:`device_sorted`).
+
+    ``walk_once`` (False): a host state asked for AUROC, AP and F1-max together
+    (:class:`refmetrics.PixelState`) sets it, and the first of the three computes
+    all of them in one walk of the sorted keys (``_engine.walk_all``), kept for
+    the others (a few numbers).
     """
+
+    walk_once = False
 
     @property
     def on_device(self):
@@ -467,15 +475,28 @@ def f1_best(groups, n_pos):
 # per-range parts of a host ExactScores (_engine.py), in threads
 # ---------------------------------------------------------------------------
 
+def _walked(state):
+    """``(u2, ap, f1)`` of a ``walk_once`` state's sorted keys, from one walk (kept on the sorted part)."""
+    ranged = state.sorted_ranges()
+    part = state.parts[0]
+    if part.walked is None:
+        part.walked = E.walk_all(*ranged)
+    return part.walked
+
+
 def exact_average_precision(state):
     """As :func:`average_precision` for a host :class:`ExactScores`: the same accumulator over the
     groups that hold positives only (formed per range in threads), so the same sum, bit for bit."""
+    if state.walk_once:
+        return _walked(state)[1]
     pos, neg, pst, nst = state.sorted_ranges()
     return average_precision(E.positive_groups(pos, neg, pst, nst), pos.size)
 
 
 def exact_auroc_u2(state):
     """``2U`` of a host :class:`ExactScores` (a Python int), from per-range parts in threads."""
+    if state.walk_once and _walked(state)[0] is not None:
+        return _walked(state)[0]
     pos, neg, pst, nst = state.sorted_ranges()
     u2 = E.auroc_u2(pos, neg, pst, nst)
     return auroc_u2(exact_groups(pos, neg)) if u2 is None else u2
@@ -483,4 +504,7 @@ def exact_auroc_u2(state):
 
 def exact_f1_best(state):
     """As :func:`f1_best` for a host :class:`ExactScores`, from per-range bests in threads."""
+    if state.walk_once and state.n_pos:
+        tp, fp, key = _walked(state)[2]
+        return tp, fp, None if key is None else key.copy()
     return E.f1_best(*state.sorted_ranges())

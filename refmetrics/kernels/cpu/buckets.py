@@ -347,3 +347,47 @@ def ranges_positive_groups(pos, neg, pst, nst, first, step, rdtp, rdfp, n_record
                 pending = 0
         n_records[r] = count
         tail[r] = pending
+
+
+@njit(cache=True, nogil=True)
+def ranges_walk(pos, neg, pst, nst, first, step, u2r, rkeys, rdtp, rdfp, n_records, tail):
+    """One walk per range ``r`` (``first, first + step, ...``) for AUROC, AP and F1 together:
+    ``u2r[r] =`` :func:`range_u2`, and the positive-group records of
+    :func:`ranges_positive_groups` with their keys (``rkeys[pst[r] + i]``). F1-max is read
+    from the same records: with a positive at all, a group without positives lowers F1 (or
+    leaves it 0 above the first positive), so the largest F1 is at a record."""
+    for r in range(first, pst.size - 1, step):
+        p = pos[pst[r]:pst[r + 1]]
+        q = neg[nst[r]:nst[r + 1]]
+        w = pst[r]
+        i = p.size - 1
+        j = q.size - 1
+        count = 0
+        pending = 0
+        tp = 0
+        u2 = 0
+        while i >= 0 or j >= 0:
+            if i >= 0 and (j < 0 or p[i] >= q[j]):
+                v = p[i]
+            else:
+                v = q[j]
+            a = 0
+            while i >= 0 and p[i] == v:
+                a += 1
+                i -= 1
+            b = 0
+            while j >= 0 and q[j] == v:
+                b += 1
+                j -= 1
+            u2 += b * (2 * tp + a)
+            tp += a
+            pending += b
+            if a:
+                rkeys[w + count] = v
+                rdtp[w + count] = a
+                rdfp[w + count] = pending
+                count += 1
+                pending = 0
+        u2r[r] = u2
+        n_records[r] = count
+        tail[r] = pending
