@@ -254,6 +254,25 @@ def sort_ranges(keys, starts, first, step, tmp, hist, shifts):
         sort_range(keys[starts[r]:starts[r + 1]], tmp, hist, shifts)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def next_group(pos, neg, i, j):
+    """The next group from the top of sorted ``pos``/``neg`` read down from indices ``i``/``j``
+    (one of them >= 0): ``(key, positives, negatives, i, j)`` with the indices moved past it."""
+    if i >= 0 and (j < 0 or pos[i] >= neg[j]):
+        v = pos[i]
+    else:
+        v = neg[j]
+    a = 0
+    while i >= 0 and pos[i] == v:
+        a += 1
+        i -= 1
+    b = 0
+    while j >= 0 and neg[j] == v:
+        b += 1
+        j -= 1
+    return v, a, b, i, j
+
+
 @njit(cache=True, nogil=True)
 def range_u2(pos, neg):
     """``2U`` of one range alone (positives above it not counted): sum over the
@@ -263,18 +282,7 @@ def range_u2(pos, neg):
     tp = 0
     u2 = 0
     while i >= 0 or j >= 0:
-        if i >= 0 and (j < 0 or pos[i] >= neg[j]):
-            v = pos[i]
-        else:
-            v = neg[j]
-        a = 0
-        while i >= 0 and pos[i] == v:
-            a += 1
-            i -= 1
-        b = 0
-        while j >= 0 and neg[j] == v:
-            b += 1
-            j -= 1
+        _v, a, b, i, j = next_group(pos, neg, i, j)
         u2 += b * (2 * tp + a)
         tp += a
     return u2
@@ -327,18 +335,7 @@ def ranges_positive_groups(pos, neg, pst, nst, first, step, rdtp, rdfp, n_record
         count = 0
         pending = 0
         while i >= 0 or j >= 0:
-            if i >= 0 and (j < 0 or p[i] >= q[j]):
-                v = p[i]
-            else:
-                v = q[j]
-            a = 0
-            while i >= 0 and p[i] == v:
-                a += 1
-                i -= 1
-            b = 0
-            while j >= 0 and q[j] == v:
-                b += 1
-                j -= 1
+            v, a, b, i, j = next_group(p, q, i, j)
             pending += b
             if a:
                 rdtp[w + count] = a
@@ -367,18 +364,7 @@ def ranges_walk(pos, neg, pst, nst, first, step, u2r, rkeys, rdtp, rdfp, n_recor
         tp = 0
         u2 = 0
         while i >= 0 or j >= 0:
-            if i >= 0 and (j < 0 or p[i] >= q[j]):
-                v = p[i]
-            else:
-                v = q[j]
-            a = 0
-            while i >= 0 and p[i] == v:
-                a += 1
-                i -= 1
-            b = 0
-            while j >= 0 and q[j] == v:
-                b += 1
-                j -= 1
+            v, a, b, i, j = next_group(p, q, i, j)
             u2 += b * (2 * tp + a)
             tp += a
             pending += b
