@@ -241,3 +241,101 @@ def test_au_spro_equal_functional(client):
         for limit in (0.05, [0.05, 0.3, 1.0]):
             assert RD.au_spro(dm, defects, fpr_limit=limit, bucket_size=300) == F.au_spro(maps, defects,
                                                                                            fpr_limit=limit)
+
+
+# ---------------------------------------------------------------------------
+# AUPIMO
+# ---------------------------------------------------------------------------
+
+def pimo_equal(got, ref):
+    return (got[0] == ref[0] or (np.isnan(got[0]) and np.isnan(ref[0]))) \
+        and np.array_equal(got[1], ref[1], equal_nan=True)
+
+
+def test_aupimo_equal_functional_with_limited_workers(client):
+    # 480 maps of 128x128 (7.9M pixels, 40 MB), 40 per generated block, chunked by 35 images (chunk
+    # boundaries between images, never inside one); about 30% of the images are defect-free; scores on
+    # a 1/2048 grid (ties: the top normal score alone holds about 10^-3 of the normal pixels)
+    m, k, m_ref, k_ref = region_arrays(12, 40, 128)
+    m, k = m.rechunk((35, 64, 128)), k.rechunk((50, 128, 128))
+    reset_inputs(client)
+    for bounds in ((1e-3, 1e-2), (1e-2, 0.3), (0.5, 1.0)):
+        got = RD.aupimo(m, k, fpr_bounds=bounds, return_per_image=True)
+        ref = F.aupimo(m_ref, k_ref, fpr_bounds=bounds, return_per_image=True)
+        assert np.isfinite(ref[0]) and np.count_nonzero(np.isfinite(ref[1])) > 250
+        assert pimo_equal(got, ref), (bounds, got[0], ref[0])
+    assert RD.aupimo(m, k, fpr_bounds=(1e-3, 1e-2)) == F.aupimo(m_ref, k_ref, fpr_bounds=(1e-3, 1e-2))
+    largest = largest_inputs(client)
+    chunk_bytes = 50 * 128 * 128 * 5  # the largest chunk of maps and masks
+    assert max(largest.values()) <= chunk_bytes + 64 * 1024, largest
+    assert max(largest.values()) < (m_ref.nbytes + k_ref.nbytes) / 8
+    # the client gathers only the normal keys at or above the cut: U of the normal pixels plus part of
+    # one 16-bit key prefix (1/128 of an octave for float32: about 1% of these uniform scores)
+    from refmetrics.dask import _api as RA
+    from refmetrics.dask import _graph as D
+
+    chunks, _, n_per, _ = RA._pimo_chunks(m, k)
+    plan = D.PimoPlan(chunks, n_per, None)
+    plan.window(np.uint32, 1e-2)
+    normal_pixels = plan.n_normal * n_per
+    assert 1e-2 * normal_pixels <= plan.n_gathered < 2.5e-2 * normal_pixels, (plan.n_gathered, normal_pixels)
+
+
+def test_aupimo_ties_defect_free_chunks_and_undefined(client):
+    rng = np.random.default_rng(16)
+    maps = (np.floor(rng.random((23, 12, 10)) * 16) / 16).astype(np.float32)  # 16 distinct scores: ties
+    masks = np.zeros(maps.shape, np.uint8)
+    for j in (1, 2, 5, 11, 12, 13, 21):
+        masks[j, 2:2 + j % 5 + 1, 3:7] = 1
+        maps[j, 2:2 + j % 5 + 1, 3:7] = np.floor(maps[j, 2:2 + j % 5 + 1, 3:7] * 8 + 8) / 16
+    masks[12] = 1  # an image that is all defect
+    for chunks in (1, 4, 6, 23):  # chunks of one image; chunks holding only defect-free images (14..20)
+        dm = da.from_array(maps, chunks=(chunks, 12, 10))
+        for bounds in ((0.07, 0.2), (0.1, 1.0)):  # the top normal score alone: shared FPR 0.066
+            got = RD.aupimo(dm, masks, fpr_bounds=bounds, return_per_image=True)
+            ref = F.aupimo(maps, masks, fpr_bounds=bounds, return_per_image=True)
+            assert np.isfinite(ref[0]) and np.count_nonzero(np.isfinite(ref[1])) == 7
+            assert pimo_equal(got, ref), (chunks, bounds)
+    dm = da.from_array(maps, chunks=(5, 12, 10))
+    with pytest.warns(UndefinedMetricWarning, match="the lower bound is below the smallest positive shared FPR"):
+        mean, per_image = RD.aupimo(dm, masks, return_per_image=True)  # default (1e-5, 1e-4): out of reach
+    assert np.isnan(mean) and per_image.shape == (23,) and np.isnan(per_image).all()
+    with pytest.warns(UndefinedMetricWarning, match="no anomalous image"):
+        assert np.isnan(RD.aupimo(dm, np.zeros_like(masks), fpr_bounds=(0.1, 1.0)))
+    with pytest.warns(UndefinedMetricWarning, match="no normal image"):
+        assert np.isnan(RD.aupimo(dm, np.ones_like(masks), fpr_bounds=(0.1, 1.0)))
+    with pytest.raises(ValueError, match="fpr_bounds: expected 0 < lower < upper <= 1"):
+        RD.aupimo(dm, masks, fpr_bounds=(0.2, 0.1))
+    with pytest.raises(ValueError, match="target: expected masks with the images along the first axis"):
+        RD.aupimo(dm, masks.reshape(23 * 12, 10))
+    with pytest.raises(ValueError, match="preds: expected maps of shape"):
+        RD.aupimo(dm.reshape(-1), masks.reshape(-1))
+
+
+# ---------------------------------------------------------------------------
+# threads inside tasks
+# ---------------------------------------------------------------------------
+
+def kernel_threads():
+    from refmetrics import _threads as T
+
+    return T.get_num_threads()
+
+
+def test_tasks_run_with_threads_per_task():
+    from refmetrics import _threads as T
+    from refmetrics.dask import _graph as D
+
+    before = T.get_num_threads()
+    assert D._delayed(kernel_threads)().compute(scheduler="sync") == 1  # the default: one thread per task
+    with dask.config.set({"refmetrics.threads_per_task": 3}):
+        assert D._delayed(kernel_threads)().compute(scheduler="sync") == 3
+        with pytest.raises(ValueError, match="refmetrics.threads_per_task: expected a positive integer"):
+            with dask.config.set({"refmetrics.threads_per_task": 0}):
+                D._delayed(kernel_threads)
+    assert T.get_num_threads() == before  # restored after the task
+    s, y, s_ref, y_ref = ranking_arrays(3, 20_000)
+    with dask.config.set({"refmetrics.threads_per_task": 2}):
+        assert RD.average_precision(s, y, bucket_size=8_000, scheduler="threads") \
+            == F.average_precision(s_ref, y_ref)
+    assert T.get_num_threads() == before

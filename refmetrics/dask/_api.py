@@ -1,5 +1,6 @@
 """Public functions of :mod:`refmetrics.dask` (see the package docstring)."""
 
+import math
 import numbers
 from fractions import Fraction
 
@@ -466,6 +467,90 @@ def au_spro(preds, defects, *, fpr_limit=0.05, backend="auto", bucket_size=None,
     else:
         values = rp.aupro(limits, _key_dtype(m.dtype), s0=rp.n_full)
     return values[0] if scalar else values
+
+
+# ---------------------------------------------------------------------------
+# per-image metrics
+# ---------------------------------------------------------------------------
+
+def _pimo_chunks(preds, target):
+    """``(maps, masks)`` chunk pairs of whole images (images along the first axis) and pixels per image."""
+    m, t = _as_dask(preds, "preds"), _as_dask(target, "target")
+    _same_size(m, t)
+    if m.ndim < 2:
+        raise ValueError(f"preds: expected maps of shape (B, H, W) (or (B, ...)), images along the first axis, "
+                         f"received shape {tuple(m.shape)}")
+    if t.ndim < 1 or t.shape[0] != m.shape[0]:
+        raise ValueError(f"target: expected masks with the images along the first axis, as preds "
+                         f"{tuple(m.shape)}, received shape {tuple(t.shape)}")
+    m = m.rechunk({i: -1 for i in range(1, m.ndim)})
+    t = t.rechunk((m.chunks[0],) + tuple((n,) for n in t.shape[1:]))
+    n_per = m.size // m.shape[0] if m.shape[0] else 0
+    return list(zip(m.to_delayed().ravel().tolist(), t.to_delayed().ravel().tolist())), m.shape[0], n_per, m.dtype
+
+
+def aupimo(preds, target, *, fpr_bounds=(1e-5, 1e-4), return_per_image=False, backend="auto", scheduler=None):
+    """Area under the per-image overlap curve (AUPIMO) on Dask, as :func:`refmetrics.functional.aupimo`.
+
+    Defined in ``docs/definitions.md``, section "PIMO curve and AUPIMO" (the page a paper cites).
+
+    Parameters
+    ----------
+    preds : dask.array.Array or array_like
+        Anomaly maps ``(B, H, W)`` (or ``(B, ...)``), chunked along the image axis
+        (the other axes are rechunked to full size: an image is never split).
+    target : dask.array.Array or array_like
+        {0, 1} masks with the images along the first axis, rechunked as ``preds``.
+    fpr_bounds, return_per_image
+        As in :func:`refmetrics.functional.aupimo`.
+    backend : {"auto", "cpu"}
+    scheduler : optional
+        Passed to ``dask.compute``; None: Dask's current scheduler.
+
+    Returns
+    -------
+    float or (float, ndarray of float64)
+        The mean AUPIMO over anomalous images; with ``return_per_image``, also
+        the per-image values (NaN for normal images), in image order.
+
+    Notes
+    -----
+    Three passes over the chunks: a histogram of the top 16 bits of the normal
+    images' keys (summed by a tree) gives the cut above which the shared FPR
+    reaches ``fpr_bounds[1]``; the normal keys at or above the cut (about
+    ``fpr_bounds[1]`` of the normal pixels, plus one 16-bit prefix) come to the
+    client, which walks the shared FPR down from the top; the window (keys and
+    shared FPRs) goes back to every chunk's task, which computes the areas of
+    its anomalous images. Per-image values come back to the client; no task
+    holds more than one chunk and the window.
+    """
+    from ..functional import pimo as P
+
+    lower, upper = P.check_fpr_bounds(fpr_bounds)
+    return_per_image = P.check_return_per_image(return_per_image)
+    _check_options(None, backend)
+    chunks, n_images, n_per, dtype = _pimo_chunks(preds, target)
+    plan = D.PimoPlan(chunks, n_per, scheduler)
+    per_image = np.full(n_images, np.nan)
+    n, a = plan.n_normal, plan.n_anomalous
+    if not (n and a):
+        why = "no images" if not (n or a) else ("no normal image (every image has a defect pixel)" if not n
+                                                else "no anomalous image (no defect pixel anywhere)")
+        V.warn_undefined(f"AUPIMO is undefined with {why}; returning nan", stacklevel=2)
+        return (float("nan"), per_image) if return_per_image else float("nan")
+    keys, fpr = plan.window(_key_dtype(dtype), upper)
+    if lower < fpr[0]:
+        V.warn_undefined(
+            f"AUPIMO is undefined with fpr_bounds=({lower:g}, {upper:g}): the lower bound is below the "
+            f"smallest positive shared FPR these {n:,} normal images can reach, {fpr[0]:.6g} "
+            f"(their pixels' highest score alone); the reachable shared FPR range is [{fpr[0]:.6g}, 1]: "
+            f"raise the lower bound to at least {fpr[0]:.6g}, or add normal images; returning nan",
+            stacklevel=2)
+        return (float("nan"), per_image) if return_per_image else float("nan")
+    areas, flags = plan.areas(keys, fpr, lower, upper)
+    per_image[flags] = areas
+    mean = math.fsum(areas.tolist()) / areas.size
+    return (mean, per_image) if return_per_image else mean
 
 
 for _fn in (aupro, pro_curve, pro_score):

@@ -20,11 +20,13 @@ pieces they run):
 The task functions are module-level so that workers import them by name.
 """
 
+import threading
 from operator import getitem
 
 import numpy as np
 
 from .. import _buckets as B
+from .. import _threads as T
 from ..functional import _ranked as R
 from ..functional import _regions as G
 
@@ -156,14 +158,95 @@ def region_overlaps(m, t, threshold, spatial_dims, connectivity):
     return cat(state.above), cat(state.sizes)
 
 
+def pimo_part(m, t):
+    """One chunk of whole images as the functional API's AUPIMO part (validated the same way)."""
+    from ..functional import pimo as P
+
+    return P.intake_images(np.asarray(m), np.asarray(t), "cpu", keep_other=False)
+
+
+def pimo_hist(m, t):
+    """Histogram of the top ``TOP_BITS`` of the chunk's normal-image keys; normal and anomalous images."""
+    from ..functional import pimo as P
+    from ..kernels.cpu import regions as KR
+
+    part = pimo_part(m, t)
+    kd = part.key_dtype
+    hist = np.zeros(1 << P.TOP_BITS, np.int64)
+    if part.normal.size:
+        KR.top_histogram(part.normal, kd.type(8 * kd.itemsize - P.TOP_BITS), hist)
+    return hist, part.n_normal, int(part.n_defect.size)
+
+
+def pimo_top(m, t, cut):
+    """The chunk's normal-image keys at or above ``cut`` (about ``fpr_bounds[1]`` of them, plus one prefix)."""
+    part = pimo_part(m, t)
+    return part.normal[part.normal >= part.key_dtype.type(cut)]
+
+
+def pimo_areas(m, t, window):
+    """AUPIMO of the chunk's anomalous images (image order) and the chunk's anomalous flags."""
+    from ..functional import pimo as P
+
+    keys, fpr, lower, upper = window
+    part = pimo_part(m, t)
+    return P._areas([part], keys, fpr, lower, upper), part.anomalous
+
+
 # ---------------------------------------------------------------------------
 # graph builders (run on the client)
 # ---------------------------------------------------------------------------
 
-def _delayed(fn):
+THREADS_KEY = "refmetrics.threads_per_task"
+_task_lock = threading.Lock()
+_task_active = 0
+_task_saved = None
+
+
+def threads_per_task():
+    """The thread count refmetrics kernels use inside one Dask task: ``dask.config``'s
+    ``refmetrics.threads_per_task``, 1 by default (read when a graph is built)."""
     import dask
 
-    return dask.delayed(fn, pure=True)
+    from .._threads import _check_threads
+
+    return _check_threads(dask.config.get(THREADS_KEY, 1), THREADS_KEY)
+
+
+class InThreads:
+    """A task function run with the kernels set to ``n`` threads (named as ``fn``, so task keys keep
+    its name). The setting is per process: while tasks overlap in one process, the first one's count
+    holds until the last one ends, then the previous count is restored."""
+
+    def __init__(self, fn, n):
+        self.fn, self.n, self.__name__ = fn, n, fn.__name__
+
+    def __reduce__(self):
+        return InThreads, (self.fn, self.n)
+
+    def __call__(self, *args):
+        global _task_active, _task_saved
+        with _task_lock:
+            if _task_active == 0:
+                _task_saved = T.get_num_threads()
+                T.set_num_threads(self.n)
+            _task_active += 1
+        try:
+            return self.fn(*args)
+        finally:
+            with _task_lock:
+                _task_active -= 1
+                if _task_active == 0:
+                    T.set_num_threads(_task_saved)
+
+
+def _delayed(fn):
+    """``dask.delayed(fn)`` whose calls run with :func:`threads_per_task` threads (:class:`InThreads`)."""
+    import dask
+
+    if fn in (add, getitem):
+        return dask.delayed(fn, pure=True)
+    return dask.delayed(InThreads(fn, threads_per_task()), pure=True)
 
 
 def tree_sum(items):
@@ -296,3 +379,45 @@ class SProPlan(RegionPlan):
 
     def buckets(self, lowest):
         return shuffle(self.chunks, spro_split, region_bucket, self.plan.n_buckets - lowest, (self.plan, lowest))
+
+
+class PimoPlan:
+    """AUPIMO on chunks of whole images that all hold ``n_per`` pixels per image: one size group."""
+
+    def __init__(self, chunks, n_per, scheduler):
+        self.chunks, self.n_per, self.scheduler = chunks, n_per, scheduler
+        (hist, n_normal, n_anomalous), = compute(tree_sum([_delayed(pimo_hist)(m, t) for m, t in chunks]),
+                                                 scheduler=scheduler)
+        self.hist, self.n_normal, self.n_anomalous = hist, int(n_normal), int(n_anomalous)
+
+    def window(self, key_dtype, upper):
+        """As ``functional.pimo._window`` with one size group: the cut from the summed histogram, the
+        keys above it gathered (a few per chunk), sorted, walked on the client."""
+        from ..functional import pimo as P
+        from ..kernels.cpu import pimo as K
+
+        kd = np.dtype(key_dtype)
+        sizes = np.array([self.n_per], np.int64)
+        from_top = np.cumsum(self.hist[::-1])[::-1][None, :]
+        fpr_at = P._shared_fpr_array(from_top, sizes, self.n_normal)
+        bucket = int(np.flatnonzero(fpr_at >= upper)[-1])
+        cut = int(kd.type(bucket) << kd.type(8 * kd.itemsize - P.TOP_BITS))
+        tops, = compute([_delayed(pimo_top)(m, t, cut) for m, t in self.chunks], scheduler=self.scheduler)
+        keys = np.sort(np.concatenate(tops).astype(kd, copy=False))
+        out_keys = np.empty(keys.size, kd)
+        out_fpr = np.empty(keys.size, np.float64)
+        w = K.shared_fpr_walk(keys, np.array([0, keys.size], np.int64), np.zeros(1, np.int64), sizes,
+                              self.n_normal, upper, out_keys, out_fpr)
+        self.n_gathered = int(keys.size)
+        return out_keys[:w], out_fpr[:w]
+
+    def areas(self, keys, fpr, lower, upper):
+        """``(areas of the anomalous images, anomalous flag per image)``, in image order; the window
+        is one value of the graph, sent once to each worker that needs it."""
+        import dask
+
+        window = dask.delayed((keys, fpr, lower, upper), traverse=False)
+        parts, = compute([_delayed(pimo_areas)(m, t, window) for m, t in self.chunks], scheduler=self.scheduler)
+        areas = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+        flags = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, bool)
+        return areas, flags
