@@ -3,17 +3,17 @@
 Issue 16: "Test on a dask.distributed.LocalCluster with 2 to 4 workers whose memory limit is
 smaller than the data: identical values to the single-process result." tests/test_dask.py
 checks exactness with 60-80 MB of data against 300 MiB workers; here the data are larger
-than the limit of one worker, and larger than both together for the ranking case:
+than the limit of one worker:
 
-- ranking: 100M float32 scores and uint8 labels (500 MB, 477 MiB) in 40 chunks, against
-  2 workers x 320 MiB (one worker idles at about 180 MiB with numba and refmetrics);
-- regions: maps and masks larger than one worker's limit.
+- ranking: 100M float32 scores and uint8 labels (500 MB, 477 MiB) in 80 chunks, against
+  2 workers x 400 MiB (one worker idles at about 200 MiB with numba and refmetrics);
+- regions: 1,440 maps of 256x256 and their masks (472 MB, 450 MiB), AUPRO at 0.3 and 1.0.
 
 The data are generated chunk by chunk on the workers from seeds; the oracle is
 refmetrics.functional on the same chunks generated here and concatenated, compared with
 ``==``. The shuffle holds every chunk's keys split by bucket until the buckets gather
 them (about 400 MB for the ranking case), so the workers must spill to their temporary
-directory: the memory settings below make dask spill early and pause late, and keep the
+directory: the memory settings below make dask spill early and pause at 80%, and keep the
 nanny's kill at 98% of the limit. A scheduler plugin records the bytes every task
 receives: no task receives more than one chunk or one bucket.
 """
@@ -173,7 +173,7 @@ def region_reference(n_chunks, n_img, side):
 # tests
 # ---------------------------------------------------------------------------
 
-def test_ranking_data_larger_than_all_workers_limits(client):
+def test_ranking_data_larger_than_one_workers_limit(client):
     n_chunks, n, budget = 80, 1_250_000, 1 << 22  # 100M scores and labels: 500 MB
     s_ref, y_ref = ranking_reference(n_chunks, n)
     data_bytes = s_ref.nbytes + y_ref.nbytes
@@ -194,5 +194,29 @@ def test_ranking_data_larger_than_all_workers_limits(client):
     assert max(largest.values()) < min(limits) / 8, largest
     assert_no_worker_lost(client)
     print(f"\nranking: data {data_bytes / 2**20:.0f} MiB, worker limit {LIMIT / 2**20:.0f} MiB, largest task "
+          f"input {max(largest.values()) / 2**20:.1f} MiB ({max(largest, key=largest.get)}), worker peak RSS "
+          + ", ".join(f"{v / 2**20:.0f} MiB" for v in worker_peaks(client).values()))
+
+
+def test_region_data_larger_than_one_workers_limit(client):
+    # 1,440 maps of 256x256 (94M pixels: maps and masks 472 MB), 36 per generated block, chunked
+    # by 20 images (chunk boundaries fall between images, never inside one); 30% defect-free
+    n_chunks, n_img, side, budget = 40, 36, 256, 1 << 21
+    m_ref, k_ref = region_reference(n_chunks, n_img, side)
+    data_bytes = m_ref.nbytes + k_ref.nbytes
+    assert data_bytes > max(worker_limits(client))
+    want = {limit: F.aupro(m_ref, k_ref, fpr_limit=limit) for limit in (0.3, 1.0)}
+    del m_ref, k_ref
+    m, k = region_arrays(n_chunks, n_img, side)
+    m, k = m.rechunk((20, side, side)), k.rechunk((20, side, side))
+    reset_inputs(client)
+    for limit, value in want.items():
+        assert RD.aupro(m, k, fpr_limit=limit, bucket_size=budget) == value, limit
+    largest = largest_inputs(client)
+    # a bucket: 4 B a background key, 8 B a region key and its region's size
+    assert largest["region_bucket"] <= 12 * budget + 64 * 1024, largest
+    assert max(largest.values()) < data_bytes / 4, largest
+    assert_no_worker_lost(client)
+    print(f"\nregions: data {data_bytes / 2**20:.0f} MiB, worker limit {LIMIT / 2**20:.0f} MiB, largest task "
           f"input {max(largest.values()) / 2**20:.1f} MiB ({max(largest, key=largest.get)}), worker peak RSS "
           + ", ".join(f"{v / 2**20:.0f} MiB" for v in worker_peaks(client).values()))
