@@ -15,8 +15,6 @@ import dask.array as da
 import distributed
 import numpy as np
 import pytest
-from dask.utils import key_split
-from distributed.diagnostics.plugin import SchedulerPlugin
 
 import refmetrics.dask as RD
 from refmetrics import UndefinedMetricWarning
@@ -24,29 +22,9 @@ from refmetrics import _buckets as B
 from refmetrics import functional as F
 from refmetrics.functional import _ranked as R
 
+from .dask_cluster import InputBytes, largest_inputs, reset_inputs
+
 WORKER_MEMORY = "300MiB"
-
-
-class InputBytes(SchedulerPlugin):
-    """The largest total size of the inputs any task received, per task name."""
-
-    name = "refmetrics-input-bytes"
-
-    def __init__(self):
-        self.largest = {}
-
-    async def start(self, scheduler):
-        self.scheduler = scheduler
-
-    def transition(self, key, start, finish, *args, **kwargs):
-        if finish != "processing":
-            return
-        ts = self.scheduler.tasks.get(key)
-        if ts is None:
-            return
-        size = sum(max(d.nbytes, 0) for d in ts.dependencies)
-        name = key_split(key)
-        self.largest[name] = max(self.largest.get(name, 0), size)
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +42,6 @@ def client():
         assert RD.auroc(*tiny) == 1.0  # loads the compiled kernels on both workers before the timed tests
         yield c
     cluster.close()
-
-
-def largest_inputs(client):
-    return client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.plugins[InputBytes.name].largest))
-
-
-def reset_inputs(client):
-    client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[InputBytes.name].largest.clear())
 
 
 # ---------------------------------------------------------------------------

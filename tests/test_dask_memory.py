@@ -25,11 +25,12 @@ import dask.array as da
 import distributed
 import numpy as np
 import pytest
-from dask.utils import key_split, parse_bytes
-from distributed.diagnostics.plugin import SchedulerPlugin
+from dask.utils import parse_bytes
 
 import refmetrics.dask as RD
 from refmetrics import functional as F
+
+from .dask_cluster import InputBytes, largest_inputs, reset_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -51,28 +52,6 @@ MEMORY_CONFIG = {
 }
 
 
-class InputBytes(SchedulerPlugin):
-    """The largest total size of the inputs any task received, per task name."""
-
-    name = "refmetrics-memory-input-bytes"
-
-    def __init__(self):
-        self.largest = {}
-
-    async def start(self, scheduler):
-        self.scheduler = scheduler
-
-    def transition(self, key, start, finish, *args, **kwargs):
-        if finish != "processing":
-            return
-        ts = self.scheduler.tasks.get(key)
-        if ts is None:
-            return
-        size = sum(max(d.nbytes, 0) for d in ts.dependencies)
-        name = key_split(key)
-        self.largest[name] = max(self.largest.get(name, 0), size)
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     with dask.config.set(MEMORY_CONFIG):
@@ -86,14 +65,6 @@ def client(tmp_path_factory):
         c.first_workers = set(c.scheduler_info()["workers"])
         yield c
     cluster.close()
-
-
-def largest_inputs(client):
-    return client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.plugins[InputBytes.name].largest))
-
-
-def reset_inputs(client):
-    client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[InputBytes.name].largest.clear())
 
 
 def worker_limits(client):
