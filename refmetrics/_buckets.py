@@ -41,6 +41,7 @@ from .functional import _regions as G
 from .kernels.cpu import keys as KEYS
 from .kernels.cpu import ranking as K
 from .kernels.cpu import regions as KG
+from .kernels.cpu._int128 import count_dd
 from .kernels.cpu._sum import add_dd, dd_over
 
 #: bits of the key that choose its bucket (the prefix)
@@ -266,7 +267,7 @@ def ap_feed(state, pos, neg):
 
 
 def ap_finish(state, n_pos):
-    return float(K.finish_average_precision(state[1], float(n_pos)))
+    return float(K.finish_average_precision(state[1], *count_dd(int(n_pos))))
 
 
 def pr_trapezoid_start():
@@ -285,7 +286,7 @@ def pr_trapezoid_feed(state, pos, neg):
 
 def pr_trapezoid_finish(state, n_pos):
     counts, sums = state[0].copy(), state[1].copy()
-    return float(K.finish_pr_trapezoid(counts, sums, float(n_pos)))
+    return float(K.finish_pr_trapezoid(counts, sums, *count_dd(int(n_pos))))
 
 
 def _region_groups(bg, rkeys, rsizes, collapse):
@@ -420,7 +421,7 @@ class RankingWalk:
 
     def feed(self, pos, neg):
         """One bucket: its positive and negative keys, each sorted ascending."""
-        local = np.zeros(2, np.int64)
+        local = np.zeros(3, np.int64)  # acc_auroc's state: tp, 2U low, 2U high
         ap_c, ap_s = self.ap
         tr_c, tr_s = self.trapezoid
         if self.f1_key is None:
@@ -430,7 +431,7 @@ class RankingWalk:
             K.acc_average_precision(dtp, dfp, ap_c, ap_s)
             K.acc_pr_trapezoid(dtp, dfp, tr_c, tr_s)
             K.acc_f1_max(keys, dtp, dfp, self.n_pos, self.f1_state, self.f1_key)
-        self.u2 += int(local[1]) + 2 * self.tp * int(neg.size)
+        self.u2 += K.auroc_state_value(local) + 2 * self.tp * int(neg.size)
         self.tp += int(pos.size)
         self.fp += int(neg.size)
 

@@ -181,7 +181,7 @@ class PixelState:
         if self._sorted is not None:
             return
         bg = self._keys[:self.n_bg]
-        E.sort_keys_in_place(bg)  # key ranges in threads (small: NumPy's in-place sort), sorted back in place
+        E.sort_keys_in_place(bg)  # in place, no second buffer: partitioned, the slices sorted in threads
         rkeys = self._keys[self._keys.size - self.n_defect:]  # the images' defect keys, last image first
         rsizes = np.concatenate(self._rsizes[::-1]) if self._rsizes else np.empty(0, np.uint32)
         self._rsizes = []
