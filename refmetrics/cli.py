@@ -155,13 +155,7 @@ def _memory_options(args, protocol, evaluate):
     from . import _spill
 
     budget = _spill.key_budget(_spill.parse_size(args.memory_limit))
-    if args.ci:
-        raise evaluate.InputError("--ci: the pixel bootstrap needs every image's keys, which --memory-limit does not "
-                                  "keep (they are spilled pooled): leave out --ci or --memory-limit")
-    if protocol.name == "mvtec-loco":
-        raise evaluate.InputError("--memory-limit: --protocol mvtec-loco keeps each object's maps and regions in "
-                                  "memory for AU-sPRO and its official tool, which a limit cannot bound: run it "
-                                  "without --memory-limit")
+    evaluate.check_memory_limit(args.ci, protocol)
     if args.tmp_dir is not None and not args.tmp_dir.is_dir():
         raise evaluate.InputError(f"--tmp-dir: expected an existing directory, received {args.tmp_dir}")
     return {"memory_limit": budget, "tmp_dir": args.tmp_dir}

@@ -11,6 +11,7 @@ import errno
 import gc
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -289,3 +290,15 @@ def test_evaluate_json_is_identical_under_a_tiny_limit(protocol, tmp_path, monke
         for f in (tmp_path / "a" / "figures").iterdir():
             assert f.read_bytes() == (tmp_path / "b" / "figures" / f.name).read_bytes()
     assert os.listdir(spill) == []  # every temporary directory removed
+
+
+def test_memory_limit_refusals_hold_in_the_python_api(tmp_path):
+    # evaluate.run refuses what a limit cannot serve before anything is read, as the command line does
+    from refmetrics import evaluate as E
+
+    cases = [("mvtec-ad", True, "--ci: the pixel bootstrap needs every image's keys"),
+             ("mvtec-loco", False, "--memory-limit: --protocol mvtec-loco keeps")]
+    for name, ci, message in cases:
+        with pytest.raises(E.InputError, match=re.escape(message)):
+            E.run(E.get_protocol(name), None, tmp_path / "out", E.Options(memory_limit=1 << 20, ci=ci))
+    assert not (tmp_path / "out").exists()

@@ -23,13 +23,13 @@ from .protocols.mvtec_ad import METRICS
 from .readers import Dataset
 from .readers.manifest import read as read_manifest
 from .readers.mvtec_ad import discover as discover_mvtec
-from .run import evaluate_category, evaluate_group, run
+from .run import check_memory_limit, evaluate_category, evaluate_group, run
 from .samples import RESIZE, InputError, Result, Sample, check_headers
 from .state import GroupState
 from .writers import figure_slugs, latex_table, markdown_table, text_table, to_json, write_figures
 
 __all__ = ["DEFAULT", "Dataset", "GroupState", "ImageScore", "InputError", "InterruptedAfterCommit", "METRICS",
-           "Options", "OutputError", "PROTOCOLS", "RESIZE", "Result", "Sample", "check_headers",
+           "Options", "OutputError", "PROTOCOLS", "RESIZE", "Result", "Sample", "check_headers", "check_memory_limit",
            "discover_mvtec", "evaluate_category", "evaluate_group", "figure_slugs", "get_protocol",
            "latex_table", "markdown_table", "read_manifest", "run", "text_table", "to_json", "write_figures",
            "writers"]

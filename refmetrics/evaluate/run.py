@@ -237,6 +237,17 @@ def _stage(staging, protocol, results, columns, options, settings, notes):
     return written
 
 
+def check_memory_limit(ci, protocol):
+    """Refuse, before anything is read, what a memory limit cannot bound or serve (``--memory-limit``)."""
+    if ci:
+        raise InputError("--ci: the pixel bootstrap needs every image's keys, which --memory-limit does not "
+                         "keep (they are spilled pooled): leave out --ci or --memory-limit")
+    if protocol.name == "mvtec-loco":
+        raise InputError("--memory-limit: --protocol mvtec-loco keeps each object's maps and regions in "
+                         "memory for AU-sPRO and its official tool, which a limit cannot bound: run it "
+                         "without --memory-limit")
+
+
 def run(protocol, dataset, out, options=None):
     """Evaluate a dataset under a protocol and write the outputs into ``out``: ``(results, files written)``.
 
@@ -253,6 +264,8 @@ def run(protocol, dataset, out, options=None):
     from . import dask_state
 
     dask_state.check(options, protocol)
+    if options.memory_limit is not None:
+        check_memory_limit(options.ci, protocol)
     if options.ci:
         options.bootstrap, options.seed, options.level = check_ci(options.bootstrap, options.seed, options.level)
     options.connectivity = labelling.check_connectivity(options.connectivity, 2)  # maps are 2-D: None is 2, 8 neighbours
