@@ -164,8 +164,8 @@ def pool():
     n = get_num_threads()
     with _lock:
         if _pool is None or _pool_size != n:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
+            # the old pool is dropped, not shut down: a thread that took it before the change may still
+            # be mapping on it; its idle workers exit when it is garbage-collected
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="refmetrics")
             _pool_size = n
         return _pool

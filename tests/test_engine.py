@@ -448,3 +448,12 @@ def test_pixel_state_background_sort_is_in_place(monkeypatch, threads):
     tracemalloc.stop()
     assert np.array_equal(keys, expected)
     assert peak < keys.nbytes // 10, peak
+
+
+def test_a_pool_taken_before_the_count_changes_still_runs(monkeypatch):
+    # one thread changes the count while another maps on the pool it took: both finish
+    rm.set_num_threads(2)
+    old = TH.pool()
+    rm.set_num_threads(3)
+    assert TH.pool() is not old
+    assert list(old.map(lambda x: x * x, range(5))) == [0, 1, 4, 9, 16]
