@@ -54,7 +54,7 @@ from .functional import regions as FG
 from .kernels.cpu import keys as KEYS
 from .kernels.cpu import regions as KG
 from .kernels.cpu._sum import add_dd, div_dd
-from .state import PixelState
+from .state import PixelState, overlap_weights, threshold_bounds
 
 PREFIX_BITS = 16
 OVERHEAD = 256 << 20  # what --memory-limit keeps for the process itself (interpreter, modules, one image)
@@ -677,11 +677,7 @@ class SpilledPixelState(PixelState):
     def _at_least(self, t, strict):
         """Per threshold, the background and defect keys ``>= t`` (``> t`` when ``strict``): ``(T, 2)``."""
         t = np.asarray(t, np.float64).reshape(-1)
-        if strict:
-            with np.errstate(over="ignore"):
-                tk = KEYS.threshold_keys(np.nextafter(t, np.inf), self.kd)
-        else:
-            tk = KEYS.threshold_keys(t, self.kd)
+        tk, none = threshold_bounds(t, self.kd, strict)
         out = np.zeros((t.size, 2), np.int64)
         for r in self._ranges:
             full = tk <= r.lo
@@ -695,8 +691,7 @@ class SpilledPixelState(PixelState):
                     a = r.offsets[side]
                     for i in np.flatnonzero(inside):
                         out[i, side] += a + n - self._bisect(path, a, a + n, tk[i])
-        if strict:
-            out[t == np.inf] = 0
+        out[none] = 0
         return out
 
     def counts_at_least(self, thresholds):
@@ -723,19 +718,8 @@ class SpilledPixelState(PixelState):
         if not self.n_defect:
             return out
         sizes = np.array(sorted(self._sizes_seen), np.int64)
-        w = np.asarray(weight(sizes) if weight is not None else 1.0 / sizes, np.float64)
-        if w.shape != sizes.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"weight: expected one finite weight >= 0 per region size ({sizes.size}), received "
-                             f"{w.shape} values" + ("" if w.shape != sizes.shape else " with some negative or "
-                                                    "non-finite"))
-        ratios = [float(x).as_integer_ratio() for x in w]
-        shift = max(d.bit_length() - 1 for _, d in ratios)
-        ints = np.array([n << (shift - d.bit_length() + 1) for n, d in ratios], dtype=object)
-        if strict:
-            with np.errstate(over="ignore"):
-                tk = KEYS.threshold_keys(np.nextafter(t, np.inf), self.kd)
-        else:
-            tk = KEYS.threshold_keys(t, self.kd)
+        ints, shift = overlap_weights(sizes, weight)
+        tk, none = threshold_bounds(t, self.kd, strict)
         totals = [0] * t.size
 
         def weigh(u, c):
@@ -756,7 +740,7 @@ class SpilledPixelState(PixelState):
             for i in np.flatnonzero((tk <= r.lo) & ~inside):
                 totals[i] += full_total
         for i in range(t.size):
-            out[i] = 0.0 if strict and t[i] == np.inf else totals[i] / (1 << shift)
+            out[i] = 0.0 if none[i] else totals[i] / (1 << shift)
         return out
 
     def image_keys(self, i):

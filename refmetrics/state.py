@@ -258,12 +258,9 @@ class PixelState:
 
     def _first_at(self, keys, t, strict):
         """Index of the first sorted key whose score is ``>= t`` (``> t`` when ``strict``), for each ``t``."""
-        if not strict:
-            return np.searchsorted(keys, KEYS.threshold_keys(t, self.kd), side="left")
-        # score > t  iff  score >= the next float64 above t (rounded up to float32 for float32 keys)
-        with np.errstate(over="ignore"):  # -inf's next float64 is below float32's range: -inf, then rounded up
-            first = np.searchsorted(keys, KEYS.threshold_keys(np.nextafter(t, np.inf), self.kd), side="left")
-        first[t == np.inf] = keys.size  # nothing is above +inf (nextafter leaves it at +inf)
+        bounds, none = threshold_bounds(t, self.kd, strict)
+        first = np.searchsorted(keys, bounds, side="left")
+        first[none] = keys.size
         return first
 
     def region_overlap_at_least(self, thresholds, weight=None, strict=False):
@@ -299,14 +296,7 @@ class PixelState:
             return out
         chunk = 1 << 20
         sizes = np.unique(np.concatenate([np.unique(rsizes[a:a + chunk]) for a in range(0, rsizes.size, chunk)]))
-        w = np.asarray(weight(sizes.astype(np.int64)) if weight is not None else 1.0 / sizes, np.float64)
-        if w.shape != sizes.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError(f"weight: expected one finite weight >= 0 per region size ({sizes.size}), received "
-                             f"{w.shape} values" + ("" if w.shape != sizes.shape else " with some negative or "
-                                                    "non-finite"))
-        ratios = [float(x).as_integer_ratio() for x in w]  # denominators: powers of two
-        shift = max(d.bit_length() - 1 for _, d in ratios)
-        ints = np.array([n << (shift - d.bit_length() + 1) for n, d in ratios], dtype=object)
+        ints, shift = overlap_weights(sizes, weight)
         first = self._first_at(rkeys, t, strict)
         total, end = 0, rkeys.size
         for i in np.argsort(first, kind="stable")[::-1]:  # from the fewest pixels counted to the most
@@ -339,3 +329,29 @@ class PixelState:
             cs = np.cumsum(dsh + dsl) + s
             fp, s = int(cfp[-1]), float(cs[-1])
             yield cfp / n_bg, cs / self.n_regions
+
+
+def threshold_bounds(thresholds, key_dtype, strict=False):
+    """``(bounds, none)`` for float64 thresholds ``t``: a score is ``>= t`` (``> t`` when ``strict``) iff its
+    key is ``>= bounds[i]``, except where ``none[i]`` (``> +inf``: no score is)."""
+    t = np.asarray(thresholds, np.float64).reshape(-1)
+    if not strict:
+        return KEYS.threshold_keys(t, key_dtype), np.zeros(t.size, bool)
+    # score > t  iff  score >= the next float64 above t (rounded up to float32 for float32 keys)
+    with np.errstate(over="ignore"):  # -inf's next float64 is below float32's range: -inf, then rounded up
+        bounds = KEYS.threshold_keys(np.nextafter(t, np.inf), key_dtype)
+    return bounds, t == np.inf  # nothing is above +inf (nextafter leaves it at +inf)
+
+
+def overlap_weights(sizes, weight):
+    """``(ints, shift)``: the float64 weight of each region size in ``sizes`` (sorted, distinct) as an exact
+    integer over ``2**shift`` (Python ints in an object array), :meth:`PixelState.region_overlap_at_least`'s
+    ``weight`` (None: ``1 / size``) checked to give one finite weight >= 0 per size."""
+    w = np.asarray(weight(sizes.astype(np.int64)) if weight is not None else 1.0 / sizes, np.float64)
+    if w.shape != sizes.shape or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"weight: expected one finite weight >= 0 per region size ({sizes.size}), received "
+                         f"{w.shape} values" + ("" if w.shape != sizes.shape else " with some negative or "
+                                                "non-finite"))
+    ratios = [float(x).as_integer_ratio() for x in w]  # denominators: powers of two
+    shift = max(d.bit_length() - 1 for _, d in ratios)
+    return np.array([n << (shift - d.bit_length() + 1) for n, d in ratios], dtype=object), shift

@@ -74,21 +74,35 @@ def test_tree_on_a_cluster_address_equals_functional(tmp_path, address, monkeypa
     assert b["categories"]["bottle"]["defects"]  # the per-defect groups ran on the cluster too
 
 
-@pytest.mark.parametrize("protocol", ["mvtec-3d-ad", "visa", "real-iad"])
-def test_other_protocols_without_official_columns(protocol, tmp_path, address):
-    common = ("--protocol", protocol, "--demo", "--no-official", "--no-figures", "--no-per-defect")
+@pytest.mark.parametrize("protocol, columns", [
+    ("mvtec-3d-ad", ["AUPRO@0.3 (100 thresholds)", "AUPRO@0.01 (100 thresholds)"]),
+    ("visa", ["pixel AUROC (VisA, 200 thresholds)"]),
+    ("real-iad", ["pixel AUROC (ADEval)", "pixel AP (ADEval)", "AUPRO (ADEval)"]),
+    ("ader", ["pixel AUROC (ADEval, 50 bins)", "AUPRO@0.3 (ADEval, 50 bins)", "mF1", "mAcc", "mIoU", "mAD"]),
+    ("mvtec-ad-2", ["SegF1", "SegF1 (per image)", "AUPRO@0.05"]),
+])
+def test_other_protocols_with_their_official_columns_and_figures(protocol, columns, tmp_path, address):
+    # the official columns read order statistics (M3DM's thresholds, VisA's percentiles), counts at
+    # thresholds (VisA, ADEval, ADer's segmentation) and region overlaps; MVTec AD 2 its validation moments
+    # and per-image SegF1 counts, computed on the workers
+    common = ("--protocol", protocol, "--demo")
     assert run(*common, "--out", tmp_path / "a") == 0
     assert run(*common, "--dask", address, "--out", tmp_path / "b") == 0
-    assert _json(tmp_path / "a") == _json(tmp_path / "b")
+    a, b = (tmp_path / d for d in "ab")
+    assert (a / "results.json").read_bytes() == (b / "results.json").read_bytes()
+    for category in _json(b)["categories"].values():
+        assert all(np.isfinite(category["metrics"][c]) for c in columns), category["metrics"]
+    figures = sorted(f.name for f in (a / "figures").iterdir())
+    assert figures and figures == sorted(f.name for f in (b / "figures").iterdir())
+    for name in figures:
+        assert (a / "figures" / name).read_bytes() == (b / "figures" / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("args, message", [
     (("--ci",), "--dask: --ci resamples every image's pixel keys"),
     (("--memory-limit", "1GB"), "give one of --dask and --memory-limit"),
     (("--protocol", "mvtec-loco"), "--dask: --protocol mvtec-loco is not computed on a cluster"),
-    (("--protocol", "ader"), "--dask: --protocol ader is not computed on a cluster"),
-    (("--protocol", "mvtec-ad-2"), "--dask: --protocol mvtec-ad-2 is not computed on a cluster"),
-    (("--protocol", "visa"), "add --no-official"),
+    (("--protocol", "ader", "--ci"), "--dask: --ci resamples every image's pixel keys"),
 ])
 def test_what_the_cluster_cannot_compute_is_refused(args, message, tmp_path, capsys):
     assert run("--demo", "--dask", "local[2]", *args, "--out", tmp_path / "out") == 2
@@ -156,3 +170,87 @@ def test_a_bad_map_read_by_a_worker_is_named(tmp_path, address, capsys):
     err = capsys.readouterr().err
     assert f"{bad}: the anomaly map holds 1 NaN value" in err and err == local  # as read in this process
     assert not (tmp_path / "b").exists()
+
+
+def _states(dtype, monkeypatch, seed=11):
+    """The in-memory pixel state and a DaskPixelState (synchronous scheduler) of the same maps: ties, a
+    defect-free image, regions in chunks of two images."""
+    import dask
+
+    from refmetrics.dask import _graph as D
+    from refmetrics.state import PixelState
+
+    monkeypatch.setattr(dask_state, "_compute", lambda *a: D.compute(*a, scheduler="sync"))
+    rng = np.random.default_rng(seed)
+    maps = (np.round(rng.random((7, 18, 15)) ** 3, 3) * rng.choice([-1, 1], (7, 18, 15))).astype(dtype)
+    maps[0, :2] = -0.0  # -0.0 and +0.0: one score
+    masks = rng.random((7, 18, 15)) > 0.85
+    masks[2] = False
+    chunks = [(dask.delayed(maps[i:i + 2]), dask.delayed(masks[i:i + 2])) for i in range(0, 7, 2)]
+    ours = dask_state.DaskPixelState(dtype, 2, None)
+    ours._chunks = chunks
+    plan = D.RegionPlan(chunks, 2, 2, 64, "sync")
+    ours._regions, ours.n_bg, ours.n_defect, ours.n_regions = plan, plan.n_bg, plan.n_region_pixels, plan.n_regions
+    ours._finished = True
+    theirs = PixelState(maps.size, dtype, 2)
+    for m, t in zip(maps, masks):
+        theirs.add(m, t)
+    theirs.finish()
+    return ours, theirs, maps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_threshold_conventions_read_the_same_numbers_on_a_cluster(dtype, monkeypatch):
+    ours, theirs, maps = _states(dtype, monkeypatch)
+    assert ours.score_range() == theirs.score_range() == (float(maps.min()), float(maps.max()))
+    values = np.unique(maps.astype(np.float64))
+    t = np.concatenate([values[::7], np.nextafter(values[::5], np.inf), [-np.inf, np.inf, 0.0, -0.0, 2.0]])
+    for strict in (False, True):
+        counts = ours.counts_above(t) if strict else ours.counts_at_least(t)
+        assert np.array_equal(counts, theirs.counts_above(t) if strict else theirs.counts_at_least(t))
+        for weight in (None, lambda sizes: (1.0 / sizes).astype(np.float32).astype(np.float64)):
+            got = ours.region_overlap_at_least(t, weight, strict)
+            assert np.array_equal(got, theirs.region_overlap_at_least(t, weight, strict))
+    # an independent check of one count: pixels at or above the median score, read off the maps
+    median = float(np.median(maps))
+    assert ours.counts_at_least([median]).sum() == np.count_nonzero(maps >= median)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_order_statistics_are_found_without_gathering_keys(dtype, monkeypatch):
+    ours, theirs, _ = _states(dtype, monkeypatch)
+    digits = []
+    real = dask_state._delayed
+
+    def count(fn):
+        if getattr(fn, "__name__", "") == "region_digits":
+            digits.append(fn)
+        return real(fn)
+
+    monkeypatch.setattr(dask_state, "_delayed", count)
+    for mine, want in zip(ours.sorted_keys(), theirs.sorted_keys()):
+        assert mine.size == want.size and mine.dtype == want.dtype
+        ranks = np.arange(want.size)
+        assert np.array_equal(mine[ranks], want)  # every rank, ties included
+        assert mine[-1] == want[-1] and mine[0] == want[0]
+        assert np.array_equal(mine[np.array([[3, -2], [0, 5]])], want[np.array([[3, -2], [0, 5]])])
+        with pytest.raises(IndexError, match=rf"index: expected ranks in \[-{want.size}, {want.size}\)"):
+            mine[want.size]
+        with pytest.raises(TypeError, match="index: expected an int or an int array of ranks"):
+            mine[0.5]
+    # 16 bits per pass after the histogram's 16: one pass per side (4 chunks) for float32, three for float64
+    assert len(digits) == 2 * 4 * (1 if dtype == np.float32 else 3)
+
+
+def test_segf1_counts_and_validation_moments_are_computed_on_the_workers(tmp_path, address, monkeypatch):
+    # MVTec AD 2's accumulators with part_of: the client never reads a map (nor a validation map)
+    assert run("--protocol", "mvtec-ad-2", "--demo", "--no-figures", "--out", tmp_path / "a") == 0
+    from refmetrics.evaluate import state as evaluate_state
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the client read a map")
+
+    monkeypatch.setattr(evaluate_state.GroupState, "read", refused)
+    assert run("--protocol", "mvtec-ad-2", "--demo", "--no-figures", "--dask", address, "--out",
+               tmp_path / "b") == 0
+    assert _json(tmp_path / "a") == _json(tmp_path / "b")

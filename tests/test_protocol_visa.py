@@ -17,7 +17,7 @@ from PIL import Image
 from refmetrics import cli
 from refmetrics import functional as F
 from refmetrics.conformance import published
-from refmetrics.evaluate.protocols.visa import IMAGE_AUPR, PIXEL_AUROC, visa_image_aupr
+from refmetrics.evaluate.protocols.visa import IMAGE_AUPR, PIXEL_AUROC, percentile_of_sorted, visa_image_aupr
 
 from . import naive
 from .checks import close, quiet
@@ -372,3 +372,26 @@ def test_pixel_auroc_from_the_state_is_the_model_bit_for_bit():
             published.visa_pixel_auroc(maps.reshape(-1), masks.reshape(-1))
             visa.visa_pixel_auroc(state, maps.dtype)
         assert len(set(unrounded.values())) == 1 and len(unrounded) == 2, (trial, unrounded)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.uint8, np.int64])
+def test_percentiles_from_order_statistics_are_numpys(dtype):
+    # visa_pixel_auroc reads only the order statistics it needs (a spilled or Dask state holds no array of
+    # the defect scores): NumPy's own np.percentile is the oracle, bit for bit and dtype for dtype
+    rng = np.random.default_rng(int(np.dtype(dtype).num))
+    for trial in range(300):
+        n = int(rng.integers(1, 400))
+        if np.dtype(dtype).kind == "f":
+            a = (rng.standard_normal(n) * 10.0 ** rng.integers(-4, 4)).astype(dtype)
+            if trial % 7 == 0:
+                a[rng.integers(0, n)] = np.inf  # NumPy's lerp gives nan next to inf: so must we
+            if trial % 11 == 0:
+                a[:] = a[0]
+        else:
+            a = rng.integers(0, 255, n).astype(dtype)
+        q = np.linspace(100, 0, num=100) if trial % 2 else rng.uniform(0, 100, 37)
+        ordered = np.sort(a)
+        with np.errstate(invalid="ignore"):
+            want = np.percentile(a, q)
+            got = percentile_of_sorted(lambda r: ordered[r], n, q)
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), (trial, n)

@@ -158,6 +158,50 @@ def region_overlaps(m, t, threshold, spatial_dims, connectivity):
     return cat(state.above), cat(state.sizes)
 
 
+def region_counts(m, t, spatial_dims, connectivity, bounds, overlap):
+    """What the threshold conventions of ``evaluate`` read from one chunk of whole images:
+    ``(counts, ends, codes, n)``. ``counts``: ``(T, 2)`` int64, the background and defect keys ``>= bounds[j]``
+    (``bounds``: sorted, distinct keys); ``ends``: the smallest and largest key, None without a pixel;
+    with ``overlap``, ``codes`` (``i << 32 | region size``, distinct) and ``n`` their defect pixels, ``i``
+    the number of bounds at or below the pixel's key, else None, None."""
+    bg, rk, rs, _ = region_keys(m, t, spatial_dims, connectivity)
+    counts = np.zeros((bounds.size, 2), np.int64)
+    for side, keys in enumerate((bg, rk)):
+        below = np.bincount(np.searchsorted(bounds, keys, side="right"), minlength=bounds.size + 1)
+        counts[:, side] = np.cumsum(below[::-1])[::-1][1:]  # keys above >= j + 1 bounds: key >= bounds[j]
+    ends = [(k.min(), k.max()) for k in (bg, rk) if k.size]
+    ends = (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
+    codes = n = None
+    if overlap:
+        first = np.searchsorted(bounds, rk, side="right").astype(np.int64)
+        codes, n = np.unique(first << 32 | rs.astype(np.int64), return_counts=True)
+    return counts, ends, codes, n
+
+
+def merge_counts(a, b):
+    """Two :func:`region_counts` results as one (sums; the wider ends; the codes' counts merged)."""
+    ends = [e for e in (a[1], b[1]) if e is not None]
+    ends = (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
+    codes = n = None
+    if a[2] is not None:
+        codes, where = np.unique(np.concatenate([a[2], b[2]]), return_inverse=True)
+        n = np.bincount(where, np.concatenate([a[3], b[3]]), minlength=codes.size).astype(np.int64)
+    return a[0] + b[0], ends, codes, n
+
+
+def region_digits(m, t, spatial_dims, connectivity, side, prefixes, bits):
+    """The next 16 bits of one chunk's background (``side`` 0) or defect (1) keys whose top ``bits`` bits
+    are one of ``prefixes`` (sorted, distinct): ``(codes, n)`` with ``code = i << 16 | digit`` (``i`` the
+    prefix's index), distinct, and their counts."""
+    keys = region_keys(m, t, spatial_dims, connectivity)[side]
+    width = 8 * keys.dtype.itemsize
+    top = (keys >> keys.dtype.type(width - bits)).astype(np.uint64)
+    at = np.minimum(np.searchsorted(prefixes, top), prefixes.size - 1)
+    hit = prefixes[at] == top
+    digit = (keys[hit] >> keys.dtype.type(width - bits - 16)).astype(np.int64) & 0xFFFF
+    return np.unique(at[hit].astype(np.int64) << 16 | digit, return_counts=True)
+
+
 def pimo_part(m, t):
     """One chunk of whole images as the functional API's AUPIMO part (validated the same way)."""
     from ..functional import pimo as P
@@ -244,15 +288,15 @@ def _delayed(fn):
     """``dask.delayed(fn)`` whose calls run with :func:`threads_per_task` threads (:class:`InThreads`)."""
     import dask
 
-    if fn in (add, getitem):
+    if fn in (add, merge_counts, getitem):
         return dask.delayed(fn, pure=True)
     return dask.delayed(InThreads(fn, threads_per_task()), pure=True)
 
 
-def tree_sum(items):
-    """Pairwise sum of delayed values (a tree: no task adds more than two)."""
+def tree_sum(items, fn=add):
+    """Pairwise sum of delayed values (a tree: no task adds more than two); ``fn`` adds two."""
     while len(items) > 1:
-        items = [_delayed(add)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+        items = [_delayed(fn)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
                  for i in range(0, len(items), 2)]
     return items[0]
 

@@ -10,10 +10,16 @@ The client never holds a pixel. Each group is read twice over by the workers:
   key prefixes, buckets, a shuffle, exact per-bucket parts), once for the ranking metrics (pixel AUROC,
   AP and F1-max together), once per AUPRO limit, and once per curve the figures draw.
 
-The values are those of the in-memory pixel state, bit for bit. What needs each image's keys or order
-statistics of the pooled scores (``--ci``, the official conventions that read them, AUPIMO, segmentation
-counts, MVTec LOCO's objects) is refused up front by :func:`check` rather than computed otherwise.
-The maps' paths must be readable by the workers (a shared filesystem for a remote cluster).
+- the threshold conventions' passes (:meth:`DaskPixelState.counts_at_least`,
+  :meth:`~DaskPixelState.region_overlap_at_least`, :meth:`~DaskPixelState.keys_at`): counts at thresholds,
+  the extreme scores, defect pixels by (thresholds below, region size), and order statistics found 16 bits
+  per pass from the prefix histograms, so only counts come back;
+- accumulators with ``part_of(image)`` (MVTec AD 2's SegF1 counts and validation moments) compute their part
+  where the map is read, and the client adds the parts in sample order.
+
+The values are those of the in-memory pixel state, bit for bit. What needs each image's own keys (``--ci``'s
+pixel bootstrap, MVTec LOCO's accumulators) is refused up front by :func:`check` rather than computed
+otherwise. The maps' paths must be readable by the workers (a shared filesystem for a remote cluster).
 """
 
 import contextlib
@@ -27,8 +33,8 @@ from .samples import InputError
 #: the most pixels one chunk task reads (2**23: 32 MiB of float32 maps); a chunk holds at least one image
 CHUNK_PIXELS = 2 ** 23
 
-#: protocols whose columns (with ``--no-official`` where said) come from what :class:`DaskPixelState` serves
-SUPPORTED = {"mvtec-ad": False, "mvtec-3d-ad": True, "visa": True, "real-iad": True}  # name: needs --no-official
+#: protocols whose columns come from what :class:`DaskPixelState` serves (``--ci`` aside)
+SUPPORTED = ("mvtec-ad", "mvtec-3d-ad", "visa", "real-iad", "ader", "mvtec-ad-2")
 
 #: how long connecting to a scheduler's address may take
 CONNECT_TIMEOUT = "10s"
@@ -75,10 +81,6 @@ def check(options, protocol):
     if protocol.name not in SUPPORTED:
         raise InputError(f"--dask: --protocol {protocol.name} is not computed on a cluster (it needs per-image "
                          f"keys or its own accumulators; supported: {', '.join(SUPPORTED)}): run it without "
-                         "--dask")
-    if SUPPORTED[protocol.name] and options.official:
-        raise InputError(f"--dask: --protocol {protocol.name}'s official columns read order statistics of the "
-                         "pooled scores, which the cluster does not gather: add --no-official, or run without "
                          "--dask")
     if options.ci:
         raise InputError("--dask: --ci resamples every image's pixel keys, which the cluster does not gather: "
@@ -155,12 +157,14 @@ def _reader(samples, options, image_score):
     return GroupState(samples, options, {}, image_score)
 
 
-def read_images(samples, options, image_score, dtype=None):
-    """On a worker: ``(infos, contradicted, maps, masks)`` of a chunk of samples: ``[(score, defective)]``
-    and the maps labelled good with defect pixels, each sample read and checked as a run without ``--dask``
-    reads it (NaN refused naming the file, as the pixel state does); with ``dtype`` (the samples of one
-    size) the maps as the pixel state converts them and the masks as bool (all False without a mask),
-    else None, None."""
+def read_images(samples, options, image_score, dtype=None, summaries=None):
+    """On a worker: ``(infos, contradicted, maps, masks)`` of a chunk of samples. ``infos``: per sample
+    ``(score, defective, the map's dtype as read, {name: part})``, the parts those of the accumulators in
+    ``summaries`` (``{name: accumulator}``, each with a ``part_of(image)``: SegF1's counts, the validation
+    moments), and ``contradicted`` the maps labelled good with defect pixels, each sample read and checked
+    as a run without ``--dask`` reads it (NaN refused naming the file, as the pixel state does); with
+    ``dtype`` (the samples of one size) the maps as the pixel state converts them and the masks as bool
+    (all False without a mask), else None, None."""
     group = _reader(samples, options, image_score)
     infos, maps, masks = [], None, None
     if dtype is not None:
@@ -172,7 +176,8 @@ def read_images(samples, options, image_score, dtype=None):
         n_nan = int(np.count_nonzero(np.isnan(image.values))) if image.values.dtype.kind == "f" else 0
         if n_nan:
             raise ValueError(f"{s.map}: expected scores without NaN, received {n_nan:,} NaN values")
-        infos.append((image.score, image.defective))
+        infos.append((image.score, image.defective, image.dtype,
+                      {name: part.part_of(image) for name, part in (summaries or {}).items()}))
         if dtype is not None:
             maps[i] = np.ascontiguousarray(image.values, dtype=dtype)
             if image.mask is not None:
@@ -191,7 +196,8 @@ def read_pixels(samples, options, dtype):
 def stream(state, samples, figures=False):
     """Fill a :class:`refmetrics.evaluate.state.GroupState` from the workers: every image's score and label
     (its map and ground truth read there), then every accumulator's ``add`` with an
-    :class:`~refmetrics.evaluate.state.Image` without pixels. With a :class:`DaskPixelState` (the
+    :class:`~refmetrics.evaluate.state.Image` without pixels, or, for an accumulator with ``part_of(image)``
+    and ``add_part(part)``, ``add_part`` of what ``part_of`` computed on the worker. With a :class:`DaskPixelState` (the
     ``pixels`` accumulator) the same reads give its region histograms (:meth:`DaskPixelState.start`);
     ``figures``: its ranking pass brings the pixel curves back too."""
     import operator
@@ -202,7 +208,8 @@ def stream(state, samples, figures=False):
     pixels = pixels if isinstance(pixels, DaskPixelState) else None
     chunks = chunks_of(samples)
     dtype = pixels.float if pixels is not None else None
-    reads = [_delayed(read_images)(chunk, state.options, state.image_score, dtype) for chunk in chunks]
+    summaries = {name: part for name, part in state.parts.items() if hasattr(part, "part_of")}
+    reads = [_delayed(read_images)(chunk, state.options, state.image_score, dtype, summaries) for chunk in chunks]
     infos = [_delayed(operator.getitem)(r, slice(0, 2)) for r in reads]
     if pixels is None:
         parts, = _compute(infos)
@@ -216,10 +223,13 @@ def stream(state, samples, figures=False):
     i = 0
     for part_infos, contradicted in parts:
         state.contradicted.extend(contradicted)
-        for score, defective in part_infos:
-            image = Image(samples[i], None, None, None, score, defective)
-            for part in state.parts.values():
-                part.add(image)
+        for score, defective, dtype, computed in part_infos:
+            image = Image(samples[i], None, None, None, score, defective, dtype)
+            for name, part in state.parts.items():
+                if name in computed:
+                    part.add_part(computed[name])
+                else:
+                    part.add(image)
             i += 1
 
 
@@ -266,6 +276,9 @@ class DaskPixelState:
         self._ranking = self._regions = self._parts = None
         self._aupro = {}
         self._curves = False
+        self._at_least = {}  # threshold key -> (background, defect) pixels with a key >= it
+        self._ends = None  # (smallest, largest) key of every pixel, once a pass has found them
+        self._ranked = ({}, {})  # per side (background, defect): rank -> key
         self.n_bg = self.n_defect = self.n_regions = 0
 
     @property
@@ -383,3 +396,153 @@ class DaskPixelState:
         self._need("pro_points")
         fpr, pro = self._regions.pro_curve()
         yield fpr[1:], pro[1:]
+
+    # -- what the threshold conventions read (ADer's segmentation, the official columns) --------------
+
+    @property
+    def kd(self):
+        from ..dask import _api as RA
+
+        return np.dtype(RA._key_dtype(self.float))
+
+    def _count_pass(self, bounds, overlap=False):
+        """One pass over the images (:func:`refmetrics.dask._graph.region_counts`, a tree of merges): the
+        pixels at or above each key of ``bounds`` (remembered), the extreme keys, and with ``overlap`` the
+        defect pixels by (bounds at or below, region size)."""
+        from ..dask import _graph as D
+
+        bounds = np.unique(np.asarray(bounds, self.kd))
+        if not self._chunks:
+            return bounds, (np.zeros((bounds.size, 2), np.int64), None, np.empty(0, np.int64), np.empty(0, np.int64))
+        parts = [_delayed(D.region_counts)(m, t, 2, self.connectivity, bounds, overlap) for m, t in self._chunks]
+        out, = _compute(D.tree_sum(parts, D.merge_counts))
+        for k, c in zip(bounds.tolist(), out[0]):
+            self._at_least[k] = (int(c[0]), int(c[1]))
+        self._ends = out[1]
+        return bounds, out
+
+    def _counts(self, thresholds, strict, what):
+        from ..state import threshold_bounds
+
+        self._need(what)
+        bounds, none = threshold_bounds(thresholds, self.kd, strict)
+        missing = [k for k in bounds.tolist() if k not in self._at_least]
+        if missing:
+            self._count_pass(missing)
+        out = np.array([self._at_least[k] for k in bounds.tolist()], np.int64).reshape(-1, 2)
+        out[none] = 0
+        return out
+
+    def counts_at_least(self, thresholds):
+        """As :meth:`refmetrics.state.PixelState.counts_at_least`: one pass over the images for the
+        thresholds not asked before (the counts are remembered)."""
+        return self._counts(thresholds, False, "counts_at_least")
+
+    def counts_above(self, thresholds):
+        """As :meth:`refmetrics.state.PixelState.counts_above` (one pass, as :meth:`counts_at_least`)."""
+        return self._counts(thresholds, True, "counts_above")
+
+    def score_range(self):
+        """As :meth:`refmetrics.state.PixelState.score_range` (the extreme keys of a pass over the images)."""
+        from ..kernels.cpu import keys as KEYS
+
+        self._need("score_range")
+        if self._ends is None and self.n_bg + self.n_defect:
+            self._count_pass([])
+        if self._ends is None:
+            return float("nan"), float("nan")
+        values = KEYS.decode_keys(np.array(self._ends, self.kd))
+        return float(values.min()), float(values.max())
+
+    def region_overlap_at_least(self, thresholds, weight=None, strict=False):
+        """As :meth:`refmetrics.state.PixelState.region_overlap_at_least`: one pass gives the defect pixels by
+        (thresholds at or below, region size); the same exact integer sums, rounded once."""
+        from ..state import overlap_weights, threshold_bounds
+
+        self._need("region_overlap_at_least")
+        t = np.asarray(thresholds, np.float64).reshape(-1)
+        out = np.zeros(t.size, np.float64)
+        if not self.n_defect:
+            return out
+        bounds, none = threshold_bounds(t, self.kd, strict)
+        distinct, (_, _, codes, n) = self._count_pass(bounds, overlap=True)
+        below, size = codes >> 32, codes & 0xFFFFFFFF
+        sizes = np.unique(size)
+        ints, shift = overlap_weights(sizes, weight)
+        weighed = ints[np.searchsorted(sizes, size)] * n.astype(object)
+        by_below = [0] * (distinct.size + 1)
+        for b, w in zip(below.tolist(), weighed):
+            by_below[b] += int(w)
+        from_top = [0] * (distinct.size + 1)  # from_top[j]: the weights of the pixels at or above j + 1 bounds
+        for j in range(distinct.size - 1, -1, -1):
+            from_top[j] = from_top[j + 1] + by_below[j + 1]
+        at = np.searchsorted(distinct, bounds)
+        for i in range(t.size):
+            out[i] = 0.0 if none[i] else from_top[int(at[i])] / (1 << shift)
+        return out
+
+    def sorted_keys(self):
+        """``(background, defect)`` keys in increasing order, as :class:`RankedKeys`: indexing by ranks finds
+        those keys on the cluster (no key is gathered)."""
+        self._need("sorted_keys")
+        return RankedKeys(self, 0), RankedKeys(self, 1)
+
+    def keys_at(self, side, ranks):
+        """The keys of ranks ``ranks`` (int64, ``0 <= rank < size``) of the background (``side`` 0) or defect
+        (1) keys in increasing order, found by their digits: the 16-bit prefix histograms of the image pass
+        give each rank's prefix, then each pass over the images counts the next 16 bits of the keys under
+        the prefixes in question (one pass for float32 keys, three for float64), so only counts travel."""
+        from ..dask import _graph as D
+
+        self._need("sorted_keys")
+        ranks = np.asarray(ranks, np.int64)
+        known = self._ranked[side]
+        todo = np.unique([r for r in ranks.reshape(-1).tolist() if r not in known]).astype(np.int64)
+        if todo.size:
+            hist = self._regions.hist[side]
+            cum = np.cumsum(hist)
+            prefix = np.searchsorted(cum, todo, side="right").astype(np.uint64)
+            within = todo - (cum[prefix.astype(np.int64)] - hist[prefix.astype(np.int64)])
+            width, bits = 8 * self.kd.itemsize, 16
+            while bits < width:
+                groups = np.unique(prefix)
+                parts = [_delayed(D.region_digits)(m, t, 2, self.connectivity, side, groups, bits)
+                         for m, t in self._chunks]
+                found, = _compute(parts)
+                table = np.zeros((groups.size, 1 << 16), np.int64)
+                for codes, n in found:
+                    np.add.at(table, (codes >> 16, codes & 0xFFFF), n)
+                row = table[np.searchsorted(groups, prefix)]
+                cum = np.cumsum(row, axis=1)
+                digit = np.array([np.searchsorted(c, w, side="right") for c, w in zip(cum, within)], np.int64)
+                within = within - (cum[np.arange(digit.size), digit] - row[np.arange(digit.size), digit])
+                prefix = prefix << np.uint64(16) | digit.astype(np.uint64)
+                bits += 16
+            known.update(zip(todo.tolist(), prefix.tolist()))
+        return np.array([known[int(r)] for r in ranks.reshape(-1).tolist()], self.kd).reshape(ranks.shape)
+
+
+class RankedKeys:
+    """One side of :meth:`DaskPixelState.sorted_keys`: ``size``, ``dtype`` and indexing by an int or an
+    int array of ranks (negative from the end), which :meth:`DaskPixelState.keys_at` answers."""
+
+    def __init__(self, state, side):
+        self.state, self.side = state, side
+        self.size = state.n_bg if side == 0 else state.n_defect
+        self.dtype = state.kd
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        ranks = np.asarray(index)
+        if ranks.dtype.kind not in "iu":
+            raise TypeError(f"index: expected an int or an int array of ranks, received {type(index).__name__} "
+                            f"of {ranks.dtype}")
+        ranks = ranks.astype(np.int64)
+        if ranks.size and (ranks.min() < -self.size or ranks.max() >= self.size):
+            raise IndexError(f"index: expected ranks in [-{self.size}, {self.size}), received "
+                             f"{int(ranks.min())}..{int(ranks.max())}")
+        keys = self.state.keys_at(self.side, ranks % max(self.size, 1))
+        return keys[()] if keys.ndim == 0 else keys
+

@@ -39,7 +39,9 @@ def score_of(image_score, values, path):
 class Image:
     """One sample as read: ``values`` (the map at its target size: float32, or float64 for wide types),
     ``mask`` (bool, None for a defect-free image without a mask), ``truth`` (what the sample's own reader
-    returned beside the mask: LOCO's defects), the image ``score`` and whether it is ``defective``."""
+    returned beside the mask: LOCO's defects), the image ``score``, whether it is ``defective``, and the
+    map's ``dtype`` as read (``values``' dtype; given where ``values`` is None: ``--dask`` reads the maps on
+    the workers)."""
 
     sample: object
     values: np.ndarray
@@ -47,6 +49,11 @@ class Image:
     truth: object
     score: float
     defective: bool
+    dtype: np.dtype | None = None
+
+    def __post_init__(self):
+        if self.dtype is None and self.values is not None:
+            self.dtype = self.values.dtype
 
 
 def is_wide(samples, float16=False):

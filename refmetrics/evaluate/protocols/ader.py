@@ -228,12 +228,17 @@ def segmentation_from_state(pixels):
     integer counts at each normalised cut)."""
     lo, hi = pixels.score_range()
     n_bg, n_defect = pixels.n_bg, pixels.n_defect
+    cuts = table = None
+    if math.isfinite(lo) and math.isfinite(hi) and math.isfinite(hi - lo) and hi != lo:
+        # every cut's counts asked at once: one binary search each here, one pass over the images on a cluster
+        cuts = [segmentation.normalised_cut(lo, hi, t) for t in segmentation.ADER_THRESHOLDS]
+        table = dict(zip(cuts, pixels.counts_at_least(cuts).tolist()))
 
     def counts_at(cut):
-        fp, tp = (int(c) for c in pixels.counts_at_least([cut])[0])
+        fp, tp = table[cut] if table is not None else (int(c) for c in pixels.counts_at_least([cut])[0])
         return np.array([tp, fp, n_defect - tp, n_bg - fp], np.int64)
 
-    return segmentation.ader_from_counts(lo, hi, segmentation.ADER_THRESHOLDS, counts_at)
+    return segmentation.ader_from_counts(lo, hi, segmentation.ADER_THRESHOLDS, counts_at, cuts=cuts)
 
 
 def segmentation_replicates(pixels, W):

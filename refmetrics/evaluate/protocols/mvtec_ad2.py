@@ -53,9 +53,21 @@ class ValidationMoments:
         self.pixels = 0
 
     def add(self, image):
-        self.metric.update(image.values)
+        self.add_part(self.part_of(image))
+
+    @staticmethod
+    def part_of(image):
+        """What one map adds, computed where it is read (on a worker under ``--dask``): its exact moments
+        (a :class:`~refmetrics.ValidationThreshold` of the map alone) and its number of pixels."""
+        moments = ValidationThreshold(n_std=N_STD, backend="cpu")
+        moments.update(image.values)
+        return moments, image.values.size
+
+    def add_part(self, part):
+        moments, n = part
+        self.metric.merge(moments)
         self.images += 1
-        self.pixels += image.values.size
+        self.pixels += n
 
 
 class SegmentationCounts:
@@ -67,11 +79,20 @@ class SegmentationCounts:
         self.rows = []
 
     def add(self, image):
+        self.add_part(self.part_of(image))
+
+    def part_of(self, image):
+        """One map's TP, FP, FN, TN, computed where it is read (on a worker under ``--dask``); None without
+        a threshold."""
         if math.isnan(self.threshold):
-            return
+            return None
         mask = image.mask if image.mask is not None else np.zeros(image.values.shape, bool)
         s = functional.segmentation_scores(image.values, mask, self.threshold, strict=True, backend="cpu")
-        self.rows.append((s["tp"], s["fp"], s["fn"], s["tn"]))
+        return s["tp"], s["fp"], s["fn"], s["tn"]
+
+    def add_part(self, part):
+        if part is not None:
+            self.rows.append(part)
 
     def counts(self):
         """``(images, 4)`` int64 TP, FP, FN, TN."""
@@ -109,8 +130,13 @@ class MVTecAD2(Protocol):
             raise InputError(f"{category}: expected the maps of its validation/good images (SegF1's threshold), "
                              "found none")
         state = GroupState(group, options, {"moments": ValidationMoments}, ImageScore())
-        for sample in group:
-            state.add(sample)
+        if options.dask is not None:  # the workers read the maps; their moments come back
+            from ..dask_state import stream
+
+            stream(state, group)
+        else:
+            for sample in group:
+                state.add(sample)
         moments = state["moments"]
         values, notes = {}, []
         measure_into(values, notes, "SegF1", moments.metric.compute)

@@ -12,7 +12,7 @@ reports:
   decimals: :func:`refmetrics.conformance.published.visa_pixel_auroc` on every
   map and mask of the group in the maps' stored dtype, computed from the
   finished streaming pixel state (:func:`visa_pixel_auroc`: bit for bit the
-  model's, holding only the defect pixels' scores once);
+  model's, reading only the order statistics its percentiles need);
 - image AUPR: ``sklearn.metrics.auc(recall, precision)`` over the exact
   precision-recall curve, the trapezoid over its points in threshold order
   (:func:`visa_image_aupr`). This is neither the step-wise AP nor anomalib 1.x's
@@ -72,24 +72,49 @@ class Dtypes:
         self.seen = set()
 
     def add(self, image):
-        self.seen.add(np.asarray(image.values).dtype)
+        self.seen.add(np.dtype(image.dtype))
 
     def dtype(self):
         return np.result_type(*self.seen) if self.seen else np.dtype(np.float32)
 
 
-def defect_scores(pixels, dtype):
-    """The defect pixels' scores, sorted increasing, as an array of ``dtype`` (decoded from the finished
-    state's sorted keys a chunk at a time: the only array of this computation that grows with the data,
-    ``dtype``'s size per defect pixel)."""
+def percentile_of_sorted(take, n, q):
+    """``np.percentile(a, q)`` (method "linear") of an array ``a`` of ``n`` values known by its order
+    statistics: ``take(i)`` returns ``np.sort(a)[i]`` for an int64 array of ranks ``i`` (same dtype as ``a``).
+
+    The same floating-point operations as NumPy's (``numpy.lib._function_base_impl._quantile`` and
+    ``_lerp``, NumPy >= 1.22): the virtual index ``(n - 1) * (q / 100)`` in float64, its floor and the next
+    rank (both the last rank past it), the weight ``gamma`` against that floor, and the interpolation
+    ``a + (b - a) * gamma``, or ``b - (b - a) * (1 - gamma)`` where ``gamma >= 0.5``. Tested against
+    ``np.percentile`` bit for bit. Only the order statistics it reads are needed, so the values themselves
+    never have to be held (a streaming, spilled or distributed state)."""
+    quantiles = np.true_divide(np.asarray(q, np.float64), 100)
+    virtual = (n - 1) * quantiles
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = following[above] = -1  # NumPy's index of the largest value
+    below = virtual < 0
+    previous[below] = following[below] = 0
+    previous, following = previous.astype(np.intp), following.astype(np.intp)
+    gamma = np.asanyarray(virtual - previous, dtype=virtual.dtype)
+    ranks = np.unique(np.concatenate([previous, following]) % n)
+    values = take(ranks.astype(np.int64))
+    a, b = values[np.searchsorted(ranks, previous % n)], values[np.searchsorted(ranks, following % n)]
+    diff = b - a
+    out = np.add(a, diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe", dtype=type(out.dtype))
+    return out
+
+
+def defect_order_statistics(pixels, dtype):
+    """``take(ranks)``: the defect pixels' scores at those ranks of their increasing order, as ``dtype``
+    (decoded from the finished state's sorted defect keys, which may be read on demand: a spilled state's
+    files, a Dask state's passes)."""
     from ...kernels.cpu.keys import decode_keys
 
     _, rkeys = pixels.sorted_keys()
-    out = np.empty(rkeys.size, dtype)
-    chunk = 1 << 20
-    for a in range(0, rkeys.size, chunk):
-        out[a:a + chunk] = decode_keys(rkeys[a:a + chunk])
-    return out
+    return lambda ranks: decode_keys(np.asarray(rkeys[ranks])).astype(dtype)
 
 
 def visa_pixel_auroc(pixels, dtype, num=200):
@@ -99,8 +124,9 @@ def visa_pixel_auroc(pixels, dtype, num=200):
 
     Bit for bit the model's: its thresholds (:func:`~refmetrics.conformance.published.visa_thresholds`) are
     formed by the same NumPy calls on the same values (the smallest and largest score from the sorted keys;
-    the percentiles and the evenly spaced values from the defect pixels' scores, sorted, in ``dtype``: the
-    percentiles are the same order statistics interpolated alike), the counts of pixels strictly above each
+    the evenly spaced values from the extreme defect scores in ``dtype``; the percentiles from the same order
+    statistics of the defect scores, in ``dtype``, interpolated by NumPy's operations,
+    :func:`percentile_of_sorted`), the counts of pixels strictly above each
     threshold are exact (:meth:`~refmetrics.state.PixelState.counts_above`, the model's
     ``searchsorted(side="right")``), and the area is the same float64 expression.
     """
@@ -113,12 +139,11 @@ def visa_pixel_auroc(pixels, dtype, num=200):
     lo, hi = pixels.score_range()
     th_min = kind(dtype.type(lo)) - kind(1e-8)
     th_max = kind(dtype.type(hi)) + kind(1e-8)
-    positives = defect_scores(pixels, dtype)
-    evenly = np.linspace(positives[-1], positives[0], num=num // 2)
-    # sorted already: overwrite_input lets NumPy partition it in place (no copy); the order statistics,
-    # and so the percentiles, are those of the unsorted defect scores the model reads
-    by_percentile = np.percentile(positives, np.linspace(100, 0, num=num // 2), overwrite_input=True)
-    del positives
+    take, n = defect_order_statistics(pixels, dtype), pixels.n_defect
+    ends = take(np.array([0, n - 1], np.int64))
+    evenly = np.linspace(ends[1], ends[0], num=num // 2)
+    # the order statistics, and so the percentiles, are those of the unsorted defect scores the model reads
+    by_percentile = percentile_of_sorted(take, n, np.linspace(100, 0, num=num // 2))
     thresholds = np.sort(np.concatenate([by_percentile, evenly, [th_min, th_max]]))[::-1]
     fp, tp = pixels.counts_above(thresholds.astype(np.float64)).T
     tpr, fpr = tp / pixels.n_defect, fp / pixels.n_bg
