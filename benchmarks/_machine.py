@@ -52,10 +52,26 @@ def _cores():
         return os.cpu_count() or 1
 
 
+def _thp():
+    """The kernel's transparent huge page settings, ``{"enabled": ..., "defrag": ...}`` (the bracketed choice),
+    or None off Linux: with ``defrag`` ``madvise``, NumPy's large arrays (which it madvises) may wait for
+    memory compaction on their first touch."""
+    out = {}
+    for name in ("enabled", "defrag"):
+        try:
+            with open(f"/sys/kernel/mm/transparent_hugepage/{name}") as fh:
+                text = fh.read()
+        except OSError:
+            return None
+        out[name] = text[text.index("[") + 1:text.index("]")] if "[" in text else text.strip()
+    return out
+
+
 def machine_info():
     """The facts behind :func:`machine_line`, as a dict (for JSON)."""
     simd = _simd()
     return {
+        "transparent_hugepage": _thp(),
         "numpy": np.__version__,
         "simd_baseline": simd[0] if simd else None,
         "simd_found": simd[1] if simd else None,

@@ -20,7 +20,11 @@ scores:
   interleaved with control processes that first touch and free 256 MB (outside
   the timing): where call 1 is slow only in the plain processes, the cold cost is
   the first touch of memory the process never used (system time; large on VMs
-  whose host backs guest memory lazily), not the engine;
+  whose host backs guest memory lazily), not the engine; and with control
+  processes where NumPy does not ask for transparent huge pages
+  (``_set_madvise_hugepage(False)``): where the kernel's THP ``defrag`` setting
+  is ``madvise``, a first fault on huge-page memory may compact memory
+  synchronously, and this control shows whether that is the cost;
 - NumPy without its SIMD sort: a child process with
   ``NPY_DISABLE_CPU_FEATURES`` set (``--no-simd``, default ``X86_V3``) times
   ``np.sort`` and the exact AUROC (sort "auto", and "numpy" per range) there.
@@ -57,6 +61,8 @@ warnings.simplefilter("ignore")
 scores, target = np.load(sys.argv[1]), np.load(sys.argv[2])
 from refmetrics import functional as F
 F.auroc(scores[:200_000], target[:200_000])  # loads the Numba cache: not what "cold" measures
+if sys.argv[3] == "nothp":  # the second control: NumPy asks for no transparent huge pages (4 KiB faults)
+    np._core.multiarray._set_madvise_hugepage(False)
 if sys.argv[3] == "prefault":  # the control: memory touched and freed first
     x = np.ones(64 << 20, np.uint32)
     del x
@@ -207,9 +213,9 @@ def main(argv=None):
     np.save(tmp / "s.npy", scores)
     np.save(tmp / "t.npy", target)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent)] + sys.path))
-    cold, cold_prefault = [], []
+    cold, cold_prefault, cold_nothp = [], [], []
     for _ in range(args.cold_runs):
-        for mode, into in (("plain", cold), ("prefault", cold_prefault)):
+        for mode, into in (("plain", cold), ("prefault", cold_prefault), ("nothp", cold_nothp)):
             out = subprocess.run([sys.executable, "-c", CHILD_COLD, str(tmp / "s.npy"), str(tmp / "t.npy"), mode],
                                  capture_output=True, text=True, env=env, check=True).stdout
             into.append(eval(out.strip().splitlines()[-1]))  # noqa: S307 (our own child's repr)
@@ -249,6 +255,8 @@ def main(argv=None):
     print("cold vs warm auroc (fresh processes, Numba cache loaded by a tiny call; call 1 / min of calls 2-4): "
           + cold_line(cold))
     print("  control, 256 MB touched and freed before call 1: " + cold_line(cold_prefault))
+    print("  control, NumPy's madvise(MADV_HUGEPAGE) off (4 KiB pages, no huge-page compaction): "
+          + cold_line(cold_nothp))
     if nosimd:
         m = nosimd["min"]
         print(f"\nNPY_DISABLE_CPU_FEATURES={args.no_simd}: {nosimd['machine']}")
@@ -265,6 +273,7 @@ def main(argv=None):
               "values": {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
                          if not isinstance(v, np.ndarray)},
               "auroc_peak_bytes_per_element": mem, "sklearn": sk, "cold": cold, "cold_prefault": cold_prefault,
+              "cold_nothp": cold_nothp,
               "no_simd": nosimd,
               "no_simd_features": args.no_simd}
     out = Path(args.out) if args.out else HERE / "results" / f"engine-{time.strftime('%Y-%m-%d')}.json"

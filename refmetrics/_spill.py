@@ -54,7 +54,7 @@ from .functional import regions as FG
 from .kernels.cpu import keys as KEYS
 from .kernels.cpu import regions as KG
 from .kernels.cpu._sum import add_dd, div_dd
-from .state import PixelState, overlap_weights, threshold_bounds
+from .state import PixelState, overlap_weights, pro_points_from_groups, threshold_bounds
 
 PREFIX_BITS = 16
 OVERHEAD = 256 << 20  # what --memory-limit keeps for the process itself (interpreter, modules, one image)
@@ -652,12 +652,7 @@ class SpilledPixelState(PixelState):
     def pro_points(self):
         """As :meth:`refmetrics.state.PixelState.pro_points` (the same chunks)."""
         self._need_sorted("pro_points")
-        fp, s = 0, 0.0
-        for dfp, dsh, dsl in self._region_groups(False):
-            cfp = np.cumsum(dfp) + fp
-            cs = np.cumsum(dsh + dsl) + s
-            fp, s = int(cfp[-1]), float(cs[-1])
-            yield cfp / self.n_bg, cs / self.n_regions
+        return pro_points_from_groups(self._region_groups(False), self.n_bg, self.n_regions)
 
     def score_range(self):
         """``(min, max)`` of every pixel, as float64; ``(nan, nan)`` without a pixel."""

@@ -322,13 +322,7 @@ class PixelState:
     def pro_points(self):
         """Yield ``(fpr, pro)`` chunks of the PRO curve, one point per distinct score, decreasing threshold."""
         bg, rkeys, rsizes = self._need_sorted("pro_points")
-        n_bg = bg.size
-        fp, s = 0, 0.0
-        for dfp, dsh, dsl in G.exact_region_groups(bg, rkeys, rsizes):
-            cfp = np.cumsum(dfp) + fp
-            cs = np.cumsum(dsh + dsl) + s
-            fp, s = int(cfp[-1]), float(cs[-1])
-            yield cfp / n_bg, cs / self.n_regions
+        return pro_points_from_groups(G.exact_region_groups(bg, rkeys, rsizes), bg.size, self.n_regions)
 
 
 def threshold_bounds(thresholds, key_dtype, strict=False):
@@ -355,3 +349,15 @@ def overlap_weights(sizes, weight):
     ratios = [float(x).as_integer_ratio() for x in w]  # denominators: powers of two
     shift = max(d.bit_length() - 1 for _, d in ratios)
     return np.array([n << (shift - d.bit_length() + 1) for n, d in ratios], dtype=object), shift
+
+
+def pro_points_from_groups(groups, n_bg, n_regions):
+    """Yield ``(fpr, pro)`` chunks of the PRO curve from ``(dfp, dS_h, dS_l)`` group chunks (distinct scores
+    decreasing): the running sums :meth:`PixelState.pro_points` draws (the same chunks give the same bits)."""
+    fp, s = 0, 0.0
+    for dfp, dsh, dsl in groups:
+        cfp = np.cumsum(dfp) + fp
+        cs = np.cumsum(dsh + dsl) + s
+        fp, s = int(cfp[-1]), float(cs[-1])
+        yield cfp / n_bg, cs / n_regions
+

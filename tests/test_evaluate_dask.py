@@ -80,12 +80,14 @@ def test_tree_on_a_cluster_address_equals_functional(tmp_path, address, monkeypa
     ("real-iad", ["pixel AUROC (ADEval)", "pixel AP (ADEval)", "AUPRO (ADEval)"]),
     ("ader", ["pixel AUROC (ADEval, 50 bins)", "AUPRO@0.3 (ADEval, 50 bins)", "mF1", "mAcc", "mIoU", "mAD"]),
     ("mvtec-ad-2", ["SegF1", "SegF1 (per image)", "AUPRO@0.05"]),
+    ("mvtec-loco", ["AU-sPRO@0.05", "AU-sPRO@1", "image AUROC"]),
 ])
 def test_other_protocols_with_their_official_columns_and_figures(protocol, columns, tmp_path, address):
     # the official columns read order statistics (M3DM's thresholds, VisA's percentiles), counts at
     # thresholds (VisA, ADEval, ADer's segmentation) and region overlaps; MVTec AD 2 its validation moments
-    # and per-image SegF1 counts, computed on the workers
-    common = ("--protocol", protocol, "--demo")
+    # and per-image SegF1 counts, computed on the workers; MVTec LOCO each subset's AU-sPRO (its official
+    # column holds every map: refused on a cluster)
+    common = ("--protocol", protocol, "--demo") + (("--no-official",) if protocol == "mvtec-loco" else ())
     assert run(*common, "--out", tmp_path / "a") == 0
     assert run(*common, "--dask", address, "--out", tmp_path / "b") == 0
     a, b = (tmp_path / d for d in "ab")
@@ -101,7 +103,8 @@ def test_other_protocols_with_their_official_columns_and_figures(protocol, colum
 @pytest.mark.parametrize("args, message", [
     (("--ci",), "--dask: --ci resamples every image's pixel keys"),
     (("--memory-limit", "1GB"), "give one of --dask and --memory-limit"),
-    (("--protocol", "mvtec-loco"), "--dask: --protocol mvtec-loco is not computed on a cluster"),
+    (("--protocol", "mvtec-loco"), "--dask: --protocol mvtec-loco's official AU-sPRO holds every map of an "
+                                   "object at once"),
     (("--protocol", "ader", "--ci"), "--dask: --ci resamples every image's pixel keys"),
 ])
 def test_what_the_cluster_cannot_compute_is_refused(args, message, tmp_path, capsys):
@@ -242,15 +245,56 @@ def test_order_statistics_are_found_without_gathering_keys(dtype, monkeypatch):
     assert len(digits) == 2 * 4 * (1 if dtype == np.float32 else 3)
 
 
-def test_segf1_counts_and_validation_moments_are_computed_on_the_workers(tmp_path, address, monkeypatch):
-    # MVTec AD 2's accumulators with part_of: the client never reads a map (nor a validation map)
-    assert run("--protocol", "mvtec-ad-2", "--demo", "--no-figures", "--out", tmp_path / "a") == 0
+@pytest.mark.parametrize("protocol", ["mvtec-ad-2", "mvtec-loco"])
+def test_per_image_accumulators_are_computed_on_the_workers(protocol, tmp_path, address, monkeypatch):
+    # accumulators with part_of (MVTec AD 2's SegF1 counts and validation moments, MVTec LOCO's defect
+    # checks and counts) and LOCO's sPRO states: the client never reads a map (nor a validation map)
+    args = ("--protocol", protocol, "--demo", "--no-figures", "--no-official")
+    assert run(*args, "--out", tmp_path / "a") == 0
     from refmetrics.evaluate import state as evaluate_state
 
     def refused(*args, **kwargs):
         raise AssertionError("the client read a map")
 
     monkeypatch.setattr(evaluate_state.GroupState, "read", refused)
-    assert run("--protocol", "mvtec-ad-2", "--demo", "--no-figures", "--dask", address, "--out",
-               tmp_path / "b") == 0
+    assert run(*args, "--dask", address, "--out", tmp_path / "b") == 0
     assert _json(tmp_path / "a") == _json(tmp_path / "b")
+
+
+@pytest.mark.parametrize("chunk", [3, 1 << 16])
+def test_figure_curves_from_the_cluster_are_the_one_process_bits(chunk, monkeypatch):
+    # the PRO and sPRO figure points: the buckets' groups come back, are collapsed (sPRO) and summed in the
+    # chunks the one-process walk uses; its own points are the oracle (chunk 3: many chunk boundaries)
+    import dask
+
+    from refmetrics.dask import _graph as D
+    from refmetrics.functional import _regions as G
+    from refmetrics.functional import spro as S
+
+    monkeypatch.setattr(G, "CHUNK", chunk)
+    ours, theirs, _ = _states(np.float32, monkeypatch)
+
+    def whole(points):
+        points = list(points)
+        return tuple(np.concatenate([p[i] for p in points]) for i in range(2))
+
+    for got, want in zip(whole(ours.pro_points()), whole(theirs.pro_points())):
+        assert np.array_equal(got, want)
+    rng = np.random.default_rng(5)
+    maps = np.round(rng.random((6, 30, 20)), 2).astype(np.float32)
+    defects = []
+    for i in range(6):  # two defects in every other image: one saturating by pixels, one relative
+        a, b = np.zeros((30, 20), bool), np.zeros((30, 20), bool)
+        a[5:12, 3:9], b[20:25, 10:18] = True, True
+        defects.append([(a, int(a.sum() * 0.7), False), (b, 0.5, True)] if i % 2 else [])
+    state = S.DefectScores()
+    S.add_batch(state, maps, defects, "cpu")
+    cluster = object.__new__(dask_state.DaskSpro)
+    cluster.plan = D.SProPlan([(dask.delayed(maps[i:i + 2]), defects[i:i + 2]) for i in range(0, 6, 2)], 64, "sync")
+    for name in ("n_bg", "n_regions", "n_full", "n_region_pixels"):
+        setattr(cluster, name, getattr(cluster.plan, name))
+    cluster.kd = np.dtype(np.uint32)  # float32 maps' keys
+    for limit in (0.01, 0.3, 1.0):
+        got, want = whole(cluster.spro_points(limit)), whole(S.spro_points_from_state(state, limit))
+        assert got[0].size > 1 and all(np.array_equal(g, w) for g, w in zip(got, want))
+    assert cluster.au_spro([0.05, 1.0]) == S.au_spro_from_state(state, [0.05, 1.0])

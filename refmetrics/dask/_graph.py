@@ -410,6 +410,16 @@ class RegionPlan:
         return fpr, pro
 
 
+def region_groups_of(plan):
+    """Every group of :meth:`RegionPlan.buckets` (not collapsed), distinct scores decreasing:
+    ``(dfp, dS_h, dS_l)`` concatenated on the client (a figure's curve, one point per distinct score)."""
+    buckets = plan.buckets(0)
+    parts, = compute([_delayed(pro_groups)(buckets[b]) for b in plan.plan.descending()], scheduler=plan.scheduler)
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
 class SProPlan(RegionPlan):
     """:class:`RegionPlan` for AU-sPRO: chunks are ``(maps, defects of those images)``."""
 

@@ -14,12 +14,14 @@ The client never holds a pixel. Each group is read twice over by the workers:
   :meth:`~DaskPixelState.region_overlap_at_least`, :meth:`~DaskPixelState.keys_at`): counts at thresholds,
   the extreme scores, defect pixels by (thresholds below, region size), and order statistics found 16 bits
   per pass from the prefix histograms, so only counts come back;
-- accumulators with ``part_of(image)`` (MVTec AD 2's SegF1 counts and validation moments) compute their part
-  where the map is read, and the client adds the parts in sample order.
+- accumulators with ``part_of(image)`` (MVTec AD 2's SegF1 counts and validation moments, MVTec LOCO's
+  defect checks) compute their part where the map is read, and the client adds the parts in sample order;
+  MVTec LOCO's subsets are :class:`DaskSpro` states (a histogram pass and a shuffle each);
+- the figures' PRO and sPRO curves: every bucket's groups come back and are summed in the one-process chunks.
 
-The values are those of the in-memory pixel state, bit for bit. What needs each image's own keys (``--ci``'s
-pixel bootstrap, MVTec LOCO's accumulators) is refused up front by :func:`check` rather than computed
-otherwise. The maps' paths must be readable by the workers (a shared filesystem for a remote cluster).
+The values are those of the in-memory states, bit for bit, figures included. What needs each image's own
+keys (``--ci``'s pixel bootstrap) or every map at once (MVTec LOCO's official AU-sPRO) is refused up front by
+:func:`check` rather than computed otherwise. The maps' paths must be readable by the workers (a shared filesystem for a remote cluster).
 """
 
 import contextlib
@@ -34,7 +36,7 @@ from .samples import InputError
 CHUNK_PIXELS = 2 ** 23
 
 #: protocols whose columns come from what :class:`DaskPixelState` serves (``--ci`` aside)
-SUPPORTED = ("mvtec-ad", "mvtec-3d-ad", "visa", "real-iad", "ader", "mvtec-ad-2")
+SUPPORTED = ("mvtec-ad", "mvtec-3d-ad", "visa", "real-iad", "ader", "mvtec-ad-2", "mvtec-loco")
 
 #: how long connecting to a scheduler's address may take
 CONNECT_TIMEOUT = "10s"
@@ -82,6 +84,10 @@ def check(options, protocol):
         raise InputError(f"--dask: --protocol {protocol.name} is not computed on a cluster (it needs per-image "
                          f"keys or its own accumulators; supported: {', '.join(SUPPORTED)}): run it without "
                          "--dask")
+    if protocol.name == "mvtec-loco" and options.official:
+        raise InputError("--dask: --protocol mvtec-loco's official AU-sPRO holds every map of an object at once "
+                         "(the official tool samples and refines its thresholds on the whole maps): add "
+                         "--no-official, or run without --dask")
     if options.ci:
         raise InputError("--dask: --ci resamples every image's pixel keys, which the cluster does not gather: "
                          "leave out --ci or --dask")
@@ -196,10 +202,11 @@ def read_pixels(samples, options, dtype):
 def stream(state, samples, figures=False):
     """Fill a :class:`refmetrics.evaluate.state.GroupState` from the workers: every image's score and label
     (its map and ground truth read there), then every accumulator's ``add`` with an
-    :class:`~refmetrics.evaluate.state.Image` without pixels, or, for an accumulator with ``part_of(image)``
-    and ``add_part(part)``, ``add_part`` of what ``part_of`` computed on the worker. With a :class:`DaskPixelState` (the
-    ``pixels`` accumulator) the same reads give its region histograms (:meth:`DaskPixelState.start`);
-    ``figures``: its ranking pass brings the pixel curves back too."""
+    :class:`~refmetrics.evaluate.state.Image` without pixels, or, for an accumulator with
+    ``part_of(image)`` and ``add_part(image, part)``, ``add_part`` of that image and what ``part_of``
+    computed on the worker. With a :class:`DaskPixelState` (the ``pixels`` accumulator) the same reads give
+    its region histograms (:meth:`DaskPixelState.start`); ``figures``: its ranking pass brings the pixel
+    curves back too."""
     import operator
 
     from .state import Image
@@ -227,7 +234,7 @@ def stream(state, samples, figures=False):
             image = Image(samples[i], None, None, None, score, defective, dtype)
             for name, part in state.parts.items():
                 if name in computed:
-                    part.add_part(computed[name])
+                    part.add_part(image, computed[name])
                 else:
                     part.add(image)
             i += 1
@@ -392,10 +399,15 @@ class DaskPixelState:
         yield fp / rp.n_neg, tp / rp.n_pos, tp / (tp + fp)
 
     def pro_points(self):
-        """``(fpr, pro)`` as one chunk (the whole curve comes back to the client)."""
+        """As :meth:`refmetrics.state.PixelState.pro_points`, bit for bit: every bucket's groups come back to
+        the client (the whole curve), where the same running sums run over the same chunks of groups."""
+        from ..dask import _graph as D
+        from ..functional import _regions as G
+        from ..state import pro_points_from_groups
+
         self._need("pro_points")
-        fpr, pro = self._regions.pro_curve()
-        yield fpr[1:], pro[1:]
+        groups = G.group_chunks(*D.region_groups_of(self._regions))
+        return pro_points_from_groups(groups, self.n_bg, self.n_regions)
 
     # -- what the threshold conventions read (ADer's segmentation, the official columns) --------------
 
@@ -545,4 +557,66 @@ class RankedKeys:
                              f"{int(ranks.min())}..{int(ranks.max())}")
         keys = self.state.keys_at(self.side, ranks % max(self.size, 1))
         return keys[()] if keys.ndim == 0 else keys
+
+
+def read_defects(samples, options, dtype):
+    """On a worker: ``(maps, defects)`` of a chunk of samples of one size: the maps as ``dtype`` and each
+    image's defects (MVTec LOCO's, as its reader returns them), read as a run without ``--dask`` reads them."""
+    from .options import ImageScore
+
+    group = _reader(samples, options, ImageScore())
+    h, w = samples[0].target
+    maps = np.empty((len(samples), h, w), dtype)
+    defects = []
+    for i, s in enumerate(samples):
+        image = group.read(s)
+        maps[i] = np.ascontiguousarray(image.values, dtype=dtype)
+        defects.append(image.truth or [])
+    return maps, defects
+
+
+class DaskSpro:
+    """A subset's AU-sPRO state on the cluster (MVTec LOCO under ``--dask``), from its samples: the
+    histogram pass of :class:`refmetrics.dask._graph.SProPlan` when built, one shuffle per
+    :meth:`au_spro` and per :meth:`spro_points`; the values of :mod:`refmetrics.functional.spro`'s state,
+    bit for bit."""
+
+    def __init__(self, samples, options, dtype):
+        import operator
+
+        from .. import _buckets as B
+        from ..dask import _api as RA
+        from ..dask import _graph as D
+
+        reads = [_delayed(read_defects)(chunk, options, dtype) for chunk in chunks_of(samples)]
+        chunks = [(_delayed(operator.getitem)(r, 0), _delayed(operator.getitem)(r, 1)) for r in reads]
+        self.kd = RA._key_dtype(np.dtype(dtype))
+        if chunks:
+            self.plan = D.SProPlan(chunks, B.DEFAULT_BUDGET, _client())
+            self.n_bg, self.n_regions, self.n_full = self.plan.n_bg, self.plan.n_regions, self.plan.n_full
+            self.n_region_pixels = self.plan.n_region_pixels
+        else:
+            self.plan, self.n_bg = None, 0
+            self.n_regions = self.n_full = self.n_region_pixels = 0
+
+    def au_spro(self, limits):
+        """As :func:`refmetrics.functional.spro.au_spro_from_state` (the same warning when undefined)."""
+        from ..functional import spro as S
+
+        if S._undefined(self, "AU-sPRO"):
+            return [float("nan")] * len(limits)
+        return self.plan.aupro(list(limits), self.kd, s0=self.n_full)
+
+    def spro_points(self, fpr_limit=1.0):
+        """As :func:`refmetrics.functional.spro.spro_points_from_state`, bit for bit: every bucket's groups
+        come back to the client, are collapsed as that walk collapses them, and the same running sums run
+        over the same chunks of groups."""
+        from ..dask import _graph as D
+        from ..functional import _regions as G
+        from ..functional import spro as S
+
+        if not (self.n_bg and self.n_regions):
+            return iter(())
+        groups = G.group_chunks(*G.collapse_groups(*D.region_groups_of(self.plan)))
+        return S.spro_points_from_groups(groups, self.n_bg, self.n_regions, self.n_full, fpr_limit)
 

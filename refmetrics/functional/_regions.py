@@ -383,6 +383,25 @@ def exact_region_groups(bg, rkeys, rsizes, collapse=False):
         yield dfp[:g], dsh[:g], dsl[:g]
 
 
+def collapse_groups(dfp, dsh, dsl):
+    """Groups from :func:`exact_region_groups` without ``collapse`` (whole arrays) as that walk gives them
+    with it: each run of groups without region pixels as one, its background pixels summed into the run's
+    first group (the walk's rule: a group without region pixels joins the previous one when that one has
+    none either)."""
+    held = dsh != 0.0
+    starts = np.ones(dfp.size, bool)
+    starts[1:] = held[1:] | held[:-1]
+    first = np.flatnonzero(starts)
+    return np.add.reduceat(dfp, first) if dfp.size else dfp, dsh[first], dsl[first]
+
+
+def group_chunks(dfp, dsh, dsl):
+    """Whole group arrays in the chunks :func:`exact_region_groups` yields (:data:`CHUNK` groups each):
+    a running sum over the chunks gives the walk's bits."""
+    for a in range(0, dfp.size, CHUNK):
+        yield dfp[a:a + CHUNK], dsh[a:a + CHUNK], dsl[a:a + CHUNK]
+
+
 def device_region_groups(bg, rkeys, rsizes, collapse=False):
     """As :func:`exact_region_groups`, one chunk, for sorted device arrays: the groups
     and their integer counts are formed on the device; the counts and the sorted

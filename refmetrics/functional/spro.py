@@ -306,8 +306,13 @@ def spro_points_from_state(state, fpr_limit=1.0):
     n_bg, k = state.n_bg, state.n_regions
     if not (n_bg and k):
         return
-    fp, total = 0, float(state.n_full)
-    for dfp, dsh, dsl in _groups(state, True, fpr_limit):
+    yield from spro_points_from_groups(_groups(state, True, fpr_limit), n_bg, k, state.n_full, fpr_limit)
+
+
+def spro_points_from_groups(groups, n_bg, k, n_full, fpr_limit=1.0):
+    """:func:`spro_points_from_state`'s points from its collapsed ``(dfp, dS_h, dS_l)`` group chunks."""
+    fp, total = 0, float(n_full)
+    for dfp, dsh, dsl in groups:
         cfp = np.cumsum(dfp) + fp
         cs = np.cumsum(dsh + dsl) + total
         fp, total = int(cfp[-1]), float(cs[-1])

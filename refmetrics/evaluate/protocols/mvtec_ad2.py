@@ -53,7 +53,7 @@ class ValidationMoments:
         self.pixels = 0
 
     def add(self, image):
-        self.add_part(self.part_of(image))
+        self.add_part(image, self.part_of(image))
 
     @staticmethod
     def part_of(image):
@@ -63,7 +63,7 @@ class ValidationMoments:
         moments.update(image.values)
         return moments, image.values.size
 
-    def add_part(self, part):
+    def add_part(self, image, part):
         moments, n = part
         self.metric.merge(moments)
         self.images += 1
@@ -79,7 +79,7 @@ class SegmentationCounts:
         self.rows = []
 
     def add(self, image):
-        self.add_part(self.part_of(image))
+        self.add_part(image, self.part_of(image))
 
     def part_of(self, image):
         """One map's TP, FP, FN, TN, computed where it is read (on a worker under ``--dask``); None without
@@ -90,7 +90,7 @@ class SegmentationCounts:
         s = functional.segmentation_scores(image.values, mask, self.threshold, strict=True, backend="cpu")
         return s["tp"], s["fp"], s["fn"], s["tn"]
 
-    def add_part(self, part):
+    def add_part(self, image, part):
         if part is not None:
             self.rows.append(part)
 

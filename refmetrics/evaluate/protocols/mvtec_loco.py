@@ -88,6 +88,55 @@ class Defects:
         return state
 
 
+class DaskDefects:
+    """:class:`Defects` under ``--dask``: the workers read the maps and defects. Each image's defects are
+    checked where it is read (:meth:`part_of`, the same checks and messages as :class:`Defects`), and each
+    subset's AU-sPRO is computed on the cluster from its images and every good one
+    (:class:`refmetrics.evaluate.dask_state.DaskSpro`)."""
+
+    def __init__(self, samples, options):
+        self.options = options
+        self.dtype = np.float64 if is_wide(samples, options.float16) else np.float32
+        self.order, self.seen = [], set()
+        self.n_pixels = self.n_defect_pixels = self.n_defects = 0
+        self.parts = None
+
+    @staticmethod
+    def part_of(image):
+        """On a worker: the image's pixels, defect pixels and defects, its defects checked as :class:`Defects`
+        checks them."""
+        sample, defects = image.sample, image.truth or []
+        try:
+            functional_spro.partition(functional_spro.intake(image.values[np.newaxis], [defects], "cpu"))
+        except ValueError as exc:
+            raise InputError(f"{sample.truth or sample.map}: {exc}") from exc
+        n_mask = int(np.count_nonzero(image.mask)) if image.mask is not None else 0
+        return image.values.size, n_mask, len(defects)
+
+    def add_part(self, image, part):
+        self.order.append(image.sample)
+        self.seen.add(image.sample.defect)
+        self.n_pixels += part[0]
+        self.n_defect_pixels += part[1]
+        self.n_defects += part[2]
+
+    def subsets(self):
+        return [s for s in SUBSETS if s in self.seen]
+
+    def subset_state(self, subset):
+        """The subset's images and every good image, on the cluster (their histogram pass runs here)."""
+        from ..dask_state import DaskSpro
+
+        return DaskSpro([s for s in self.order if s.defect in (GOOD, subset)], self.options, self.dtype)
+
+
+def subset_au_spro(state, limits):
+    """AU-sPRO at each limit of a subset's state: in-memory (:class:`Defects`) or on the cluster."""
+    if hasattr(state, "au_spro"):
+        return state.au_spro(limits)
+    return functional_spro.au_spro_from_state(state, limits)
+
+
 class OfficialArrays:
     """Every map of the group (in its own dtype, as read: the official tool forms its end thresholds in
     the maps' dtype) and its defects, kept whole as the official tool does: what
@@ -176,7 +225,7 @@ class MVTecLOCO(Protocol):
         return tuple(columns)
 
     def accumulators(self, options, context):
-        parts = {"defects": Defects}
+        parts = {"defects": DaskDefects if options.dask is not None else Defects}
         if options.official and "official" not in context:
             parts["official"] = OfficialArrays
         return parts
@@ -196,8 +245,7 @@ class MVTecLOCO(Protocol):
             measure_into(got, notes, f"image AUROC ({SHORT[subset]})", functional.auroc, scores[keep], labels[keep])
             aurocs[subset] = got[f"image AUROC ({SHORT[subset]})"]
             subset_state = defects.subset_state(subset)
-            measure_into(got, notes, f"AU-sPRO ({subset})", functional_spro.au_spro_from_state, subset_state,
-                         limits)
+            measure_into(got, notes, f"AU-sPRO ({subset})", subset_au_spro, subset_state, limits)
             areas[subset] = got[f"AU-sPRO ({subset})"]
             if figures:
                 curves.setdefault("spro", {})[subset] = self._spro_curve(subset_state, max(limits))
@@ -279,7 +327,9 @@ class MVTecLOCO(Protocol):
     @staticmethod
     def _spro_curve(subset_state, limit):
         """The exact sPRO curve to just past ``limit``, thinned for a figure (None when undefined)."""
-        thinned = thin_stream(functional_spro.spro_points_from_state(subset_state, limit), stop=limit)
+        points = (subset_state.spro_points(limit) if hasattr(subset_state, "spro_points")
+                  else functional_spro.spro_points_from_state(subset_state, limit))
+        thinned = thin_stream(points, stop=limit)
         if thinned is None:
             return None
         start = subset_state.n_full / subset_state.n_regions
