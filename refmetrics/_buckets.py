@@ -38,6 +38,7 @@ from numba import njit
 
 from .functional import _ranked as R
 from .functional import _regions as G
+from .kernels.cpu import buckets as KB
 from .kernels.cpu import keys as KEYS
 from .kernels.cpu import ranking as K
 from .kernels.cpu import regions as KG
@@ -121,27 +122,40 @@ class BucketPlan:
         """The bucket holding ``prefix``."""
         return int(np.searchsorted(self.edges, prefix, side="right")) - 1
 
-    def bucket_of(self, keys):
-        """The bucket of every key (uint16 array)."""
-        if self._table is None:
-            self._table = np.repeat(np.arange(self.n_buckets, dtype=np.uint16), np.diff(self.edges))
-        keys = np.asarray(keys)
-        return self._table[keys >> keys.dtype.type(prefix_shift(keys.dtype))]
-
     def split(self, keys, payload=None):
-        """The keys of each bucket (ascending bucket order), unsorted within a bucket.
+        """The keys of each bucket (ascending bucket order), in their input order within a bucket.
 
-        With ``payload`` (one value per key), a list of ``(keys, payload)`` pairs.
+        With ``payload`` (one value per key), a list of ``(keys, payload)`` pairs. A counting scatter:
+        the output (and payload) arrays and a prefix histogram are all it allocates, the keys' own size
+        (plus the payload's) and 512 KiB.
         """
-        keys = np.asarray(keys)
-        ids = self.bucket_of(keys)
-        order = np.argsort(ids, kind="stable")
-        ends = np.concatenate([[0], np.cumsum(np.bincount(ids, minlength=self.n_buckets))])
-        ks = keys[order]
+        keys = np.ascontiguousarray(keys)
+        if self._table is None:  # the bucket of each prefix
+            self._table = np.repeat(np.arange(self.n_buckets, dtype=np.uint16), np.diff(self.edges))
+        ends = np.zeros(self.n_buckets + 1, np.int64)
+        np.cumsum(self.per_bucket(prefix_histogram(keys)), out=ends[1:])
+        shift = keys.dtype.type(prefix_shift(keys.dtype))
+        out = np.empty_like(keys)
         if payload is None:
-            return [ks[ends[b]:ends[b + 1]] for b in range(self.n_buckets)]
-        ps = np.asarray(payload)[order]
-        return [(ks[ends[b]:ends[b + 1]], ps[ends[b]:ends[b + 1]]) for b in range(self.n_buckets)]
+            KB.scatter_keys(keys, shift, self._table, ends[:-1].copy(), out)
+            return [out[ends[b]:ends[b + 1]] for b in range(self.n_buckets)]
+        payload = np.ascontiguousarray(payload)
+        if payload.shape != keys.shape:
+            raise ValueError(f"payload: expected one value per key ({keys.size}), received shape {payload.shape}")
+        out_payload = np.empty_like(payload)
+        _scatter_pairs(keys, payload, shift, self._table, ends[:-1].copy(), out, out_payload)
+        return [(out[ends[b]:ends[b + 1]], out_payload[ends[b]:ends[b + 1]]) for b in range(self.n_buckets)]
+
+
+@njit(cache=True, nogil=True)
+def _scatter_pairs(keys, payload, shift, table, cursor, out, out_payload):
+    """Each key and its payload value to position ``cursor[bucket]`` of ``out`` / ``out_payload``."""
+    for i in range(keys.size):
+        k = keys[i]
+        b = table[np.intp(k >> shift)]
+        out[cursor[b]] = k
+        out_payload[cursor[b]] = payload[i]
+        cursor[b] += 1
 
 
 def plan_buckets(hist, budget=DEFAULT_BUDGET):

@@ -138,6 +138,23 @@ def test_split_and_plan_are_exact():
     for b, p in enumerate(pieces):  # contiguous, ascending, disjoint ranges
         assert np.all((p >> 16 >= plan.edges[b]) & (p >> 16 < plan.edges[b + 1]))
     assert np.array_equal(np.sort(np.concatenate(pieces)), np.sort(keys))
+    ids = np.searchsorted(plan.edges, keys >> 16, side="right") - 1  # the oracle: each key's bucket
+    sizes = rng.integers(1, 1000, keys.size).astype(np.uint32)  # a payload travels with its key, in input order
+    for b, (k, v) in enumerate(plan.split(keys, sizes)):
+        assert np.array_equal(k, keys[ids == b]) and np.array_equal(v, sizes[ids == b])
+    with pytest.raises(ValueError, match=r"payload: expected one value per key \(10000\), received shape \(3,\)"):
+        plan.split(keys, sizes[:3])
+    import tracemalloc  # a counting scatter: the output and the histogram, no sort order or bucket ids
+
+    many = rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32)
+    payload = many.copy()
+    plan = B.plan_buckets(B.prefix_histogram(many), 1 << 18)
+    plan.split(many[:10], payload[:10])
+    tracemalloc.start()
+    plan.split(many, payload)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < many.nbytes + payload.nbytes + (1 << 20), peak  # an argsort alone would take 16 MB
     k, v = B.sort_pairs(np.uint32([5, 3, 5, 3]), np.uint64([2, 9, 1, 4]))
     assert k.tolist() == [3, 3, 5, 5] and v.tolist() == [4, 9, 1, 2]
     k, v = B.sort_pairs(np.uint64([5, 3, 5, 3]), np.uint64([2, 9, 1, 4]))

@@ -209,7 +209,7 @@ def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
     real = _spill.shutil.disk_usage
     monkeypatch.setattr(_spill.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
     with pytest.raises(_spill.DiskFullError,
-                       match=r"--tmp-dir .*: spilling 1,000,000 pixels needs about 0.01 GB of disk"):
+                       match=r"--tmp-dir .*: spilling 1,000,000 pixels needs at least 0.01 GB of disk"):
         PixelState(10 ** 6, memory_limit=1024, tmp_dir=tmp_path)
     monkeypatch.setattr(_spill.shutil, "disk_usage", real)
     real_open = open
