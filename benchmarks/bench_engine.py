@@ -62,7 +62,7 @@ scores, target = np.load(sys.argv[1]), np.load(sys.argv[2])
 from refmetrics import functional as F
 F.auroc(scores[:200_000], target[:200_000])  # loads the Numba cache: not what "cold" measures
 if sys.argv[3] == "nothp":  # the second control: NumPy asks for no transparent huge pages (4 KiB faults)
-    np._core.multiarray._set_madvise_hugepage(False)
+    (getattr(np, "_core", None) or np.core).multiarray._set_madvise_hugepage(False)  # NumPy 2.x or 1.x
 if sys.argv[3] == "prefault":  # the control: memory touched and freed first
     x = np.ones(64 << 20, np.uint32)
     del x

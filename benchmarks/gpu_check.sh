@@ -22,6 +22,8 @@
 #   4 identity  benchmarks/gpu_identity.py: every metric of the registry, CPU vs CUDA, bit for bit
 #               (runs at the same time as step 2: both are correctness checks; the timings come from step 3)
 #   3 bench     benchmarks/bench_cuda.py at 190 maps of 512x512 (49.8 M pixels), alone on the device
+#   5 engine    benchmarks/bench_engine.py on the host's CPU with 2 threads (issue 16: the ratios to one np.sort
+#               where NumPy has its AVX-512 sort), its output in bench.log and its JSON in gpu_check.json
 #
 # Output files (at most 8, flat, as the device tool brings back): gpu_check.json (the record: date, device,
 # driver, versions, host, steps with rc and seconds, tests, bench, identity), env.log, tests.log,
@@ -29,9 +31,9 @@
 #
 # Knobs: GPU_CHECK_SMALL=1 (tiny sizes, a -k subset of the tests: the simulator rehearsal), GPU_CHECK_INSTALL=0
 # (no pip install: PYTHONPATH=$PWD), GPU_CHECK_WORKERS (pytest -n; default: cores - 2, at most 14),
-# GPU_CHECK_T_<STEP> (seconds: T_ENV, T_INSTALL, T_TESTS, T_BENCH, T_IDENTITY), GPU_CHECK_DEADLINE (seconds for
-# the whole run, default 380 on the GPU: the tests' and the bench's limits shrink to end by then, so that a
-# device command's timeout_s of 420 never cuts the record), PYTHON (default python3).
+# GPU_CHECK_T_<STEP> (seconds: T_ENV, T_INSTALL, T_TESTS, T_BENCH, T_IDENTITY, T_ENGINE), GPU_CHECK_DEADLINE (seconds for
+# the whole run, default 480 on the GPU: the tests', the bench's and the engine's limits shrink to end by then, so that a
+# device command's timeout_s of 520 never cuts the record), PYTHON (default python3).
 
 set -u
 START=$(date +%s)
@@ -50,7 +52,7 @@ else  # the GPU run: about 4 minutes, at most GPU_CHECK_DEADLINE seconds (the st
     T_ENV=${GPU_CHECK_T_ENV:-40}; T_INSTALL=${GPU_CHECK_T_INSTALL:-30}; T_TESTS=${GPU_CHECK_T_TESTS:-150}
     T_BENCH=${GPU_CHECK_T_BENCH:-110}; T_IDENTITY=${GPU_CHECK_T_IDENTITY:-150}
 fi
-DEADLINE=${GPU_CHECK_DEADLINE:-$([ "$SMALL" = 1 ] && echo 3600 || echo 380)}  # seconds for the whole run
+DEADLINE=${GPU_CHECK_DEADLINE:-$([ "$SMALL" = 1 ] && echo 3600 || echo 480)}  # seconds for the whole run
 limit() {  # limit WANTED RESERVE: WANTED, or less so that RESERVE seconds are left before the deadline
     local left=$((DEADLINE - ($(date +%s) - START) - $2))
     [ "$left" -lt 20 ] && left=20
@@ -219,6 +221,16 @@ T_BENCH=$(limit "$T_BENCH" 10)
 step 3_bench "$T_BENCH" "$OUTDIR/bench.log" "$PY" benchmarks/bench_cuda.py "${BENCHARGS[@]}" \
     --json "$OUTDIR/bench.json"
 
+# --- step 5: the CPU engine on this host (issue 16's AVX-512 ratios), 2 threads as on a 2-core machine -----
+if [ "$SMALL" = 1 ]; then
+    ENGINEARGS=(--images 2 --rounds 1 --cold-runs 1)
+else
+    ENGINEARGS=(--images 190 --rounds 3 --cold-runs 2)
+fi
+T_ENGINE=$(limit "${GPU_CHECK_T_ENGINE:-120}" 10)
+REFMETRICS_NUM_THREADS=2 step 5_engine "$T_ENGINE" "$OUTDIR/bench.log" "$PY" benchmarks/bench_engine.py \
+    "${ENGINEARGS[@]}" --no-sklearn --no-simd "" --out "$WORK/engine.json"
+
 # --- the record ------------------------------------------------------------------------------------------
 RECPY='
 import json, os, re, sys, xml.etree.ElementTree as ET
@@ -278,6 +290,11 @@ except Exception as exc:
         pass
 bench = load("bench.json")
 identity = load("identity.json")
+try:
+    with open(os.path.join(work, "engine.json")) as fh:
+        engine = json.load(fh)
+except Exception as exc:
+    engine = {"error": "%s: %s" % (type(exc).__name__, exc)}
 record = {
     "date": date, "small": small, "simulator": os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
     "device": device or (None if str(env.get("numba_device")).startswith("error") else env.get("numba_device")),
@@ -293,6 +310,7 @@ record = {
     "identity": {"all_identical": identity.get("all_identical"), "not_identical": identity.get("not_identical"),
                  "pixels": identity.get("pixels"), "complete": identity.get("complete"),
                  "rows": identity.get("rows"), "error": identity.get("error")},
+    "engine": engine,
 }
 import time
 record["total_seconds"] = round(time.time() - start, 1)
@@ -330,6 +348,10 @@ print("identity%s: %d/%d rows identical; all required identical: %s%s" % ("" if 
       identity.get("all_identical"), ("; NOT: " + ", ".join(identity.get("not_identical") or [])) if identity.get("not_identical") else ""))
 if identity.get("error"):
     print("  identity: %s" % identity["error"])
+if engine.get("error"):
+    print("engine: %s" % engine["error"])
+else:
+    print("engine (CPU, 2 threads): %s" % engine.get("summary", {k: engine[k] for k in engine if "ratio" in k}))
 print("record: %s" % os.path.join(out, "gpu_check.json"))
 '
 "$PY" -c "$RECPY" "$OUTDIR" "$DATE" "$START" "$SMALL" "$WORK" 2>&1 | tee -a "$OUTDIR/env.log"

@@ -289,8 +289,8 @@ class SpilledPixelState(PixelState):
         if need > free:
             raise DiskFullError(errno.ENOSPC, f"--tmp-dir {tmp_dir or tempfile.gettempdir()}: spilling "
                                 f"{n_pixels:,} pixels needs at least {need / 1e9:.2f} GB of disk (twice the "
-                                f"keys, and 4 bytes more per defect pixel), {free / 1e9:.2f} GB are free; give "
-                                "--tmp-dir a larger disk")
+                                f"keys; each defect pixel needs 4 bytes more), {free / 1e9:.2f} GB are free; "
+                                "give --tmp-dir a larger disk")
         self._tmp = tempfile.TemporaryDirectory(prefix="refmetrics-spill-", dir=tmp_dir)
         self.tmp_path = self._tmp.name
 

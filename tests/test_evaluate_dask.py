@@ -105,7 +105,6 @@ def test_other_protocols_with_their_official_columns_and_figures(protocol, colum
     (("--memory-limit", "1GB"), "give one of --dask and --memory-limit"),
     (("--protocol", "mvtec-loco"), "--dask: --protocol mvtec-loco's official AU-sPRO holds every map of an "
                                    "object at once"),
-    (("--protocol", "ader", "--ci"), "--dask: --ci resamples every image's pixel keys"),
 ])
 def test_what_the_cluster_cannot_compute_is_refused(args, message, tmp_path, capsys):
     assert run("--demo", "--dask", "local[2]", *args, "--out", tmp_path / "out") == 2
@@ -298,3 +297,72 @@ def test_figure_curves_from_the_cluster_are_the_one_process_bits(chunk, monkeypa
         got, want = whole(cluster.spro_points(limit)), whole(S.spro_points_from_state(state, limit))
         assert got[0].size > 1 and all(np.array_equal(g, w) for g, w in zip(got, want))
     assert cluster.au_spro([0.05, 1.0]) == S.au_spro_from_state(state, [0.05, 1.0])
+
+
+def test_visa_reads_its_order_statistics_in_one_pass(monkeypatch):
+    # the percentiles read ranks 0 and n - 1 among the others: the extremes then come from what is known
+    # (one digit pass for float32 keys, defect side only); the value is the in-memory state's
+    from refmetrics.evaluate.protocols import visa
+
+    ours, theirs, maps = _states(np.float32, monkeypatch)
+    calls = []
+    real = dask_state._delayed
+
+    def count(fn):
+        calls.append(getattr(fn, "__name__", ""))
+        return real(fn)
+
+    monkeypatch.setattr(dask_state, "_delayed", count)
+    assert visa.visa_pixel_auroc(ours, maps.dtype) == visa.visa_pixel_auroc(theirs, maps.dtype)
+    assert calls.count("region_digits") == 4  # 4 chunks, one pass
+    assert calls.count("region_counts") == 2 * 4  # the extreme scores, then the counts above the thresholds
+
+
+def test_a_cluster_state_without_images_counts_nothing(monkeypatch):
+    from refmetrics.dask import _graph as D
+    from refmetrics.state import PixelState
+
+    monkeypatch.setattr(dask_state, "_compute", lambda *a: D.compute(*a, scheduler="sync"))
+    ours = dask_state.DaskPixelState(np.float32, 2, None)
+    ours._chunks, ours._finished = [], True
+    theirs = PixelState(0)
+    theirs.finish()
+    t = [-np.inf, 0.5, np.inf]
+    for name in ("counts_at_least", "counts_above"):
+        assert np.array_equal(getattr(ours, name)(t), getattr(theirs, name)(t)) and getattr(ours, name)(t).shape == (3, 2)
+    assert np.array_equal(ours.region_overlap_at_least(t), theirs.region_overlap_at_least(t))
+    assert all(np.isnan(ours.score_range())) and all(np.isnan(theirs.score_range()))
+
+
+def test_a_protocol_without_cluster_support_is_refused(tmp_path, capsys, monkeypatch):
+    # every protocol is supported today; a new one is refused until it is added to SUPPORTED
+    monkeypatch.setattr(dask_state, "SUPPORTED", ("visa",))
+    assert run("--demo", "--dask", "local[2]", "--out", tmp_path / "out") == 2
+    assert "--dask: --protocol mvtec-ad is not computed on a cluster" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_loco_tree_on_a_cluster_and_its_errors(tmp_path, address, capsys):
+    # MVTec LOCO's subsets (8-bit maps: ties; defects with both saturation rules), then a ground-truth
+    # channel that a worker reads and refuses: the same message, naming the file, as without --dask
+    from .test_protocol_mvtec_loco import build_tree as loco_tree
+
+    loco_tree(tmp_path, np.random.default_rng(20261129))
+    args = ("--protocol", "mvtec-loco", "--maps", tmp_path / "maps", "--gt", tmp_path / "gt", "--no-official",
+            "--no-figures")
+    assert run(*args, "--out", tmp_path / "a") == 0
+    assert run(*args, "--dask", address, "--out", tmp_path / "b") == 0
+    assert _json(tmp_path / "a") == _json(tmp_path / "b")
+    from PIL import Image as PILImage
+
+    channel = tmp_path / "gt" / "bottle" / "ground_truth" / "logical_anomalies" / "000" / "000.png"
+    mask = np.zeros(np.asarray(PILImage.open(channel)).shape, np.uint8)
+    mask[1, 1], mask[2, 2] = 255, 200
+    PILImage.fromarray(mask).save(channel)
+    capsys.readouterr()
+    assert run(*args, "--out", tmp_path / "c") == 2
+    local = capsys.readouterr().err
+    assert run(*args, "--dask", address, "--out", tmp_path / "d") == 2
+    err = capsys.readouterr().err
+    assert str(channel) in err and "exactly one positive pixel value" in err and err == local
+    assert not (tmp_path / "d").exists()

@@ -184,9 +184,16 @@ def merge_counts(a, b):
     ends = (min(e[0] for e in ends), max(e[1] for e in ends)) if ends else None
     codes = n = None
     if a[2] is not None:
-        codes, where = np.unique(np.concatenate([a[2], b[2]]), return_inverse=True)
-        n = np.bincount(where, np.concatenate([a[3], b[3]]), minlength=codes.size).astype(np.int64)
+        codes, n = merge_codes(a[2:], b[2:])
     return a[0] + b[0], ends, codes, n
+
+
+def merge_codes(a, b):
+    """Two ``(codes, counts)`` of :func:`region_digits` as one (distinct codes, counts summed)."""
+    codes, where = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
+    n = np.zeros(codes.size, np.int64)
+    np.add.at(n, where, np.concatenate([a[1], b[1]]))
+    return codes, n
 
 
 def region_digits(m, t, spatial_dims, connectivity, side, prefixes, bits):
@@ -288,7 +295,7 @@ def _delayed(fn):
     """``dask.delayed(fn)`` whose calls run with :func:`threads_per_task` threads (:class:`InThreads`)."""
     import dask
 
-    if fn in (add, merge_counts, getitem):
+    if fn in (add, merge_counts, merge_codes, getitem):
         return dask.delayed(fn, pure=True)
     return dask.delayed(InThreads(fn, threads_per_task()), pure=True)
 

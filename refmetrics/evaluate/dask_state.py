@@ -1,6 +1,6 @@
 """``refmetrics evaluate --dask ADDRESS``: a group's pooled pixel metrics computed on a Dask cluster.
 
-The client never holds a pixel. Each group is read twice over by the workers:
+The client never holds a pixel. The workers read each group's maps once per pass:
 
 - an image pass: per chunk of images, a task reads each map and its ground truth through the evaluate
   readers (:meth:`refmetrics.evaluate.state.GroupState.read`, the same code as a run without ``--dask``)
@@ -273,8 +273,11 @@ class RankingFromRegions:
 class DaskPixelState:
     """What the protocols read from a finished :class:`refmetrics.state.PixelState`, computed on the
     cluster from the recorded samples: ``n_bg``, ``n_defect``, ``n_regions``, :meth:`auroc`,
-    :meth:`average_precision`, :meth:`f1_max`, :meth:`aupro`, :meth:`roc_pr_points`, :meth:`pro_points`
-    (the values of the in-memory state, bit for bit)."""
+    :meth:`average_precision`, :meth:`f1_max`, :meth:`aupro`, :meth:`roc_pr_points`, :meth:`pro_points`,
+    :meth:`score_range`, :meth:`counts_at_least`, :meth:`counts_above`, :meth:`region_overlap_at_least` and
+    :meth:`sorted_keys` (order statistics by rank, :meth:`keys_at`): the values of the in-memory state, bit
+    for bit. Each asks the workers for a pass over the maps unless what it needs is already known (counts
+    per threshold, overlaps per set of thresholds, keys per rank, the extreme scores are remembered)."""
 
     def __init__(self, dtype, connectivity, options):
         self.float, self.connectivity, self.options = np.dtype(dtype), connectivity, options
@@ -286,6 +289,7 @@ class DaskPixelState:
         self._at_least = {}  # threshold key -> (background, defect) pixels with a key >= it
         self._ends = None  # (smallest, largest) key of every pixel, once a pass has found them
         self._ranked = ({}, {})  # per side (background, defect): rank -> key
+        self._overlaps = {}  # the distinct threshold keys (bytes) -> their overlap pass
         self.n_bg = self.n_defect = self.n_regions = 0
 
     @property
@@ -424,7 +428,8 @@ class DaskPixelState:
         from ..dask import _graph as D
 
         bounds = np.unique(np.asarray(bounds, self.kd))
-        if not self._chunks:
+        if not self._chunks:  # no image: nothing at or above any threshold
+            self._at_least.update((k, (0, 0)) for k in bounds.tolist())
             return bounds, (np.zeros((bounds.size, 2), np.int64), None, np.empty(0, np.int64), np.empty(0, np.int64))
         parts = [_delayed(D.region_counts)(m, t, 2, self.connectivity, bounds, overlap) for m, t in self._chunks]
         out, = _compute(D.tree_sum(parts, D.merge_counts))
@@ -477,7 +482,11 @@ class DaskPixelState:
         if not self.n_defect:
             return out
         bounds, none = threshold_bounds(t, self.kd, strict)
-        distinct, (_, _, codes, n) = self._count_pass(bounds, overlap=True)
+        key = np.unique(bounds).tobytes()
+        if key not in self._overlaps:  # the weights are applied here: one pass serves every weight
+            distinct, (_, _, codes, n) = self._count_pass(bounds, overlap=True)
+            self._overlaps[key] = distinct, codes, n
+        distinct, codes, n = self._overlaps[key]
         below, size = codes >> 32, codes & 0xFFFFFFFF
         sizes = np.unique(size)
         ints, shift = overlap_weights(sizes, weight)
@@ -520,14 +529,16 @@ class DaskPixelState:
                 groups = np.unique(prefix)
                 parts = [_delayed(D.region_digits)(m, t, 2, self.connectivity, side, groups, bits)
                          for m, t in self._chunks]
-                found, = _compute(parts)
-                table = np.zeros((groups.size, 1 << 16), np.int64)
-                for codes, n in found:
-                    np.add.at(table, (codes >> 16, codes & 0xFFFF), n)
-                row = table[np.searchsorted(groups, prefix)]
-                cum = np.cumsum(row, axis=1)
-                digit = np.array([np.searchsorted(c, w, side="right") for c, w in zip(cum, within)], np.int64)
-                within = within - (cum[np.arange(digit.size), digit] - row[np.arange(digit.size), digit])
+                codes, n = _compute(D.tree_sum(parts, D.merge_codes))[0]  # distinct codes, merged on the workers
+                # per prefix, its digits' counts in increasing order: each rank's digit is the first whose
+                # running count passes the rank within the prefix
+                at = np.searchsorted(groups, prefix)
+                first = np.searchsorted(codes, at.astype(np.int64) << 16)
+                running = np.cumsum(n)
+                before = np.where(first > 0, running[np.maximum(first - 1, 0)], 0)
+                hit = np.searchsorted(running, before + within, side="right")  # the code holding the rank
+                digit = codes[hit] & 0xFFFF
+                within = within - (running[hit] - n[hit] - before)
                 prefix = prefix << np.uint64(16) | digit.astype(np.uint64)
                 bits += 16
             known.update(zip(todo.tolist(), prefix.tolist()))
@@ -579,7 +590,7 @@ class DaskSpro:
     """A subset's AU-sPRO state on the cluster (MVTec LOCO under ``--dask``), from its samples: the
     histogram pass of :class:`refmetrics.dask._graph.SProPlan` when built, one shuffle per
     :meth:`au_spro` and per :meth:`spro_points`; the values of :mod:`refmetrics.functional.spro`'s state,
-    bit for bit."""
+    bit for bit (the curve's points up to the limit, :meth:`spro_points`)."""
 
     def __init__(self, samples, options, dtype):
         import operator
@@ -608,9 +619,11 @@ class DaskSpro:
         return self.plan.aupro(list(limits), self.kd, s0=self.n_full)
 
     def spro_points(self, fpr_limit=1.0):
-        """As :func:`refmetrics.functional.spro.spro_points_from_state`, bit for bit: every bucket's groups
-        come back to the client, are collapsed as that walk collapses them, and the same running sums run
-        over the same chunks of groups."""
+        """As :func:`refmetrics.functional.spro.spro_points_from_state`: every bucket's groups come back to
+        the client, are collapsed as that walk collapses them, and the same running sums run over the same
+        chunks of groups, so the points up to ``fpr_limit`` are the same bits. The one point past it can
+        differ: the one-process walk of an unsorted state reads only its top keys, which can end a run of
+        background-only scores early (the figures cut the curve at the limit)."""
         from ..dask import _graph as D
         from ..functional import _regions as G
         from ..functional import spro as S

@@ -79,8 +79,9 @@ class Dtypes:
 
 
 def percentile_of_sorted(take, n, q):
-    """``np.percentile(a, q)`` (method "linear") of an array ``a`` of ``n`` values known by its order
-    statistics: ``take(i)`` returns ``np.sort(a)[i]`` for an int64 array of ranks ``i`` (same dtype as ``a``).
+    """``np.percentile(a, q)`` (method "linear", ``q`` an array of percentiles; a scalar is read as one) of
+    an array ``a`` of ``n`` values known by its order statistics: ``take(i)`` returns ``np.sort(a)[i]`` for
+    an int64 array of ranks ``i`` (same dtype as ``a``).
 
     The same floating-point operations as NumPy's (``numpy.lib._function_base_impl._quantile`` and
     ``_lerp``, NumPy >= 1.22): the virtual index ``(n - 1) * (q / 100)`` in float64, its floor and the next
@@ -88,7 +89,7 @@ def percentile_of_sorted(take, n, q):
     ``a + (b - a) * gamma``, or ``b - (b - a) * (1 - gamma)`` where ``gamma >= 0.5``. Tested against
     ``np.percentile`` bit for bit. Only the order statistics it reads are needed, so the values themselves
     never have to be held (a streaming, spilled or distributed state)."""
-    quantiles = np.true_divide(np.asarray(q, np.float64), 100)
+    quantiles = np.true_divide(np.atleast_1d(np.asarray(q, np.float64)), 100)
     virtual = (n - 1) * quantiles
     previous = np.floor(virtual)
     following = previous + 1
@@ -140,10 +141,11 @@ def visa_pixel_auroc(pixels, dtype, num=200):
     th_min = kind(dtype.type(lo)) - kind(1e-8)
     th_max = kind(dtype.type(hi)) + kind(1e-8)
     take, n = defect_order_statistics(pixels, dtype), pixels.n_defect
+    # the order statistics, and so the percentiles, are those of the unsorted defect scores the model reads;
+    # the 100th and 0th percentiles read the extremes, which the evenly spaced values then find known
+    by_percentile = percentile_of_sorted(take, n, np.linspace(100, 0, num=num // 2))
     ends = take(np.array([0, n - 1], np.int64))
     evenly = np.linspace(ends[1], ends[0], num=num // 2)
-    # the order statistics, and so the percentiles, are those of the unsorted defect scores the model reads
-    by_percentile = percentile_of_sorted(take, n, np.linspace(100, 0, num=num // 2))
     thresholds = np.sort(np.concatenate([by_percentile, evenly, [th_min, th_max]]))[::-1]
     fp, tp = pixels.counts_above(thresholds.astype(np.float64)).T
     tpr, fpr = tp / pixels.n_defect, fp / pixels.n_bg
