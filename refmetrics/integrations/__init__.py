@@ -1,0 +1,7 @@
+"""refmetrics inside other frameworks' pipelines (optional: each module imports its framework when imported).
+
+- :mod:`refmetrics.integrations.torchmetrics`: each refmetrics metric as a ``torchmetrics.Metric``, with its
+  state synchronised across processes (DDP) by torchmetrics (``pip install "refmetrics[torch]"``).
+
+``import refmetrics`` never imports torch, torchmetrics, anomalib or lightning.
+"""
