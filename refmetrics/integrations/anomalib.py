@@ -1,0 +1,139 @@
+"""Drop-ins for anomalib 2.x's metrics: the same classes, constructors and batch fields, refmetrics' exact values.
+
+``pip install "refmetrics[anomalib]"``. Each class is an ``anomalib.metrics.AnomalibMetric`` (so anomalib's
+``Evaluator`` and ``Engine.test`` take it where they take anomalib's own, with ``fields=[...]``,
+``prefix=`` and ``strict=``, and log it under ``prefix + class name``) built on the matching
+:mod:`refmetrics.integrations.torchmetrics` class (so DDP synchronisation is torchmetrics'). The one-line
+swap::
+
+    # from anomalib.metrics import AUPRO, AUROC, Evaluator
+    from anomalib.metrics import Evaluator
+    from refmetrics.integrations.anomalib import AUPRO, AUROC
+
+    evaluator = Evaluator(test_metrics=[AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+                                        AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
+                                        AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_")])
+
+Values are float64 tensors, so nothing is rounded to float32. Where anomalib's constructor has a parameter
+that refmetrics has no use for, it is accepted and documented on the class (``normalization``: refmetrics
+ranks the raw scores, never their float32 sigmoid, which ties large scores; ``num_thresholds`` and ``force``
+of AUPIMO: every distinct score is a threshold). Anything else that would change the value is refused with
+an error naming the parameter.
+
+Not replaced: ``PIMO`` (its curve result type is anomalib's), ``AnomalyScoreDistribution`` and anomalib's
+post-processor, which builds its own ``F1AdaptiveThreshold`` and ``MinMax`` (the drop-ins here compute the
+same thresholds exactly where a pipeline uses them as metrics).
+"""
+
+try:
+    from anomalib.metrics import AnomalibMetric
+except ImportError as exc:  # the integration is optional: say what to install
+    raise ImportError(f"refmetrics.integrations.anomalib needs anomalib ({exc}): "
+                      'pip install "refmetrics[anomalib]"') from None
+
+import torch
+
+from . import torchmetrics as _tm
+
+__all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "F1AdaptiveThreshold", "F1Max", "F1Score", "MinMax", "PBn", "PGn",
+           "PRO"]
+
+
+def _accept(name, value, allowed, why):
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {allowed!r} ({why}), received {value!r}")
+
+
+_SIGMOID = ("refmetrics ranks the raw scores exactly; anomalib's float32 sigmoid ties scores above about 17, "
+            "which is the difference this drop-in removes")
+
+
+class AUROC(AnomalibMetric, _tm.AUROC):
+    """anomalib's ``AUROC``, exact: :class:`refmetrics.AUROC`. ``normalization`` ("sigmoid" or None) is
+    accepted and has no effect: the raw scores are ranked."""
+
+    def __init__(self, fields=None, prefix="", strict=True, normalization="sigmoid", **kwargs):
+        _accept("normalization", normalization, ("sigmoid", None), _SIGMOID)
+        super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
+
+
+class AUPR(AnomalibMetric, _tm.AUPR):
+    """anomalib 2.7's ``AUPR`` (average precision, the step-wise sum), exact: :class:`refmetrics.AUPR`.
+    ``normalization`` as in :class:`AUROC`."""
+
+    def __init__(self, fields=None, prefix="", strict=True, normalization="sigmoid", **kwargs):
+        _accept("normalization", normalization, ("sigmoid", None), _SIGMOID)
+        super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
+
+
+class AUPRO(AnomalibMetric, _tm.AUPRO):
+    """anomalib's ``AUPRO(fpr_limit=0.3)``, exact: :class:`refmetrics.AUPRO` (every distinct score a
+    threshold, regions labelled per image). ``fpr_limit`` is also a buffer, as anomalib registers it, so
+    checkpoints written with anomalib's class load."""
+
+    def __init__(self, fields=None, prefix="", strict=True, **kwargs):
+        super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
+        self.register_buffer("fpr_limit", torch.tensor(self._config["fpr_limit"]))
+
+
+class PRO(AnomalibMetric, _tm.PRO):
+    """anomalib's ``PRO(threshold=0.5)``, exact: :class:`refmetrics.PRO`."""
+
+
+class F1Score(AnomalibMetric, _tm.F1Score):
+    """anomalib's ``F1Score`` (torchmetrics' ``BinaryF1Score``), exact: :class:`refmetrics.F1Score`.
+    ``zero_division`` must be 0, its default (the F1 of a batch without a positive or a prediction)."""
+
+    def __init__(self, fields=None, prefix="", strict=True, zero_division=0, **kwargs):
+        _accept("zero_division", zero_division, (0,), "refmetrics' F1 is 0 where it has no positive or prediction")
+        super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
+
+
+class F1Max(AnomalibMetric, _tm.F1Max):
+    """anomalib's ``F1Max``, exact: :class:`refmetrics.F1Max`; ``threshold`` is set by ``compute``."""
+
+
+class F1AdaptiveThreshold(AnomalibMetric, _tm.F1AdaptiveThreshold):
+    """anomalib's ``F1AdaptiveThreshold``, exact: :class:`refmetrics.F1AdaptiveThreshold`. ``normalization``
+    as in :class:`AUROC`."""
+
+    def __init__(self, fields=None, prefix="", strict=True, normalization=None, **kwargs):
+        _accept("normalization", normalization, ("sigmoid", None), _SIGMOID)
+        super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
+
+
+class MinMax(AnomalibMetric, _tm.MinMax):
+    """anomalib's ``MinMax``: ``tensor([min, max])`` of the scores seen, float64."""
+
+    def compute(self):
+        value = super().compute()
+        return None if value is None else torch.stack(list(value))
+
+
+class PGn(AnomalibMetric, _tm.PGn):
+    """anomalib's ``PGn(fnr=0.05)``, exact: :class:`refmetrics.PGn`. Logged as ``prefix + "PGn"`` (anomalib's
+    class renames itself ``PG<n>`` and drops the prefix)."""
+
+    default_fields = ("pred_score", "gt_label")
+
+
+class PBn(AnomalibMetric, _tm.PBn):
+    """anomalib's ``PBn(fpr=0.05)``, exact: :class:`refmetrics.PBn` (logged as ``prefix + "PBn"``)."""
+
+    default_fields = ("pred_score", "gt_label")
+
+
+class AUPIMO(AnomalibMetric, _tm.AUPIMO):
+    """anomalib's ``AUPIMO``, exact: :class:`refmetrics.AUPIMO`, the mean over anomalous images
+    (``return_average=True``, anomalib's default; the per-image values are the ``per_image`` attribute that
+    ``compute`` sets). ``num_thresholds`` and ``force`` are accepted and have no effect: every distinct
+    score is a threshold, so there is no sampling to force."""
+
+    default_fields = ("anomaly_map", "gt_mask")
+
+    def __init__(self, num_thresholds=300_000, fpr_bounds=(1e-5, 1e-4), return_average=True, force=False,
+                 fields=None, prefix="", strict=True, **kwargs):
+        _accept("return_average", return_average, (True,), "the per-image values are the per_image attribute "
+                "compute sets; anomalib's (PIMOResult, AUPIMOResult) pair is not reproduced")
+        del num_thresholds, force
+        super().__init__(fields=fields, prefix=prefix, strict=strict, fpr_bounds=tuple(fpr_bounds), **kwargs)
