@@ -115,6 +115,15 @@ def test_persistent_state_round_trips_and_bad_input_is_named():
         RT.AUPRO(fpr_limit=3)
     with pytest.raises(TypeError, match=r"AUROC.update: expected 2 inputs \(preds, target\), received 1"):
         RT.AUROC().update(torch.zeros(3))
+    with pytest.raises(TypeError, match=r"AUROC.update: input 0: expected a real or bool tensor, received dtype "
+                                        r"torch.complex64"):
+        RT.AUROC().update(torch.zeros(3, dtype=torch.complex64), torch.zeros(3))
+    mixed = RT.AUROC()  # each batch keeps its own dtype: float16, float64, int labels, bool labels
+    s, t = torch.from_numpy(maps.ravel()), torch.from_numpy(masks.ravel())
+    mixed.update(s[:100].half(), t[:100].int())
+    mixed.update(s[100:].double(), t[100:])
+    assert same(mixed.compute(), F.auroc(np.concatenate([s[:100].half().float().numpy(), s[100:].numpy()]),
+                                         masks.ravel()))
     bad = RT.AUROC()
     bad.update(torch.tensor([0.1, float("nan")]), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="NaN"):  # refmetrics' own check, at compute
@@ -150,6 +159,10 @@ for name in NAMES:
     out[name] = float(value)
     if name == "F1Max":
         out["F1Max.threshold"] = float(metric.threshold)
+lonely = RT.AUPRO(fpr_limit=0.3)  # rank 1 sees no batch: its empty states must gather with rank 0's
+if rank == 0:
+    lonely.update(torch.from_numpy(maps), torch.from_numpy(masks))
+out["AUPRO, one rank without data"] = float(lonely.compute())
 dist.destroy_process_group()
 print("RESULT " + json.dumps(out))
 """
@@ -182,6 +195,8 @@ def test_ddp_on_gloo_two_processes_equal_one():
         want = expected(name, maps, masks)[2]
         assert results[0][name] == results[1][name] == want or (np.isnan(want) and np.isnan(results[0][name])), name
     assert results[0]["F1Max.threshold"] == results[1]["F1Max.threshold"] == reference.threshold
+    lonely = "AUPRO, one rank without data"
+    assert results[0][lonely] == results[1][lonely] == F.aupro(maps, masks, fpr_limit=0.3)
 
 
 def test_import_refmetrics_does_not_import_torch_and_a_missing_torch_is_named():

@@ -21,8 +21,8 @@ and ``update`` arguments of its :mod:`refmetrics.metrics` twin, plus torchmetric
             self.log("pixel_AUROC", self.pixel_auroc.compute())   # float64, exact, synchronised
             self.log("AUPRO", self.aupro.compute())
 
-How: each ``update`` keeps its inputs as they are (detached, on their device, flattened) in list states
-registered with ``dist_reduce_fx="cat"``, with their shapes in one more such state. torchmetrics gathers
+How: each ``update`` keeps its inputs as they are (detached, on their device, flattened, as their bytes) in
+list states registered with ``dist_reduce_fx="cat"``, with their dtypes and shapes in one more such state. torchmetrics gathers
 these across processes before ``compute`` (DDP), which replays the batches, in order, into a fresh
 :mod:`refmetrics.metrics` object and returns its value as a float64 tensor on the inputs' device. So the
 value is refmetrics' exact one, whatever the number of processes: every metric but F1Score is
@@ -51,6 +51,10 @@ from .. import metrics as _metrics
 
 __all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "BinaryPrecisionRecallCurve", "F1AdaptiveThreshold", "F1Max",
            "F1Score", "ManualThreshold", "MinMax", "PBn", "PGn", "PRO", "RefmetricsMetric", "ValidationThreshold"]
+
+#: the dtypes an input may have, by the code kept in the ``shapes`` state (inputs are kept as their bytes)
+DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
+          torch.bfloat16, torch.float32, torch.float64)
 
 #: keyword arguments that go to ``torchmetrics.Metric`` rather than to the refmetrics metric
 TORCHMETRICS_KWARGS = ("compute_on_cpu", "dist_sync_on_step", "process_group", "dist_sync_fn",
@@ -109,9 +113,25 @@ class RefmetricsMetric(torchmetrics.Metric):
         device = tensors[0].device if tensors else self.device
         shape = []
         for i, t in enumerate(tensors):
-            getattr(self, f"input{i}").append(t.reshape(-1))
-            shape += [t.ndim, *t.shape]
+            if t.dtype not in DTYPES:
+                raise TypeError(f"{type(self).__name__}.update: input {i}: expected a real or bool tensor, "
+                                f"received dtype {t.dtype}")
+            # kept as its bytes: every process's state then has one dtype (uint8), also one without data
+            getattr(self, f"input{i}").append(t.contiguous().reshape(-1).view(torch.uint8))
+            shape += [DTYPES.index(t.dtype), t.ndim, *t.shape]
         self.shapes.append(torch.tensor(shape, dtype=torch.int64, device=device))
+
+    def _sync_dist(self, dist_sync_fn=None, process_group=None):
+        """torchmetrics' gather, with this metric's own empty states on a process that saw no batch (uint8
+        inputs, int64 shapes: torchmetrics' placeholder has the default float dtype, which no other process's
+        state has)."""
+        for name in [f"input{i}" for i in range(self.n_inputs)] + ["shapes"]:
+            if isinstance(getattr(self, name), list) and not getattr(self, name):
+                setattr(self, name, [torch.empty(0, dtype=torch.int64 if name == "shapes" else torch.uint8,
+                                                 device=self.device)])
+        if dist_sync_fn is None:
+            return super()._sync_dist(process_group=process_group)
+        return super()._sync_dist(dist_sync_fn, process_group=process_group)
 
     def _input_names(self):
         import inspect
@@ -129,11 +149,11 @@ class RefmetricsMetric(torchmetrics.Metric):
         while at < len(shapes):
             batch = []
             for i in range(self.n_inputs):
-                ndim = int(shapes[at])
-                dims = [int(d) for d in shapes[at + 1:at + 1 + ndim]]
-                at += 1 + ndim
-                size = math.prod(dims)
-                batch.append(data[i][used[i]:used[i] + size].reshape(dims))
+                dtype, ndim = DTYPES[int(shapes[at])], int(shapes[at + 1])
+                dims = [int(d) for d in shapes[at + 2:at + 2 + ndim]]
+                at += 2 + ndim
+                size = math.prod(dims) * torch.empty(0, dtype=dtype).element_size()
+                batch.append(data[i][used[i]:used[i] + size].view(dtype).reshape(dims))
                 used[i] += size
             yield batch
 
