@@ -138,3 +138,64 @@ def test_engine_test_with_the_drop_ins_gives_refmetrics_values(tmp_path):
     for key, (s, t) in {"image_AUROC": (scores, labels), "pixel_AUROC": (maps.ravel(), masks.ravel())}.items():
         assert math.isclose(results["anomalib"][key], F.auroc(squashed(s), t), rel_tol=1e-6), key
         assert results["anomalib"][key] != results["refmetrics"][key], key
+
+
+DDP_CHILD = r"""
+import json, os, sys
+import numpy as np
+import torch
+import torch.distributed as dist
+from anomalib.data import ImageBatch
+from refmetrics.integrations import anomalib as RA
+
+rank, port = int(sys.argv[1]), sys.argv[2]
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+dist.init_process_group("gloo", rank=rank, world_size=2)
+rng = np.random.default_rng(7)
+maps = torch.from_numpy((rng.random((6, 16, 16)) * 40).astype(np.float32))
+masks = torch.from_numpy(rng.random((6, 16, 16)) > 0.8)
+masks[::2] = False  # defect-free images: both image labels on both ranks
+scores, labels = maps.flatten(1).amax(1), masks.flatten(1).any(1)
+metrics = [RA.AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+           RA.AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
+           RA.AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_")]
+part = slice(0, 2) if rank == 0 else slice(2, 6)  # uneven: what a DistributedSampler might hand out
+batch = ImageBatch(image=torch.zeros(len(range(6)[part]), 3, 16, 16), pred_score=scores[part], gt_label=labels[part],
+                   anomaly_map=maps[part], gt_mask=masks[part])
+for m in metrics:
+    m.update(batch)
+out = {m.name: float(m.compute()) for m in metrics}
+dist.destroy_process_group()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_the_drop_ins_under_ddp_equal_one_process():
+    # two gloo processes, each updating the drop-ins with anomalib batches of its own images; the values are
+    # refmetrics.functional's on all six images, on both ranks
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    procs = [subprocess.Popen([sys.executable, "-c", DDP_CHILD, str(r), port], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for r in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1][len("RESULT "):]))
+    rng = np.random.default_rng(7)
+    maps = (rng.random((6, 16, 16)) * 40).astype(np.float32)
+    masks = rng.random((6, 16, 16)) > 0.8
+    masks[::2] = False
+    want = {"image_AUROC": F.auroc(maps.reshape(6, -1).max(1), masks.reshape(6, -1).any(1)),
+            "pixel_AUROC": F.auroc(maps.ravel(), masks.ravel()),
+            "pixel_AUPRO": F.aupro(maps, masks, fpr_limit=0.3)}
+    assert results[0] == results[1] == want
