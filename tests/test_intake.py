@@ -57,6 +57,41 @@ def test_torch_cpu_tensor_when_installed():
     assert F.auroc(torch.tensor(PREDS, requires_grad=True), torch.tensor(TARGET)) == EXPECTED
 
 
+def test_jax_arrays_go_through_the_same_intake():
+    # JAX arrays (CPU) expose __array__ and DLPack: every entry point reads them as the NumPy arrays they hold
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(17)
+    maps = np.round(rng.random((4, 12, 10)), 2).astype(np.float32)
+    masks = rng.random((4, 12, 10)) > 0.8
+    masks[0] = False
+    jm, jt = jnp.asarray(maps), jnp.asarray(masks)
+    assert F.auroc(jnp.asarray(PREDS), jnp.asarray(TARGET)) == EXPECTED
+    assert F.auroc(jm.ravel(), jt.ravel()) == F.auroc(maps.ravel(), masks.ravel())
+    assert F.aupro(jm, jt, fpr_limit=0.3) == F.aupro(maps, masks, fpr_limit=0.3)
+    assert F.f1_max(jm.ravel(), jt.ravel()) == F.f1_max(maps.ravel(), masks.ravel())
+    metric = rm.AUPRO(fpr_limit=0.3)
+    metric.update(jm[:2], jt[:2])
+    metric.update(maps[2:], masks[2:])
+    assert metric.compute() == F.aupro(maps, masks, fpr_limit=0.3)
+    state = rm.PixelState(n_pixels=maps.size)
+    for m, t in zip(jm, jt):
+        state.add(m, t)
+    state.finish()
+    assert state.auroc() == F.auroc(maps.ravel(), masks.ravel())
+
+
+def test_cupy_arrays_go_through_the_cuda_intake():
+    # CuPy arrays expose __cuda_array_interface__: backend "auto" reads them on the device. CuPy needs a CUDA
+    # device to create an array, so this runs where one is (the GPU check), and is skipped elsewhere
+    cp = pytest.importorskip("cupy")
+    try:
+        cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CuPy raises its own CUDA error types
+        pytest.skip(f"CuPy is installed but has no CUDA device: {exc}")
+    assert F.auroc(cp.asarray(PREDS), cp.asarray(TARGET)) == EXPECTED
+    assert F.auroc(cp.asarray(PREDS), cp.asarray(TARGET), backend="cuda") == EXPECTED
+
+
 def test_every_dtype_and_non_contiguous():
     for dt in (np.float16, np.float32, np.float64, np.int8, np.uint8, np.int16, np.uint16, np.int32,
                np.uint32, np.int64, np.uint64):
