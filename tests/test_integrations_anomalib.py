@@ -199,3 +199,20 @@ def test_the_drop_ins_under_ddp_equal_one_process():
             "pixel_AUROC": F.auroc(maps.ravel(), masks.ravel()),
             "pixel_AUPRO": F.aupro(maps, masks, fpr_limit=0.3)}
     assert results[0] == results[1] == want
+
+
+def test_constructor_arguments_are_anomalibs():
+    # positional fields first, as anomalib's classes (AnomalibMetric's arguments come first), and refusals
+    from refmetrics.integrations import anomalib as ours
+
+    metric = ours.AUPIMO(["anomaly_map", "gt_mask"], "pixel_", fpr_bounds=(1e-2, 1e-1))
+    assert metric.fields == ["anomaly_map", "gt_mask"] and metric.name == "pixel_AUPIMO"
+    assert ours.AUPIMO().fields == ("anomaly_map", "gt_mask") and ours.PGn().fields == ("pred_score", "gt_label")
+    with pytest.raises(ValueError, match=r"return_average: expected one of \(True,\)"):
+        ours.AUPIMO(return_average=False)
+    with pytest.raises(ValueError, match=r"normalization: expected one of \('sigmoid', None\).*received 'softmax'"):
+        ours.AUROC(fields=["pred_score", "gt_label"], normalization="softmax")
+    with pytest.raises(ValueError, match=r"zero_division: expected one of \(0,\).*received 1"):
+        ours.F1Score(fields=["pred_label", "gt_label"], zero_division=1)
+    assert float(ours.AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.05).fpr_limit) == pytest.approx(0.05)
+

@@ -115,7 +115,7 @@ def test_persistent_state_round_trips_and_bad_input_is_named():
         RT.AUPRO(fpr_limit=3)
     with pytest.raises(TypeError, match=r"AUROC.update: expected 2 inputs \(preds, target\), received 1"):
         RT.AUROC().update(torch.zeros(3))
-    with pytest.raises(TypeError, match=r"AUROC.update: input 0: expected a real or bool tensor, received dtype "
+    with pytest.raises(TypeError, match=r"AUROC.update: preds: expected a real or bool tensor, received dtype "
                                         r"torch.complex64"):
         RT.AUROC().update(torch.zeros(3, dtype=torch.complex64), torch.zeros(3))
     mixed = RT.AUROC()  # each batch keeps its own dtype: float16, float64, int labels, bool labels
@@ -208,3 +208,30 @@ def test_import_refmetrics_does_not_import_torch_and_a_missing_torch_is_named():
             "try:\n    import refmetrics.integrations.torchmetrics\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert 'pip install "refmetrics[torch]"' in out and "refmetrics.integrations.torchmetrics needs" in out
+
+
+def test_batches_of_any_dtype_and_length_are_kept_apart_from_the_callers_buffers():
+    # each batch's bytes are a padded copy: float32 then float64 scores, odd-length bool then int64 labels,
+    # bfloat16 (kept as float32, exactly), and a buffer the caller overwrites after update
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.random(203), 2)
+    labels = rng.random(203) > 0.6
+    metric = RT.AUROC()
+    metric.update(torch.tensor(scores[:7], dtype=torch.float32), torch.tensor(labels[:7]))  # 28 bytes, 7 bools
+    metric.update(torch.tensor(scores[7:100], dtype=torch.float64), torch.tensor(labels[7:100], dtype=torch.int64))
+    buffer = torch.tensor(scores[100:], dtype=torch.bfloat16)
+    metric.update(buffer, torch.tensor(labels[100:], dtype=torch.int32))
+    kept = buffer.float().numpy().astype(np.float64)
+    buffer.fill_(0.0)  # reused by the caller: what was kept must not change
+    want = F.auroc(np.concatenate([scores[:7].astype(np.float32), scores[7:100], kept]), labels)
+    assert same(metric.compute(), want)
+    reuse = RT.AUROC()
+    s, t = torch.zeros(4), torch.zeros(4, dtype=torch.bool)
+    for values, truth in (([0.1, 0.9, 0.2, 0.8], [0, 1, 0, 1]), ([0.9, 0.1, 0.8, 0.2], [0, 1, 0, 1])):
+        s.copy_(torch.tensor(values))
+        t.copy_(torch.tensor(truth, dtype=torch.bool))
+        reuse.update(s, t)
+    assert same(reuse.compute(), F.auroc([0.1, 0.9, 0.2, 0.8, 0.9, 0.1, 0.8, 0.2], [0, 1, 0, 1, 0, 1, 0, 1]))
+    lo, hi = RT.MinMax()(torch.tensor([0.5, 2.0]), torch.tensor([0, 1]))  # labels ignored, as anomalib's MinMax
+    assert (lo.item(), hi.item()) == (0.5, 2.0)
+

@@ -131,8 +131,8 @@ class AUPIMO(AnomalibMetric, _tm.AUPIMO):
 
     default_fields = ("anomaly_map", "gt_mask")
 
-    def __init__(self, num_thresholds=300_000, fpr_bounds=(1e-5, 1e-4), return_average=True, force=False,
-                 fields=None, prefix="", strict=True, **kwargs):
+    def __init__(self, fields=None, prefix="", strict=True, num_thresholds=300_000, fpr_bounds=(1e-5, 1e-4),
+                 return_average=True, force=False, **kwargs):  # anomalib's order: AnomalibMetric's arguments first
         _accept("return_average", return_average, (True,), "the per-image values are the per_image attribute "
                 "compute sets; anomalib's (PIMOResult, AUPIMOResult) pair is not reproduced")
         del num_thresholds, force

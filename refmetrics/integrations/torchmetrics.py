@@ -21,7 +21,7 @@ and ``update`` arguments of its :mod:`refmetrics.metrics` twin, plus torchmetric
             self.log("pixel_AUROC", self.pixel_auroc.compute())   # float64, exact, synchronised
             self.log("AUPRO", self.aupro.compute())
 
-How: each ``update`` keeps its inputs as they are (detached, on their device, flattened, as their bytes) in
+How: each ``update`` keeps a copy of its inputs (detached, on their device, flattened, as their bytes) in
 list states registered with ``dist_reduce_fx="cat"``, with their dtypes and shapes in one more such state. torchmetrics gathers
 these across processes before ``compute`` (DDP), which replays the batches, in order, into a fresh
 :mod:`refmetrics.metrics` object and returns its value as a float64 tensor on the inputs' device. So the
@@ -52,9 +52,10 @@ from .. import metrics as _metrics
 __all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "BinaryPrecisionRecallCurve", "F1AdaptiveThreshold", "F1Max",
            "F1Score", "ManualThreshold", "MinMax", "PBn", "PGn", "PRO", "RefmetricsMetric", "ValidationThreshold"]
 
-#: the dtypes an input may have, by the code kept in the ``shapes`` state (inputs are kept as their bytes)
+#: the dtypes an input may have, by the code kept in the ``shapes`` state (inputs are kept as their bytes;
+#: bfloat16 is kept as float32, exactly)
 DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
-          torch.bfloat16, torch.float32, torch.float64)
+          torch.float32, torch.float64)
 
 #: keyword arguments that go to ``torchmetrics.Metric`` rather than to the refmetrics metric
 TORCHMETRICS_KWARGS = ("compute_on_cpu", "dist_sync_on_step", "process_group", "dist_sync_fn",
@@ -103,21 +104,33 @@ class RefmetricsMetric(torchmetrics.Metric):
         args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         return f"{type(self).__name__}({args})"
 
+    #: inputs past ``n_inputs`` are ignored rather than refused (MinMax, as anomalib's, ignores the labels)
+    ignore_extra = False
+
     def update(self, *inputs):
-        """Keep one batch (``n_inputs`` tensors or arrays, as the refmetrics metric's ``update`` takes them);
-        nothing is computed until :meth:`compute`."""
+        """Keep one batch (``n_inputs`` tensors or arrays, as the refmetrics metric's ``update`` takes them): a
+        copy, so a buffer the caller reuses for the next batch changes nothing kept; nothing is computed until
+        :meth:`compute`."""
+        if self.ignore_extra:
+            inputs = inputs[:self.n_inputs]
         if len(inputs) != self.n_inputs:
             raise TypeError(f"{type(self).__name__}.update: expected {self.n_inputs} inputs "
-                            f"({self._input_names()}), received {len(inputs)}")
+                            f"({', '.join(self._input_names())}), received {len(inputs)}")
         tensors = [x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)) for x in inputs]
         device = tensors[0].device if tensors else self.device
         shape = []
-        for i, t in enumerate(tensors):
+        for name, i, t in zip(self._input_names(), range(self.n_inputs), tensors):
+            if t.dtype == torch.bfloat16:  # exact in float32, which refmetrics reads (NumPy has no bfloat16)
+                t = t.float()
             if t.dtype not in DTYPES:
-                raise TypeError(f"{type(self).__name__}.update: input {i}: expected a real or bool tensor, "
+                raise TypeError(f"{type(self).__name__}.update: {name}: expected a real or bool tensor, "
                                 f"received dtype {t.dtype}")
-            # kept as its bytes: every process's state then has one dtype (uint8), also one without data
-            getattr(self, f"input{i}").append(t.contiguous().reshape(-1).view(torch.uint8))
+            # kept as a copy of its bytes (every process's state then has one dtype, uint8, also one without
+            # data), padded to 8 bytes so that each batch's bytes start aligned for any dtype
+            data = t.contiguous().reshape(-1).view(torch.uint8)
+            kept = torch.zeros(-(-data.numel() // 8) * 8, dtype=torch.uint8, device=data.device)
+            kept[:data.numel()] = data
+            getattr(self, f"input{i}").append(kept)
             shape += [DTYPES.index(t.dtype), t.ndim, *t.shape]
         self.shapes.append(torch.tensor(shape, dtype=torch.int64, device=device))
 
@@ -136,8 +149,7 @@ class RefmetricsMetric(torchmetrics.Metric):
     def _input_names(self):
         import inspect
 
-        params = list(inspect.signature(self.metric_class.update).parameters)[1:1 + self.n_inputs]
-        return ", ".join(params)
+        return list(inspect.signature(self.metric_class.update).parameters)[1:1 + self.n_inputs]
 
     def _batches(self):
         """The batches kept (after a DDP gather: every process's, in rank order), as they were given."""
@@ -154,7 +166,7 @@ class RefmetricsMetric(torchmetrics.Metric):
                 at += 2 + ndim
                 size = math.prod(dims) * torch.empty(0, dtype=dtype).element_size()
                 batch.append(data[i][used[i]:used[i] + size].view(dtype).reshape(dims))
-                used[i] += size
+                used[i] += -(-size // 8) * 8  # the padding update added
             yield batch
 
     def compute(self):
@@ -171,12 +183,13 @@ class RefmetricsMetric(torchmetrics.Metric):
         return _to_torch(value, device)
 
 
-def _wrap(cls, n_inputs=2, higher_is_better=None):
+def _wrap(cls, n_inputs=2, higher_is_better=None, ignore_extra=False):
     doc = (f"refmetrics' :class:`refmetrics.metrics.{cls.__name__}` as a ``torchmetrics.Metric`` (constructor "
            f"and ``update`` of that class, plus torchmetrics' keyword arguments; see "
            f":mod:`refmetrics.integrations.torchmetrics`).")
     return type(cls.__name__, (RefmetricsMetric,), {"metric_class": cls, "n_inputs": n_inputs, "__doc__": doc,
                                                      "higher_is_better": higher_is_better,
+                                                     "ignore_extra": ignore_extra,
                                                      "__module__": __name__})
 
 
@@ -191,6 +204,6 @@ PBn = _wrap(_metrics.PBn, higher_is_better=True)
 PGn = _wrap(_metrics.PGn, higher_is_better=True)
 BinaryPrecisionRecallCurve = _wrap(_metrics.BinaryPrecisionRecallCurve)
 F1AdaptiveThreshold = _wrap(_metrics.F1AdaptiveThreshold)
-MinMax = _wrap(_metrics.MinMax, n_inputs=1)
+MinMax = _wrap(_metrics.MinMax, n_inputs=1, ignore_extra=True)
 ValidationThreshold = _wrap(_metrics.ValidationThreshold, n_inputs=1)
-ManualThreshold = _wrap(_metrics.ManualThreshold, n_inputs=0)
+ManualThreshold = _wrap(_metrics.ManualThreshold, n_inputs=0, ignore_extra=True)
