@@ -9,6 +9,8 @@ def save_map(maps_root, dataset_root, image_path, anomaly_map):
     (``mvtec_ad/bottle/test/broken_large/000.png`` -> ``maps/bottle/test/broken_large/000.npy``)."""
     out = Path(maps_root, Path(image_path).relative_to(dataset_root)).with_suffix(".npy")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(anomaly_map, "detach"):  # a torch tensor, on any device, with or without grad
+        anomaly_map = anomaly_map.detach().cpu().numpy()
     np.save(out, np.asarray(anomaly_map, np.float32))  # float32 as computed: no rounding to 8-bit PNG
 
 

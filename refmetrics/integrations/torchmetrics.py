@@ -18,8 +18,8 @@ and ``update`` arguments of its :mod:`refmetrics.metrics` twin, plus torchmetric
             self.aupro.update(maps, batch["mask"])
 
         def on_test_epoch_end(self):
-            self.log("pixel_AUROC", self.pixel_auroc.compute())   # float64, exact, synchronised
-            self.log("AUPRO", self.aupro.compute())
+            self.log("pixel_AUROC", self.pixel_auroc)   # computed (float64, exact, synchronised), then reset
+            self.log("AUPRO", self.aupro)
 
 How: each ``update`` keeps a copy of its inputs (detached, on their device, flattened, as their bytes) in
 list states registered with ``dist_reduce_fx="cat"``, with their dtypes and shapes in one more such state. torchmetrics gathers
