@@ -88,7 +88,11 @@ def metrics(module):
             module.AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", fpr_limit=0.3),
             module.F1Max(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
             module.F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
-            module.PRO(fields=["pred_mask", "gt_mask"], prefix="pixel_")]
+            module.PRO(fields=["pred_mask", "gt_mask"], prefix="pixel_"),
+            module.F1AdaptiveThreshold(fields=["pred_score", "gt_label"], prefix="image_"),
+            module.PGn(),  # default fields; named PG5, as anomalib names it
+            module.PBn(fpr=0.2),
+            module.AUPIMO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", fpr_bounds=(1e-3, 1e-2))]
 
 
 def test_engine_test_with_the_drop_ins_gives_refmetrics_values(tmp_path):
@@ -126,7 +130,11 @@ def test_engine_test_with_the_drop_ins_gives_refmetrics_values(tmp_path):
             "pixel_AUPRO": F.aupro(maps, masks, fpr_limit=0.3),
             "pixel_F1Max": F.f1_max(maps.ravel(), masks.ravel()),
             "image_F1Score": F.f1_score(pred_labels, labels),
-            "pixel_PRO": F.pro_score(pred_masks, masks)}
+            "pixel_PRO": F.pro_score(pred_masks, masks),
+            "image_F1AdaptiveThreshold": F.f1_adaptive_threshold(scores, labels)[0],
+            "PG5": F.pgn(scores, labels, fnr=0.05),
+            "PB20": F.pbn(scores, labels, fpr=0.2),
+            "pixel_AUPIMO": F.aupimo(maps, masks, fpr_bounds=(1e-3, 1e-2))}
     assert set(results["refmetrics"]) == set(want) == set(results["anomalib"])
     for key, value in want.items():
         assert results["refmetrics"][key] == value, (key, results["refmetrics"][key], value)
@@ -216,3 +224,49 @@ def test_constructor_arguments_are_anomalibs():
         ours.F1Score(fields=["pred_label", "gt_label"], zero_division=1)
     assert float(ours.AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.05).fpr_limit) == pytest.approx(0.05)
 
+
+
+def test_plain_metrics_and_checkpoints_as_anomalibs():
+    # MinMax (attributes and stacked value), ManualThreshold, AnomalyScoreDistribution (keyword update,
+    # attributes) against anomalib's own classes on the same tensors, and refmetrics.functional as the oracle;
+    # an anomalib checkpoint's fpr_limit is the one AUPRO computes with
+    import anomalib.metrics as theirs
+
+    from refmetrics.integrations import anomalib as ours
+
+    rng = np.random.default_rng(11)
+    maps = torch.from_numpy((rng.random((3, 8, 8)) * 5 + 0.5).astype(np.float32))
+    masks = torch.from_numpy(rng.random((3, 8, 8)) > 0.7)
+    scores, labels = maps.flatten(1).amax(1), masks.flatten(1).any(1)
+    batch = __import__("types").SimpleNamespace(anomaly_map=maps, gt_mask=masks, pred_score=scores, gt_label=labels)
+
+    a, b = theirs.MinMax(fields=["anomaly_map"]), ours.MinMax(fields=["anomaly_map"])
+    assert (float(b.min), float(b.max)) == (math.inf, -math.inf)
+    a.update(batch), b.update(batch)
+    assert b.compute().dtype == torch.float64 and b.compute().tolist() == a.compute().tolist()
+    assert (float(b.min), float(b.max)) == (float(maps.min()), float(maps.max()))
+
+    manual = ours.ManualThreshold(default_value=0.25)
+    manual.update(maps, masks, anything=1)  # ignored, as anomalib's
+    assert manual.compute().item() == theirs.ManualThreshold(default_value=0.25).compute().item() == 0.25
+    assert manual.value.dtype == torch.float64
+
+    a, b = theirs.AnomalyScoreDistribution(), ours.AnomalyScoreDistribution()
+    for m in (a, b):
+        m.update(anomaly_scores=scores, labels=labels)
+        m.update(anomaly_maps=maps)
+    got, ref = b.compute(), a.compute()
+    want = F.anomaly_score_distribution(anomaly_scores=scores.numpy(), anomaly_maps=maps.numpy())
+    for g, w, r in zip(got, want, ref):
+        assert g.dtype == torch.float64 and np.array_equal(g.numpy(), np.asarray(w, np.float64))
+        assert torch.allclose(g.float(), r, rtol=1e-5)  # anomalib's: the same, rounded to float32
+    assert b.image_mean.item() == got[0].item()
+
+    checkpoint = theirs.AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.1).state_dict()
+    assert checkpoint["fpr_limit"].dtype == torch.float32  # 0.10000000149...
+    aupro = ours.AUPRO(fields=["anomaly_map", "gt_mask"])  # fpr_limit=0.3 until the checkpoint loads
+    aupro.load_state_dict(checkpoint)
+    aupro.update(batch)
+    assert aupro.compute().item() == F.aupro(maps.numpy(), masks.numpy(), fpr_limit=0.1)
+    with pytest.raises(ValueError, match=r"fpr_limit: expected a number in \(0, 1\], received 3.0"):
+        ours.AUPRO(fields=["anomaly_map", "gt_mask"]).load_state_dict({"fpr_limit": torch.tensor(3.0)})

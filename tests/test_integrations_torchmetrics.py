@@ -235,3 +235,57 @@ def test_batches_of_any_dtype_and_length_are_kept_apart_from_the_callers_buffers
     lo, hi = RT.MinMax()(torch.tensor([0.5, 2.0]), torch.tensor([0, 1]))  # labels ignored, as anomalib's MinMax
     assert (lo.item(), hi.item()) == (0.5, 2.0)
 
+
+
+def test_keywords_collections_names_logs_and_reset(caplog):
+    # update by the refmetrics argument names (what MetricCollection passes); the attributes anomalib's
+    # classes have (PG/PB names, F1Score.threshold, MinMax.min/max); outputs cleared by reset; the
+    # F1AdaptiveThreshold fall-back logged as well as warned; optional keyword inputs of
+    # AnomalyScoreDistribution
+    from torchmetrics import MetricCollection
+
+    maps, masks = data(4)
+    s, t = torch.from_numpy(maps.ravel()), torch.from_numpy(masks.ravel())
+    assert same(RT.AUROC()(preds=s, target=t), F.auroc(s.numpy(), t.numpy()))
+    collection = MetricCollection({"auroc": RT.AUROC(), "f1": RT.F1Max(), "range": RT.MinMax()})
+    collection.update(preds=s[:500], target=t[:500])
+    collection.update(s[500:], t[500:])
+    got = collection.compute()
+    assert same(got["auroc"], F.auroc(s.numpy(), t.numpy())) and same(got["f1"], F.f1_max(s.numpy(), t.numpy()))
+    assert same(got["range"], (float(s.min()), float(s.max())))
+    with pytest.raises(TypeError, match=r"AUROC.update: expected the inputs preds, target, received the unknown "
+                                        r"keyword argument\(s\) labels"):
+        RT.AUROC().update(s, labels=t)
+    with pytest.raises(TypeError, match=r"AUROC.update: preds: expected it by position or by keyword, received both"):
+        RT.AUROC().update(s, t, preds=s)
+
+    f1 = RT.F1Max()
+    f1.update(s, t)
+    f1.compute()
+    reference = __import__("refmetrics").F1Max()
+    reference.update(s.numpy(), t.numpy())
+    reference.compute()
+    assert f1.threshold.dtype == torch.float64 and f1.threshold.item() == reference.threshold
+    f1.reset()
+    assert torch.isnan(f1.threshold)  # as a fresh metric's, not the last computed one
+
+    assert (RT.PGn().name, RT.PGn(fnr=0.2).name, RT.PBn(fpr=0.1).name) == ("PG5", "PG20", "PB10")
+    assert RT.F1Score(threshold=0.25).threshold == 0.25
+    bounds = RT.MinMax()
+    assert (bounds.min.item(), bounds.max.item()) == (float("inf"), float("-inf"))
+    bounds.update(s[:10])
+    bounds.update(s[10:], t[10:])
+    assert (bounds.min.item(), bounds.max.item()) == (float(s.min()), float(s.max()))
+
+    adaptive = RT.F1AdaptiveThreshold()
+    adaptive.update(s[:50], torch.zeros(50, dtype=torch.bool))
+    with pytest.warns(UserWarning, match="no anomalous sample"), caplog.at_level("WARNING"):
+        assert adaptive.compute().item() == float(s[:50].max())
+    assert "does not contain any anomalous images" in caplog.text and "highest anomaly score" in caplog.text
+
+    dist = RT.AnomalyScoreDistribution()
+    dist.update(anomaly_scores=s[:40] + 0.5)
+    dist.update(anomaly_maps=torch.from_numpy(maps[:3]) + 0.5, labels=t[:3])  # labels ignored, as anomalib's
+    want = F.anomaly_score_distribution(anomaly_scores=s[:40].numpy() + 0.5, anomaly_maps=maps[:3] + 0.5)
+    assert all(same(g, w) for g, w in zip(dist.compute(), want))
+    assert same(dist.image_std, want[1])

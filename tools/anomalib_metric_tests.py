@@ -6,6 +6,11 @@ those tests, unchanged, into a temporary directory, beside a ``conftest.py`` tha
 anomalib's modules with the :mod:`refmetrics.integrations.torchmetrics` class of the same metric before the
 tests import it, runs pytest there, and prints the pass counts per file with each failure's first line.
 Tests of anomalib's own machinery (``AnomalibMetric``, binning, the ``Threshold`` base) run against anomalib.
+The tests import the tensor-level classes, so those are what is substituted: the
+:mod:`refmetrics.integrations.anomalib` drop-ins are ``AnomalibMetric`` plus exactly these classes.
+
+Exit status: 0 when every test passed, 1 when one failed or could not be collected (as pytest), 2 on a
+bad checkout path.
 
 Usage::
 
@@ -82,7 +87,7 @@ def main(argv=None):
     if args.json:
         args.json.write_text(json.dumps({"source": str(source), "counts": counts, "total": total,
                                          "failures": failures}, indent=1) + "\n", encoding="utf-8")
-    return 0
+    return 0 if counts and not (total["failed"] or total["errors"]) else 1
 
 
 def _read(report):

@@ -20,9 +20,19 @@ ranks the raw scores, never their float32 sigmoid, which ties large scores; ``nu
 of AUPIMO: every distinct score is a threshold). Anything else that would change the value is refused with
 an error naming the parameter.
 
-Not replaced: ``PIMO`` (its curve result type is anomalib's), ``AnomalyScoreDistribution`` and anomalib's
-post-processor, which builds its own ``F1AdaptiveThreshold`` and ``MinMax`` (the drop-ins here compute the
-same thresholds exactly where a pipeline uses them as metrics).
+``ManualThreshold``, ``AnomalyScoreDistribution`` and ``BinaryPrecisionRecallCurve`` are plain
+``torchmetrics`` metrics in anomalib (not ``AnomalibMetric`` subclasses), and so are they here: the
+:mod:`refmetrics.integrations.torchmetrics` classes, with anomalib's ``update`` (``ManualThreshold`` ignores
+its inputs; ``AnomalyScoreDistribution`` takes ``anomaly_scores=``, ``anomaly_maps=`` and ignores
+``labels=``).
+
+anomalib's ``Evaluator`` moves its metrics to the CPU when one device is used (its ``compute_on_cpu=True``);
+pass ``Evaluator(..., compute_on_cpu=False)`` to keep CUDA inputs on the GPU, where refmetrics' CUDA backend
+reads them.
+
+Not replaced: ``PIMO`` (its curve result type is anomalib's) and anomalib's post-processor, which builds
+its own ``F1AdaptiveThreshold`` and ``MinMax`` (the drop-ins here compute the same thresholds exactly where a
+pipeline uses them as metrics).
 """
 
 try:
@@ -31,12 +41,18 @@ except ImportError as exc:  # the integration is optional: say what to install
     raise ImportError(f"refmetrics.integrations.anomalib needs anomalib ({exc}): "
                       'pip install "refmetrics[anomalib]"') from None
 
+import numpy as np
 import torch
 
 from . import torchmetrics as _tm
 
-__all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "F1AdaptiveThreshold", "F1Max", "F1Score", "MinMax", "PBn", "PGn",
-           "PRO"]
+__all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "AnomalyScoreDistribution", "BinaryPrecisionRecallCurve",
+           "F1AdaptiveThreshold", "F1Max", "F1Score", "ManualThreshold", "MinMax", "PBn", "PGn", "PRO"]
+
+#: anomalib's plain torchmetrics classes: the refmetrics ones, unchanged
+ManualThreshold = _tm.ManualThreshold
+AnomalyScoreDistribution = _tm.AnomalyScoreDistribution
+BinaryPrecisionRecallCurve = _tm.BinaryPrecisionRecallCurve
 
 
 def _accept(name, value, allowed, why):
@@ -69,11 +85,26 @@ class AUPR(AnomalibMetric, _tm.AUPR):
 class AUPRO(AnomalibMetric, _tm.AUPRO):
     """anomalib's ``AUPRO(fpr_limit=0.3)``, exact: :class:`refmetrics.AUPRO` (every distinct score a
     threshold, regions labelled per image). ``fpr_limit`` is also a buffer, as anomalib registers it, so
-    checkpoints written with anomalib's class load."""
+    checkpoints written with anomalib's class load, and the limit they hold is the one computed with.
+    anomalib stores it in float32 (0.1 as 0.10000000149...): a loaded float32 value is read as the shortest
+    decimal that rounds to it (0.1)."""
 
     def __init__(self, fields=None, prefix="", strict=True, **kwargs):
         super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
-        self.register_buffer("fpr_limit", torch.tensor(self._config["fpr_limit"]))
+        self.register_buffer("fpr_limit", torch.tensor(self._config["fpr_limit"], dtype=torch.float64))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        limit = float(self.fpr_limit)
+        if float(np.float32(limit)) == limit:  # written in float32, as anomalib does
+            limit = float(str(np.float32(limit)))
+        if limit != self._config["fpr_limit"]:
+            try:
+                self._metric = self.metric_class(**{**self._config, "fpr_limit": limit})
+            except ValueError as exc:
+                raise ValueError(f"state dict {prefix!r}: {exc}") from None
+            self._config = self._metric._config()
+        self.fpr_limit = torch.tensor(self._config["fpr_limit"], dtype=torch.float64, device=self.fpr_limit.device)
 
 
 class PRO(AnomalibMetric, _tm.PRO):
@@ -95,7 +126,8 @@ class F1Max(AnomalibMetric, _tm.F1Max):
 
 class F1AdaptiveThreshold(AnomalibMetric, _tm.F1AdaptiveThreshold):
     """anomalib's ``F1AdaptiveThreshold``, exact: :class:`refmetrics.F1AdaptiveThreshold`. ``normalization``
-    as in :class:`AUROC`."""
+    as in :class:`AUROC`. Without an anomalous (normal) image it falls back to the highest (lowest) score,
+    or candidate threshold when binned, and logs it, as anomalib's; ``value`` is the threshold."""
 
     def __init__(self, fields=None, prefix="", strict=True, normalization=None, **kwargs):
         _accept("normalization", normalization, ("sigmoid", None), _SIGMOID)
@@ -103,7 +135,8 @@ class F1AdaptiveThreshold(AnomalibMetric, _tm.F1AdaptiveThreshold):
 
 
 class MinMax(AnomalibMetric, _tm.MinMax):
-    """anomalib's ``MinMax``: ``tensor([min, max])`` of the scores seen, float64."""
+    """anomalib's ``MinMax``: ``tensor([min, max])`` of the scores seen, float64; the ``min`` and ``max``
+    attributes are the same so far (+inf and -inf before any score)."""
 
     def compute(self):
         value = super().compute()
@@ -111,14 +144,17 @@ class MinMax(AnomalibMetric, _tm.MinMax):
 
 
 class PGn(AnomalibMetric, _tm.PGn):
-    """anomalib's ``PGn(fnr=0.05)``, exact: :class:`refmetrics.PGn`. Logged as ``prefix + "PGn"`` (anomalib's
-    class renames itself ``PG<n>`` and drops the prefix)."""
+    """anomalib's ``PGn(fnr=0.05)``, exact: :class:`refmetrics.PGn`. Named and logged ``PG<percent>``
+    (``PG5``), as anomalib's, which renames itself so and drops ``prefix``. Without a normal image the value
+    is NaN with a warning (SPEC), where anomalib's raises ``ValueError``."""
 
     default_fields = ("pred_score", "gt_label")
 
 
 class PBn(AnomalibMetric, _tm.PBn):
-    """anomalib's ``PBn(fpr=0.05)``, exact: :class:`refmetrics.PBn` (logged as ``prefix + "PBn"``)."""
+    """anomalib's ``PBn(fpr=0.05)``, exact: :class:`refmetrics.PBn`. Named and logged ``PB<percent>``
+    (``PB5``), as anomalib's. Without an anomalous image the value is NaN with a warning (SPEC), where
+    anomalib's raises ``ValueError``."""
 
     default_fields = ("pred_score", "gt_label")
 
