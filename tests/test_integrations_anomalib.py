@@ -146,6 +146,8 @@ def test_engine_test_with_the_drop_ins_gives_refmetrics_values(tmp_path):
     for key, (s, t) in {"image_AUROC": (scores, labels), "pixel_AUROC": (maps.ravel(), masks.ravel())}.items():
         assert math.isclose(results["anomalib"][key], F.auroc(squashed(s), t), rel_tol=1e-6), key
         assert results["anomalib"][key] != results["refmetrics"][key], key
+    assert [round(results["anomalib"][k], 3) for k in ("image_AUROC", "pixel_AUROC")] == [0.5, 0.968]  # README
+    assert [round(results["refmetrics"][k], 3) for k in ("image_AUROC", "pixel_AUROC")] == [1.0, 0.998]
 
 
 DDP_CHILD = r"""

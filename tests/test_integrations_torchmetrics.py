@@ -283,6 +283,12 @@ def test_keywords_collections_names_logs_and_reset(caplog):
         assert adaptive.compute().item() == float(s[:50].max())
     assert "does not contain any anomalous images" in caplog.text and "highest anomaly score" in caplog.text
 
+    auroc = RT.AUROC()
+    auroc.update(s, t)
+    figure, title = auroc.generate_figure()  # what anomalib's metrics callback plots
+    assert title == "ROC" and figure.axes and not hasattr(RT.F1Max(), "generate_figure")
+    __import__("matplotlib.pyplot").pyplot.close(figure)
+
     dist = RT.AnomalyScoreDistribution()
     dist.update(anomaly_scores=s[:40] + 0.5)
     dist.update(anomaly_maps=torch.from_numpy(maps[:3]) + 0.5, labels=t[:3])  # labels ignored, as anomalib's

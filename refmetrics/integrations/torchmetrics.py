@@ -287,10 +287,19 @@ def _wrap(cls, n_inputs=2, higher_is_better=None, ignore_extra=False, optional_i
 
     update.__doc__ = RefmetricsMetric.update.__doc__
     update.__signature__ = _signature(cls, n_inputs, ignore_extra, optional_inputs)
+    if hasattr(cls, "generate_figure"):  # AUROC, AUPR, AUPRO: what anomalib's metrics callback plots
+        namespace.setdefault("generate_figure", _generate_figure)
     return type(cls.__name__, (RefmetricsMetric,), {
         "metric_class": cls, "n_inputs": n_inputs, "__doc__": namespace.pop("__doc__", doc),
         "higher_is_better": higher_is_better, "ignore_extra": ignore_extra, "optional_inputs": optional_inputs,
         "update": update, "__module__": __name__, **namespace})
+
+
+def _generate_figure(self):
+    """The refmetrics metric's figure of every batch kept: ``(matplotlib figure, title)``, as anomalib's
+    ``generate_figure``."""
+    metric, _ = self._replay()
+    return metric.generate_figure()
 
 
 def _rate_name(prefix, key):
