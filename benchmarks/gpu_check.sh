@@ -190,7 +190,11 @@ if "$PY" -c "import xdist" 2>/dev/null && [ "$WORKERS" -gt 1 ]; then
 else
     note "tests: one process (no pytest-xdist)"
 fi
-TESTS=(tests/test_backends.py tests/test_cuda_toolchain.py)
+# the suites that need a CUDA device: the backends, the toolchain, CuPy's intake, the torchmetrics classes
+# on CUDA tensors (each of the last two skips itself where its package is missing)
+TESTS=(tests/test_backends.py tests/test_cuda_toolchain.py
+       tests/test_intake.py::test_cupy_arrays_go_through_the_cuda_intake
+       tests/test_integrations_torchmetrics.py::test_cuda_tensors_stay_on_the_device_and_give_the_cpu_values)
 KEXPR=()
 if [ "$SMALL" = 1 ]; then  # the rehearsal: a few tests of each kind
     KEXPR=(-k "test_the_cuda_backends_run_wherever_they_can or test_numba_cuda_warnings_are_errors or (test_ranking_scalars and auroc and float32) or (test_region_metrics and float32 and cuda) or test_every_kernel_uses_the_keyed_cache")

@@ -295,3 +295,24 @@ def test_keywords_collections_names_logs_and_reset(caplog):
     want = F.anomaly_score_distribution(anomaly_scores=s[:40].numpy() + 0.5, anomaly_maps=maps[:3] + 0.5)
     assert all(same(g, w) for g, w in zip(dist.compute(), want))
     assert same(dist.image_std, want[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
+def test_cuda_tensors_stay_on_the_device_and_give_the_cpu_values():
+    # kept on the GPU (the states are CUDA tensors), read there by refmetrics' CUDA backend, returned on the
+    # GPU as float64, and equal to refmetrics.functional on the host copies
+    maps, masks = data(6)
+    for name in ("AUROC", "AUPRO", "F1Max"):
+        kwargs, inputs, want = expected(name, maps, masks)
+        metric = getattr(RT, name)(**kwargs).cuda()
+        for a in range(0, len(inputs[0]), len(inputs[0]) // 2 + 1):
+            metric.update(*[torch.from_numpy(np.ascontiguousarray(x[a:a + len(x) // 2 + 1])).cuda()
+                            for x in inputs])
+        assert metric.input0[0].device.type == "cuda" and metric.shapes[0].device.type == "cuda"
+        value = metric.compute()
+        assert value.device.type == "cuda" and value.dtype == torch.float64
+        assert value.item() == want, (name, value.item(), want)
+    numpy_input = RT.AUROC().cuda()  # NumPy inputs are kept on the metric's device, which NCCL gathers on
+    numpy_input.update(maps.ravel(), masks.ravel())
+    assert numpy_input.input0[0].device.type == "cuda"
+    assert numpy_input.compute().item() == F.auroc(maps.ravel(), masks.ravel())
