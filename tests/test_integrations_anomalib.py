@@ -52,8 +52,9 @@ def pipeline(root):
                                   pred_mask=amap > SCALE / 2)
 
     class Deterministic(AnomalibModule):
-        def __init__(self, evaluator):
-            super().__init__(pre_processor=False, post_processor=False, visualizer=False, evaluator=evaluator)
+        def __init__(self, evaluator, post_processor=False):
+            super().__init__(pre_processor=False, post_processor=post_processor, visualizer=False,
+                             evaluator=evaluator)
             self.model = Maps()
 
         @property
@@ -272,3 +273,40 @@ def test_plain_metrics_and_checkpoints_as_anomalibs():
     assert aupro.compute().item() == F.aupro(maps.numpy(), masks.numpy(), fpr_limit=0.1)
     with pytest.raises(ValueError, match=r"fpr_limit: expected a number in \(0, 1\], received 3.0"):
         ours.AUPRO(fields=["anomaly_map", "gt_mask"]).load_state_dict({"fpr_limit": torch.tensor(3.0)})
+
+
+def test_the_post_processor_learns_refmetrics_thresholds(tmp_path):
+    # anomalib's PostProcessor with the drop-ins: Engine.validate learns the image and pixel thresholds and
+    # the normalisation bounds; they are refmetrics.functional's F1-maximising thresholds and extreme scores
+    # of the validation maps (float32 buffers, as anomalib's: the maps are float32, so exact)
+    from anomalib.engine import Engine
+    from anomalib.post_processing import PostProcessor as Theirs
+
+    from refmetrics.integrations.anomalib import F1AdaptiveThreshold, PostProcessor
+
+    make_folder(tmp_path / "data", np.random.default_rng(20261130))
+    Model, datamodule, maps_of = pipeline(tmp_path / "data")
+    learned = {}
+    for name, post in (("anomalib", Theirs()), ("refmetrics", PostProcessor())):
+        engine = Engine(accelerator="cpu", devices=1, logger=False, default_root_dir=tmp_path / name,
+                        enable_progress_bar=False)
+        model = Model(False, post_processor=post)
+        engine.validate(model=model, datamodule=datamodule())
+        learned[name] = {k: getattr(model.post_processor, k).item() for k in
+                         ("image_threshold", "pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max")}
+    dm = datamodule()
+    dm.setup("validate")
+    maps, masks, labels = [], [], []
+    for batch in dm.val_dataloader():
+        maps.append(maps_of(batch.image).anomaly_map.numpy())
+        masks.append(batch.gt_mask.numpy())
+        labels.append(batch.gt_label.numpy())
+    maps, masks, labels = np.concatenate(maps), np.concatenate(masks), np.concatenate(labels)
+    scores = maps.reshape(len(maps), -1).max(axis=1)
+    want = {"image_threshold": F.f1_adaptive_threshold(scores, labels)[0],
+            "pixel_threshold": F.f1_adaptive_threshold(maps.ravel(), masks.ravel())[0],
+            "image_min": scores.min(), "image_max": scores.max(), "pixel_min": maps.min(), "pixel_max": maps.max()}
+    assert learned["refmetrics"] == {k: float(np.float32(v)) for k, v in want.items()}
+    assert isinstance(PostProcessor()._pixel_threshold_metric, F1AdaptiveThreshold)
+    # anomalib's own learns the same six values on these maps (its F1 curve has no near-tie here)
+    assert learned["anomalib"] == learned["refmetrics"]

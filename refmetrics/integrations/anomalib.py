@@ -30,9 +30,10 @@ anomalib's ``Evaluator`` moves its metrics to the CPU when one device is used (i
 pass ``Evaluator(..., compute_on_cpu=False)`` to keep CUDA inputs on the GPU, where refmetrics' CUDA backend
 reads them.
 
-Not replaced: ``PIMO`` (its curve result type is anomalib's) and anomalib's post-processor, which builds
-its own ``F1AdaptiveThreshold`` and ``MinMax`` (the drop-ins here compute the same thresholds exactly where a
-pipeline uses them as metrics).
+:class:`PostProcessor` is anomalib's ``PostProcessor`` with these ``F1AdaptiveThreshold`` and ``MinMax`` in
+place of anomalib's, so the thresholds and the normalisation bounds it learns on the validation set are exact
+(``model = Patchcore(post_processor=PostProcessor())``). Not replaced: ``PIMO`` (its curve result type is
+anomalib's) and ``MEBinPostProcessor``.
 """
 
 try:
@@ -47,7 +48,8 @@ import torch
 from . import torchmetrics as _tm
 
 __all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "AnomalyScoreDistribution", "BinaryPrecisionRecallCurve",
-           "F1AdaptiveThreshold", "F1Max", "F1Score", "ManualThreshold", "MinMax", "PBn", "PGn", "PRO"]
+           "F1AdaptiveThreshold", "F1Max", "F1Score", "ManualThreshold", "MinMax", "PBn", "PGn", "PRO",
+           "PostProcessor"]
 
 #: anomalib's plain torchmetrics classes: the refmetrics ones, unchanged
 ManualThreshold = _tm.ManualThreshold
@@ -173,3 +175,34 @@ class AUPIMO(AnomalibMetric, _tm.AUPIMO):
                 "compute sets; anomalib's (PIMOResult, AUPIMOResult) pair is not reproduced")
         del num_thresholds, force
         super().__init__(fields=fields, prefix=prefix, strict=strict, fpr_bounds=tuple(fpr_bounds), **kwargs)
+
+
+def _post_processor_base():
+    from anomalib.post_processing import PostProcessor as base
+
+    return base
+
+
+class PostProcessor(_post_processor_base()):
+    """anomalib's ``PostProcessor`` (same arguments, same buffers and checkpoints) whose image and pixel
+    thresholds come from :class:`F1AdaptiveThreshold` and whose normalisation bounds from :class:`MinMax`
+    here: refmetrics' exact F1-maximising threshold and extreme scores of the validation set. The buffers
+    keep anomalib's float32: a threshold and the bounds are scores, so they are exact there for float32 maps.
+    """
+
+    #: the metrics anomalib's PostProcessor builds, by attribute, and their drop-ins here
+    _DROP_INS = {"_image_threshold_metric": lambda: F1AdaptiveThreshold(fields=["pred_score", "gt_label"], strict=False),
+                 "_pixel_threshold_metric": lambda: F1AdaptiveThreshold(fields=["anomaly_map", "gt_mask"], strict=False),
+                 "_image_min_max_metric": lambda: MinMax(fields=["pred_score"], strict=False),
+                 "_pixel_min_max_metric": lambda: MinMax(fields=["anomaly_map"], strict=False)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, make in self._DROP_INS.items():
+            if not hasattr(self, name):  # a later anomalib that renamed them: say so rather than do nothing
+                import anomalib
+
+                raise RuntimeError(f"refmetrics.integrations.anomalib.PostProcessor: expected anomalib's "
+                                   f"PostProcessor to have the attribute {name} (anomalib 2.4 to 2.7 have it), "
+                                   f"received anomalib {anomalib.__version__} without it")
+            setattr(self, name, make())
