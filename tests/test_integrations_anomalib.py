@@ -243,6 +243,11 @@ def test_plain_metrics_and_checkpoints_as_anomalibs():
     scores, labels = maps.flatten(1).amax(1), masks.flatten(1).any(1)
     batch = __import__("types").SimpleNamespace(anomaly_map=maps, gt_mask=masks, pred_score=scores, gt_label=labels)
 
+    from refmetrics.integrations.torchmetrics import MinMax
+
+    plain = MinMax()  # anomalib's keyword, predictions=, is taken
+    plain.update(predictions=maps)
+    assert plain.compute()[1].item() == float(maps.max())
     a, b = theirs.MinMax(fields=["anomaly_map"]), ours.MinMax(fields=["anomaly_map"])
     assert (float(b.min), float(b.max)) == (math.inf, -math.inf)
     a.update(batch), b.update(batch)
@@ -271,8 +276,28 @@ def test_plain_metrics_and_checkpoints_as_anomalibs():
     aupro.load_state_dict(checkpoint)
     aupro.update(batch)
     assert aupro.compute().item() == F.aupro(maps.numpy(), masks.numpy(), fpr_limit=0.1)
-    with pytest.raises(ValueError, match=r"fpr_limit: expected a number in \(0, 1\], received 3.0"):
-        ours.AUPRO(fields=["anomaly_map", "gt_mask"]).load_state_dict({"fpr_limit": torch.tensor(3.0)})
+    bad = ours.AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=0.05)
+    with pytest.raises(RuntimeError, match=r"fpr_limit: fpr_limit: expected a number in \(0, 1\], received 3.0"):
+        bad.load_state_dict({"fpr_limit": torch.tensor(3.0)})
+    assert bad.fpr_limit.item() == 0.05 and bad._config["fpr_limit"] == 0.05  # left as it was
+
+    # the saved values of ManualThreshold and AnomalyScoreDistribution load either way, under anomalib's keys
+    loaded = ours.ManualThreshold()
+    loaded.load_state_dict(theirs.ManualThreshold(default_value=0.75).state_dict())
+    assert loaded.compute().item() == 0.75 and loaded.compute().dtype == torch.float64
+    back = theirs.ManualThreshold()
+    back.load_state_dict(ours.ManualThreshold(default_value=0.75).state_dict())
+    assert back.compute().item() == 0.75
+    assert set(b.state_dict()) == set(a.state_dict()) == {"image_mean", "image_std", "pixel_mean", "pixel_std"}
+    again = ours.AnomalyScoreDistribution()
+    again.load_state_dict(a.state_dict())
+    assert again.image_mean.item() == pytest.approx(got[0].item(), rel=1e-6)
+    # anomalib's update: inputs by keyword, positional arguments and labels ignored; a typo is an error
+    b.reset()
+    b.update(scores, labels, anomaly_scores=scores)
+    assert b.compute()[0].item() == got[0].item()
+    with pytest.raises(TypeError, match="anomaly_score"):
+        b.update(anomaly_score=scores)
 
 
 def test_the_post_processor_learns_refmetrics_thresholds(tmp_path):

@@ -234,6 +234,14 @@ def test_batches_of_any_dtype_and_length_are_kept_apart_from_the_callers_buffers
     assert same(reuse.compute(), F.auroc([0.1, 0.9, 0.2, 0.8, 0.9, 0.1, 0.8, 0.2], [0, 1, 0, 1, 0, 1, 0, 1]))
     lo, hi = RT.MinMax()(torch.tensor([0.5, 2.0]), torch.tensor([0, 1]))  # labels ignored, as anomalib's MinMax
     assert (lo.item(), hi.item()) == (0.5, 2.0)
+    # NumPy as refmetrics reads it: reversed strides, big-endian bytes, uint16 labels; a masked array refused
+    odd = RT.AUROC()
+    odd.update(scores[::-1].astype(">f8"), labels[::-1].astype(np.uint16))
+    odd.update(torch.tensor(scores[:5]), torch.tensor(labels[:5].astype(np.uint16)))
+    assert same(odd.compute(), F.auroc(np.concatenate([scores[::-1], scores[:5]]),
+                                       np.concatenate([labels[::-1], labels[:5]])))
+    with pytest.raises(TypeError, match=r"AUROC.update: preds: expected an array without a mask"):
+        RT.AUROC().update(np.ma.masked_array(scores, labels), labels)
 
 
 

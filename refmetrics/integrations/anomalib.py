@@ -53,8 +53,17 @@ __all__ = ["AUPIMO", "AUPR", "AUPRO", "AUROC", "AnomalyScoreDistribution", "Bina
 
 #: anomalib's plain torchmetrics classes: the refmetrics ones, unchanged
 ManualThreshold = _tm.ManualThreshold
-AnomalyScoreDistribution = _tm.AnomalyScoreDistribution
 BinaryPrecisionRecallCurve = _tm.BinaryPrecisionRecallCurve
+
+
+class AnomalyScoreDistribution(_tm.AnomalyScoreDistribution):
+    """anomalib's ``AnomalyScoreDistribution``, exact: :class:`refmetrics.AnomalyScoreDistribution`, with
+    anomalib's ``update``: the inputs by keyword only, positional arguments ignored (as anomalib's, so a
+    ``MetricCollection`` may pass it ``preds, target``), ``labels`` accepted and ignored."""
+
+    def update(self, *args, anomaly_scores=None, anomaly_maps=None, labels=None):
+        del args, labels
+        _tm.RefmetricsMetric.update(self, anomaly_scores=anomaly_scores, anomaly_maps=anomaly_maps)
 
 
 def _accept(name, value, allowed, why):
@@ -95,17 +104,24 @@ class AUPRO(AnomalibMetric, _tm.AUPRO):
         super().__init__(fields=fields, prefix=prefix, strict=strict, **kwargs)
         self.register_buffer("fpr_limit", torch.tensor(self._config["fpr_limit"], dtype=torch.float64))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        before = self.fpr_limit.clone()
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        if prefix + "fpr_limit" not in state_dict:
+            return
         limit = float(self.fpr_limit)
         if float(np.float32(limit)) == limit:  # written in float32, as anomalib does
             limit = float(str(np.float32(limit)))
         if limit != self._config["fpr_limit"]:
             try:
-                self._metric = self.metric_class(**{**self._config, "fpr_limit": limit})
-            except ValueError as exc:
-                raise ValueError(f"state dict {prefix!r}: {exc}") from None
-            self._config = self._metric._config()
+                metric = self.metric_class(**{**self._config, "fpr_limit": limit})
+            except ValueError as exc:  # torch's way: collected, raised by load_state_dict with the others
+                error_msgs.append(f"{prefix}fpr_limit: {exc}")
+                self.fpr_limit.copy_(before)
+                return
+            self._metric, self._config = metric, metric._config()
         self.fpr_limit = torch.tensor(self._config["fpr_limit"], dtype=torch.float64, device=self.fpr_limit.device)
 
 
@@ -138,7 +154,7 @@ class F1AdaptiveThreshold(AnomalibMetric, _tm.F1AdaptiveThreshold):
 
 class MinMax(AnomalibMetric, _tm.MinMax):
     """anomalib's ``MinMax``: ``tensor([min, max])`` of the scores seen, float64; the ``min`` and ``max``
-    attributes are the same so far (+inf and -inf before any score)."""
+    attributes are those of the scores this process has seen so far (+inf and -inf before any score)."""
 
     def compute(self):
         value = super().compute()

@@ -69,7 +69,8 @@ logger = logging.getLogger(__name__)
 #: the dtypes an input may have, by the code kept in the ``shapes`` state (inputs are kept as their bytes;
 #: bfloat16 is kept as float32, exactly); an optional input not given is kept as the code ``ABSENT``
 DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
-          torch.float32, torch.float64)
+          torch.float32, torch.float64) + tuple(getattr(torch, n) for n in ("uint16", "uint32", "uint64")
+                                                if hasattr(torch, n))
 ABSENT = -1
 
 #: keyword arguments that go to ``torchmetrics.Metric`` rather than to the refmetrics metric
@@ -117,6 +118,10 @@ class RefmetricsMetric(torchmetrics.Metric):
     ignore_extra = False
     #: every input may be omitted (AnomalyScoreDistribution: scores, maps or both)
     optional_inputs = False
+    #: keywords accepted and ignored (AnomalyScoreDistribution's ``labels``, as anomalib's)
+    ignored_keywords = ()
+    #: other names an input is accepted under, ``{alias: name}`` (MinMax's ``predictions``, anomalib's name)
+    aliases = {}
 
     def __init__(self, *args, **kwargs):
         options = {k: kwargs.pop(k) for k in TORCHMETRICS_KWARGS if k in kwargs}
@@ -142,6 +147,13 @@ class RefmetricsMetric(torchmetrics.Metric):
         input not given); a wrong number or an unknown keyword is refused, naming the inputs expected."""
         names = self._input_names()
         where = f"{type(self).__name__}.update"
+        for alias, name in self.aliases.items():
+            if alias in named:
+                if name in named:
+                    raise TypeError(f"{where}: {name}: expected it once, received it as {name} and as {alias}")
+                named[name] = named.pop(alias)
+        for name in self.ignored_keywords:
+            named.pop(name, None)
         if len(inputs) > len(names) and not self.ignore_extra:
             raise TypeError(f"{where}: expected {self.n_inputs} inputs ({', '.join(names)}), received {len(inputs)}")
         values = list(inputs[:len(names)])
@@ -176,7 +188,13 @@ class RefmetricsMetric(torchmetrics.Metric):
                 t = x.detach()
                 t = t.to(_readable(t.device))
             else:  # NumPy (or anything NumPy reads): kept on the metric's device, which DDP gathers on
-                t = torch.as_tensor(np.asarray(x), device=_readable(self.device))
+                if isinstance(x, np.ma.MaskedArray):
+                    raise TypeError(f"{type(self).__name__}.update: {name}: expected an array without a mask "
+                                    f"(pass ignore_index, or drop the masked elements), received a masked array")
+                a = np.ascontiguousarray(x)
+                if not a.dtype.isnative:  # big-endian bytes: torch reads native ones
+                    a = a.astype(a.dtype.newbyteorder("="))
+                t = torch.as_tensor(a, device=_readable(self.device))
             if t.dtype == torch.bfloat16:  # exact in float32, which refmetrics reads (NumPy has no bfloat16)
                 t = t.float()
             if t.dtype not in DTYPES:
@@ -211,6 +229,7 @@ class RefmetricsMetric(torchmetrics.Metric):
         shapes = dim_zero_cat(self.shapes).tolist()
         data = [getattr(self, f"input{i}") for i in range(self.n_inputs)]
         data = [None if isinstance(d, list) and not d else dim_zero_cat(d) for d in data]
+        data = [None if d is None else d.to(_readable(d.device)) for d in data]  # moved to MPS after update
         at, used = 0, [0] * self.n_inputs
         while at < len(shapes):
             batch = []
@@ -242,12 +261,7 @@ class RefmetricsMetric(torchmetrics.Metric):
         0-d tensors; curves as tuples of tensors); attributes it sets (``F1Max.threshold``) are copied, as
         tensors. Its warnings (an undefined value) are issued here."""
         metric, device = self._replay()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = metric.compute()
-        for w in caught:
-            self._on_warning(str(w.message))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        value = metric.compute()
         self._set_outputs(metric, device)
         return _to_torch(value, device)
 
@@ -261,23 +275,23 @@ class RefmetricsMetric(torchmetrics.Metric):
         for name in metric._outputs:
             setattr(self, name, _to_torch(getattr(metric, name, None), device))
 
-    def _on_warning(self, message):
-        """Called with each warning of ``compute`` (F1AdaptiveThreshold also logs it, as anomalib's)."""
 
 
-def _signature(cls, n_inputs, ignore_extra, optional):
+def _signature(cls, n_inputs, ignore_extra, optional, ignored=()):
     """``update``'s signature for the class wrapping ``cls``: its input names (torchmetrics'
     ``MetricCollection`` passes each metric the keywords its signature names)."""
     P = inspect.Parameter
     names = RefmetricsMetric._input_names.__func__(type("_", (), {"metric_class": cls, "n_inputs": n_inputs}))
     params = [P("self", P.POSITIONAL_OR_KEYWORD)]
     params += [P(n, P.POSITIONAL_OR_KEYWORD, **({"default": None} if optional else {})) for n in names]
+    params += [P(n, P.KEYWORD_ONLY, default=None) for n in ignored]
     if ignore_extra:
         params += [P("args", P.VAR_POSITIONAL), P("kwargs", P.VAR_KEYWORD)]
     return inspect.Signature(params)
 
 
-def _wrap(cls, n_inputs=2, higher_is_better=None, ignore_extra=False, optional_inputs=False, **namespace):
+def _wrap(cls, n_inputs=2, higher_is_better=None, ignore_extra=False, optional_inputs=False, ignored_keywords=(),
+          **namespace):
     doc = (f"refmetrics' :class:`refmetrics.metrics.{cls.__name__}` as a ``torchmetrics.Metric`` (constructor "
            f"and ``update`` of that class, plus torchmetrics' keyword arguments; see "
            f":mod:`refmetrics.integrations.torchmetrics`).")
@@ -286,12 +300,13 @@ def _wrap(cls, n_inputs=2, higher_is_better=None, ignore_extra=False, optional_i
         return RefmetricsMetric.update(self, *inputs, **named)
 
     update.__doc__ = RefmetricsMetric.update.__doc__
-    update.__signature__ = _signature(cls, n_inputs, ignore_extra, optional_inputs)
+    update.__signature__ = _signature(cls, n_inputs, ignore_extra, optional_inputs, ignored_keywords)
     if hasattr(cls, "generate_figure"):  # AUROC, AUPR, AUPRO: what anomalib's metrics callback plots
         namespace.setdefault("generate_figure", _generate_figure)
     return type(cls.__name__, (RefmetricsMetric,), {
         "metric_class": cls, "n_inputs": n_inputs, "__doc__": namespace.pop("__doc__", doc),
         "higher_is_better": higher_is_better, "ignore_extra": ignore_extra, "optional_inputs": optional_inputs,
+        "ignored_keywords": ignored_keywords,
         "update": update, "__module__": __name__, **namespace})
 
 
@@ -318,12 +333,29 @@ def _f1_score_init(self, *args, **kwargs):
 
 def _manual_init(self, *args, **kwargs):
     RefmetricsMetric.__init__(self, *args, **kwargs)
-    self.value = torch.tensor(float(self._config["default_value"]), dtype=torch.float64)  # as anomalib's
+    # saved in the state dict under anomalib's key, so either class loads the other's checkpoint; a buffer,
+    # so it follows .to(device) and survives reset
+    self.register_buffer("value", torch.tensor(float(self._config["default_value"]), dtype=torch.float64))
 
 
-def _f1_adaptive_warning(self, message):
-    """anomalib's F1AdaptiveThreshold logs a missing class, with the threshold it falls back to; so does
-    this one (the warning itself is issued too)."""
+def _manual_compute(self):
+    """``default_value`` as a float64 tensor (or the ``value`` a checkpoint held), whatever the data."""
+    return self.value.clone()
+
+
+def _f1_adaptive_compute(self):
+    """The threshold; without an anomalous (normal) sample, refmetrics' warning is issued and, as anomalib's
+    class does, the fall-back is logged."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = RefmetricsMetric.compute(self)
+    for w in caught:
+        _f1_adaptive_log(self, str(w.message))
+        warnings.warn(w.message, stacklevel=2)
+    return value
+
+
+def _f1_adaptive_log(self, message):
     binned = self._config.get("thresholds") is not None
     if "no anomalous sample" in message:
         missing, fallback = "anomalous", "highest " + ("candidate threshold boundary" if binned else
@@ -339,19 +371,19 @@ def _f1_adaptive_warning(self, message):
 
 def _bounds(index):
     def get(self):
-        """The least (``min``) or greatest (``max``) score kept so far, a float64 tensor (+inf and -inf
-        before any), as anomalib's ``MinMax`` attributes."""
+        """The least (``min``) or greatest (``max``) score this process has kept so far (no DDP gather: that
+        is ``compute``'s), a float64 tensor (+inf and -inf before any), as anomalib's ``MinMax`` attributes."""
         metric, device = self._replay()
         return _to_torch(metric.compute()[index], device)
     return property(get)
 
 
-def _distribution_empty(self, metric, device):
-    """anomalib's AnomalyScoreDistribution keeps its results as attributes, empty tensors before
-    ``compute`` and after ``reset``: the same here."""
-    RefmetricsMetric._set_outputs(self, metric, device)
+def _distribution_init(self, *args, **kwargs):
+    """anomalib's AnomalyScoreDistribution keeps its results in saved states (empty before ``compute`` and
+    after ``reset``): the same here, under the same names, so either class loads the other's checkpoint."""
+    RefmetricsMetric.__init__(self, *args, **kwargs)
     for name in ("image_mean", "image_std", "pixel_mean", "pixel_std"):
-        setattr(self, name, torch.empty(0))
+        self.add_state(name, default=torch.empty(0), persistent=True)
 
 
 def _distribution_compute(self):
@@ -371,10 +403,11 @@ AUPIMO = _wrap(_metrics.AUPIMO, higher_is_better=True)
 PBn = _wrap(_metrics.PBn, higher_is_better=True, __init__=_rate_name("PB", "fpr"))
 PGn = _wrap(_metrics.PGn, higher_is_better=True, __init__=_rate_name("PG", "fnr"))
 BinaryPrecisionRecallCurve = _wrap(_metrics.BinaryPrecisionRecallCurve)
-F1AdaptiveThreshold = _wrap(_metrics.F1AdaptiveThreshold, _on_warning=_f1_adaptive_warning)
-MinMax = _wrap(_metrics.MinMax, n_inputs=1, ignore_extra=True, min=_bounds(0), max=_bounds(1))
+F1AdaptiveThreshold = _wrap(_metrics.F1AdaptiveThreshold, compute=_f1_adaptive_compute)
+MinMax = _wrap(_metrics.MinMax, n_inputs=1, ignore_extra=True, min=_bounds(0), max=_bounds(1),
+               aliases={"predictions": "preds"})
 ValidationThreshold = _wrap(_metrics.ValidationThreshold, n_inputs=1)
-ManualThreshold = _wrap(_metrics.ManualThreshold, n_inputs=0, ignore_extra=True, __init__=_manual_init)
-AnomalyScoreDistribution = _wrap(_metrics.AnomalyScoreDistribution, ignore_extra=True, optional_inputs=True,
-                                 compute=_distribution_compute,
-                                 _set_outputs=_distribution_empty)
+ManualThreshold = _wrap(_metrics.ManualThreshold, n_inputs=0, ignore_extra=True, __init__=_manual_init,
+                        compute=_manual_compute)
+AnomalyScoreDistribution = _wrap(_metrics.AnomalyScoreDistribution, optional_inputs=True, ignored_keywords=("labels",),
+                                 __init__=_distribution_init, compute=_distribution_compute)
