@@ -163,6 +163,13 @@ lonely = RT.AUPRO(fpr_limit=0.3)  # rank 1 sees no batch: its empty states must 
 if rank == 0:
     lonely.update(torch.from_numpy(maps), torch.from_numpy(masks))
 out["AUPRO, one rank without data"] = float(lonely.compute())
+spread = RT.AnomalyScoreDistribution()  # an optional input (the maps) given on one rank only
+positive = maps.reshape(len(maps), -1).max(1) + 0.5
+if rank == 0:
+    spread.update(anomaly_scores=torch.from_numpy(positive[:4]))
+else:
+    spread.update(anomaly_scores=torch.from_numpy(positive[4:]), anomaly_maps=torch.from_numpy(maps[4:] + 0.5))
+out["AnomalyScoreDistribution"] = [v.tolist() for v in spread.compute()]
 dist.destroy_process_group()
 print("RESULT " + json.dumps(out))
 """
@@ -197,6 +204,9 @@ def test_ddp_on_gloo_two_processes_equal_one():
     assert results[0]["F1Max.threshold"] == results[1]["F1Max.threshold"] == reference.threshold
     lonely = "AUPRO, one rank without data"
     assert results[0][lonely] == results[1][lonely] == F.aupro(maps, masks, fpr_limit=0.3)
+    want = F.anomaly_score_distribution(anomaly_scores=maps.reshape(9, -1).max(1) + 0.5, anomaly_maps=maps[4:] + 0.5)
+    want = [np.asarray(w, np.float64).tolist() for w in want]
+    assert results[0]["AnomalyScoreDistribution"] == results[1]["AnomalyScoreDistribution"] == want
 
 
 def test_import_refmetrics_does_not_import_torch_and_a_missing_torch_is_named():
