@@ -218,6 +218,9 @@ def test_import_refmetrics_does_not_import_torch_and_a_missing_torch_is_named():
             "try:\n    import refmetrics.integrations.torchmetrics\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert 'pip install "refmetrics[torch]"' in out and "refmetrics.integrations.torchmetrics needs" in out
+    code = code.replace("torchmetrics", "anomalib")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 'pip install "refmetrics[anomalib]"' in out and "refmetrics.integrations.anomalib needs" in out
 
 
 def test_batches_of_any_dtype_and_length_are_kept_apart_from_the_callers_buffers():
