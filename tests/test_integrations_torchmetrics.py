@@ -170,6 +170,11 @@ if rank == 0:
 else:
     spread.update(anomaly_scores=torch.from_numpy(positive[4:]), anomaly_maps=torch.from_numpy(maps[4:] + 0.5))
 out["AnomalyScoreDistribution"] = [v.tolist() for v in spread.compute()]
+extremes = RT.MinMax()  # two numbers, reduced by min and max; rank 0 sees nothing
+if rank == 1:
+    extremes.update(torch.from_numpy(maps[:5]))
+    extremes.update(predictions=torch.from_numpy(maps[5:]))
+out["MinMax"] = [v.item() for v in extremes.compute()]
 dist.destroy_process_group()
 print("RESULT " + json.dumps(out))
 """
@@ -207,6 +212,7 @@ def test_ddp_on_gloo_two_processes_equal_one():
     want = F.anomaly_score_distribution(anomaly_scores=maps.reshape(9, -1).max(1) + 0.5, anomaly_maps=maps[4:] + 0.5)
     want = [np.asarray(w, np.float64).tolist() for w in want]
     assert results[0]["AnomalyScoreDistribution"] == results[1]["AnomalyScoreDistribution"] == want
+    assert results[0]["MinMax"] == results[1]["MinMax"] == [float(maps.min()), float(maps.max())]
 
 
 def test_import_refmetrics_does_not_import_torch_and_a_missing_torch_is_named():

@@ -38,7 +38,7 @@ CPU when one device is used (``compute_on_cpu=True``, its default): pass ``Evalu
 compute_on_cpu=False)`` to compute on the GPU.
 
 Memory: the inputs themselves (a float32 score and a bool label: 5 bytes per pixel), as torchmetrics'
-exact metrics keep them; :class:`refmetrics.PixelState` is the bounded alternative outside torchmetrics.
+exact metrics keep them (MinMax keeps two numbers, ``min`` and ``max``, reduced by min and max under DDP); :class:`refmetrics.PixelState` is the bounded alternative outside torchmetrics.
 Not wrapped: ``AUsPRO`` (its defects are Python lists, which torchmetrics cannot synchronise); use it from
 :mod:`refmetrics.metrics`.
 """
@@ -291,19 +291,21 @@ def _signature(cls, n_inputs, ignore_extra, optional, ignored=()):
 
 
 def _wrap(cls, n_inputs=2, higher_is_better=None, ignore_extra=False, optional_inputs=False, ignored_keywords=(),
-          **namespace):
+          base=None, **namespace):
     doc = (f"refmetrics' :class:`refmetrics.metrics.{cls.__name__}` as a ``torchmetrics.Metric`` (constructor "
            f"and ``update`` of that class, plus torchmetrics' keyword arguments; see "
            f":mod:`refmetrics.integrations.torchmetrics`).")
 
-    def update(self, *inputs, **named):
-        return RefmetricsMetric.update(self, *inputs, **named)
+    base = base or RefmetricsMetric
 
-    update.__doc__ = RefmetricsMetric.update.__doc__
+    def update(self, *inputs, **named):
+        return base.update(self, *inputs, **named)
+
+    update.__doc__ = base.update.__doc__
     update.__signature__ = _signature(cls, n_inputs, ignore_extra, optional_inputs, ignored_keywords)
     if hasattr(cls, "generate_figure"):  # AUROC, AUPR, AUPRO: what anomalib's metrics callback plots
         namespace.setdefault("generate_figure", _generate_figure)
-    return type(cls.__name__, (RefmetricsMetric,), {
+    return type(cls.__name__, (base,), {
         "metric_class": cls, "n_inputs": n_inputs, "__doc__": namespace.pop("__doc__", doc),
         "higher_is_better": higher_is_better, "ignore_extra": ignore_extra, "optional_inputs": optional_inputs,
         "ignored_keywords": ignored_keywords,
@@ -369,13 +371,38 @@ def _f1_adaptive_log(self, message):
                    f"adaptive threshold is the {fallback}, which may give poor predictions")
 
 
-def _bounds(index):
-    def get(self):
-        """The least (``min``) or greatest (``max``) score this process has kept so far (no DDP gather: that
-        is ``compute``'s), a float64 tensor (+inf and -inf before any), as anomalib's ``MinMax`` attributes."""
-        metric, device = self._replay()
-        return _to_torch(metric.compute()[index], device)
-    return property(get)
+class _Extremes(RefmetricsMetric):
+    """MinMax keeps two numbers, as anomalib's: ``min`` and ``max`` are float64 states reduced across
+    processes by ``min`` and ``max`` (exact), each batch read and checked by refmetrics' ``MinMax``."""
+
+    def __init__(self, *args, **kwargs):
+        options = {k: kwargs.pop(k) for k in TORCHMETRICS_KWARGS if k in kwargs}
+        torchmetrics.Metric.__init__(self, **options)
+        self._metric = self.metric_class(*args, **kwargs)
+        self._config = self._metric._config()
+        self.add_state("min", default=torch.tensor(math.inf, dtype=torch.float64), dist_reduce_fx="min")
+        self.add_state("max", default=torch.tensor(-math.inf, dtype=torch.float64), dist_reduce_fx="max")
+
+    def update(self, *inputs, **named):
+        """Fold one batch of scores into ``min`` and ``max`` (anything after the scores is ignored)."""
+        (x,) = self._bind(inputs, named)
+        if isinstance(x, torch.Tensor):
+            x = x.detach().to(_readable(x.device))
+        batch = self.metric_class(**self._config)
+        batch.update(x)  # refmetrics' intake: NaN, dtype and the CUDA backend as everywhere else
+        lo, hi = batch.compute()
+        self.min = torch.minimum(self.min, torch.tensor(lo, dtype=torch.float64, device=self.min.device))
+        self.max = torch.maximum(self.max, torch.tensor(hi, dtype=torch.float64, device=self.max.device))
+
+    def _sync_dist(self, dist_sync_fn=None, process_group=None):
+        if dist_sync_fn is None:
+            return torchmetrics.Metric._sync_dist(self, process_group=process_group)
+        return torchmetrics.Metric._sync_dist(self, dist_sync_fn, process_group=process_group)
+
+    def compute(self):
+        """``(min, max)`` of every score seen (every process's under DDP), float64 tensors; ``(inf, -inf)``
+        before any."""
+        return self.min.clone(), self.max.clone()
 
 
 def _distribution_init(self, *args, **kwargs):
@@ -404,8 +431,7 @@ PBn = _wrap(_metrics.PBn, higher_is_better=True, __init__=_rate_name("PB", "fpr"
 PGn = _wrap(_metrics.PGn, higher_is_better=True, __init__=_rate_name("PG", "fnr"))
 BinaryPrecisionRecallCurve = _wrap(_metrics.BinaryPrecisionRecallCurve)
 F1AdaptiveThreshold = _wrap(_metrics.F1AdaptiveThreshold, compute=_f1_adaptive_compute)
-MinMax = _wrap(_metrics.MinMax, n_inputs=1, ignore_extra=True, min=_bounds(0), max=_bounds(1),
-               aliases={"predictions": "preds"})
+MinMax = _wrap(_metrics.MinMax, n_inputs=1, ignore_extra=True, aliases={"predictions": "preds"}, base=_Extremes)
 ValidationThreshold = _wrap(_metrics.ValidationThreshold, n_inputs=1)
 ManualThreshold = _wrap(_metrics.ManualThreshold, n_inputs=0, ignore_extra=True, __init__=_manual_init,
                         compute=_manual_compute)
