@@ -1,5 +1,5 @@
 """One metric over many files, map-reduced over processes with ``merge()``: the value of one pass over all."""
-from multiprocessing import Pool
+from multiprocessing import get_context
 
 import numpy as np
 
@@ -15,7 +15,8 @@ def part(pairs):
 
 
 def aupro_of(pairs, processes=4):
-    with Pool(processes) as pool:
+    # "spawn": fresh workers, safe beside threads (numba's, torch's, JAX's) that a fork would copy mid-lock
+    with get_context("spawn").Pool(processes) as pool:
         parts = pool.map(part, [pairs[i::processes] for i in range(processes)])
     total = parts[0]
     for other in parts[1:]:
